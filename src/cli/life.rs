@@ -1,0 +1,367 @@
+//! `concur life` and `concur life bench`.
+
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::output::{progress_bar, seconds};
+use super::value::{parse_density, parse_duration, parse_position, parse_positive, parse_size};
+use super::{Outcome, UsageError};
+use crate::life::bench::{self, Case, CaseResult};
+use crate::life::report::{GenerationRecord, RunSummary, median_seconds};
+use crate::life::{ColumnPrinter, Grid, SimulatedIo, Simulation, Strategy, pattern};
+use crate::measure::{PeakThreads, peak_rss_bytes};
+
+const LIFE_ABOUT: &str = "Game of Life whose cells do slow I/O, run with any of the book's fan-out strategies (items 56-60)";
+
+const LIFE_AFTER: &str = "\
+With no options, prints the book's 5x9 glider over generations 0 to 4 in columns.
+
+Strategies (all give identical grids):
+  serial            item 56: one thread, one cell after another
+  thread-per-cell   item 57: a new OS thread per cell per generation
+  pipeline          item 58: --workers threads fed by a closable queue (default 5)
+  phased-pipeline   item 58: count_neighbors workers, then game_logic workers (5 each)
+  pool              item 59: a thread pool with submit/result futures (default 10)
+  async             item 60: a tokio task per cell, then gather
+
+Exit status:
+  0  the simulation ran
+  1  it failed: a cell's I/O failed (SimulationError at (Y, X): ...) or threads could not start
+  2  bad arguments or a bad pattern file
+
+Examples:
+  concur life --strategy async --latency 100ms --size 100x100 --random 0.3 --json
+  concur life --pattern glider.rle --size 20x20 --generations 80 --print final
+  concur life --strategy thread-per-cell --fail-at 2,3";
+
+/// Arguments of `concur life`.
+#[derive(Debug, Args)]
+#[command(about = LIFE_ABOUT, after_help = LIFE_AFTER, args_conflicts_with_subcommands = true)]
+pub struct LifeArgs {
+    #[command(subcommand)]
+    command: Option<LifeCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum LifeCommand {
+    /// Measure seconds per generation, peak threads and peak RSS of every strategy.
+    Bench(BenchArgs),
+}
+
+/// What to print on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PrintMode {
+    /// Every generation side by side, as in the book.
+    Columns,
+    /// Only the last grid, one row per line.
+    Final,
+    /// Nothing (for timing runs).
+    None,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// How to fan out the per-cell I/O.
+    #[arg(long, short, value_enum, default_value_t = Strategy::Serial, value_name = "S")]
+    strategy: Strategy,
+
+    /// Number of steps; the columns show generations 0 to N.
+    #[arg(long, short, default_value_t = 4, value_name = "N")]
+    generations: usize,
+
+    /// Grid size as HEIGHTxWIDTH [default: 5x9, or the pattern's own size].
+    #[arg(long, value_parser = parse_size, value_name = "HxW")]
+    size: Option<(usize, usize)>,
+
+    /// Start from a random grid where each cell is alive with this probability.
+    #[arg(long, value_parser = parse_density, value_name = "DENSITY", conflicts_with = "pattern")]
+    random: Option<f64>,
+
+    /// Seed for --random; the same seed gives the same grid.
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "random")]
+    seed: u64,
+
+    /// Start from a pattern file: rows of * and - (the book's), plaintext .cells, or .rle.
+    #[arg(long, value_name = "FILE")]
+    pattern: Option<PathBuf>,
+
+    /// Simulated I/O round trip per cell, e.g. 100ms.
+    #[arg(long, value_parser = parse_duration, default_value = "0", value_name = "D")]
+    latency: Duration,
+
+    /// Worker threads for pipeline, phased-pipeline (per stage) and pool.
+    #[arg(long, short, value_parser = parse_positive, value_name = "N")]
+    workers: Option<NonZeroUsize>,
+
+    /// Make the I/O of the cell at row Y, column X fail with "Problem with I/O".
+    #[arg(long, value_parser = parse_position, value_name = "Y,X")]
+    fail_at: Option<(usize, usize)>,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = PrintMode::Columns, value_name = "WHAT")]
+    print: PrintMode,
+
+    /// Print one JSON object per generation, then a summary object, instead of grids.
+    #[arg(long, conflicts_with = "print")]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Simulated I/O per cell.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "D")]
+    latency: Duration,
+
+    /// Steps per case (default: 2 for serial, 3 to 5 for the others).
+    #[arg(long, value_parser = parse_positive, value_name = "N")]
+    generations: Option<NonZeroUsize>,
+
+    /// Skip cases with more cells than this.
+    #[arg(long, value_name = "N")]
+    max_cells: Option<usize>,
+
+    /// Also run the book's Python programs with this interpreter, as a baseline.
+    #[arg(long, value_name = "PYTHON")]
+    python: Option<PathBuf>,
+
+    /// Print one JSON object with every case instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `concur life`.
+pub fn run(args: LifeArgs, out: &mut dyn Write) -> Result<Outcome> {
+    match args.command {
+        Some(LifeCommand::Bench(bench)) => run_bench(bench, out),
+        None => run_life(args.run, out),
+    }
+}
+
+/// The starting grid from --pattern, --random, --size, or the book's glider.
+fn initial_grid(args: &RunArgs) -> Result<Grid> {
+    let grid = match (&args.pattern, args.random, args.size) {
+        (Some(path), _, size) => {
+            let pattern = pattern::load(path)?;
+            match size {
+                Some((h, w)) => Grid::embed(&pattern, h, w)
+                    .with_context(|| format!("cannot use pattern {}", path.display()))?,
+                None => pattern,
+            }
+        }
+        (None, Some(density), size) => {
+            let (h, w) = size.unwrap_or((5, 9));
+            Grid::random(h, w, density, args.seed)?
+        }
+        (None, None, None) => Grid::glider(),
+        (None, None, Some((h, w))) => {
+            let mut grid = Grid::new(h, w)?;
+            grid.add_glider();
+            grid
+        }
+    };
+    Ok(grid)
+}
+
+fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let grid = initial_grid(&args)?;
+    let mut io = SimulatedIo::new(args.latency);
+    if let Some((y, x)) = args.fail_at {
+        if y >= grid.height() || x >= grid.width() {
+            return Err(UsageError(format!(
+                "--fail-at {y},{x} is outside the {}x{} grid (rows 0-{}, columns 0-{})",
+                grid.height(),
+                grid.width(),
+                grid.height() - 1,
+                grid.width() - 1
+            ))
+            .into());
+        }
+        io = io.failing_at(y, x);
+    }
+    let (height, width, cells) = (grid.height(), grid.width(), grid.len());
+    let mut sim = Simulation::new(args.strategy, args.workers, Arc::new(io))?;
+    let threads = args
+        .json
+        .then(|| PeakThreads::start(Duration::from_millis(2)));
+
+    let bar = progress_bar(args.generations as u64, "generations");
+    bar.set_message(format!("{} on {height}x{width}", args.strategy));
+    let mut columns = ColumnPrinter::default();
+    let mut times = Vec::with_capacity(args.generations);
+    let mut write_error = None;
+    let last = sim.run(grid, args.generations, |generation| {
+        if generation.index > 0 {
+            bar.inc(1);
+            times.push(generation.elapsed);
+        }
+        if args.json {
+            if generation.index > 0 && write_error.is_none() {
+                let record = GenerationRecord {
+                    generation: generation.index,
+                    alive: generation.grid.alive(),
+                    seconds: generation.elapsed.as_secs_f64(),
+                };
+                // Serializing these plain fields cannot fail.
+                let line = serde_json::to_string(&record).unwrap_or_default();
+                write_error = writeln!(out, "{line}").and_then(|()| out.flush()).err();
+            }
+        } else if args.print == PrintMode::Columns {
+            columns.push(generation.grid);
+        }
+    });
+    bar.finish_and_clear();
+    let last = last?;
+    sim.shutdown()?;
+    if let Some(err) = write_error {
+        return Err(err.into());
+    }
+
+    if args.json {
+        let summary = RunSummary {
+            strategy: args.strategy.name().to_owned(),
+            height,
+            width,
+            cells,
+            generations: args.generations,
+            workers: args
+                .workers
+                .or(args.strategy.default_workers())
+                .map(NonZeroUsize::get),
+            latency_ms: args.latency.as_secs_f64() * 1000.0,
+            seconds_per_generation: median_seconds(&times),
+            total_seconds: times.iter().map(Duration::as_secs_f64).sum(),
+            peak_threads: threads.and_then(PeakThreads::finish),
+            peak_rss_mb: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
+            alive: last.alive(),
+        };
+        writeln!(out, "{}", serde_json::to_string(&summary)?)?;
+    } else {
+        match args.print {
+            PrintMode::Columns => writeln!(out, "{columns}")?,
+            PrintMode::Final => writeln!(out, "{last}")?,
+            PrintMode::None => {}
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let exe = std::env::current_exe().context("cannot find the concur executable to run cases")?;
+    let cases: Vec<Case> = bench::standard_cases(args.generations.map(NonZeroUsize::get))
+        .into_iter()
+        .filter(|c| args.max_cells.is_none_or(|max| c.cells() <= max))
+        .collect();
+    let latency = args.latency;
+    if !args.json {
+        writeln!(
+            out,
+            "concur life bench: {} of I/O per cell, median seconds per generation, each case in its own process",
+            humanize(latency)
+        )?;
+        write_header(out, args.python.is_some())?;
+    }
+    let bar = progress_bar(cases.len() as u64, "cases");
+    let mut results = Vec::with_capacity(cases.len());
+    let mut failed = false;
+    for case in &cases {
+        bar.set_message(format!("{} at {} cells", case.strategy, case.cells()));
+        let python = args.python.as_deref().map(|python| {
+            bar.set_message(format!(
+                "{} at {} cells (Python)",
+                case.strategy,
+                case.cells()
+            ));
+            bench::run_case(python, Some(bench::PYTHON_REFERENCE), case, latency)
+        });
+        bar.set_message(format!("{} at {} cells", case.strategy, case.cells()));
+        let result = match bench::run_case(&exe, None, case, latency) {
+            Ok(ours) => bench::result(case, latency, &ours, python),
+            Err(err) => {
+                failed = true;
+                bar.suspend(|| eprintln!("concur: {err}"));
+                bar.inc(1);
+                continue;
+            }
+        };
+        bar.inc(1);
+        if !args.json {
+            bar.suspend(|| write_row(out, &result, args.python.is_some()))?;
+        }
+        results.push(result);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        let report = serde_json::json!({
+            "latency_ms": latency.as_secs_f64() * 1000.0,
+            "cases": results,
+        });
+        writeln!(out, "{report}")?;
+    }
+    Ok(if failed {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    })
+}
+
+fn humanize(d: Duration) -> String {
+    if d.as_secs_f64() >= 1.0 {
+        format!("{} s", d.as_secs_f64())
+    } else {
+        format!("{} ms", d.as_secs_f64() * 1000.0)
+    }
+}
+
+fn write_header(out: &mut dyn Write, python: bool) -> std::io::Result<()> {
+    write!(
+        out,
+        "{:>7}  {:<16} {:>7}  {:>9}  {:>9}  {:>6}  {:>7}  {:>7}",
+        "cells", "strategy", "workers", "I/O floor", "s/gen", "×floor", "threads", "RSS MB"
+    )?;
+    if python {
+        write!(
+            out,
+            "  {:>10}  {:>9}  {:>8}",
+            "Python s/gen", "Python MB", "speed-up"
+        )?;
+    }
+    writeln!(out)
+}
+
+fn write_row(out: &mut dyn Write, r: &CaseResult, python: bool) -> std::io::Result<()> {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    write!(
+        out,
+        "{:>7}  {:<16} {:>7}  {:>9}  {:>9}  {:>5.2}x  {:>7}  {:>7}",
+        r.cells,
+        r.strategy,
+        opt(r.workers.map(|w| w.to_string())),
+        seconds(r.io_floor_seconds),
+        seconds(r.seconds_per_generation),
+        r.vs_floor,
+        opt(r.peak_threads.map(|t| t.to_string())),
+        opt(r.peak_rss_mb.map(|m| format!("{m:.1}"))),
+    )?;
+    if python {
+        match (r.python_seconds_per_generation, &r.python_error) {
+            (Some(py), _) => write!(
+                out,
+                "  {:>12}  {:>9}  {:>7.2}x",
+                seconds(py),
+                opt(r.python_peak_rss_mb.map(|m| format!("{m:.1}"))),
+                py / r.seconds_per_generation
+            )?,
+            (None, Some(err)) => write!(out, "  Python failed: {err}")?,
+            (None, None) => {}
+        }
+    }
+    writeln!(out)
+}

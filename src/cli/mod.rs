@@ -1,0 +1,140 @@
+//! The `concur` command line: clap definitions, one file per subcommand, and the mapping
+//! from results to exit codes. `main.rs` only calls [`main`].
+//!
+//! Conventions every subcommand follows:
+//! * results go to stdout, and nothing else does; progress bars go to stderr, and only
+//!   when it is a terminal;
+//! * `--json` prints machine-readable output instead of tables;
+//! * errors print as `concur: what failed: why` on stderr;
+//! * exit status 0 is success, 1 a failure of the work itself, 2 bad arguments or input
+//!   (as clap's own usage errors); a closed stdout pipe (`concur ... | head`) exits 0.
+
+pub mod life;
+mod output;
+pub mod tour;
+pub mod value;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use thiserror::Error;
+
+use crate::life::{GridError, LifeError, PatternError};
+
+/// Effective Python's chapter 7, "Concurrency and Parallelism", rebuilt in Rust.
+#[derive(Debug, Parser)]
+#[command(name = "concur", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Start with `concur tour`: the whole chapter, with measured figures beside the book's claims."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the chapter's demonstrations in order, with measured figures beside the book's claims.
+    Tour(tour::TourArgs),
+    /// Game of Life whose cells do slow I/O, fanned out every way the book compares (items 56-60).
+    Life(Box<life::LifeArgs>),
+}
+
+/// How a command ended, when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit status 0.
+    Success,
+    /// Exit status 1: the command ran but some of its work failed (and said so).
+    Failure,
+}
+
+/// Bad arguments that clap cannot check alone (they depend on each other or on input).
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Exit status for an error: 2 for bad arguments or input, 0 for a closed stdout pipe,
+/// 1 for everything else.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return 0;
+        }
+        if cause.is::<UsageError>() || cause.is::<PatternError>() || cause.is::<GridError>() {
+            return 2;
+        }
+        if matches!(
+            cause.downcast_ref::<LifeError>(),
+            Some(LifeError::WorkersNotApplicable { .. } | LifeError::Grid(_))
+        ) {
+            return 2;
+        }
+    }
+    1
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = match cli.command {
+        Command::Tour(args) => tour::run(args, &mut out),
+        Command::Life(args) => life::run(*args, &mut out),
+    }
+    .and_then(|outcome| {
+        out.flush()?;
+        Ok(outcome)
+    });
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failure) => ExitCode::FAILURE,
+        Err(err) => {
+            let code = exit_code(&err);
+            if code != 0 {
+                let _ = out.flush();
+                eprintln!("concur: {err:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Parses the process's arguments and runs them: the whole of `main`.
+pub fn main() -> ExitCode {
+    run(Cli::parse())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exit_codes_follow_the_convention() {
+        let usage = anyhow::Error::new(UsageError("bad".into()));
+        assert_eq!(exit_code(&usage), 2);
+        let pipe =
+            anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
+        assert_eq!(exit_code(&pipe), 0);
+        let cell = anyhow::Error::new(LifeError::Cell {
+            y: 1,
+            x: 2,
+            source: io::Error::other("Problem with I/O"),
+        });
+        assert_eq!(exit_code(&cell), 1);
+        assert_eq!(
+            format!("{cell:#}"),
+            "SimulationError at (1, 2): Problem with I/O"
+        );
+    }
+}

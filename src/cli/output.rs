@@ -1,0 +1,26 @@
+//! Terminal output: progress bars that appear only on a terminal, and number formatting.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A progress bar on stderr. It draws only when stderr is a terminal, so piped and
+/// redirected runs stay quiet and stdout carries only results.
+pub(crate) fn progress_bar(len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let template =
+        format!("{{spinner}} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    if !bar.is_hidden() {
+        // The ticker is a thread of its own; start it only when something is drawn.
+        bar.enable_steady_tick(Duration::from_millis(100));
+    }
+    bar
+}
+
+/// Seconds with three decimals, as used in every table.
+pub(crate) fn seconds(s: f64) -> String {
+    format!("{s:.3} s")
+}

@@ -1,0 +1,146 @@
+//! Parsers for argument values, shared by every command so that durations, sizes and
+//! coordinates are written the same way everywhere.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// Parses a duration: a number and a unit, as in `100ms`, `1.5s`, `2s`, `250us`, `1m`.
+/// A bare `0` means zero.
+///
+/// Units: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{text:?} needs a unit, as in 100ms, 1.5s or 2s"))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number (try 100ms, 1.5s or 2s)"))?;
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use ns, us, ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is too long"))
+}
+
+/// Parses a grid size `HxW`, both at least 1.
+pub fn parse_size(text: &str) -> Result<(usize, usize), String> {
+    let (h, w) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{text:?} is not HEIGHTxWIDTH, as in 5x9"))?;
+    let parse = |part: &str, what: &str| -> Result<usize, String> {
+        let n: usize = part
+            .trim()
+            .parse()
+            .map_err(|_| format!("{what} {part:?} in {text:?} is not a whole number"))?;
+        if n == 0 {
+            return Err(format!("{what} must be at least 1 in {text:?}"));
+        }
+        Ok(n)
+    };
+    Ok((parse(h, "height")?, parse(w, "width")?))
+}
+
+/// Parses a cell position `Y,X`.
+pub fn parse_position(text: &str) -> Result<(usize, usize), String> {
+    let (y, x) = text
+        .split_once(',')
+        .ok_or_else(|| format!("{text:?} is not Y,X, as in 2,3"))?;
+    let parse = |part: &str| -> Result<usize, String> {
+        part.trim()
+            .parse()
+            .map_err(|_| format!("{part:?} in {text:?} is not a row or column number (0 or more)"))
+    };
+    Ok((parse(y)?, parse(x)?))
+}
+
+/// Parses a probability between 0 and 1.
+pub fn parse_density(text: &str) -> Result<f64, String> {
+    let p: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number between 0 and 1"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{text} is outside 0..=1"))
+    }
+}
+
+/// Parses a count that must be at least 1.
+pub fn parse_positive(text: &str) -> Result<NonZeroUsize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("100").unwrap_err().contains("needs a unit"));
+        assert!(
+            parse_duration("10 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(
+            parse_duration("ms")
+                .unwrap_err()
+                .contains("does not start with a number")
+        );
+        assert!(parse_duration("1e400s").is_err());
+    }
+
+    #[test]
+    fn sizes_and_positions() {
+        assert_eq!(parse_size("5x9"), Ok((5, 9)));
+        assert_eq!(parse_size("1X1"), Ok((1, 1)));
+        assert!(
+            parse_size("0x5")
+                .unwrap_err()
+                .contains("height must be at least 1")
+        );
+        assert!(parse_size("5").unwrap_err().contains("HEIGHTxWIDTH"));
+        assert!(
+            parse_size("5x-1")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
+        assert_eq!(parse_position("2,3"), Ok((2, 3)));
+        assert!(parse_position("2;3").is_err());
+        assert!(parse_position("-1,3").is_err());
+    }
+
+    #[test]
+    fn densities_and_counts() {
+        assert_eq!(parse_density("0.25"), Ok(0.25));
+        assert!(parse_density("1.5").is_err());
+        assert!(parse_density("NaN").is_err());
+        assert_eq!(parse_positive("3").map(NonZeroUsize::get), Ok(3));
+        assert_eq!(parse_positive("0"), Err("must be at least 1".to_owned()));
+    }
+}

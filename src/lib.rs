@@ -1,0 +1,36 @@
+//! # concur
+//!
+//! *Effective Python* (2nd ed.), chapter 7, "Concurrency and Parallelism", items 52–64,
+//! rebuilt in Rust: a library, plus one command-line tool, `concur`.
+//!
+//! Every program of the chapter becomes a working tool, the book's claims become
+//! measurements, and each module's documentation says what Rust changes about the
+//! book's trade-off (no GIL, data races that do not compile, tasks that cost bytes).
+//!
+//! | book item | module | command |
+//! |---|---|---|
+//! | 52 child processes | planned | `concur run` (planned) |
+//! | 53 threads for blocking I/O | planned | `concur factorize`, `concur slow-io` (planned) |
+//! | 54 locks against data races | planned | `concur race` (planned) |
+//! | 55 queues and pipelines | [`queue`] ([`queue::ClosableQueue`], [`queue::Workers`]) | `concur pipeline` (planned) |
+//! | 56 when concurrency is necessary | [`life`], [`life::strategy::serial`] | `concur life --strategy serial` |
+//! | 57 thread per cell | [`life::strategy::thread_per_cell`] | `concur life --strategy thread-per-cell` |
+//! | 58 queue pipelines | [`life::strategy::pipeline`], [`life::strategy::phased_pipeline`] | `concur life --strategy pipeline` / `phased-pipeline` |
+//! | 59 ThreadPoolExecutor | [`executor`], [`life::strategy::pool`] | `concur life --strategy pool` |
+//! | 60 coroutines | [`life::strategy::tasks`] | `concur life --strategy async` |
+//! | 61 porting threaded I/O to asyncio | planned | `concur guess` (planned) |
+//! | 62–63 mixing threads and coroutines, not blocking the loop | planned | `concur tail` (planned) |
+//! | 64 true parallelism | planned | `concur gcd` (planned) |
+//! | the whole chapter | [`tour`] | `concur tour` |
+//!
+//! Shared pieces: [`measure`] (peak RSS and threads for benchmarks), [`limits`] (how many
+//! threads the OS allows) and [`cli`] (the
+//! command line, which `main.rs` only calls).
+
+pub mod cli;
+pub mod executor;
+pub mod life;
+pub mod limits;
+pub mod measure;
+pub mod queue;
+pub mod tour;

@@ -1,0 +1,291 @@
+//! `concur life bench`: the book's latency claims, measured.
+//!
+//! Each case runs in a fresh child process (`concur life ... --json`), so its peak RSS
+//! and thread count are its own, hyperfine-style. Optionally the same cases run through
+//! the book's Python programs (`--python`), giving a baseline taken on the same machine
+//! in the same run.
+//!
+//! The cases: every strategy at 45 cells (the book's 5×9 glider) and at 10,000 cells
+//! (100×100), and `async` at 100,000 cells (250×400), all with 100 ms of I/O per cell.
+//! At 10,000 cells the pipelines and the pool run with 1,000 workers, and `serial` is not
+//! run: its floor is 1,000 s per generation.
+
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use super::report::RunSummary;
+use super::strategy::Strategy;
+
+/// The book's programs (items 56–60) as one Python script, used as the baseline.
+pub const PYTHON_REFERENCE: &str = include_str!("../../benches/python/life_book.py");
+
+/// One measured configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Case {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Worker count, for strategies that have one.
+    pub workers: Option<NonZeroUsize>,
+    /// Steps to time; the median is reported.
+    pub generations: usize,
+}
+
+impl Case {
+    /// `height × width`.
+    pub fn cells(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// The `life` arguments that run this case with `latency`.
+    pub fn args(&self, latency: Duration) -> Vec<String> {
+        let mut args = vec![
+            "--strategy".to_owned(),
+            self.strategy.name().to_owned(),
+            "--size".to_owned(),
+            format!("{}x{}", self.height, self.width),
+            "--latency".to_owned(),
+            format!("{}us", latency.as_micros()),
+            "--generations".to_owned(),
+            self.generations.to_string(),
+            "--json".to_owned(),
+        ];
+        if (self.height, self.width) != (5, 9) {
+            // Anything but the book's glider board gets a reproducible random fill.
+            args.extend(["--random", "0.3", "--seed", "1"].map(str::to_owned));
+        }
+        if let Some(w) = self.workers {
+            args.extend(["--workers".to_owned(), w.to_string()]);
+        }
+        args
+    }
+}
+
+/// The standard cases. `generations` overrides every case's step count.
+pub fn standard_cases(generations: Option<usize>) -> Vec<Case> {
+    let w = NonZeroUsize::new;
+    let case = |strategy, (height, width), workers, gens| Case {
+        strategy,
+        height,
+        width,
+        workers,
+        generations: generations.unwrap_or(gens),
+    };
+    let mut cases = vec![case(Strategy::Serial, (5, 9), None, 2)];
+    for strategy in &Strategy::ALL[1..] {
+        cases.push(case(*strategy, (5, 9), strategy.default_workers(), 5));
+    }
+    cases.push(case(Strategy::ThreadPerCell, (100, 100), None, 3));
+    for strategy in [Strategy::Pipeline, Strategy::PhasedPipeline, Strategy::Pool] {
+        cases.push(case(strategy, (100, 100), w(1000), 3));
+    }
+    cases.push(case(Strategy::Async, (100, 100), None, 5));
+    cases.push(case(Strategy::Async, (250, 400), None, 5));
+    cases
+}
+
+/// A measured case, as printed by `concur life bench --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    /// Strategy name.
+    pub strategy: String,
+    /// Cells in the grid.
+    pub cells: usize,
+    /// Worker count, if the strategy has one.
+    pub workers: Option<usize>,
+    /// Steps timed.
+    pub generations: usize,
+    /// The least a generation can take: see [`Strategy::io_floor`].
+    pub io_floor_seconds: f64,
+    /// concur's median seconds per generation.
+    pub seconds_per_generation: f64,
+    /// `seconds_per_generation / io_floor_seconds`.
+    pub vs_floor: f64,
+    /// Peak threads of concur's process.
+    pub peak_threads: Option<usize>,
+    /// Peak RSS of concur's process, MiB.
+    pub peak_rss_mb: Option<f64>,
+    /// The Python baseline's median seconds per generation, when `--python` was given.
+    pub python_seconds_per_generation: Option<f64>,
+    /// The Python baseline's peak RSS, MiB.
+    pub python_peak_rss_mb: Option<f64>,
+    /// Why the Python baseline has no figure for this case, if it failed.
+    pub python_error: Option<String>,
+}
+
+/// A case that could not be measured.
+#[derive(Debug, Error)]
+pub enum BenchError {
+    /// The child could not be started.
+    #[error("cannot run {program}")]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The child failed or printed no summary.
+    #[error("{strategy} at {cells} cells failed ({status}): {stderr}")]
+    Case {
+        /// The case's strategy.
+        strategy: Strategy,
+        /// The case's cells.
+        cells: usize,
+        /// The exit status.
+        status: String,
+        /// The end of its stderr.
+        stderr: String,
+    },
+}
+
+/// Runs one case in a child process and reads its summary line.
+///
+/// `program` is `concur` itself, or a Python interpreter when `python_script` is given
+/// (the script is fed on stdin, so nothing is written to disk).
+pub fn run_case(
+    program: &Path,
+    python_script: Option<&str>,
+    case: &Case,
+    latency: Duration,
+) -> Result<RunSummary, BenchError> {
+    let mut command = Command::new(program);
+    match python_script {
+        Some(_) => command.arg("-"),
+        None => command.arg("life"),
+    };
+    command
+        .args(case.args(latency))
+        .stdin(if python_script.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let spawn_error = |source| BenchError::Spawn {
+        program: program.to_owned(),
+        source,
+    };
+    let mut child = command.spawn().map_err(spawn_error)?;
+    if let (Some(script), Some(mut stdin)) = (python_script, child.stdin.take()) {
+        // A failed write shows up as the child's own error below.
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let output = child.wait_with_output().map_err(spawn_error)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str::<RunSummary>(l).ok());
+    match summary {
+        Some(summary) if output.status.success() => Ok(summary),
+        _ => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+            Err(BenchError::Case {
+                strategy: case.strategy,
+                cells: case.cells(),
+                status: output.status.to_string(),
+                stderr: tail.into_iter().rev().collect::<Vec<_>>().join(" / "),
+            })
+        }
+    }
+}
+
+/// Turns a case's summaries into a result row.
+pub fn result(
+    case: &Case,
+    latency: Duration,
+    ours: &RunSummary,
+    python: Option<Result<RunSummary, BenchError>>,
+) -> CaseResult {
+    let floor = case
+        .strategy
+        .io_floor(case.cells(), case.workers, latency)
+        .as_secs_f64();
+    let (python_ok, python_error) = match python {
+        Some(Ok(summary)) => (Some(summary), None),
+        Some(Err(err)) => (None, Some(err.to_string())),
+        None => (None, None),
+    };
+    CaseResult {
+        strategy: case.strategy.name().to_owned(),
+        cells: case.cells(),
+        workers: case.workers.map(NonZeroUsize::get),
+        generations: case.generations,
+        io_floor_seconds: floor,
+        seconds_per_generation: ours.seconds_per_generation,
+        vs_floor: if floor > 0.0 {
+            ours.seconds_per_generation / floor
+        } else {
+            f64::NAN
+        },
+        peak_threads: ours.peak_threads,
+        peak_rss_mb: ours.peak_rss_mb,
+        python_seconds_per_generation: python_ok.as_ref().map(|s| s.seconds_per_generation),
+        python_peak_rss_mb: python_ok.and_then(|s| s.peak_rss_mb),
+        python_error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_cases_cover_the_issue_targets() {
+        let cases = standard_cases(None);
+        let has = |s: Strategy, cells: usize, workers: Option<usize>| {
+            cases.iter().any(|c| {
+                c.strategy == s && c.cells() == cells && c.workers.map(NonZeroUsize::get) == workers
+            })
+        };
+        for s in Strategy::ALL {
+            assert!(
+                has(s, 45, s.default_workers().map(NonZeroUsize::get)),
+                "{s} at 45"
+            );
+        }
+        assert!(has(Strategy::Async, 10_000, None));
+        assert!(has(Strategy::Async, 100_000, None));
+        assert!(has(Strategy::ThreadPerCell, 10_000, None));
+        for s in [Strategy::Pipeline, Strategy::PhasedPipeline, Strategy::Pool] {
+            assert!(
+                has(s, 10_000, Some(1000)),
+                "{s} at 10,000 with 1,000 workers"
+            );
+        }
+        assert!(
+            !has(Strategy::Serial, 10_000, None),
+            "serial would take 1,000 s per generation"
+        );
+    }
+
+    #[test]
+    fn case_arguments_round_trip_the_configuration() {
+        let case = Case {
+            strategy: Strategy::Pool,
+            height: 100,
+            width: 100,
+            workers: NonZeroUsize::new(1000),
+            generations: 3,
+        };
+        let args = case.args(Duration::from_millis(100)).join(" ");
+        assert_eq!(
+            args,
+            "--strategy pool --size 100x100 --latency 100000us --generations 3 --json \
+             --random 0.3 --seed 1 --workers 1000"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Driving generations: one loop for every strategy.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cell_io::{AsyncCellLogic, CellLogic};
+use super::error::LifeError;
+use super::grid::Grid;
+use super::strategy::phased_pipeline::PhasedPipeline;
+use super::strategy::pipeline::Pipeline;
+use super::strategy::pool::Pool;
+use super::strategy::serial::Serial;
+use super::strategy::tasks::Tasks;
+use super::strategy::thread_per_cell::ThreadPerCell;
+use super::strategy::{Engine, Strategy};
+
+/// One finished generation, as seen by a [`Simulation::run`] observer.
+#[derive(Debug, Clone, Copy)]
+pub struct Generation<'a> {
+    /// 0 for the starting grid, then 1, 2, ...
+    pub index: usize,
+    /// The grid of this generation.
+    pub grid: &'a Grid,
+    /// How long the step that produced it took (zero for generation 0).
+    pub elapsed: Duration,
+}
+
+/// A strategy, set up and ready to step grids. Its threads, queues or runtime live until
+/// it is shut down or dropped, so they are reused across generations as in the book.
+///
+/// ```
+/// use concur::life::{Grid, SimulatedIo, Simulation, Strategy};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let io = Arc::new(SimulatedIo::new(Duration::ZERO));
+/// let mut sim = Simulation::new(Strategy::Pool, None, io).unwrap();
+/// let last = sim.run(Grid::glider(), 4, |_| {}).unwrap();
+/// sim.shutdown().unwrap();
+/// assert_eq!(last.alive(), 5); // a glider is still a glider
+/// ```
+pub struct Simulation {
+    strategy: Strategy,
+    workers: Option<NonZeroUsize>,
+    engine: Box<dyn Engine>,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation")
+            .field("strategy", &self.strategy)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulation {
+    /// Sets up `strategy` over `logic`. `workers` defaults to the book's count for the
+    /// pipelines and the pool, and is an error for strategies that have no worker count.
+    pub fn new<L>(
+        strategy: Strategy,
+        workers: Option<NonZeroUsize>,
+        logic: Arc<L>,
+    ) -> Result<Self, LifeError>
+    where
+        L: CellLogic + AsyncCellLogic,
+    {
+        let default = strategy.default_workers();
+        if workers.is_some() && default.is_none() {
+            return Err(LifeError::WorkersNotApplicable { strategy });
+        }
+        let workers = workers.or(default);
+        let start = |source| LifeError::Start { strategy, source };
+        let engine: Box<dyn Engine> = match (strategy, workers) {
+            (Strategy::Serial, _) => Box::new(Serial::new(logic)),
+            (Strategy::ThreadPerCell, _) => Box::new(ThreadPerCell::new(logic)),
+            (Strategy::Async, _) => Box::new(Tasks::new(logic).map_err(start)?),
+            (Strategy::Pipeline, Some(w)) => Box::new(Pipeline::new(logic, w).map_err(start)?),
+            (Strategy::PhasedPipeline, Some(w)) => {
+                Box::new(PhasedPipeline::new(logic, w).map_err(start)?)
+            }
+            (Strategy::Pool, Some(w)) => Box::new(Pool::new(logic, w).map_err(start)?),
+            (Strategy::Pipeline | Strategy::PhasedPipeline | Strategy::Pool, None) => {
+                unreachable!("these strategies have a default worker count")
+            }
+        };
+        Ok(Self {
+            strategy,
+            workers,
+            engine,
+        })
+    }
+
+    /// The strategy in use.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The worker count in use, for strategies that have one.
+    pub fn workers(&self) -> Option<NonZeroUsize> {
+        self.workers
+    }
+
+    /// Computes the generation after `grid`. Every cell reads `grid` and writes the
+    /// returned grid, so cells move in lockstep.
+    pub fn step(&mut self, grid: &Arc<Grid>) -> Result<Grid, LifeError> {
+        self.engine.step(grid)
+    }
+
+    /// Runs `generations` steps from `grid`, calling `observe` with generation 0 and then
+    /// after every step, and returns the last grid.
+    pub fn run(
+        &mut self,
+        grid: Grid,
+        generations: usize,
+        mut observe: impl FnMut(&Generation<'_>),
+    ) -> Result<Grid, LifeError> {
+        let mut grid = Arc::new(grid);
+        observe(&Generation {
+            index: 0,
+            grid: &grid,
+            elapsed: Duration::ZERO,
+        });
+        for index in 1..=generations {
+            let start = Instant::now();
+            let next = self.step(&grid)?;
+            let elapsed = start.elapsed();
+            grid = Arc::new(next);
+            observe(&Generation {
+                index,
+                grid: &grid,
+                elapsed,
+            });
+        }
+        Ok(Arc::unwrap_or_clone(grid))
+    }
+
+    /// Stops and joins every worker, reporting any that panicked. Dropping a
+    /// `Simulation` also stops and joins them, silently.
+    pub fn shutdown(self) -> Result<(), LifeError> {
+        self.engine.shutdown()
+    }
+}

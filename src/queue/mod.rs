@@ -1,0 +1,18 @@
+//! Queues that coordinate threads: the book's `ClosableQueue` and `StoppableWorker` (item 55).
+//!
+//! Item 55 builds a pipeline from threads and queues and runs into three problems: busy
+//! waiting, telling workers to stop, and memory explosion when one stage outruns the next.
+//! [`ClosableQueue`] answers all three: `get` blocks, `close` ends the stream for every
+//! consumer, and a bounded capacity makes `put` wait. [`Workers`] is the book's
+//! `StoppableWorker` thread group.
+//!
+//! **What Rust changes.** The queue is generic and typed, so a stage cannot be handed the
+//! wrong item; a `put` on a closed queue gives the item back ([`Closed`]) instead of losing
+//! it; and a worker that panics is reported when it is joined instead of printing a
+//! traceback and vanishing.
+
+mod closable;
+mod worker;
+
+pub use closable::{ClosableQueue, Closed, Iter, TooManyTaskDone};
+pub use worker::{WorkerPanicked, Workers};

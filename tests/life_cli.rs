@@ -1,0 +1,421 @@
+//! `concur life`, `concur life bench` and `concur tour`, through the real binary.
+
+use serde_json::Value;
+
+use crate::util::Dir;
+
+const STRATEGIES: [&str; 6] = [
+    "serial",
+    "thread-per-cell",
+    "pipeline",
+    "phased-pipeline",
+    "pool",
+    "async",
+];
+
+/// The issue's exact expected output of `concur life` (note the trailing spaces).
+const BOOK_COLUMNS: &str = "    0     |     1     |     2     |     3     |     4    
+---*----- | --------- | --------- | --------- | ---------
+----*---- | --*-*---- | ----*---- | ---*----- | ----*----
+--***---- | ---**---- | --*-*---- | ----**--- | -----*---
+--------- | ---*----- | ---**---- | ---**---- | ---***---
+--------- | --------- | --------- | --------- | ---------
+";
+
+#[test]
+fn no_arguments_print_the_books_glider_columns_exactly() {
+    let dir = Dir::new();
+    let run = dir.concur(["life"]).run().expect_success();
+    assert_eq!(run.stdout(), BOOK_COLUMNS, "\n{run}");
+    assert_eq!(run.stderr(), "", "nothing on stderr when piped");
+}
+
+#[test]
+fn every_strategy_prints_the_same_columns() {
+    let dir = Dir::new();
+    for strategy in STRATEGIES {
+        let run = dir
+            .concur(["life", "--strategy", strategy])
+            .run()
+            .expect_success();
+        assert_eq!(run.stdout(), BOOK_COLUMNS, "{strategy}\n{run}");
+    }
+}
+
+#[test]
+fn print_final_prints_only_the_last_grid() {
+    let dir = Dir::new();
+    let run = dir
+        .concur(["life", "--print", "final", "--generations", "8"])
+        .run()
+        .expect_success();
+    // After 8 generations the glider has moved (2, 2) from its start.
+    assert_eq!(
+        run.stdout(),
+        "---------\n---------\n-----*---\n------*--\n----***--\n"
+    );
+}
+
+#[test]
+fn every_strategy_gives_the_same_final_grid_on_a_random_board() {
+    let dir = Dir::new();
+    let final_grid = |strategy: &str| {
+        dir.concur([
+            "life",
+            "--strategy",
+            strategy,
+            "--size",
+            "12x17",
+            "--random",
+            "0.4",
+            "--seed",
+            "3",
+            "--generations",
+            "9",
+            "--print",
+            "final",
+        ])
+        .run()
+        .expect_success()
+        .stdout()
+    };
+    let serial = final_grid("serial");
+    assert_eq!(serial.lines().count(), 12);
+    assert!(serial.lines().all(|l| l.len() == 17));
+    for strategy in &STRATEGIES[1..] {
+        assert_eq!(final_grid(strategy), serial, "{strategy}");
+    }
+}
+
+#[test]
+fn json_prints_a_line_per_generation_then_a_summary() {
+    let dir = Dir::new();
+    let run = dir
+        .concur([
+            "life",
+            "--strategy",
+            "pool",
+            "--generations",
+            "3",
+            "--latency",
+            "2ms",
+            "--json",
+        ])
+        .run()
+        .expect_success();
+    let lines: Vec<Value> = run
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 4, "\n{run}");
+    for (i, line) in lines[..3].iter().enumerate() {
+        assert_eq!(line["generation"], i + 1);
+        assert_eq!(line["alive"], 5, "a glider keeps 5 cells");
+        assert!(line["seconds"].as_f64().unwrap() >= 0.002);
+    }
+    let summary = &lines[3];
+    assert_eq!(summary["strategy"], "pool");
+    assert_eq!(summary["cells"], 45);
+    assert_eq!(summary["generations"], 3);
+    assert_eq!(summary["workers"], 10);
+    assert!(summary["seconds_per_generation"].as_f64().unwrap() > 0.0);
+    assert!(
+        summary["peak_threads"].as_u64().unwrap() >= 11,
+        "10 workers and main: {summary}"
+    );
+}
+
+#[test]
+fn a_failing_cell_exits_1_with_the_books_message_under_every_strategy() {
+    let dir = Dir::new();
+    for strategy in STRATEGIES {
+        let run = dir
+            .concur([
+                "life",
+                "--strategy",
+                strategy,
+                "--fail-at",
+                "2,3",
+                "--latency",
+                "5ms",
+            ])
+            .run()
+            .expect_code(1)
+            .expect_stderr("SimulationError at (2, 3): Problem with I/O");
+        assert_eq!(run.stdout(), "", "{strategy}: no partial output\n{run}");
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_clear_message() {
+    let dir = Dir::new();
+    let cases: [(&[&str], &str); 9] = [
+        (&["--size", "0x5"], "height must be at least 1"),
+        (&["--size", "5by9"], "is not HEIGHTxWIDTH"),
+        (
+            &["--fail-at", "9,9"],
+            "--fail-at 9,9 is outside the 5x9 grid",
+        ),
+        (&["--fail-at", "2"], "is not Y,X"),
+        (&["--strategy", "fibers"], "invalid value 'fibers'"),
+        (
+            &["--workers", "3"],
+            "--workers applies to pipeline, phased-pipeline and pool, not serial",
+        ),
+        (
+            &["--strategy", "pool", "--workers", "0"],
+            "must be at least 1",
+        ),
+        (&["--latency", "100"], "needs a unit"),
+        (&["--random", "1.5"], "outside 0..=1"),
+    ];
+    for (args, message) in cases {
+        let run = dir.concur(["life"]).args(args).run();
+        let run = run.expect_code(2).expect_stderr(message);
+        assert_eq!(run.stdout(), "");
+    }
+}
+
+#[test]
+fn too_large_a_grid_is_refused_before_allocating() {
+    let dir = Dir::new();
+    dir.concur(["life", "--size", "100000x100000"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("larger than the limit of 100000000 cells");
+}
+
+#[test]
+fn pattern_files_in_all_three_formats() {
+    let dir = Dir::new();
+    let expected = "-*---\n--*--\n***--\n-----\n";
+    let files = [
+        dir.create("glider.txt", "-*-\n--*\n***\n"),
+        dir.create("glider.cells", "!Name: Glider\n!\n.O\n..O\nOOO\n"),
+        dir.create(
+            "glider.rle",
+            "#N Glider\nx = 3, y = 3, rule = B3/S23\nbob$2bo$3o!\n",
+        ),
+    ];
+    for file in &files {
+        let run = dir
+            .concur([
+                "life",
+                "--generations",
+                "0",
+                "--print",
+                "final",
+                "--size",
+                "4x5",
+                "--pattern",
+            ])
+            .arg(file)
+            .run()
+            .expect_success();
+        assert_eq!(run.stdout(), expected, "{}", file.display());
+    }
+    // Without --size, the file's own size sets the grid.
+    let run = dir
+        .concur([
+            "life",
+            "--generations",
+            "0",
+            "--print",
+            "final",
+            "--pattern",
+            "glider.rle",
+        ])
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "-*-\n--*\n***\n");
+}
+
+#[test]
+fn bad_pattern_files_name_the_file_the_line_and_the_reason() {
+    let dir = Dir::new();
+    let cases = [
+        (
+            "bad.txt",
+            "-*-\n-x-\n",
+            "bad.txt:2: column 2: unexpected 'x'",
+        ),
+        (
+            "bad.cells",
+            "!c\n.O.\n.O#\n",
+            "bad.cells:3: column 3: unexpected '#'",
+        ),
+        (
+            "wide.rle",
+            "x = 2, y = 2\n3o!\n",
+            "wide.rle:2: row 1 is wider than the header's x = 2",
+        ),
+        (
+            "rule.rle",
+            "x = 2, y = 2, rule = B36/S23\no!\n",
+            "rule.rle:1: rule B36/S23 is not supported",
+        ),
+        (
+            "cut.rle",
+            "x = 2, y = 2\no$o",
+            "cut.rle:2: missing the closing `!`",
+        ),
+        (
+            "empty.cells",
+            "!only comments\n",
+            "empty.cells:1: the pattern has no cells",
+        ),
+        (
+            "noheader.rle",
+            "bo$2bo$3o!\n",
+            "noheader.rle:1: expected `key = value` in the header",
+        ),
+    ];
+    for (name, contents, message) in cases {
+        dir.create(name, contents);
+        dir.concur(["life", "--pattern", name])
+            .run()
+            .expect_code(2)
+            .expect_stderr(message);
+    }
+    dir.concur(["life", "--pattern", "missing.rle"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("cannot read pattern file missing.rle");
+    dir.create("big.txt", "***\n***\n");
+    dir.concur(["life", "--pattern", "big.txt", "--size", "1x1"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("the 2x3 pattern does not fit in a 1x1 grid");
+}
+
+#[test]
+fn thread_per_cell_past_the_os_limit_fails_cleanly() {
+    // Cap the address space so the OS cannot give 10,000 threads their stacks. Without
+    // the budget check, Rust's thread start-up would abort the process (status 134).
+    let dir = Dir::new();
+    let exe = env!("CARGO_BIN_EXE_concur");
+    for limit_kib in [600_000, 1_400_000] {
+        let script = format!(
+            "ulimit -v {limit_kib} && exec '{exe}' life --strategy thread-per-cell --size 100x100 --latency 50ms --generations 1"
+        );
+        let output = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "limit {limit_kib} KiB: {stderr}"
+        );
+        assert!(
+            stderr.contains("of 10000: "),
+            "limit {limit_kib} KiB: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("concur: cannot spawn thread "),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_pipe_is_not_an_error() {
+    let dir = Dir::new();
+    let exe = env!("CARGO_BIN_EXE_concur");
+    let script = format!(
+        "set -o pipefail; '{exe}' life --size 300x300 --random 0.5 --generations 20 | head -c 10 >/dev/null"
+    );
+    let output = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
+#[test]
+fn help_documents_strategies_and_exit_status() {
+    let dir = Dir::new();
+    let run = dir.concur(["life", "--help"]).run().expect_success();
+    let help = run.stdout();
+    for needle in [
+        "thread-per-cell",
+        "phased-pipeline",
+        "Exit status:",
+        "--latency",
+        "--fail-at",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle}\n{help}");
+    }
+}
+
+#[test]
+fn bench_runs_every_strategy_in_its_own_process() {
+    let dir = Dir::new();
+    let run = dir
+        .concur([
+            "life",
+            "bench",
+            "--json",
+            "--max-cells",
+            "45",
+            "--latency",
+            "2ms",
+            "--generations",
+            "1",
+        ])
+        .run()
+        .expect_success();
+    let report: Value = serde_json::from_str(run.stdout().trim()).expect("one JSON object");
+    assert_eq!(report["latency_ms"], 2.0);
+    let cases = report["cases"].as_array().unwrap();
+    let names: Vec<&str> = cases
+        .iter()
+        .map(|c| c["strategy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, STRATEGIES);
+    for case in cases {
+        assert_eq!(case["cells"], 45);
+        let measured = case["seconds_per_generation"].as_f64().unwrap();
+        let floor = case["io_floor_seconds"].as_f64().unwrap();
+        assert!(
+            measured >= floor * 0.9,
+            "{case}: faster than the I/O floor?"
+        );
+        assert!(case["peak_rss_mb"].as_f64().unwrap() > 0.0, "{case}");
+    }
+    // Serial pays 45 round trips of 2 ms: 90 ms.
+    assert_eq!(cases[0]["io_floor_seconds"], 0.09);
+}
+
+#[test]
+fn quick_tour_covers_items_56_to_60() {
+    let dir = Dir::new();
+    let run = dir.concur(["tour", "--quick"]).run().expect_success();
+    let out = run.stdout();
+    assert!(
+        out.contains(BOOK_COLUMNS.trim_end()),
+        "the glider columns\n{out}"
+    );
+    for needle in [
+        "Item 56",
+        "Items 56-60",
+        "Item 57",
+        "All six strategies produced identical grids",
+        "thread-per-cell  Err: SimulationError at (2, 3): Problem with I/O",
+        "async            Err: SimulationError at (2, 3): Problem with I/O",
+    ] {
+        assert!(out.contains(needle), "tour lacks {needle:?}\n{out}");
+    }
+    assert!(!out.contains("the error was lost"), "{out}");
+}

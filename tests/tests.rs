@@ -1,0 +1,8 @@
+//! concur's integration tests: one crate, one file per command, helpers in `util`.
+
+// Tests may unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod life_cli;
+mod life_strategies;
+mod util;
