@@ -1,5 +1,7 @@
-//! The `concur` binary: everything lives in the library; see `concur::cli`.
+//! The `concur` binary: parse the command line, run it through the library, exit.
+
+use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    concur::cli::main()
+    concur::cli::run(concur::cli::Cli::parse())
 }

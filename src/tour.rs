@@ -206,11 +206,12 @@ fn life_errors(out: &mut dyn Write) -> Result<(), TourError> {
     Ok(())
 }
 
-/// Measured on this machine with the book's Python programs (see the README's figures):
-/// seconds per generation at 10,000 cells with 100 ms of I/O per cell.
-const PYTHON_10K_THREAD_PER_CELL: f64 = 2.0;
-const PYTHON_10K_ASYNCIO: f64 = 0.32;
-const PYTHON_100K_ASYNCIO: f64 = 4.0;
+// The book's Python programs (benches/python/life_book.py, CPython 3.11) on the project's
+// 2-core machine, seconds per generation with 100 ms of I/O per cell, measured with
+// `concur life bench --python python3` (see the README). Quoted, not re-measured here.
+const PYTHON_10K_THREAD_PER_CELL: f64 = 1.71;
+const PYTHON_10K_ASYNCIO: f64 = 0.22;
+const PYTHON_100K_ASYNCIO: f64 = 2.64;
 
 /// Items 57 and 60 at scale: a thread per cell against a task per cell.
 fn life_scale(out: &mut dyn Write) -> Result<(), TourError> {
@@ -226,7 +227,7 @@ fn life_scale(out: &mut dyn Write) -> Result<(), TourError> {
     writeln!(
         out,
         "{:<16} {:>8} {:>10} {:>13} {:>15}",
-        "strategy", "cells", "measured", "peak threads", "book's Python"
+        "strategy", "cells", "measured", "peak threads", "Python (bench)"
     )?;
     let runs = [
         (

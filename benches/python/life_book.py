@@ -16,7 +16,6 @@ import random
 import resource
 import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from queue import Queue
@@ -284,14 +283,12 @@ def main():
         sys.exit(f"unknown strategy {args.strategy}")
 
     times = []
-    peak_threads = threading.active_count()
     for generation in range(1, args.generations + 1):
         start = time.perf_counter()
         grid = step(grid)
         times.append(time.perf_counter() - start)
         if args.json:
             print(json.dumps({"generation": generation, "alive": grid.alive(), "seconds": times[-1]}))
-    peak_threads = max(peak_threads, threading.active_count())
     cleanup()
     summary = {
         "strategy": args.strategy, "height": height, "width": width, "cells": height * width,

@@ -109,7 +109,8 @@ struct RunArgs {
     #[arg(long, value_enum, default_value_t = PrintMode::Columns, value_name = "WHAT")]
     print: PrintMode,
 
-    /// Print one JSON object per generation, then a summary object, instead of grids.
+    /// Print one JSON object per step ({"generation":g,"alive":n,"seconds":s} for g = 1..N),
+    /// then a summary object (median seconds per generation, peak threads, peak RSS).
     #[arg(long, conflicts_with = "print")]
     json: bool,
 }

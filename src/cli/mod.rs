@@ -1,5 +1,5 @@
 //! The `concur` command line: clap definitions, one file per subcommand, and the mapping
-//! from results to exit codes. `main.rs` only calls [`main`].
+//! from results to exit codes. `main.rs` only parses a [`Cli`] and calls [`run`].
 //!
 //! Conventions every subcommand follows:
 //! * results go to stdout, and nothing else does; progress bars go to stderr, and only
@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
 use thiserror::Error;
 
 use crate::life::{GridError, LifeError, PatternError};
@@ -102,11 +103,6 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(code)
         }
     }
-}
-
-/// Parses the process's arguments and runs them: the whole of `main`.
-pub fn main() -> ExitCode {
-    run(Cli::parse())
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use super::pipeline::{Outcome, gather, start_logic_stage};
+use super::pipeline::{Outcome, feed_and_gather, start_logic_stage};
 use super::{Engine, Strategy, query};
 use crate::life::cell_io::{CellLogic, CellQuery};
 use crate::life::error::LifeError;
@@ -78,14 +78,14 @@ impl PhasedPipeline {
 
 impl Engine for PhasedPipeline {
     fn step(&mut self, grid: &Arc<Grid>) -> Result<Grid, LifeError> {
-        for (y, x) in grid.positions() {
-            if self.input.put((y, x, Arc::clone(grid))).is_err() {
-                return Err(LifeError::Stopped {
-                    strategy: Strategy::PhasedPipeline,
-                });
-            }
-        }
-        gather(grid, &self.output, Strategy::PhasedPipeline)
+        let job = |y, x| (y, x, Arc::clone(grid));
+        feed_and_gather(
+            grid,
+            &self.input,
+            job,
+            &self.output,
+            Strategy::PhasedPipeline,
+        )
     }
 
     fn shutdown(mut self: Box<Self>) -> Result<(), LifeError> {

@@ -46,12 +46,21 @@ pub(crate) fn start_logic_stage<L: CellLogic>(
     )
 }
 
-/// Takes one outcome per cell from `output` into the next grid.
-pub(crate) fn gather(
+/// One generation through a pipeline: puts one job per cell on `input` (fan-out), then
+/// takes one outcome per cell from `output` into the next grid (fan-in).
+pub(crate) fn feed_and_gather<T>(
     grid: &Grid,
+    input: &ClosableQueue<T>,
+    job: impl Fn(usize, usize) -> T,
     output: &ClosableQueue<Outcome>,
     strategy: Strategy,
 ) -> Result<Grid, LifeError> {
+    for (y, x) in grid.positions() {
+        // Puts fail only once the engine is stopped, which cannot happen mid-step.
+        if input.put(job(y, x)).is_err() {
+            return Err(LifeError::Stopped { strategy });
+        }
+    }
     let mut fan_in = FanIn::new(grid)?;
     for _ in 0..grid.len() {
         // Every query yields exactly one outcome (panics included), and the output queue
@@ -93,14 +102,8 @@ impl Pipeline {
 
 impl Engine for Pipeline {
     fn step(&mut self, grid: &Arc<Grid>) -> Result<Grid, LifeError> {
-        for (y, x) in grid.positions() {
-            if self.input.put(query(grid, y, x)).is_err() {
-                return Err(LifeError::Stopped {
-                    strategy: Strategy::Pipeline,
-                });
-            }
-        }
-        gather(grid, &self.output, Strategy::Pipeline)
+        let job = |y, x| query(grid, y, x);
+        feed_and_gather(grid, &self.input, job, &self.output, Strategy::Pipeline)
     }
 
     fn shutdown(mut self: Box<Self>) -> Result<(), LifeError> {
