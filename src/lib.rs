@@ -9,7 +9,7 @@
 //!
 //! | book item | module | command |
 //! |---|---|---|
-//! | 52 child processes | planned | `concur run` (planned) |
+//! | 52 child processes | [`process`] ([`process::Cmd`], [`process::Pipeline`], [`process::ProcessManager`]), [`process::runner`] | `concur run` |
 //! | 53 threads for blocking I/O | planned | `concur factorize`, `concur slow-io` (planned) |
 //! | 54 locks against data races | planned | `concur race` (planned) |
 //! | 55 queues and pipelines | [`queue`] ([`queue::ClosableQueue`], [`queue::Workers`]) | `concur pipeline` (planned) |
@@ -32,5 +32,18 @@ pub mod executor;
 pub mod life;
 pub mod limits;
 pub mod measure;
+pub mod process;
 pub mod queue;
 pub mod tour;
+
+/// An error and its causes on one line, `outer: inner: ...`, as the CLI prints them.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

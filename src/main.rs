@@ -3,5 +3,5 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    concur::cli::run(concur::cli::Cli::parse())
+    concur::cli::run(concur::cli::Cli::try_parse())
 }

@@ -399,7 +399,7 @@ fn bench_runs_every_strategy_in_its_own_process() {
 }
 
 #[test]
-fn quick_tour_covers_items_56_to_60() {
+fn quick_tour_covers_items_52_and_56_to_60() {
     let dir = Dir::new();
     let run = dir.concur(["tour", "--quick"]).run().expect_success();
     let out = run.stdout();
@@ -408,6 +408,12 @@ fn quick_tour_covers_items_56_to_60() {
         "the glider columns\n{out}"
     );
     for needle in [
+        "Item 52",
+        "run, checked:        Hello from the child!",
+        "10 x `sleep 1`:      finished in",
+        "(10 of 10 ok)",
+        "0.1 s timeout: stopped after",
+        "exit status -15",
         "Item 56",
         "Items 56-60",
         "Item 57",

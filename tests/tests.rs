@@ -5,4 +5,6 @@
 
 mod life_cli;
 mod life_strategies;
+mod process;
+mod run_cli;
 mod util;

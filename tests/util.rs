@@ -40,13 +40,14 @@ impl Dir {
     {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_concur"));
         cmd.args(args).current_dir(self.path());
-        Cmd { cmd }
+        Cmd { cmd, stdin: None }
     }
 }
 
 /// A command to run once.
 pub(crate) struct Cmd {
     cmd: Command,
+    stdin: Option<Vec<u8>>,
 }
 
 /// What a finished command printed, shown in full when an expectation fails.
@@ -120,14 +121,77 @@ impl Cmd {
         self
     }
 
-    /// Runs to completion with stdin closed.
-    pub(crate) fn run(mut self) -> Run {
-        let command = format!("{:?}", self.cmd);
-        let output = self
+    /// Feeds `data` to the command's stdin (otherwise stdin is empty).
+    pub(crate) fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// Starts the command with piped stdout and stderr, for tests that interact with
+    /// the running process; stdin gets the configured data, then closes.
+    pub(crate) fn spawn(mut self) -> std::process::Child {
+        let data = self.stdin.take().unwrap_or_default();
+        let mut child = self
             .cmd
-            .stdin(Stdio::null())
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("spawn concur");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&data);
+        });
+        child
+    }
+
+    /// Runs to completion, feeding the configured stdin.
+    pub(crate) fn run(self) -> Run {
+        let command = format!("{:?}", self.cmd);
+        let output = self.spawn().wait_with_output().expect("wait for concur");
         Run { command, output }
+    }
+}
+
+/// Pids of live processes whose command line starts with `marker` (zombies excluded).
+/// Tests give the processes they start a unique marker, such as `sleep 31.4159`.
+pub(crate) fn processes_with(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false);
+        if cmdline.starts_with(marker) && !zombie {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits up to 10 s for `check` to hold, polling every 10 ms (for tests that wait on
+/// another process; the margin is generous on purpose).
+pub(crate) fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

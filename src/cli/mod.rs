@@ -11,6 +11,7 @@
 
 pub mod life;
 mod output;
+pub mod run;
 pub mod tour;
 pub mod value;
 
@@ -38,6 +39,8 @@ pub struct Cli {
 enum Command {
     /// Run the chapter's demonstrations in order, with measured figures beside the book's claims.
     Tour(tour::TourArgs),
+    /// Run a command once per input line, in parallel (item 52).
+    Run(run::RunArgs),
     /// Game of Life whose cells do slow I/O, fanned out every way the book compares (items 56-60).
     Life(Box<life::LifeArgs>),
 }
@@ -49,12 +52,18 @@ pub enum Outcome {
     Success,
     /// Exit status 1: the command ran but some of its work failed (and said so).
     Failure,
+    /// A command-specific exit status (as documented in its `--help`).
+    Code(u8),
 }
 
 /// Bad arguments that clap cannot check alone (they depend on each other or on input).
 #[derive(Debug, Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// `concur run` keeps 1-127 for its jobs, so its own failures (bad arguments included)
+/// exit 255, as GNU parallel's do.
+const RUN_OWN_FAILURE: u8 = 255;
 
 /// Exit status for an error: 2 for bad arguments or input, 0 for a closed stdout pipe,
 /// 1 for everything else.
@@ -79,12 +88,26 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     1
 }
 
-/// Runs a parsed command line and returns the process exit code.
-pub fn run(cli: Cli) -> ExitCode {
+/// Runs a command line as parsed by `Cli::try_parse` and returns the exit code.
+/// Parse errors print clap's message and exit 2 (255 for `concur run`).
+pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(match err.exit_code() {
+                0 => 0,
+                _ if std::env::args().nth(1).as_deref() == Some("run") => RUN_OWN_FAILURE,
+                code => u8::try_from(code).unwrap_or(2),
+            });
+        }
+    };
+    let own_failure = matches!(cli.command, Command::Run(_)).then_some(RUN_OWN_FAILURE);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let result = match cli.command {
         Command::Tour(args) => tour::run(args, &mut out),
+        Command::Run(args) => run::run(args, &mut out),
         Command::Life(args) => life::run(*args, &mut out),
     }
     .and_then(|outcome| {
@@ -94,8 +117,12 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failure) => ExitCode::FAILURE,
+        Ok(Outcome::Code(code)) => ExitCode::from(code),
         Err(err) => {
-            let code = exit_code(&err);
+            let code = match exit_code(&err) {
+                0 => 0,
+                code => own_failure.unwrap_or(code),
+            };
             if code != 0 {
                 let _ = out.flush();
                 eprintln!("concur: {err:#}");

@@ -1,84 +1,24 @@
-//! `concur tour`: the chapter's demonstrations in order, with measured figures beside
-//! the book's claims.
-//!
-//! Each part measures in-process with the library, prints as it goes, and states the
-//! book's claim next to what this machine did. `--quick` shrinks the simulated latency
-//! so the whole tour finishes in seconds; the claims are then scaled the same way.
+//! Items 56-60 in the tour: the glider, the latency story, errors, and scale.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use thiserror::Error;
-
+use super::{TourError, TourOptions, chain, heading};
 use crate::life::report::median_seconds;
 use crate::life::{ColumnPrinter, Grid, LifeError, SimulatedIo, Simulation, Strategy};
 use crate::measure::PeakThreads;
 
-/// How much of the tour to run.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TourOptions {
-    /// Shrink latencies and skip the large-scale runs, to finish in a few seconds.
-    pub quick: bool,
-}
-
-impl TourOptions {
-    /// Simulated I/O per cell for the latency story.
-    fn latency(self) -> Duration {
-        if self.quick {
-            Duration::from_millis(10)
-        } else {
-            Duration::from_millis(100)
-        }
-    }
-
-    /// Generations timed per strategy (the median is shown).
-    fn generations(self) -> usize {
-        if self.quick { 1 } else { 2 }
-    }
-}
-
-/// What can stop the tour.
-#[derive(Debug, Error)]
-pub enum TourError {
-    /// Writing the tour failed (for example, stdout was closed).
-    #[error("cannot write the tour")]
-    Write(#[from] io::Error),
-    /// A Life demonstration failed.
-    #[error("the Game of Life part failed")]
-    Life(#[from] LifeError),
-}
-
-/// Runs the tour, writing it to `out`.
-pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
-    let start = Instant::now();
-    writeln!(
-        out,
-        "concur tour: Effective Python (2nd ed.), chapter 7, \"Concurrency and Parallelism\", in Rust"
-    )?;
-    if options.quick {
-        writeln!(
-            out,
-            "(--quick: 10 ms of simulated I/O instead of 100 ms, and no large grids)"
-        )?;
-    }
+/// Runs the Life part of the tour.
+pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
     life_glider(out)?;
     life_latency(out, options)?;
     life_errors(out)?;
     if !options.quick {
         life_scale(out)?;
     }
-    writeln!(
-        out,
-        "\nTour finished in {:.1} s.",
-        start.elapsed().as_secs_f64()
-    )?;
     Ok(())
-}
-
-fn heading(out: &mut dyn Write, title: &str) -> io::Result<()> {
-    writeln!(out, "\n{title}\n{}", "=".repeat(title.chars().count()))
 }
 
 /// Item 56: the book's glider, printed in the book's columns.
@@ -169,18 +109,6 @@ fn life_latency(out: &mut dyn Write, options: TourOptions) -> Result<(), TourErr
          thread-per-cell's next grid takes a lock; the book locks every get and set."
     )?;
     Ok(())
-}
-
-/// Renders an error and its causes as `outer: inner: ...`.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// Item 57: errors reach the caller under every strategy.

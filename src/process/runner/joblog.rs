@@ -1,0 +1,112 @@
+//! The joblog: GNU parallel's `--joblog` format, one line per finished job.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// One joblog line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRecord {
+    /// 1-based input line number.
+    pub seq: usize,
+    /// When the (last) attempt started.
+    pub start: SystemTime,
+    /// How long it ran.
+    pub runtime: Duration,
+    /// Bytes written to its stdin.
+    pub send: u64,
+    /// Bytes read from its stdout.
+    pub receive: u64,
+    /// Its exit code; -1 if it was killed by a signal or never ran.
+    pub exitval: i32,
+    /// The signal that killed it, or 0.
+    pub signal: i32,
+    /// The command as run.
+    pub command: String,
+}
+
+/// The column header, tab-separated, as GNU parallel writes it.
+pub const HEADER: &str =
+    "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
+
+impl JobRecord {
+    /// The record of a job that never ran (its command was missing, or its input line
+    /// unusable): started now, for no time, with `exitval` (127 for "not found", else -1).
+    pub fn not_run(seq: usize, exitval: i32, command: &str) -> Self {
+        Self {
+            seq,
+            start: SystemTime::now(),
+            runtime: Duration::ZERO,
+            send: 0,
+            receive: 0,
+            exitval,
+            signal: 0,
+            command: command.to_owned(),
+        }
+    }
+
+    /// The record as a joblog line (no newline): tab-separated, `:` for the local host,
+    /// start as epoch seconds with 3 decimals, runtime right-aligned in 10 columns.
+    ///
+    /// ```
+    /// use concur::process::runner::JobRecord;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// let record = JobRecord {
+    ///     seq: 1,
+    ///     start: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+    ///     runtime: Duration::from_millis(8),
+    ///     send: 0,
+    ///     receive: 2,
+    ///     exitval: 0,
+    ///     signal: 0,
+    ///     command: "echo 1".into(),
+    /// };
+    /// assert_eq!(record.line(), "1\t:\t1700000000.123\t     0.008\t0\t2\t0\t0\techo 1");
+    /// ```
+    pub fn line(&self) -> String {
+        let start = self
+            .start
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        // One job's command is one line: newlines inside it would break the format.
+        let command = self.command.replace('\n', " ");
+        format!(
+            "{}\t:\t{:.3}\t{:>10.3}\t{}\t{}\t{}\t{}\t{}",
+            self.seq,
+            start,
+            self.runtime.as_secs_f64(),
+            self.send,
+            self.receive,
+            self.exitval,
+            self.signal,
+            command
+        )
+    }
+}
+
+/// A joblog file, written and flushed one line at a time so a crash loses nothing.
+#[derive(Debug)]
+pub struct JobLog {
+    out: BufWriter<File>,
+}
+
+impl JobLog {
+    /// Creates (or truncates) `path` and writes the header.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let mut log = Self {
+            out: BufWriter::new(File::create(path)?),
+        };
+        writeln!(log.out, "{HEADER}")?;
+        log.out.flush()?;
+        Ok(log)
+    }
+
+    /// Appends one record.
+    pub fn write(&mut self, record: &JobRecord) -> io::Result<()> {
+        writeln!(self.out, "{}", record.line())?;
+        self.out.flush()
+    }
+}

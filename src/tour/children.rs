@@ -1,0 +1,178 @@
+//! Item 52 in the tour: the book's child-process demonstrations, measured.
+
+use std::io::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+
+use super::{TourError, chain, heading};
+use crate::process::{Cmd, Pipeline, ProcessError, ProcessManager, ProcessResult, returncode};
+
+/// The book's password for `openssl enc`, passed through the environment.
+const PASSWORD: &str = "zf7ShyBhZOraQDdE/FiZpm/m/8f9X+M1";
+
+/// Runs the item 52 part of the tour.
+pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
+    heading(
+        out,
+        "Item 52: use child processes to glue tools together and use every core",
+    )?;
+
+    // subprocess.run + check_returncode.
+    let hello = Cmd::new("echo").arg("Hello from the child!").run()?;
+    write!(
+        out,
+        "run, checked:        {}",
+        String::from_utf8_lossy(&hello.stdout)
+    )?;
+
+    // Popen + poll while the parent works.
+    let start = Instant::now();
+    let mut child = Cmd::new("sleep").arg("1").spawn()?;
+    let mut polls = 0;
+    let status = loop {
+        if let Some(status) = child.poll().map_err(|source| ProcessError::Io {
+            command: "sleep 1".into(),
+            source,
+        })? {
+            break status;
+        }
+        polls += 1;
+        thread::sleep(Duration::from_millis(100)); // "some time-consuming work here"
+    };
+    writeln!(
+        out,
+        "poll a `sleep 1`:    Working... x{polls}, then exit status {} after {:.2} s",
+        returncode(status),
+        start.elapsed().as_secs_f64()
+    )?;
+
+    // Ten children in parallel.
+    let start = Instant::now();
+    let mut manager = ProcessManager::new();
+    for _ in 0..10 {
+        manager.start(&Cmd::new("sleep").arg("1"))?;
+    }
+    let results = manager.wait_all(None);
+    let ok = results
+        .iter()
+        .filter(|r| matches!(r, ProcessResult::Finished(o) if o.status.success()))
+        .count();
+    writeln!(
+        out,
+        "10 x `sleep 1`:      finished in {:.2} s ({ok} of 10 ok); the book: 1.05 s, not 10 s",
+        start.elapsed().as_secs_f64()
+    )?;
+
+    openssl(out)?;
+
+    // A hanging child stopped by a timeout.
+    let start = Instant::now();
+    let child = Cmd::new("sleep").arg("10").spawn()?;
+    match child.communicate(b"", Some(Duration::from_millis(100))) {
+        Err(ProcessError::TimedOut { output, .. }) => writeln!(
+            out,
+            "`sleep 10`, 0.1 s timeout: stopped after {:.2} s, exit status {} (the book: -15)",
+            start.elapsed().as_secs_f64(),
+            returncode(output.status)
+        )?,
+        Ok(output) => writeln!(out, "`sleep 10` was not stopped: {:?}", output.status)?,
+        Err(err) => return Err(err.into()),
+    }
+    writeln!(
+        out,
+        "\nRust: a pipe end that moves into the next stage is gone from the parent (the book\n\
+         must close encrypt_proc.stdout by hand for SIGPIPE to work), and Drop kills and reaps\n\
+         a child's whole process group. `concur run` builds a job runner on this: see\n\
+         benches/run_vs_xargs.sh for its speed against xargs and GNU parallel."
+    )?;
+    Ok(())
+}
+
+fn encrypt() -> Cmd {
+    Cmd::new("openssl")
+        .args(["enc", "-des3", "-pbkdf2", "-pass", "env:password"])
+        .env("password", PASSWORD)
+}
+
+fn last_ten_hex(bytes: &[u8]) -> String {
+    bytes[bytes.len().saturating_sub(10)..]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The book's openssl demonstrations: three encryptions fed from the parent, then three
+/// encrypt → hash pipelines. Skipped, with a note, when openssl is not installed.
+fn openssl(out: &mut dyn Write) -> Result<(), TourError> {
+    match Cmd::new("openssl").arg("version").run() {
+        Ok(_) => {}
+        Err(err) if err.is_not_found() => {
+            writeln!(
+                out,
+                "openssl:             not installed here; its two demonstrations are skipped"
+            )?;
+            return Ok(());
+        }
+        Err(err) => {
+            writeln!(
+                out,
+                "openssl:             unusable ({}); skipped",
+                chain(&err)
+            )?;
+            return Ok(());
+        }
+    }
+    let mut rng = rand::rng();
+
+    let mut manager = ProcessManager::new();
+    for _ in 0..3 {
+        let data: [u8; 10] = rng.random();
+        manager.start(&encrypt().stdin_bytes(data))?;
+    }
+    let tails: Vec<String> = manager
+        .wait_all(Some(Duration::from_secs(30)))
+        .iter()
+        .map(|r| match r {
+            ProcessResult::Finished(o) if o.status.success() => last_ten_hex(&o.stdout),
+            other => format!("failed: {other:?}"),
+        })
+        .collect();
+    writeln!(out, "3 encryptions:       ...{}", tails.join(" ..."))?;
+
+    // openssl 3's default provider has no whirlpool: fall back to SHA-256 and say so.
+    let whirlpool = Cmd::new("openssl")
+        .args(["dgst", "-whirlpool", "-binary"])
+        .run()
+        .is_ok();
+    let digest = if whirlpool { "-whirlpool" } else { "-sha256" };
+    let hash = Cmd::new("openssl").args(["dgst", digest, "-binary"]);
+    let pipelines: Vec<Pipeline> = (0..3)
+        .map(|_| {
+            let data: [u8; 100] = rng.random();
+            Pipeline::new([encrypt(), hash.clone()])
+                .input(data)
+                .timeout(Duration::from_secs(30))
+        })
+        .collect();
+    let hashes = thread::scope(|scope| {
+        let running: Vec<_> = pipelines.iter().map(|p| scope.spawn(|| p.run())).collect();
+        running
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(Ok(o)) => last_ten_hex(&o.stdout),
+                Ok(Err(err)) => format!("failed: {}", chain(&err)),
+                Err(_) => "failed: panicked".to_owned(),
+            })
+            .collect::<Vec<_>>()
+    });
+    writeln!(out, "3 encrypt | hash:    ...{}", hashes.join(" ..."))?;
+    if !whirlpool {
+        writeln!(
+            out,
+            "                     (hashed with SHA-256: this openssl has no whirlpool in its default provider)"
+        )?;
+    }
+    Ok(())
+}

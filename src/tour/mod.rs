@@ -1,0 +1,84 @@
+//! `concur tour`: the chapter's demonstrations in order, with measured figures beside
+//! the book's claims.
+//!
+//! Each part measures in-process with the library, prints as it goes, and states the
+//! book's claim next to what this machine did. `--quick` shrinks the simulated latency
+//! and skips the large runs so the whole tour finishes in seconds; the claims are then
+//! scaled the same way.
+
+mod children;
+mod life;
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::life::LifeError;
+use crate::process::ProcessError;
+
+pub(crate) use crate::error_chain as chain;
+
+/// How much of the tour to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TourOptions {
+    /// Shrink latencies and skip the large-scale runs, to finish in a few seconds.
+    pub quick: bool,
+}
+
+impl TourOptions {
+    /// Simulated I/O per cell for the latency story.
+    fn latency(self) -> Duration {
+        if self.quick {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(100)
+        }
+    }
+
+    /// Generations timed per strategy (the median is shown).
+    fn generations(self) -> usize {
+        if self.quick { 1 } else { 2 }
+    }
+}
+
+/// What can stop the tour.
+#[derive(Debug, Error)]
+pub enum TourError {
+    /// Writing the tour failed (for example, stdout was closed).
+    #[error("cannot write the tour")]
+    Write(#[from] io::Error),
+    /// A Life demonstration failed.
+    #[error("the Game of Life part failed")]
+    Life(#[from] LifeError),
+    /// A child-process demonstration failed.
+    #[error("the child-process part failed")]
+    Process(#[from] ProcessError),
+}
+
+/// Runs the tour, writing it to `out`.
+pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
+    let start = Instant::now();
+    writeln!(
+        out,
+        "concur tour: Effective Python (2nd ed.), chapter 7, \"Concurrency and Parallelism\", in Rust"
+    )?;
+    if options.quick {
+        writeln!(
+            out,
+            "(--quick: 10 ms of simulated I/O instead of 100 ms, and no large grids)"
+        )?;
+    }
+    children::run(out)?;
+    life::run(out, options)?;
+    writeln!(
+        out,
+        "\nTour finished in {:.1} s.",
+        start.elapsed().as_secs_f64()
+    )?;
+    Ok(())
+}
+
+fn heading(out: &mut dyn Write, title: &str) -> io::Result<()> {
+    writeln!(out, "\n{title}\n{}", "=".repeat(title.chars().count()))
+}

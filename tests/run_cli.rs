@@ -1,0 +1,337 @@
+//! `concur run` through the real binary.
+
+use std::collections::HashMap;
+
+use crate::util::{Dir, eventually, processes_with};
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn each_line_is_a_job_and_braces_are_replaced_or_appended() {
+    let dir = Dir::new();
+    let run = dir
+        .concur(["run", "-j", "3", "--", "echo", "<{}>", "{}"])
+        .stdin("a\nb c\n\n")
+        .run()
+        .expect_success();
+    let mut got = lines(&run.stdout());
+    got.sort();
+    assert_eq!(got, ["<> ", "<a> a", "<b c> b c"]);
+
+    let run = dir
+        .concur(["run", "echo", "x"])
+        .stdin("1\n")
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "x 1\n");
+}
+
+#[test]
+fn shell_mode_runs_each_line_and_quotes_lines_into_a_script() {
+    let dir = Dir::new();
+    let run = dir
+        .concur(["run", "--shell"])
+        .stdin("echo one | tr a-z A-Z\n")
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "ONE\n");
+    // With a script, the line is quoted: `;` in the input is data, not syntax.
+    let run = dir
+        .concur(["run", "--shell", "--", "printf '[%s]\\n' {}"])
+        .stdin("a; echo injected\n")
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "[a; echo injected]\n");
+}
+
+/// Deterministic "random" durations: 0-40 ms in a scrambled order.
+fn scrambled_sleeps(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("sleep 0.0{}; echo {i}\n", (i * 7 + 3) % 5))
+        .collect()
+}
+
+#[test]
+fn keep_order_prints_in_input_order_under_random_durations() {
+    let dir = Dir::new();
+    let run = dir
+        .concur(["run", "-j", "8", "--keep-order", "--shell"])
+        .stdin(scrambled_sleeps(40))
+        .run()
+        .expect_success();
+    let expected: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    assert_eq!(lines(&run.stdout()), expected);
+}
+
+#[test]
+fn without_keep_order_each_jobs_output_is_whole() {
+    // Every job prints three lines with pauses in between; -j 6 runs them together.
+    let dir = Dir::new();
+    let input: String = (0..18)
+        .map(|i| format!("echo {i}a; sleep 0.02; echo {i}b; sleep 0.01; echo {i}c\n"))
+        .collect();
+    let run = dir
+        .concur(["run", "-j", "6", "--shell"])
+        .stdin(input)
+        .run()
+        .expect_success();
+    let got = lines(&run.stdout());
+    assert_eq!(got.len(), 54);
+    for block in got.chunks(3) {
+        let job = block[0].trim_end_matches('a');
+        assert_eq!(
+            block,
+            [format!("{job}a"), format!("{job}b"), format!("{job}c")],
+            "{got:?}"
+        );
+    }
+}
+
+#[test]
+fn joblog_has_gnu_parallels_columns() {
+    let dir = Dir::new();
+    dir.concur([
+        "run",
+        "-j",
+        "2",
+        "--joblog",
+        "jobs.log",
+        "--",
+        "sh",
+        "-c",
+        "printf abc; exit {}",
+    ])
+    .stdin("0\n3\n")
+    .run()
+    .expect_code(1);
+    let log = std::fs::read_to_string(dir.path().join("jobs.log")).unwrap();
+    let mut rows = log.lines();
+    assert_eq!(
+        rows.next(),
+        Some("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand")
+    );
+    let mut by_seq: HashMap<String, Vec<String>> = HashMap::new();
+    for row in rows {
+        let cols: Vec<String> = row.split('\t').map(str::to_owned).collect();
+        assert_eq!(cols.len(), 9, "{row:?}");
+        assert_eq!(cols[1], ":");
+        let start: f64 = cols[2].parse().unwrap();
+        assert!(start > 1.7e9, "epoch seconds: {row:?}");
+        assert_eq!(
+            cols[2].split('.').nth(1).map(str::len),
+            Some(3),
+            "3 decimals: {row:?}"
+        );
+        assert_eq!(
+            cols[3].len(),
+            10,
+            "runtime right-aligned in 10 columns: {row:?}"
+        );
+        assert!(cols[3].trim().parse::<f64>().is_ok());
+        by_seq.insert(cols[0].clone(), cols);
+    }
+    let ok = &by_seq["1"];
+    assert_eq!(
+        (
+            ok[4].as_str(),
+            ok[5].as_str(),
+            ok[6].as_str(),
+            ok[7].as_str()
+        ),
+        ("0", "3", "0", "0")
+    );
+    assert_eq!(ok[8], "sh -c 'printf abc; exit 0'");
+    let failed = &by_seq["2"];
+    assert_eq!((failed[6].as_str(), failed[7].as_str()), ("3", "0"));
+}
+
+#[test]
+fn exit_status_counts_failures_up_to_100() {
+    let dir = Dir::new();
+    dir.concur(["run", "--", "true"])
+        .stdin("a\nb\n")
+        .run()
+        .expect_code(0);
+    dir.concur(["run", "--", "sh", "-c", "exit {}"])
+        .stdin("0\n1\n2\n0\n5\n")
+        .run()
+        .expect_code(3)
+        .expect_stderr("concur: 3 of 5 jobs failed");
+    let many = "1\n".repeat(105);
+    dir.concur(["run", "-j", "4", "--", "sh", "-c", "exit {}"])
+        .stdin(many)
+        .run()
+        .expect_code(100)
+        .expect_stderr("105 of 105 jobs failed");
+}
+
+#[test]
+fn exit_status_124_for_a_timeout_and_127_for_a_missing_command() {
+    let dir = Dir::new();
+    dir.concur(["run", "--timeout", "200ms", "--shell"])
+        .stdin("sleep 10\ntrue\n")
+        .run()
+        .expect_code(124)
+        .expect_stderr("job 1 timed out after 200ms: sleep 10");
+    dir.concur(["run", "--", "concur-no-such-command"])
+        .stdin("x\n")
+        .run()
+        .expect_code(127)
+        .expect_stderr("job 1: command not found: concur-no-such-command");
+    // Through the shell, the shell's own 127 counts as "not found" too.
+    dir.concur(["run", "--shell"])
+        .stdin("concur-no-such-command\n")
+        .run()
+        .expect_code(127);
+}
+
+#[test]
+fn the_timeout_kills_grandchildren() {
+    let dir = Dir::new();
+    dir.concur(["run", "--timeout", "1s", "--grace", "500ms", "--shell"])
+        .stdin("sleep 31.4159 & wait\n")
+        .run()
+        .expect_code(124);
+    eventually("the grandchild sleep to die", || {
+        processes_with("sleep 31.4159").is_empty()
+    });
+}
+
+#[test]
+fn halt_on_error_starts_nothing_after_the_first_failure() {
+    let dir = Dir::new();
+    let run = dir
+        .concur([
+            "run",
+            "-j",
+            "1",
+            "--halt-on-error",
+            "--joblog",
+            "log",
+            "--",
+            "sh",
+            "-c",
+            "echo {}; exit {}",
+        ])
+        .stdin("0\n4\n0\n0\n")
+        .run()
+        .expect_code(1)
+        .expect_stderr("1 of 2 jobs failed; stopped starting jobs (--halt-on-error)");
+    assert_eq!(run.stdout(), "0\n4\n");
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert_eq!(log.lines().count(), 3, "header and two jobs:\n{log}");
+}
+
+#[test]
+fn retries_rerun_a_failing_job() {
+    let dir = Dir::new();
+    // Fails on its first two runs, succeeds on the third (a counter file keeps track).
+    let flaky = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo try $n; [ $n -ge 3 ]";
+    dir.concur(["run", "--retries", "1", "--shell"])
+        .stdin(format!("{flaky}\n"))
+        .run()
+        .expect_code(1);
+    std::fs::remove_file(dir.path().join("count")).unwrap();
+    let run = dir
+        .concur(["run", "--retries", "2", "--shell"])
+        .stdin(format!("{flaky}\n"))
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "try 3\n", "only the last attempt is printed");
+}
+
+#[test]
+fn bad_input_gets_a_clear_message() {
+    let dir = Dir::new();
+    dir.concur(["run"])
+        .stdin("x\n")
+        .run()
+        .expect_code(255)
+        .expect_stderr("no command given");
+    let run = dir
+        .concur(["run", "--", "echo"])
+        .stdin(b"caf\xe9\nok\n".to_vec())
+        .run()
+        .expect_code(1)
+        .expect_stderr("input line 1 is not valid UTF-8 (byte 0xe9 at column 4); not run");
+    assert_eq!(run.stdout(), "ok\n");
+    dir.concur(["run", "--bogus"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("unexpected argument '--bogus'");
+}
+
+#[test]
+fn large_outputs_are_spooled_and_printed_whole() {
+    let dir = Dir::new();
+    let run = dir
+        .concur(["run", "-j", "3", "--keep-order", "--shell"])
+        .stdin("head -c 300000 /dev/zero | tr '\\0' a\nhead -c 300000 /dev/zero | tr '\\0' b\necho end\n")
+        .run()
+        .expect_success();
+    let out = run.stdout();
+    assert_eq!(out.len(), 600_004);
+    assert!(out.starts_with(&"a".repeat(300_000)));
+    assert_eq!(&out[300_000..600_000], "b".repeat(300_000));
+    assert!(out.ends_with("end\n"));
+}
+
+#[test]
+fn sigterm_stops_every_running_job_group() {
+    let dir = Dir::new();
+    let mut child = dir
+        .concur(["run", "-j", "3", "--grace", "500ms", "--shell"])
+        .stdin("sleep 27.1828 & wait\nsleep 27.1828 & wait\nsleep 27.1828 & wait\nsleep 27.1828\n")
+        .spawn();
+    eventually("three jobs to start", || {
+        processes_with("sleep 27.1828").len() == 3
+    });
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    eventually("every job's sleep to die", || {
+        processes_with("sleep 27.1828").is_empty()
+    });
+}
+
+#[test]
+fn on_a_terminal_the_progress_bar_draws_on_stderr_and_never_blocks_output() {
+    // `script` gives the commands a pseudo-terminal, so the bars are really drawn.
+    // A hang (the bar and the job output fighting over stderr) fails as a timeout.
+    let dir = Dir::new();
+    let exe = env!("CARGO_BIN_EXE_concur");
+    for (name, command) in [
+        (
+            "run",
+            format!("seq 1 20 | '{exe}' run -j 4 --shell -- 'sleep 0.05; echo {{}}' > out.txt"),
+        ),
+        (
+            "life",
+            format!("'{exe}' life --latency 20ms --generations 5 --print final > out.txt"),
+        ),
+    ] {
+        let output = concur::process::Cmd::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(dir.path())
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(output.status.success(), "{name}: {output:?}");
+        let terminal = String::from_utf8_lossy(&output.stdout);
+        let unit = if name == "run" { "jobs" } else { "generations" };
+        assert!(
+            terminal.contains(unit),
+            "{name}: no progress bar on the terminal: {terminal:?}"
+        );
+        let out = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+        assert!(
+            !out.contains(unit),
+            "{name}: the bar leaked into stdout: {out:?}"
+        );
+        let expected_lines = if name == "run" { 20 } else { 5 };
+        assert_eq!(out.lines().count(), expected_lines, "{name}: {out:?}");
+    }
+}
