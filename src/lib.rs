@@ -34,6 +34,10 @@ pub mod limits;
 pub mod measure;
 pub mod process;
 pub mod queue;
+mod shim;
+pub mod sync;
+pub mod threads;
+pub mod thumbnails;
 pub mod tour;
 
 /// An error and its causes on one line, `outer: inner: ...`, as the CLI prints them.

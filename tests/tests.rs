@@ -7,4 +7,5 @@ mod life_cli;
 mod life_strategies;
 mod process;
 mod run_cli;
+mod threads_cli;
 mod util;

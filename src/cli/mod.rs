@@ -9,9 +9,13 @@
 //! * exit status 0 is success, 1 a failure of the work itself, 2 bad arguments or input
 //!   (as clap's own usage errors); a closed stdout pipe (`concur ... | head`) exits 0.
 
+pub mod factorize;
 pub mod life;
 mod output;
+pub mod pipeline;
+pub mod race;
 pub mod run;
+pub mod slow_io;
 pub mod tour;
 pub mod value;
 
@@ -41,6 +45,14 @@ enum Command {
     Tour(tour::TourArgs),
     /// Run a command once per input line, in parallel (item 52).
     Run(run::RunArgs),
+    /// Factorize numbers serially and with threads: no GIL here (item 53).
+    Factorize(factorize::FactorizeArgs),
+    /// Blocking system calls in threads while the main thread computes (item 53).
+    SlowIo(slow_io::SlowIoArgs),
+    /// Lost updates without a lock, exact counts with one (item 54).
+    Race(race::RaceArgs),
+    /// A multi-stage pipeline of threads and bounded closable queues (item 55).
+    Pipeline(Box<pipeline::PipelineArgs>),
     /// Game of Life whose cells do slow I/O, fanned out every way the book compares (items 56-60).
     Life(Box<life::LifeArgs>),
 }
@@ -108,6 +120,10 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
     let result = match cli.command {
         Command::Tour(args) => tour::run(args, &mut out),
         Command::Run(args) => run::run(args, &mut out),
+        Command::Factorize(args) => factorize::run(args, &mut out),
+        Command::SlowIo(args) => slow_io::run(args, &mut out),
+        Command::Race(args) => race::run(args, &mut out),
+        Command::Pipeline(args) => pipeline::run(*args, &mut out),
         Command::Life(args) => life::run(*args, &mut out),
     }
     .and_then(|outcome| {

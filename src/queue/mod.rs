@@ -4,7 +4,9 @@
 //! waiting, telling workers to stop, and memory explosion when one stage outruns the next.
 //! [`ClosableQueue`] answers all three: `get` blocks, `close` ends the stream for every
 //! consumer, and a bounded capacity makes `put` wait. [`Workers`] is the book's
-//! `StoppableWorker` thread group.
+//! `StoppableWorker` thread group, and [`Pipeline`] assembles whole multi-stage
+//! pipelines from them. [`naive`] keeps the book's busy-waiting first attempt, to count
+//! its wasted polls.
 //!
 //! **What Rust changes.** The queue is generic and typed, so a stage cannot be handed the
 //! wrong item; a `put` on a closed queue gives the item back ([`Closed`]) instead of losing
@@ -12,7 +14,11 @@
 //! traceback and vanishing.
 
 mod closable;
+pub mod naive;
+mod pipeline;
+pub mod simulated;
 mod worker;
 
 pub use closable::{ClosableQueue, Closed, Iter, TooManyTaskDone};
+pub use pipeline::{BoxError, Pipeline, PipelineBuilder, PipelineError, Report, StageReport};
 pub use worker::{WorkerPanicked, Workers};

@@ -8,6 +8,7 @@
 
 mod children;
 mod life;
+mod threads;
 
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
@@ -54,6 +55,9 @@ pub enum TourError {
     /// A child-process demonstration failed.
     #[error("the child-process part failed")]
     Process(#[from] ProcessError),
+    /// A thread demonstration could not run (a socket or a thread could not be made).
+    #[error("a thread demonstration failed")]
+    Demo(#[source] io::Error),
 }
 
 /// Runs the tour, writing it to `out`.
@@ -70,6 +74,7 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
         )?;
     }
     children::run(out)?;
+    threads::run(out, options)?;
     life::run(out, options)?;
     writeln!(
         out,
