@@ -10,9 +10,9 @@
 //! | book item | module | command |
 //! |---|---|---|
 //! | 52 child processes | [`process`] ([`process::Cmd`], [`process::Pipeline`], [`process::ProcessManager`]), [`process::runner`] | `concur run` |
-//! | 53 threads for blocking I/O | planned | `concur factorize`, `concur slow-io` (planned) |
-//! | 54 locks against data races | planned | `concur race` (planned) |
-//! | 55 queues and pipelines | [`queue`] ([`queue::ClosableQueue`], [`queue::Workers`]) | `concur pipeline` (planned) |
+//! | 53 threads for blocking I/O | [`threads`] ([`threads::factorize`], [`threads::slow_io`]) | `concur factorize`, `concur slow-io` |
+//! | 54 locks against data races | [`sync`] (counters, [`sync::BankAccount`], [`sync::ResourcePool`]) | `concur race` |
+//! | 55 queues and pipelines | [`queue`] ([`queue::ClosableQueue`], [`queue::Pipeline`], [`queue::naive`]), [`thumbnails`] | `concur pipeline` |
 //! | 56 when concurrency is necessary | [`life`], [`life::strategy::serial`] | `concur life --strategy serial` |
 //! | 57 thread per cell | [`life::strategy::thread_per_cell`] | `concur life --strategy thread-per-cell` |
 //! | 58 queue pipelines | [`life::strategy::pipeline`], [`life::strategy::phased_pipeline`] | `concur life --strategy pipeline` / `phased-pipeline` |
