@@ -583,6 +583,45 @@ mod tests {
         assert!(err.source.to_string().contains("panicked: item seven"));
     }
 
+    /// CPU time (user + system, in clock ticks) of this process's threads named `name*`.
+    #[cfg(target_os = "linux")]
+    fn cpu_ticks_of_threads(name: &str) -> u64 {
+        let mut ticks = 0;
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with(name) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // Fields after the ")" that closes the command name: utime is 12th, stime 13th.
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        }
+        ticks
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn idle_workers_sleep_instead_of_spinning() {
+        let pipeline = Pipeline::builder(4)
+            .stage("idlecheck", n(6), Ok::<u8, BoxError>)
+            .unwrap()
+            .build();
+        std::thread::sleep(Duration::from_millis(50)); // let them reach their wait
+        let before = cpu_ticks_of_threads("idlecheck");
+        std::thread::sleep(Duration::from_millis(500));
+        let used = cpu_ticks_of_threads("idlecheck") - before;
+        // Six spinning threads would burn about 100 ticks (1 s of CPU) in 500 ms.
+        assert!(used <= 2, "idle workers used {used} ticks of CPU");
+        pipeline.put(1).unwrap();
+        assert_eq!(pipeline.finish().unwrap().outputs, [1]);
+    }
+
     #[test]
     fn finish_without_run_drains_outputs_and_dropping_a_pipeline_joins_it() {
         let pipeline = Pipeline::builder(1)
