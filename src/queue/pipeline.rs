@@ -587,7 +587,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn cpu_ticks_of_threads(name: &str) -> u64 {
         let mut ticks = 0;
-        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let tasks = std::fs::read_dir("/proc/self/task").expect("Linux lists threads in /proc");
+        for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             if !comm.starts_with(name) {
                 continue;
@@ -600,7 +601,8 @@ mod tests {
                 .unwrap_or("")
                 .split_whitespace()
                 .collect();
-            ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+            let field = |i: usize| fields[i].parse::<u64>().expect("a number of ticks");
+            ticks += field(11) + field(12);
         }
         ticks
     }
