@@ -18,7 +18,7 @@
 //! | 58 queue pipelines | [`life::strategy::pipeline`], [`life::strategy::phased_pipeline`] | `concur life --strategy pipeline` / `phased-pipeline` |
 //! | 59 ThreadPoolExecutor | [`executor`], [`life::strategy::pool`] | `concur life --strategy pool` |
 //! | 60 coroutines | [`life::strategy::tasks`] | `concur life --strategy async` |
-//! | 61 porting threaded I/O to asyncio | planned | `concur guess` (planned) |
+//! | 61 porting threaded I/O to asyncio | [`guess`] ([`guess::Session`], [`guess::serve_threads`], [`guess::serve_async`], [`guess::load`]) | `concur guess serve`, `play`, `load` |
 //! | 62–63 mixing threads and coroutines, not blocking the loop | planned | `concur tail` (planned) |
 //! | 64 true parallelism | planned | `concur gcd` (planned) |
 //! | the whole chapter | [`tour`] | `concur tour` |
@@ -29,6 +29,7 @@
 
 pub mod cli;
 pub mod executor;
+pub mod guess;
 pub mod life;
 pub mod limits;
 pub mod measure;

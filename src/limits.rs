@@ -112,6 +112,26 @@ pub fn ensure_threads(count: usize, stack_size: usize) -> std::io::Result<()> {
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit (servers and load
+/// generators need thousands of sockets); returns the limit now in force.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+        && current < maximum
+    {
+        setrlimit(
+            Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            },
+        )?;
+        return Ok(maximum);
+    }
+    Ok(limit.current.unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -399,7 +399,7 @@ fn bench_runs_every_strategy_in_its_own_process() {
 }
 
 #[test]
-fn quick_tour_covers_items_52_to_60() {
+fn quick_tour_covers_items_52_to_61() {
     let dir = Dir::new();
     let run = dir.concur(["tour", "--quick"]).run().expect_success();
     let out = run.stdout();
@@ -428,6 +428,11 @@ fn quick_tour_covers_items_52_to_60() {
         "Items 56-60",
         "Item 57",
         "All six strategies produced identical grids",
+        "Item 61",
+        "threaded server, threaded client",
+        "async server, async client",
+        "Client: 3 is Correct",
+        "Server: 3 is Correct",
         "thread-per-cell  Err: SimulationError at (2, 3): Problem with I/O",
         "async            Err: SimulationError at (2, 3): Problem with I/O",
     ] {

@@ -10,6 +10,7 @@
 //!   (as clap's own usage errors); a closed stdout pipe (`concur ... | head`) exits 0.
 
 pub mod factorize;
+pub mod guess;
 pub mod life;
 mod output;
 pub mod pipeline;
@@ -53,6 +54,8 @@ enum Command {
     Race(race::RaceArgs),
     /// A multi-stage pipeline of threads and bounded closable queues (item 55).
     Pipeline(Box<pipeline::PipelineArgs>),
+    /// The number-guessing game over TCP: serve, play, load (item 61).
+    Guess(guess::GuessArgs),
     /// Game of Life whose cells do slow I/O, fanned out every way the book compares (items 56-60).
     Life(Box<life::LifeArgs>),
 }
@@ -115,8 +118,9 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
         }
     };
     let own_failure = matches!(cli.command, Command::Run(_)).then_some(RUN_OWN_FAILURE);
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    // Buffered but not locked for the whole command: some commands (guess serve) also
+    // print from other threads, which would wait forever on a held lock.
+    let mut out = io::BufWriter::new(io::stdout());
     let result = match cli.command {
         Command::Tour(args) => tour::run(args, &mut out),
         Command::Run(args) => run::run(args, &mut out),
@@ -124,6 +128,7 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
         Command::SlowIo(args) => slow_io::run(args, &mut out),
         Command::Race(args) => race::run(args, &mut out),
         Command::Pipeline(args) => pipeline::run(*args, &mut out),
+        Command::Guess(args) => guess::run(args, &mut out),
         Command::Life(args) => life::run(*args, &mut out),
     }
     .and_then(|outcome| {

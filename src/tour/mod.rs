@@ -7,6 +7,7 @@
 //! scaled the same way.
 
 mod children;
+mod guess;
 mod life;
 mod threads;
 
@@ -76,6 +77,7 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
     children::run(out)?;
     threads::run(out, options)?;
     life::run(out, options)?;
+    guess::run(out)?;
     writeln!(
         out,
         "\nTour finished in {:.1} s.",
