@@ -19,7 +19,7 @@
 //! | 59 ThreadPoolExecutor | [`executor`], [`life::strategy::pool`] | `concur life --strategy pool` |
 //! | 60 coroutines | [`life::strategy::tasks`] | `concur life --strategy async` |
 //! | 61 porting threaded I/O to asyncio | [`guess`] ([`guess::Session`], [`guess::serve_threads`], [`guess::serve_async`], [`guess::load`]) | `concur guess serve`, `play`, `load` |
-//! | 62–63 mixing threads and coroutines, not blocking the loop | planned | `concur tail` (planned) |
+//! | 62–63 mixing threads and coroutines, not blocking the loop | [`tail`] ([`tail::Source`], [`tail::merge_threads`], [`tail::merge_mixed`], [`tail::merge_async`], [`tail::debug`]) | `concur tail` |
 //! | 64 true parallelism | planned | `concur gcd` (planned) |
 //! | the whole chapter | [`tour`] | `concur tour` |
 //!
@@ -37,6 +37,7 @@ pub mod process;
 pub mod queue;
 mod shim;
 pub mod sync;
+pub mod tail;
 pub mod threads;
 pub mod thumbnails;
 pub mod tour;

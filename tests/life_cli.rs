@@ -399,7 +399,7 @@ fn bench_runs_every_strategy_in_its_own_process() {
 }
 
 #[test]
-fn quick_tour_covers_items_52_to_61() {
+fn quick_tour_covers_items_52_to_63() {
     let dir = Dir::new();
     let run = dir.concur(["tour", "--quick"]).run().expect_success();
     let out = run.stdout();
@@ -433,10 +433,14 @@ fn quick_tour_covers_items_52_to_61() {
         "async server, async client",
         "Client: 3 is Correct",
         "Server: 3 is Correct",
+        "Items 62-63",
+        "50 lines merged in",
+        "--debug-slow 50ms catches the book's blocking coroutine: slow poll: task \"slow_coroutine\"",
         "thread-per-cell  Err: SimulationError at (2, 3): Problem with I/O",
         "async            Err: SimulationError at (2, 3): Problem with I/O",
     ] {
         assert!(out.contains(needle), "tour lacks {needle:?}\n{out}");
     }
     assert!(!out.contains("the error was lost"), "{out}");
+    assert_eq!(out.matches("confirm_merge passed").count(), 3, "{out}");
 }

@@ -8,5 +8,6 @@ mod life_cli;
 mod life_strategies;
 mod process;
 mod run_cli;
+mod tail;
 mod threads_cli;
 mod util;

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod race;
 pub mod run;
 pub mod slow_io;
+pub mod tail;
 pub mod tour;
 pub mod value;
 
@@ -56,6 +57,8 @@ enum Command {
     Pipeline(Box<pipeline::PipelineArgs>),
     /// The number-guessing game over TCP: serve, play, load (item 61).
     Guess(guess::GuessArgs),
+    /// Follow many growing files into one merged output (items 62-63).
+    Tail(tail::TailArgs),
     /// Game of Life whose cells do slow I/O, fanned out every way the book compares (items 56-60).
     Life(Box<life::LifeArgs>),
 }
@@ -129,6 +132,7 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
         Command::Race(args) => race::run(args, &mut out),
         Command::Pipeline(args) => pipeline::run(*args, &mut out),
         Command::Guess(args) => guess::run(args, &mut out),
+        Command::Tail(args) => tail::run(args, &mut out),
         Command::Life(args) => life::run(*args, &mut out),
     }
     .and_then(|outcome| {

@@ -9,6 +9,7 @@
 mod children;
 mod guess;
 mod life;
+mod tail;
 mod threads;
 
 use std::io::{self, Write};
@@ -78,6 +79,7 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
     threads::run(out, options)?;
     life::run(out, options)?;
     guess::run(out)?;
+    tail::run(out)?;
     writeln!(
         out,
         "\nTour finished in {:.1} s.",

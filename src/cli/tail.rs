@@ -1,0 +1,268 @@
+//! `concur tail`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use super::value::parse_duration;
+use super::{Outcome, UsageError};
+use crate::process::CancelToken;
+use crate::tail::writer::Output;
+use crate::tail::{self, FollowOptions, Mode, TailError, TailOptions};
+
+const AFTER: &str = "\
+Each file is read from its start (or --from-end) and followed as it grows. Complete
+lines from all files are merged into OUT: a line is written whole, never mixed with
+another, and each file's lines keep their order. An unfinished last line is held until
+its newline arrives (and written, with a newline, when tailing stops).
+
+New lines are seen within milliseconds through inotify; --poll (or a system without
+inotify) looks every --interval instead. --follow-name survives rotation: a file renamed
+away and recreated, or truncated (copytruncate), is reopened or re-read from the start,
+after the rest of the old file is drained. Missing files are then waited for.
+
+Without --idle-exit, tailing runs until Ctrl-C or SIGTERM, then flushes and exits 0.
+
+Exit status: 0 done; 1 a file could not be read, or writing failed; 2 no file could be
+opened, or OUT could not be created.
+
+Designs (--mode), all merging the same lines:
+  threads  a thread per file and a locked writer (the book's Example 3)
+  mixed    blocking tailers on spawn_blocking, an async writer task (item 62)
+  async    async tailer tasks, a dedicated writer thread (item 63's WriteThread)";
+
+/// Arguments of `concur tail`.
+#[derive(Debug, Args)]
+#[command(
+    about = "Follow many growing files and merge their lines into one output (items 62-63)",
+    after_help = AFTER,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct TailArgs {
+    #[command(subcommand)]
+    command: Option<TailCommand>,
+
+    /// How tailers and the writer are arranged.
+    #[arg(long, value_enum, default_value_t = Mode::Threads)]
+    mode: Mode,
+
+    /// Write the merged lines to OUT instead of stdout (created or truncated).
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+
+    /// How often to look for new data when no inotify event arrives.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "D")]
+    interval: Duration,
+
+    /// Exit (status 0) once no file has grown for D.
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    idle_exit: Option<Duration>,
+
+    /// Start at the current end of each file.
+    #[arg(long)]
+    from_end: bool,
+
+    /// Follow names through rotation and truncation; wait for missing files.
+    #[arg(long)]
+    follow_name: bool,
+
+    /// Write `path: ` before each line.
+    #[arg(long)]
+    prefix: bool,
+
+    /// Do not use inotify; look every --interval.
+    #[arg(long)]
+    poll: bool,
+
+    /// Report any task poll that blocks the runtime longer than D (mixed and async).
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    debug_slow: Option<Duration>,
+
+    /// The files to follow.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TailCommand {
+    /// Measure append-to-output latency and merge throughput (against GNU tail).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Lines per file for the throughput runs (8 files).
+    #[arg(long, default_value_t = 500_000, value_name = "N")]
+    lines: u64,
+
+    /// Lines timed per latency run.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    samples: usize,
+
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
+    use crate::tail::bench;
+    let exe = std::env::current_exe().context("cannot find the concur executable")?;
+    let dir = tempfile::Builder::new()
+        .prefix("concur-tail-bench-")
+        .tempdir()?;
+    let mut latencies = Vec::new();
+    for mode in [Mode::Threads, Mode::Mixed, Mode::Async] {
+        latencies.push(bench::latency(&exe, dir.path(), mode, false, args.samples)?);
+    }
+    latencies.push(bench::latency(
+        &exe,
+        dir.path(),
+        Mode::Threads,
+        true,
+        args.samples,
+    )?);
+
+    let files = 8;
+    let paths = bench::write_files(dir.path(), files, args.lines)?;
+    let total = files as u64 * args.lines;
+    let mut throughputs = Vec::new();
+    for mode in [Mode::Threads, Mode::Mixed, Mode::Async] {
+        let mut command = std::process::Command::new(&exe);
+        command
+            .args(["tail", "--mode", bench::mode_name(mode)])
+            .args(&paths);
+        let name = format!("concur tail --mode {}", bench::mode_name(mode));
+        throughputs.push(bench::throughput(
+            &name,
+            "pre-written",
+            &mut command,
+            total,
+        )?);
+    }
+    let mut gnu = std::process::Command::new("tail");
+    gnu.args(["-q", "-n", "+1", "-f"]).args(&paths);
+    match bench::throughput("GNU tail -q -n +1 -f", "pre-written", &mut gnu, total) {
+        Ok(result) => throughputs.push(result),
+        Err(err) => eprintln!("concur: GNU tail not measured: {err}"),
+    }
+    for path in &paths {
+        let _ = std::fs::remove_file(path);
+    }
+    for mode in [Mode::Threads, Mode::Mixed, Mode::Async] {
+        throughputs.push(bench::live_throughput(
+            &exe,
+            dir.path(),
+            mode,
+            files,
+            args.lines,
+        )?);
+    }
+
+    if args.json {
+        let report = serde_json::json!({ "latency": latencies, "throughput": throughputs });
+        writeln!(out, "{report}")?;
+        return Ok(Outcome::Success);
+    }
+    writeln!(
+        out,
+        "Append-to-output latency ({} lines, one every 10 ms):",
+        args.samples
+    )?;
+    writeln!(
+        out,
+        "{:<10} {:<12} {:>8} {:>8}",
+        "mode", "wake-up", "p50 ms", "p99 ms"
+    )?;
+    for l in &latencies {
+        writeln!(
+            out,
+            "{:<10} {:<12} {:>8.3} {:>8.3}",
+            bench::mode_name(l.mode),
+            l.wake,
+            l.p50_ms,
+            l.p99_ms
+        )?;
+    }
+    writeln!(
+        out,
+        "\nThroughput, {files} files of {} lines (about 60 bytes each):",
+        args.lines
+    )?;
+    writeln!(
+        out,
+        "{:<30} {:<12} {:>10} {:>14}",
+        "tailer", "workload", "seconds", "lines/s"
+    )?;
+    for t in &throughputs {
+        writeln!(
+            out,
+            "{:<30} {:<12} {:>10.3} {:>14.0}",
+            t.tailer, t.workload, t.seconds, t.lines_per_second
+        )?;
+    }
+    Ok(Outcome::Success)
+}
+
+/// Runs `concur tail`.
+pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
+    if let Some(TailCommand::Bench(bench_args)) = args.command {
+        return bench(bench_args, out);
+    }
+    if args.debug_slow.is_some() && args.mode == Mode::Threads {
+        return Err(UsageError(
+            "--debug-slow watches async tasks: use it with --mode mixed or async".into(),
+        )
+        .into());
+    }
+    let output =
+        Output::open(args.output.as_deref()).map_err(|e| UsageError(crate::error_chain(&e)))?;
+    let options = TailOptions {
+        mode: args.mode,
+        interval: args.interval.max(Duration::from_millis(1)),
+        idle_exit: args.idle_exit,
+        follow: FollowOptions {
+            from_end: args.from_end,
+            follow_name: args.follow_name,
+        },
+        prefix: args.prefix,
+        poll_only: args.poll,
+        debug_slow: args.debug_slow,
+    };
+    let cancel = CancelToken::new().context("cannot create the cancel pipe")?;
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT and SIGTERM")?;
+    let handle = signals.handle();
+    let on_signal = cancel.clone();
+    let listener = thread::Builder::new()
+        .name("tail-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                on_signal.cancel_with(signal);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    let log: tail::Log = Arc::new(|line| eprintln!("concur: {line}"));
+    let result = tail::run(&args.files, &options, output, log, &cancel);
+    handle.close();
+    let _ = listener.join();
+    match result {
+        Ok(summary) => Ok(if summary.failed_files > 0 {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        }),
+        Err(TailError::NoFiles(why)) => Err(UsageError(format!("no file to follow: {why}")).into()),
+        Err(TailError::Write(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(Outcome::Success)
+        }
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,260 @@
+//! `concur tail bench`: how fast a line reaches the merged output, and how many lines
+//! per second get merged. Each tailer runs as a child process writing to a pipe that
+//! this process reads, so every figure includes the real output path.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::Mode;
+
+/// Latency percentiles of one configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    /// `inotify` or `poll 100ms`.
+    pub wake: String,
+    /// The design.
+    pub mode: Mode,
+    /// Lines timed.
+    pub samples: usize,
+    /// Median append-to-output time, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: f64,
+}
+
+/// Throughput of one tailer on one workload.
+#[derive(Clone, Debug, Serialize)]
+pub struct Throughput {
+    /// What ran: a concur design, or `GNU tail`.
+    pub tailer: String,
+    /// `pre-written` (the files exist in full) or `live` (written while tailing).
+    pub workload: String,
+    /// Lines merged.
+    pub lines: u64,
+    /// Seconds until the last line came out.
+    pub seconds: f64,
+    /// Lines per second.
+    pub lines_per_second: f64,
+}
+
+fn spawn(command: &mut Command) -> io::Result<Child> {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// Appends `samples` lines, one every 10 ms, each carrying its write time, and measures
+/// when each comes out of `concur tail` (with `--poll` when `poll` is set).
+pub fn latency(
+    exe: &Path,
+    dir: &Path,
+    mode: Mode,
+    poll: bool,
+    samples: usize,
+) -> io::Result<Latency> {
+    let path = dir.join(format!("latency-{}-{poll}.log", mode_name(mode)));
+    File::create(&path)?;
+    let mut command = Command::new(exe);
+    command.args(["tail", "--mode", mode_name(mode), "--interval", "100ms"]);
+    if poll {
+        command.arg("--poll");
+    }
+    let mut child = spawn(command.arg(&path))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
+    let base = Instant::now();
+    let reader = thread::spawn(move || {
+        let mut delays = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(sent) = line.strip_prefix("t=").and_then(|n| n.parse::<u64>().ok()) {
+                delays.push(base.elapsed().saturating_sub(Duration::from_nanos(sent)));
+            }
+            if line == "end" {
+                break;
+            }
+        }
+        delays
+    });
+    thread::sleep(Duration::from_millis(300)); // let the tailer start watching
+    let mut file = OpenOptions::new().append(true).open(&path)?;
+    for _ in 0..samples {
+        let sent = base.elapsed().as_nanos();
+        file.write_all(format!("t={sent}\n").as_bytes())?;
+        thread::sleep(Duration::from_millis(10));
+    }
+    file.write_all(b"end\n")?;
+    let mut delays = reader
+        .join()
+        .map_err(|_| io::Error::other("reader panicked"))?;
+    stop(child);
+    delays.sort_unstable();
+    Ok(Latency {
+        wake: if poll {
+            "poll 100ms".into()
+        } else {
+            "inotify".into()
+        },
+        mode,
+        samples: delays.len(),
+        p50_ms: percentile(&delays, 50.0),
+        p99_ms: percentile(&delays, 99.0),
+    })
+}
+
+/// The line every workload writes: about 60 bytes, like a short log line.
+fn line(file: usize, n: u64) -> String {
+    format!("2026-11-22T05:00:00Z file={file} seq={n:09} level=info msg=ok\n")
+}
+
+/// Writes `files` files of `lines` lines each, as fast as possible.
+pub fn write_files(dir: &Path, files: usize, lines: u64) -> io::Result<Vec<PathBuf>> {
+    let paths: Vec<PathBuf> = (0..files)
+        .map(|i| dir.join(format!("input{i}.log")))
+        .collect();
+    thread::scope(|s| {
+        let writers: Vec<_> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                s.spawn(move || -> io::Result<()> {
+                    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+                    for n in 0..lines {
+                        out.write_all(line(i, n).as_bytes())?;
+                    }
+                    out.flush()
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| io::Error::other("writer panicked"))?)
+    })?;
+    Ok(paths)
+}
+
+/// Counts lines on `child`'s stdout until `expected` arrived; returns when the last one did.
+fn count_until(child: &mut Child, expected: u64) -> io::Result<Instant> {
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
+    let mut buf = vec![0; 1 << 20];
+    let mut seen = 0u64;
+    while seen < expected {
+        let n = stdout.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::other(format!(
+                "the tailer stopped after {seen} of {expected} lines"
+            )));
+        }
+        seen += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok(Instant::now())
+}
+
+/// Measures how fast `command` (a tailer printing every line of `paths` to stdout)
+/// delivers `expected` lines.
+pub fn throughput(
+    name: &str,
+    workload: &str,
+    command: &mut Command,
+    expected: u64,
+) -> io::Result<Throughput> {
+    let start = Instant::now();
+    let mut child = spawn(command)?;
+    let done = count_until(&mut child, expected);
+    stop(child);
+    let seconds = done?.duration_since(start).as_secs_f64();
+    Ok(Throughput {
+        tailer: name.to_owned(),
+        workload: workload.to_owned(),
+        lines: expected,
+        seconds,
+        lines_per_second: expected as f64 / seconds,
+    })
+}
+
+/// concur tailing `files` files while writer threads write `lines` lines to each as fast
+/// as they can: from the first write to the last line out.
+pub fn live_throughput(
+    exe: &Path,
+    dir: &Path,
+    mode: Mode,
+    files: usize,
+    lines: u64,
+) -> io::Result<Throughput> {
+    let paths: Vec<PathBuf> = (0..files)
+        .map(|i| dir.join(format!("live{i}.log")))
+        .collect();
+    for path in &paths {
+        File::create(path)?;
+    }
+    let mut command = Command::new(exe);
+    command
+        .args(["tail", "--mode", mode_name(mode)])
+        .args(&paths);
+    let mut child = spawn(&mut command)?;
+    thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let done = thread::scope(|s| {
+        for (i, path) in paths.iter().enumerate() {
+            s.spawn(move || -> io::Result<()> {
+                let mut out = BufWriter::with_capacity(
+                    64 * 1024,
+                    OpenOptions::new().append(true).open(path)?,
+                );
+                for n in 0..lines {
+                    out.write_all(line(i, n).as_bytes())?;
+                }
+                out.flush()
+            });
+        }
+        count_until(&mut child, files as u64 * lines)
+    });
+    stop(child);
+    for path in &paths {
+        let _ = fs::remove_file(path);
+    }
+    let seconds = done?.duration_since(start).as_secs_f64();
+    let total = files as u64 * lines;
+    Ok(Throughput {
+        tailer: format!("concur tail --mode {}", mode_name(mode)),
+        workload: "live".into(),
+        lines: total,
+        seconds,
+        lines_per_second: total as f64 / seconds,
+    })
+}
+
+/// The command-line name of a mode.
+pub fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Threads => "threads",
+        Mode::Mixed => "mixed",
+        Mode::Async => "async",
+    }
+}

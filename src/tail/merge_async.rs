@@ -1,0 +1,62 @@
+//! Design 3 (item 63): async tailer tasks, and a dedicated writer thread with its own
+//! queue, so that writing the output never blocks the runtime.
+
+use std::sync::Arc;
+
+use super::merge_mixed::{runtime, spawn_watched};
+use super::writer::{Output, WriteThread};
+use super::{Shared, Source, TailError, TailOptions, poll_once};
+
+/// Runs the async design until stopped.
+pub(crate) fn run(
+    sources: Vec<Source>,
+    options: &TailOptions,
+    output: Output,
+    shared: &Arc<Shared>,
+) -> Result<(), TailError> {
+    let runtime = runtime(sources.len())?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let writer = WriteThread::start(output, rx, Arc::clone(shared))?;
+    runtime.block_on(async {
+        let mut tailers = Vec::new();
+        for (i, source) in sources.into_iter().enumerate() {
+            let name = format!("tail {}", source.path().display());
+            let (tx, task_shared, wake) =
+                (tx.clone(), Arc::clone(shared), Arc::clone(&shared.wakes[i]));
+            let interval = options.interval;
+            tailers.push(spawn_watched(options, shared, name, async move {
+                let shared = task_shared;
+                let mut source = source;
+                loop {
+                    // The read is blocking file I/O: off the runtime, as the book's
+                    // `await loop.run_in_executor(None, readline, handle)`.
+                    let poll_shared = Arc::clone(&shared);
+                    let Ok((back, step)) = tokio::task::spawn_blocking(move || {
+                        let step = poll_once(&mut source, &poll_shared);
+                        (source, step)
+                    })
+                    .await
+                    else {
+                        return;
+                    };
+                    source = back;
+                    if !step.batch.is_empty() && tx.send(step.batch).await.is_err() {
+                        return; // the writer stopped on an error, already recorded
+                    }
+                    if step.done {
+                        return;
+                    }
+                    if !step.more {
+                        wake.wait_async(interval).await;
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        for tailer in tailers {
+            let _ = tailer.await;
+        }
+    });
+    writer.join();
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Design 2 (item 62): blocking tailers run through `spawn_blocking` (the book's
+//! `run_in_executor`), handing their lines to an async writer task through the runtime
+//! handle (the book's `run_coroutine_threadsafe`).
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::merge_threads::tail_blocking;
+use super::writer::Output;
+use super::{Shared, Source, TailError, TailOptions};
+
+/// Spawns `future`, timing its polls when `--debug-slow` is on.
+pub(crate) fn spawn_watched<F>(
+    options: &TailOptions,
+    shared: &Shared,
+    name: String,
+    future: F,
+) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match options.debug_slow {
+        Some(threshold) => {
+            let log = Arc::clone(&shared.log);
+            tokio::spawn(super::debug::Watched::new(name, threshold, log, future))
+        }
+        None => tokio::spawn(future),
+    }
+}
+
+/// A multi-threaded runtime with room for one blocking thread per file.
+pub(crate) fn runtime(files: usize) -> Result<tokio::runtime::Runtime, TailError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(files + 16)
+        .thread_name("tail-runtime")
+        .enable_all()
+        .build()
+        .map_err(TailError::Start)
+}
+
+/// Runs the mixed design until stopped.
+pub(crate) fn run(
+    sources: Vec<Source>,
+    options: &TailOptions,
+    output: Output,
+    shared: &Arc<Shared>,
+) -> Result<(), TailError> {
+    let runtime = runtime(sources.len())?;
+    runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+        let mut out: Box<dyn AsyncWrite + Send + Unpin> = match output {
+            Output::Stdout => Box::new(tokio::io::stdout()),
+            Output::File(file) => Box::new(tokio::fs::File::from_std(file)),
+        };
+        let writer_shared = Arc::clone(shared);
+        let writer = spawn_watched(options, shared, "merged-output writer".into(), async move {
+            while let Some(batch) = rx.recv().await {
+                let mut n = batch.len();
+                let mut written = out.write_all(&batch).await;
+                while written.is_ok() {
+                    let Ok(more) = rx.try_recv() else { break };
+                    n += more.len();
+                    written = out.write_all(&more).await;
+                }
+                if let Err(err) = written.and(out.flush().await) {
+                    writer_shared.write_failed(err);
+                    return;
+                }
+                writer_shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        });
+        let handle = tokio::runtime::Handle::current();
+        let mut tailers = Vec::new();
+        for (i, source) in sources.into_iter().enumerate() {
+            let (tx, shared, wake, handle) = (
+                tx.clone(),
+                Arc::clone(shared),
+                Arc::clone(&shared.wakes[i]),
+                handle.clone(),
+            );
+            let interval = options.interval;
+            tailers.push(tokio::task::spawn_blocking(move || {
+                tail_blocking(source, &wake, &shared, interval, |batch| {
+                    // From this blocking thread, wait on the async send: the runtime's
+                    // run_coroutine_threadsafe(...).result().
+                    handle
+                        .block_on(tx.send(batch))
+                        .map_err(|_| io::Error::other("the writer stopped"))
+                });
+            }));
+        }
+        drop(tx);
+        for tailer in tailers {
+            let _ = tailer.await;
+        }
+        let _ = writer.await;
+    });
+    Ok(())
+}

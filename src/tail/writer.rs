@@ -1,0 +1,124 @@
+//! The merged output, and item 63's `WriteThread`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::{self, JoinHandle};
+
+use super::{Shared, TailError};
+
+/// Where merged lines go.
+#[derive(Debug)]
+pub enum Output {
+    /// Standard output.
+    Stdout,
+    /// A file, created (or truncated) when tailing starts.
+    File(File),
+}
+
+impl Output {
+    /// Opens `path` for writing, or standard output; an error names the path.
+    pub fn open(path: Option<&Path>) -> Result<Self, TailError> {
+        match path {
+            None => Ok(Output::Stdout),
+            Some(path) => {
+                File::create(path)
+                    .map(Output::File)
+                    .map_err(|source| TailError::Output {
+                        path: path.to_owned(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// A blocking writer for it.
+    pub fn into_writer(self) -> Box<dyn Write + Send> {
+        match self {
+            Output::Stdout => Box::new(io::stdout()),
+            Output::File(file) => Box::new(file),
+        }
+    }
+}
+
+/// Item 63's `WriteThread`: a thread that owns the output and writes the batches sent
+/// to its queue, so that the async tailers never block on a write. The queue is a
+/// tokio channel: tasks `send().await` (waiting, without blocking, when the writer
+/// falls behind) and the thread takes batches with `blocking_recv`.
+pub struct WriteThread {
+    handle: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for WriteThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteThread")
+    }
+}
+
+/// Writes batches until the channel closes, flushing whenever the queue runs dry.
+pub(crate) fn write_all_batches(
+    mut next: impl FnMut() -> Option<Vec<u8>>,
+    mut try_next: impl FnMut() -> Option<Vec<u8>>,
+    out: &mut dyn Write,
+    shared: &Shared,
+) {
+    let mut out = BufWriter::with_capacity(256 * 1024, out);
+    while let Some(batch) = next() {
+        let mut written = out.write_all(&batch).map(|()| batch.len());
+        // Take whatever else is queued before paying for a flush.
+        while written.is_ok() {
+            match try_next() {
+                Some(more) => {
+                    written = out
+                        .write_all(&more)
+                        .map(|()| written.unwrap_or(0) + more.len())
+                }
+                None => break,
+            }
+        }
+        match written.and_then(|n| out.flush().map(|()| n)) {
+            Ok(n) => {
+                shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(err) => {
+                shared.write_failed(err);
+                return;
+            }
+        }
+    }
+}
+
+impl WriteThread {
+    /// Starts the thread; it writes what `queue` delivers until every sender is gone.
+    pub(crate) fn start(
+        output: Output,
+        mut queue: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        shared: Arc<Shared>,
+    ) -> Result<Self, TailError> {
+        let handle = thread::Builder::new()
+            .name("tail-writer".into())
+            .spawn(move || {
+                let mut out = output.into_writer();
+                let queue = std::cell::RefCell::new(&mut queue);
+                write_all_batches(
+                    || queue.borrow_mut().blocking_recv(),
+                    || queue.borrow_mut().try_recv().ok(),
+                    &mut out,
+                    &shared,
+                );
+            })
+            .map_err(TailError::Start)?;
+        Ok(Self {
+            handle: Some(handle),
+        })
+    }
+
+    /// Waits for the thread to write everything sent before the senders were dropped.
+    pub fn join(mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
