@@ -33,6 +33,7 @@ pub mod guess;
 pub mod life;
 pub mod limits;
 pub mod measure;
+pub mod parallel;
 pub mod process;
 pub mod queue;
 mod shim;

@@ -10,6 +10,7 @@
 //!   (as clap's own usage errors); a closed stdout pipe (`concur ... | head`) exits 0.
 
 pub mod factorize;
+pub mod gcd;
 pub mod guess;
 pub mod life;
 mod output;
@@ -59,6 +60,11 @@ enum Command {
     Guess(guess::GuessArgs),
     /// Follow many growing files into one merged output (items 62-63).
     Tail(tail::TailArgs),
+    /// CPU-bound work serially, with threads, and with a process pool (item 64).
+    Gcd(Box<gcd::GcdArgs>),
+    /// Serve a process pool's tasks on stdin and stdout (started by concur itself).
+    #[command(hide = true)]
+    Worker(gcd::WorkerArgs),
     /// Game of Life whose cells do slow I/O, fanned out every way the book compares (items 56-60).
     Life(Box<life::LifeArgs>),
 }
@@ -133,6 +139,8 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
         Command::Pipeline(args) => pipeline::run(*args, &mut out),
         Command::Guess(args) => guess::run(args, &mut out),
         Command::Tail(args) => tail::run(args, &mut out),
+        Command::Gcd(args) => gcd::run(*args, &mut out),
+        Command::Worker(args) => gcd::worker(args),
         Command::Life(args) => life::run(*args, &mut out),
     }
     .and_then(|outcome| {

@@ -1,0 +1,308 @@
+//! `concur gcd`, `concur gcd bench`, and the hidden `concur worker`.
+
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::thread;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use super::output::{progress_bar, seconds};
+use super::value::parse_positive;
+use super::{Outcome, UsageError};
+use crate::parallel::bench::{self, BenchOptions};
+use crate::parallel::gcd::{self, BOOK_PAIRS};
+use crate::parallel::pool::{self, PoolOptions};
+use crate::parallel::{self, Mode};
+use crate::process::CancelToken;
+
+const AFTER: &str = "\
+The work is the book's deliberately slow gcd: count down from min(a, b) until both
+numbers divide. It is a benchmark kernel for CPU-bound work, not a gcd library.
+
+Modes: serial (one thread); threads (a rayon pool of -j threads: Rust threads run on
+every core); processes (a pool of -j worker processes, each `concur worker`, with tasks
+and results sent as length-prefixed postcard frames over their stdin and stdout, in
+chunks of --chunk). A task whose worker dies fails alone and is reported; the worker is
+replaced and the other tasks complete.
+
+Pairs file: one pair per line, `a b`, `a, b` or `(a, b)`; `#` starts a comment.
+Exit status: 0 done; 1 some tasks failed; 2 bad arguments or pairs file; 130/143
+interrupted by Ctrl-C/SIGTERM (every worker is stopped and reaped first).";
+
+/// Arguments of `concur gcd`.
+#[derive(Debug, Args)]
+#[command(
+    about = "CPU-bound work serially, with threads, and with a real process pool (item 64)",
+    after_help = AFTER,
+    args_conflicts_with_subcommands = true
+)]
+pub struct GcdArgs {
+    #[command(subcommand)]
+    command: Option<GcdCommand>,
+
+    /// How to run the work.
+    #[arg(long, value_enum, default_value_t = Mode::Threads)]
+    mode: Mode,
+
+    /// Threads or worker processes [default: the number of cores].
+    #[arg(short, long, value_parser = parse_positive, value_name = "N")]
+    jobs: Option<NonZeroUsize>,
+
+    /// Read the pairs from FILE [default: the book's ten pairs].
+    #[arg(long, value_name = "FILE")]
+    pairs: Option<PathBuf>,
+
+    /// Tasks per request to a worker process [default: about four requests per worker].
+    #[arg(long, value_parser = parse_positive, value_name = "N")]
+    chunk: Option<NonZeroUsize>,
+
+    /// Repeat the pairs K times, for runs long enough to time.
+    #[arg(long, value_parser = parse_positive, default_value = "1", value_name = "K")]
+    scale: NonZeroUsize,
+
+    /// Print one JSON object (mode, workers, results, seconds) instead of text.
+    #[arg(long)]
+    json: bool,
+
+    /// Fault injection for tests: workers abort on the task with this index.
+    #[arg(long, hide = true, value_name = "INDEX")]
+    fault_abort_on: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum GcdCommand {
+    /// Time serial, threads and processes, the pool's per-task cost, and CPython.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Serial work to size the runs for, in seconds.
+    #[arg(long, default_value_t = 2.0, value_name = "S")]
+    target_seconds: f64,
+
+    /// Also time the book's gcd in this Python interpreter, on the ten pairs.
+    #[arg(long, value_name = "PYTHON")]
+    python: Option<PathBuf>,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of the hidden `concur worker` (started by process pools).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The registered task to serve.
+    #[arg(long)]
+    task: String,
+
+    /// Abort on the task with this index (fault injection).
+    #[arg(long, value_name = "INDEX")]
+    abort_on_item: Option<u64>,
+}
+
+/// Runs the hidden `concur worker`.
+pub fn worker(args: WorkerArgs) -> Result<Outcome> {
+    pool::serve_named(&args.task, args.abort_on_item).context("worker failed")?;
+    Ok(Outcome::Success)
+}
+
+fn pool_options(
+    jobs: Option<NonZeroUsize>,
+    chunk: Option<NonZeroUsize>,
+    fault: Option<u64>,
+) -> Result<PoolOptions> {
+    Ok(PoolOptions {
+        workers: jobs.unwrap_or_else(parallel::default_workers),
+        chunk,
+        program: std::env::current_exe()
+            .context("cannot find the concur executable for workers")?,
+        worker_args: fault
+            .map(|i| vec!["--abort-on-item".to_owned(), i.to_string()])
+            .unwrap_or_default(),
+    })
+}
+
+/// A cancel token fired by Ctrl-C or SIGTERM, and the thread that listens for them.
+fn signals() -> Result<(
+    CancelToken,
+    signal_hook::iterator::Handle,
+    thread::JoinHandle<()>,
+)> {
+    let cancel = CancelToken::new()?;
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let handle = signals.handle();
+    let trigger = cancel.clone();
+    let listener = thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            trigger.cancel_with(signal);
+        }
+    });
+    Ok((cancel, handle, listener))
+}
+
+/// Runs `concur gcd`.
+pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
+    if let Some(GcdCommand::Bench(bench_args)) = args.command {
+        return bench(bench_args, out);
+    }
+    let base = match &args.pairs {
+        Some(path) => gcd::read_pairs(path).map_err(|e| UsageError(crate::error_chain(&e)))?,
+        None => BOOK_PAIRS.to_vec(),
+    };
+    let pairs: Vec<(u64, u64)> = std::iter::repeat_n(base, args.scale.get())
+        .flatten()
+        .collect();
+    let options = pool_options(args.jobs, args.chunk, args.fault_abort_on)?;
+    let (cancel, handle, listener) = signals()?;
+    let result = parallel::run(args.mode, &pairs, &options, &cancel);
+    handle.close();
+    let _ = listener.join();
+    let run = match result {
+        Err(pool::PoolError::Cancelled) => {
+            // Every worker was stopped and reaped; exit as the signal asks.
+            let signal = cancel.reason().unwrap_or(SIGINT);
+            return Ok(Outcome::Code(u8::try_from(128 + signal).unwrap_or(130)));
+        }
+        other => other?,
+    };
+    if args.json {
+        let mut summary = json!({
+            "mode": run.mode,
+            "workers": run.workers,
+            "results": run.results,
+            "seconds": run.seconds,
+            "tasks": pairs.len(),
+        });
+        if run.mode == Mode::Processes {
+            summary["chunk"] = json!(run.chunk);
+            summary["respawns"] = json!(run.respawns);
+            summary["failures"] = json!(run.failures);
+        }
+        writeln!(out, "{summary}")?;
+    } else {
+        for (&(a, b), result) in pairs.iter().zip(&run.results) {
+            match result {
+                Some(gcd) => writeln!(out, "gcd({a}, {b}) = {gcd}")?,
+                None => writeln!(out, "gcd({a}, {b}) failed")?,
+            }
+        }
+        let how = match run.mode {
+            Mode::Serial => "serially".to_owned(),
+            Mode::Threads => format!("on {} threads", run.workers),
+            Mode::Processes => format!(
+                "on {} worker processes, {} tasks per request",
+                run.workers,
+                run.chunk.unwrap_or(1)
+            ),
+        };
+        writeln!(out, "{} pairs {how} in {:.3} s", pairs.len(), run.seconds)?;
+    }
+    for failure in &run.failures {
+        eprintln!("concur: {failure}");
+    }
+    if run.respawns > 0 {
+        eprintln!("concur: {} worker(s) replaced after dying", run.respawns);
+    }
+    Ok(if run.failures.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
+}
+
+fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let (cancel, handle, listener) = signals()?;
+    let pool = pool_options(None, None, None)?;
+    let options = BenchOptions {
+        target_seconds: args.target_seconds,
+        repeats: 3,
+        python: args.python,
+    };
+    let steps = if options.python.is_some() { 6 } else { 5 };
+    let bar = progress_bar(steps, "steps");
+    let mut step = |what: &str| {
+        if !bar.message().is_empty() {
+            bar.inc(1);
+        }
+        bar.set_message(what.to_owned());
+    };
+    let result = bench::run_bench(&options, &pool, &cancel, &mut step);
+    bar.finish_and_clear();
+    handle.close();
+    let _ = listener.join();
+    let report = match result {
+        Err(bench::BenchError::Run {
+            source: pool::PoolError::Cancelled,
+            ..
+        }) => {
+            let signal = cancel.reason().unwrap_or(SIGINT);
+            return Ok(Outcome::Code(u8::try_from(128 + signal).unwrap_or(130)));
+        }
+        other => other?,
+    };
+    if let Some(error) = &report.python_error {
+        eprintln!("concur: no Python baseline: {error}");
+    }
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        return Ok(Outcome::Success);
+    }
+    writeln!(
+        out,
+        "The book's 10 pairs x {} = {} tasks, {} workers, median of {}:",
+        report.scale, report.tasks, report.workers, options.repeats
+    )?;
+    writeln!(out, "  serial     {:>9}", seconds(report.serial_seconds))?;
+    writeln!(
+        out,
+        "  threads    {:>9}   {:.2}x serial",
+        seconds(report.threads_seconds),
+        report.threads_speedup
+    )?;
+    writeln!(
+        out,
+        "  processes  {:>9}   {:.2}x serial",
+        seconds(report.processes_seconds),
+        report.processes_speedup
+    )?;
+    writeln!(
+        out,
+        "Process pool cost per task (trivial tasks): {:.1} us with automatic chunks, \
+         {:.1} us with one task per request",
+        report.pool_overhead_us_per_task, report.pool_overhead_us_per_task_chunk_1
+    )?;
+    let ten = report.rust_serial_ten_pairs_seconds;
+    match &report.python {
+        Some(p) => {
+            writeln!(
+                out,
+                "The book's program in CPython {} (10 pairs, 2 workers): serial {}, \
+                 threads {} ({:.2}x), processes {} ({:.2}x)",
+                p.python,
+                seconds(p.serial_seconds),
+                seconds(p.threads_seconds),
+                p.serial_seconds / p.threads_seconds,
+                seconds(p.processes_seconds),
+                p.serial_seconds / p.processes_seconds,
+            )?;
+            writeln!(
+                out,
+                "The 10 pairs serially: Rust {ten:.4} s, CPython {:.3} s: Rust is {:.0}x faster",
+                p.serial_seconds,
+                p.serial_seconds / ten
+            )?;
+        }
+        None => writeln!(
+            out,
+            "The 10 pairs serially: Rust {ten:.4} s (pass --python python3 to compare)"
+        )?,
+    }
+    Ok(Outcome::Success)
+}

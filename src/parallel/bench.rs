@@ -1,0 +1,242 @@
+//! `concur gcd bench`: the book's item-64 claims, measured.
+//!
+//! The workload is the book's ten pairs repeated `scale` times, with `scale` chosen so the
+//! serial run takes about `target_seconds`. Each mode runs a few times and the median is
+//! kept; speed-ups are ratios against the serial median of the same run. The process
+//! pool's own cost per task is measured on tasks that do (almost) nothing, with the
+//! automatic chunk size and with one task per request (Python's default). Optionally the
+//! book's program runs in a Python interpreter on the same machine as the baseline.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::gcd::BOOK_PAIRS;
+use super::pool::{PoolError, PoolOptions};
+use super::{Mode, run};
+use crate::process::CancelToken;
+
+/// The book's program (item 64) as a Python script, used as the baseline.
+pub const PYTHON_REFERENCE: &str = include_str!("../../benches/python/gcd_book.py");
+
+/// Trivial tasks timed to find the pool's own cost per task.
+const OVERHEAD_TASKS: usize = 20_000;
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Serial work to size the runs for, in seconds.
+    pub target_seconds: f64,
+    /// Runs per mode; the median is kept.
+    pub repeats: usize,
+    /// A Python interpreter to run the book's program in, as the baseline.
+    pub python: Option<PathBuf>,
+}
+
+/// The book's program, timed in CPython on the same machine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PythonBaseline {
+    /// The interpreter's version.
+    pub python: String,
+    /// The ten pairs serially, median seconds.
+    pub serial_seconds: f64,
+    /// With a two-thread `ThreadPoolExecutor`, median seconds.
+    pub threads_seconds: f64,
+    /// With a two-process `ProcessPoolExecutor`, median seconds.
+    pub processes_seconds: f64,
+}
+
+/// The measured figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Times the ten pairs were repeated.
+    pub scale: usize,
+    /// Tasks per run (`10 × scale`).
+    pub tasks: usize,
+    /// Threads and worker processes.
+    pub workers: usize,
+    /// Median seconds, serially.
+    pub serial_seconds: f64,
+    /// Median seconds on `workers` threads.
+    pub threads_seconds: f64,
+    /// `serial / threads`.
+    pub threads_speedup: f64,
+    /// Median seconds on `workers` processes, automatic chunks.
+    pub processes_seconds: f64,
+    /// `serial / processes`.
+    pub processes_speedup: f64,
+    /// The pool's own cost per trivial task with automatic chunks, microseconds.
+    pub pool_overhead_us_per_task: f64,
+    /// The same with one task per request, microseconds.
+    pub pool_overhead_us_per_task_chunk_1: f64,
+    /// The ten pairs serially in Rust, median seconds.
+    pub rust_serial_ten_pairs_seconds: f64,
+    /// The book's program in Python, when asked for.
+    pub python: Option<PythonBaseline>,
+    /// `python serial / rust serial` on the ten pairs.
+    pub rust_vs_python: Option<f64>,
+    /// Why the Python baseline is missing, when it was asked for and failed.
+    pub python_error: Option<String>,
+}
+
+/// What stops the benchmark.
+#[derive(Debug, Error)]
+pub enum BenchError {
+    /// A run failed as a whole (a worker could not start, or Ctrl-C).
+    #[error("the {mode:?} run failed")]
+    Run {
+        /// The mode that failed.
+        mode: Mode,
+        /// Why.
+        #[source]
+        source: PoolError,
+    },
+    /// A mode computed different gcds from the serial run: a bug, reported rather than
+    /// timed.
+    #[error("the {mode:?} run gave different gcds from the serial run")]
+    Mismatch {
+        /// The mode that disagreed.
+        mode: Mode,
+    },
+}
+
+/// The median of `times` (NaN for none).
+pub fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The book's pairs repeated `scale` times.
+pub fn book_workload(scale: usize) -> Vec<(u64, u64)> {
+    std::iter::repeat_n(BOOK_PAIRS, scale).flatten().collect()
+}
+
+/// Median seconds of `repeats` runs in `mode`, checking each run's results against
+/// `expected` (when given) and returning the results of the last run.
+pub fn time_mode(
+    mode: Mode,
+    pairs: &[(u64, u64)],
+    pool: &PoolOptions,
+    repeats: usize,
+    expected: Option<&[Option<u64>]>,
+    cancel: &CancelToken,
+) -> Result<(f64, Vec<Option<u64>>), BenchError> {
+    let mut times = Vec::with_capacity(repeats);
+    let mut results = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let done =
+            run(mode, pairs, pool, cancel).map_err(|source| BenchError::Run { mode, source })?;
+        if expected.is_some_and(|e| e != done.results) || !done.failures.is_empty() {
+            return Err(BenchError::Mismatch { mode });
+        }
+        times.push(done.seconds);
+        results = done.results;
+    }
+    Ok((median(times), results))
+}
+
+/// The process pool's own cost per task, in microseconds: `tasks` trivial tasks, with
+/// `chunk` tasks per request (`None`: automatic).
+pub fn pool_overhead(
+    pool: &PoolOptions,
+    chunk: Option<NonZeroUsize>,
+    tasks: usize,
+    repeats: usize,
+    cancel: &CancelToken,
+) -> Result<f64, BenchError> {
+    let trivial = vec![(1, 1); tasks.max(1)];
+    let options = PoolOptions {
+        chunk,
+        ..pool.clone()
+    };
+    let (seconds, _) = time_mode(Mode::Processes, &trivial, &options, repeats, None, cancel)?;
+    Ok(seconds / trivial.len() as f64 * 1e6)
+}
+
+/// Runs the book's program in `python`.
+pub fn python_baseline(python: &Path) -> Result<PythonBaseline, String> {
+    let output = Command::new(python)
+        .args(["-c", PYTHON_REFERENCE])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} failed ({}): {}",
+            python.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "{} printed something other than the report: {e}",
+            python.display()
+        )
+    })
+}
+
+/// Runs the benchmark. `progress` is told what is being measured.
+pub fn run_bench(
+    options: &BenchOptions,
+    pool: &PoolOptions,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchReport, BenchError> {
+    let repeats = options.repeats.max(1);
+    progress("sizing on the ten pairs");
+    let (ten, _) = time_mode(Mode::Serial, &BOOK_PAIRS, pool, 5, None, cancel)?;
+    let scale = ((options.target_seconds / ten).ceil() as usize).max(1);
+    let pairs = book_workload(scale);
+    progress("serial");
+    let (serial, expected) = time_mode(Mode::Serial, &pairs, pool, repeats, None, cancel)?;
+    progress("threads");
+    let (threads, _) = time_mode(
+        Mode::Threads,
+        &pairs,
+        pool,
+        repeats,
+        Some(&expected),
+        cancel,
+    )?;
+    progress("processes");
+    let (processes, _) = time_mode(
+        Mode::Processes,
+        &pairs,
+        pool,
+        repeats,
+        Some(&expected),
+        cancel,
+    )?;
+    progress("pool cost per task");
+    let overhead_auto = pool_overhead(pool, None, OVERHEAD_TASKS, repeats, cancel)?;
+    let overhead_one = pool_overhead(pool, NonZeroUsize::new(1), OVERHEAD_TASKS, repeats, cancel)?;
+    let (python, python_error) = match &options.python {
+        Some(interpreter) => {
+            progress("the book's program in Python");
+            match python_baseline(interpreter) {
+                Ok(baseline) => (Some(baseline), None),
+                Err(error) => (None, Some(error)),
+            }
+        }
+        None => (None, None),
+    };
+    Ok(BenchReport {
+        scale,
+        tasks: pairs.len(),
+        workers: pool.workers.get(),
+        serial_seconds: serial,
+        threads_seconds: threads,
+        threads_speedup: serial / threads,
+        processes_seconds: processes,
+        processes_speedup: serial / processes,
+        pool_overhead_us_per_task: overhead_auto,
+        pool_overhead_us_per_task_chunk_1: overhead_one,
+        rust_serial_ten_pairs_seconds: ten,
+        rust_vs_python: python.as_ref().map(|p| p.serial_seconds / ten),
+        python,
+        python_error,
+    })
+}
