@@ -399,7 +399,7 @@ fn bench_runs_every_strategy_in_its_own_process() {
 }
 
 #[test]
-fn quick_tour_covers_items_52_to_63() {
+fn quick_tour_covers_items_52_to_64() {
     let dir = Dir::new();
     let run = dir.concur(["tour", "--quick"]).run().expect_success();
     let out = run.stdout();
@@ -438,6 +438,10 @@ fn quick_tour_covers_items_52_to_63() {
         "--debug-slow 50ms catches the book's blocking coroutine: slow poll: task \"slow_coroutine\"",
         "thread-per-cell  Err: SimulationError at (2, 3): Problem with I/O",
         "async            Err: SimulationError at (2, 3): Problem with I/O",
+        "Item 64",
+        "= 30 tasks",
+        // The book's gcds, from Python's math.gcd (Euclid), not from concur.
+        "All three agree; the ten gcds: [1, 1, 5, 1, 32, 1, 14, 9, 1, 9]",
     ] {
         assert!(out.contains(needle), "tour lacks {needle:?}\n{out}");
     }

@@ -7,6 +7,7 @@
 //! scaled the same way.
 
 mod children;
+mod gcd;
 mod guess;
 mod life;
 mod tail;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::life::LifeError;
+use crate::parallel::bench::BenchError;
 use crate::process::ProcessError;
 
 pub(crate) use crate::error_chain as chain;
@@ -57,6 +59,9 @@ pub enum TourError {
     /// A child-process demonstration failed.
     #[error("the child-process part failed")]
     Process(#[from] ProcessError),
+    /// The CPU-parallelism demonstration failed.
+    #[error("the CPU-parallelism part failed")]
+    Gcd(#[from] BenchError),
     /// A thread demonstration could not run (a socket or a thread could not be made).
     #[error("a thread demonstration failed")]
     Demo(#[source] io::Error),
@@ -80,6 +85,7 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
     life::run(out, options)?;
     guess::run(out)?;
     tail::run(out)?;
+    gcd::run(out, options)?;
     writeln!(
         out,
         "\nTour finished in {:.1} s.",
