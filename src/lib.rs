@@ -20,7 +20,7 @@
 //! | 60 coroutines | [`life::strategy::tasks`] | `concur life --strategy async` |
 //! | 61 porting threaded I/O to asyncio | [`guess`] ([`guess::Session`], [`guess::serve_threads`], [`guess::serve_async`], [`guess::load`]) | `concur guess serve`, `play`, `load` |
 //! | 62–63 mixing threads and coroutines, not blocking the loop | [`tail`] ([`tail::Source`], [`tail::merge_threads`], [`tail::merge_mixed`], [`tail::merge_async`], [`tail::debug`]) | `concur tail` |
-//! | 64 true parallelism | planned | `concur gcd` (planned) |
+//! | 64 true parallelism | [`parallel`] ([`parallel::run`], [`parallel::pool::map`] over any [`parallel::pool::Task`], [`parallel::bench`]) | `concur gcd`, `concur gcd bench` |
 //! | the whole chapter | [`tour`] | `concur tour` |
 //!
 //! Shared pieces: [`measure`] (peak RSS and threads for benchmarks), [`limits`] (how many

@@ -1,5 +1,5 @@
 //! The `concur` command line: clap definitions, one file per subcommand, and the mapping
-//! from results to exit codes. `main.rs` only parses a [`Cli`] and calls [`run`].
+//! from results to exit codes. `main.rs` only parses a [`Cli`] and calls [`run()`].
 //!
 //! Conventions every subcommand follows:
 //! * results go to stdout, and nothing else does; progress bars go to stderr, and only

@@ -2,7 +2,7 @@
 //!
 //! A line longer than the limit is an error as soon as the limit is passed, so a client
 //! that sends a gigabyte without a newline, or stalls half-way through a line, holds at
-//! most `max` bytes of server memory. Both readers share [`scan`]; they differ only in
+//! most `max` bytes of server memory. Both readers share `scan`; they differ only in
 //! how they refill the buffer.
 
 use std::io::{self, BufRead};

@@ -2,7 +2,7 @@
 //! workers at a time, in the spirit of `xargs -P` and GNU parallel.
 //!
 //! The shape: a reader thread turns input lines into jobs; `jobs` worker threads each
-//! run one child at a time with [`Cmd::execute`], collecting its stdout and stderr in
+//! run one child at a time with [`Cmd::execute`](crate::process::Cmd::execute), collecting its stdout and stderr in
 //! [`Spool`]s; the calling thread is the only writer. It prints each job's output whole
 //! (never interleaved with another job's), in completion order or, with `keep_order`,
 //! in input order as soon as every earlier job is done. It also writes the joblog and
