@@ -240,3 +240,24 @@ pub fn run_bench(
         python_error,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 3.0);
+        assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn the_workload_repeats_the_books_pairs() {
+        let pairs = book_workload(3);
+        assert_eq!(pairs.len(), 30);
+        assert_eq!(pairs[0], (1963309, 2265973));
+        assert_eq!(pairs[10], (1963309, 2265973));
+        assert_eq!(pairs[29], (1292391, 2123811));
+    }
+}

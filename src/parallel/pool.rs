@@ -61,10 +61,16 @@ pub fn write_frame(out: &mut impl Write, value: &impl Serialize) -> io::Result<(
 /// Reads one frame; `Ok(None)` at a clean end of stream.
 pub fn read_frame<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
-    match input.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    let mut filled = 0;
+    while filled < len.len() {
+        match input.read(&mut len[filled..]) {
+            // End of stream between frames is clean; inside a length it is not.
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
@@ -454,4 +460,55 @@ pub fn map<T: Task>(
         respawns,
         chunk,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(workers: usize, chunk: Option<usize>) -> PoolOptions {
+        PoolOptions {
+            workers: NonZeroUsize::new(workers).expect("positive"),
+            chunk: chunk.and_then(NonZeroUsize::new),
+            program: PathBuf::from("concur"),
+            worker_args: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn automatic_chunks_give_about_four_requests_per_worker() {
+        assert_eq!(options(2, None).chunk_for(640), 80);
+        assert_eq!(options(2, None).chunk_for(10), 2);
+        assert_eq!(options(8, None).chunk_for(3), 1);
+        assert_eq!(options(2, None).chunk_for(0), 1);
+        assert_eq!(options(2, Some(7)).chunk_for(640), 7);
+    }
+
+    #[test]
+    fn frames_round_trip_and_end_cleanly_only_between_frames() {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, &(3u64, "three".to_owned())).expect("write");
+        write_frame(&mut bytes, &(4u64, "four".to_owned())).expect("write");
+        let mut input = bytes.as_slice();
+        let first: Option<(u64, String)> = read_frame(&mut input).expect("first");
+        let second: Option<(u64, String)> = read_frame(&mut input).expect("second");
+        let end: Option<(u64, String)> = read_frame(&mut input).expect("clean end");
+        assert_eq!(first, Some((3, "three".to_owned())));
+        assert_eq!(second, Some((4, "four".to_owned())));
+        assert_eq!(end, None);
+
+        // Cut inside the length, and inside the body: both are errors, not an end.
+        for cut in [2, bytes.len() / 2 - 1] {
+            let mut input = &bytes[..cut];
+            let got = read_frame::<(u64, String)>(&mut input);
+            assert!(got.is_err(), "cut at {cut}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn oversized_lengths_are_refused_before_allocating() {
+        let mut input: &[u8] = &u32::MAX.to_le_bytes();
+        let got = read_frame::<u64>(&mut input);
+        assert!(got.is_err_and(|e| e.to_string().contains("over the limit")));
+    }
 }
