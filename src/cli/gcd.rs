@@ -3,22 +3,19 @@
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::thread;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use super::output::{progress_bar, seconds};
+use super::signals::SignalCancel;
 use super::value::parse_positive;
 use super::{Outcome, UsageError};
 use crate::parallel::bench::{self, BenchOptions};
 use crate::parallel::gcd::{self, BOOK_PAIRS};
 use crate::parallel::pool::{self, PoolOptions};
 use crate::parallel::{self, Mode};
-use crate::process::CancelToken;
 
 const AFTER: &str = "\
 The work is the book's deliberately slow gcd: count down from min(a, b) until both
@@ -129,24 +126,6 @@ fn pool_options(
     })
 }
 
-/// A cancel token fired by Ctrl-C or SIGTERM, and the thread that listens for them.
-fn signals() -> Result<(
-    CancelToken,
-    signal_hook::iterator::Handle,
-    thread::JoinHandle<()>,
-)> {
-    let cancel = CancelToken::new()?;
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    let handle = signals.handle();
-    let trigger = cancel.clone();
-    let listener = thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            trigger.cancel_with(signal);
-        }
-    });
-    Ok((cancel, handle, listener))
-}
-
 /// Runs `concur gcd`.
 pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
     if let Some(GcdCommand::Bench(bench_args)) = args.command {
@@ -160,15 +139,12 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
         .flatten()
         .collect();
     let options = pool_options(args.jobs, args.chunk, args.fault_abort_on)?;
-    let (cancel, handle, listener) = signals()?;
-    let result = parallel::run(args.mode, &pairs, &options, &cancel);
-    handle.close();
-    let _ = listener.join();
+    let signals = SignalCancel::install("gcd-signals")?;
+    let result = parallel::run(args.mode, &pairs, &options, signals.token());
     let run = match result {
         Err(pool::PoolError::Cancelled) => {
             // Every worker was stopped and reaped; exit as the signal asks.
-            let signal = cancel.reason().unwrap_or(SIGINT);
-            return Ok(Outcome::Code(u8::try_from(128 + signal).unwrap_or(130)));
+            return Ok(Outcome::Code(signals.exit_status()));
         }
         other => other?,
     };
@@ -218,7 +194,7 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
 }
 
 fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let (cancel, handle, listener) = signals()?;
+    let signals = SignalCancel::install("gcd-signals")?;
     let pool = pool_options(None, None, None)?;
     let options = BenchOptions {
         target_seconds: args.target_seconds,
@@ -233,18 +209,13 @@ fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
         }
         bar.set_message(what.to_owned());
     };
-    let result = bench::run_bench(&options, &pool, &cancel, &mut step);
+    let result = bench::run_bench(&options, &pool, signals.token(), &mut step);
     bar.finish_and_clear();
-    handle.close();
-    let _ = listener.join();
     let report = match result {
         Err(bench::BenchError::Run {
             source: pool::PoolError::Cancelled,
             ..
-        }) => {
-            let signal = cancel.reason().unwrap_or(SIGINT);
-            return Ok(Outcome::Code(u8::try_from(128 + signal).unwrap_or(130)));
-        }
+        }) => return Ok(Outcome::Code(signals.exit_status())),
         other => other?,
     };
     if let Some(error) = &report.python_error {

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use super::Outcome;
+use super::signals::SignalCancel;
 use super::value::parse_duration;
 use crate::guess::{self, ServerConfig, ServerStats, Sink, load};
 use crate::process::CancelToken;
@@ -188,18 +187,9 @@ fn serve(args: ServeArgs) -> Result<Outcome> {
     );
     let stats = match args.mode {
         Mode::Threads => {
-            let shutdown = CancelToken::new()?;
-            let mut signals = Signals::new([SIGINT, SIGTERM])?;
-            let handle = signals.handle();
-            let trigger = shutdown.clone();
-            let listener_thread = thread::spawn(move || {
-                if let Some(signal) = signals.forever().next() {
-                    trigger.cancel_with(signal);
-                }
-            });
-            let stats = guess::serve_threads(listener, config, &shutdown);
-            handle.close();
-            let _ = listener_thread.join();
+            let signals = SignalCancel::install("guess-signals")?;
+            let stats = guess::serve_threads(listener, config, signals.token());
+            drop(signals);
             stats?
         }
         Mode::Async => {

@@ -17,6 +17,7 @@ mod output;
 pub mod pipeline;
 pub mod race;
 pub mod run;
+mod signals;
 pub mod slow_io;
 pub mod tail;
 pub mod tour;

@@ -3,20 +3,18 @@
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::thread;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use indicatif::ProgressBar;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use super::output::progress_bar;
+use super::signals::SignalCancel;
 use super::value::{parse_duration, parse_positive};
 use super::{Outcome, UsageError};
+use crate::process::Spool;
 use crate::process::runner::{self, Reporter, RunOptions, Streams, Template};
-use crate::process::{CancelToken, Spool};
 
 const RUN_ABOUT: &str =
     "Run a command once per input line, in parallel, like xargs -P or GNU parallel (item 52)";
@@ -128,19 +126,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.retries = args.retries;
     options.joblog = args.joblog;
 
-    let cancel = CancelToken::new().context("cannot create the cancel pipe")?;
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT and SIGTERM")?;
-    let handle = signals.handle();
-    let on_signal = cancel.clone();
-    let listener = thread::Builder::new()
-        .name("run-signals".into())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                on_signal.cancel_with(signal);
-            }
-        })
-        .context("cannot start the signal thread")?;
+    let signals = SignalCancel::install("run-signals")?;
 
     let bar = progress_bar(0, "jobs");
     let mut reporter = BarReporter {
@@ -151,10 +137,9 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         bar: bar.clone(),
     };
     let input = Box::new(io::BufReader::new(io::stdin()));
-    let result = runner::run(&options, input, &mut reporter, &cancel);
+    let result = runner::run(&options, input, &mut reporter, signals.token());
     bar.finish_and_clear();
-    handle.close();
-    let _ = listener.join();
+    drop(signals);
 
     let summary = result?;
     if summary.failed > 0 && summary.interrupted_by.is_none() {

@@ -3,17 +3,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
+use super::signals::SignalCancel;
 use super::value::parse_duration;
 use super::{Outcome, UsageError};
-use crate::process::CancelToken;
 use crate::tail::writer::Output;
 use crate::tail::{self, FollowOptions, Mode, TailError, TailOptions};
 
@@ -236,23 +233,10 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
         poll_only: args.poll,
         debug_slow: args.debug_slow,
     };
-    let cancel = CancelToken::new().context("cannot create the cancel pipe")?;
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT and SIGTERM")?;
-    let handle = signals.handle();
-    let on_signal = cancel.clone();
-    let listener = thread::Builder::new()
-        .name("tail-signals".into())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                on_signal.cancel_with(signal);
-            }
-        })
-        .context("cannot start the signal thread")?;
+    let signals = SignalCancel::install("tail-signals")?;
     let log: tail::Log = Arc::new(|line| eprintln!("concur: {line}"));
-    let result = tail::run(&args.files, &options, output, log, &cancel);
-    handle.close();
-    let _ = listener.join();
+    let result = tail::run(&args.files, &options, output, log, signals.token());
+    drop(signals);
     match result {
         Ok(summary) => Ok(if summary.failed_files > 0 {
             Outcome::Failure

@@ -1,0 +1,62 @@
+//! Ctrl-C and SIGTERM as a [`CancelToken`], for every command that stops cleanly.
+
+use std::thread::{self, JoinHandle};
+
+use anyhow::{Context, Result};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
+
+use crate::process::CancelToken;
+
+/// While alive, SIGINT and SIGTERM fire its token (recording which signal) instead of
+/// killing the process. Dropping it restores the default handling and joins its thread.
+pub(crate) struct SignalCancel {
+    token: CancelToken,
+    handle: Handle,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl SignalCancel {
+    /// Starts listening; `name` names the listening thread.
+    pub(crate) fn install(name: &str) -> Result<Self> {
+        let token = CancelToken::new().context("cannot create the cancel pipe")?;
+        let mut signals =
+            Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT and SIGTERM")?;
+        let handle = signals.handle();
+        let trigger = token.clone();
+        let listener = thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    trigger.cancel_with(signal);
+                }
+            })
+            .context("cannot start the signal thread")?;
+        Ok(Self {
+            token,
+            handle,
+            listener: Some(listener),
+        })
+    }
+
+    /// The token the signals fire.
+    pub(crate) fn token(&self) -> &CancelToken {
+        &self.token
+    }
+
+    /// The shell's exit status for the signal that fired: 128 + its number (130 for
+    /// Ctrl-C, 143 for SIGTERM); 130 when the token fired without one.
+    pub(crate) fn exit_status(&self) -> u8 {
+        let signal = self.token.reason().unwrap_or(SIGINT);
+        u8::try_from(128 + signal).unwrap_or(130)
+    }
+}
+
+impl Drop for SignalCancel {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+    }
+}
