@@ -10,7 +10,7 @@ use std::time::Duration;
 use concur::guess::{self, ServerConfig, ServerStats, Sink};
 use concur::process::CancelToken;
 
-use crate::util::{Dir, eventually};
+use crate::util::{Dir, Watchdog, eventually};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -560,6 +560,8 @@ fn at_the_fd_limit_accept_errors_are_logged_and_serving_goes_on() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        // A server that never logs would leave the read below waiting for ever.
+        let watchdog = Watchdog::new(&server, Duration::from_secs(60));
         let (addr, mut stderr) = listening_address(&mut server);
         // Hold more connections open than the server has descriptors.
         let held: Vec<TcpStream> = (0..80)
@@ -584,6 +586,8 @@ fn at_the_fd_limit_accept_errors_are_logged_and_serving_goes_on() {
         assert!(served, "{mode}: the server stopped serving");
         let pid = rustix::process::Pid::from_raw(server.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        assert!(server.wait().unwrap().success(), "{mode}");
+        let status = server.wait().unwrap();
+        drop(watchdog);
+        assert!(status.success(), "{mode}: {status}");
     }
 }

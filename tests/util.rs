@@ -223,3 +223,37 @@ pub(crate) fn children_of(parent: u32) -> Vec<u32> {
     }
     pids
 }
+
+/// Kills a child process that is still running `after` from now, so that a test
+/// waiting on it fails (on EOF or a bad status) instead of hanging. Drop it as soon as
+/// the child is reaped: the pid could be reused after that.
+pub(crate) struct Watchdog {
+    disarm: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub(crate) fn new(child: &std::process::Child, after: std::time::Duration) -> Self {
+        let pid = rustix::process::Pid::from_child(child);
+        let (disarm, armed) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if armed.recv_timeout(after) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                eprintln!("watchdog: killing pid {pid:?} after {after:?}");
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        });
+        Self {
+            disarm: Some(disarm),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.disarm.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -231,12 +231,12 @@ fn accept_failed(err: &io::Error, config: &ServerConfig, counters: &Counters) ->
 /// the ones still open after the grace period.
 #[derive(Default)]
 struct Registry {
-    streams: Mutex<HashMap<u64, TcpStream>>,
+    streams: Mutex<HashMap<u64, Arc<TcpStream>>>,
     emptied: Condvar,
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, TcpStream>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<TcpStream>>> {
         self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -277,18 +277,18 @@ impl Registry {
 }
 
 fn session_thread(
-    stream: TcpStream,
+    stream: &TcpStream,
     peer: SocketAddr,
     seed: u64,
     config: &ServerConfig,
     counters: &Counters,
 ) {
     let mut session = Session::new(seed);
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
-    let mut writer = &stream;
+    // Reads and writes share the one socket (`&TcpStream` is both `Read` and `Write`):
+    // a connection costs one descriptor, so running out of them shows up only at
+    // accept, where it is logged.
+    let mut reader = BufReader::new(stream);
+    let mut writer = stream;
     loop {
         let line = match read_line(&mut reader, config.max_line) {
             Ok(Some(line)) => line,
@@ -357,14 +357,13 @@ pub fn serve_threads(
         };
         next_id += 1;
         let id = next_id;
-        let Ok(registered) = stream.try_clone() else {
-            continue;
-        };
         // Accepted sockets are blocking on Linux; make sure, as the listener is not.
         // No Nagle delay: every reply is one small line that the client is waiting for.
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_nodelay(true);
-        registry.lock().insert(id, registered);
+        // The registry shares the socket (no second descriptor) so shutdown can close it.
+        let stream = Arc::new(stream);
+        registry.lock().insert(id, Arc::clone(&stream));
         counters.opened();
         let (config2, counters2, registry2) = (
             Arc::clone(&config),
@@ -375,7 +374,8 @@ pub fn serve_threads(
         let spawned = thread::Builder::new()
             .name(format!("guess-{id}"))
             .spawn(move || {
-                session_thread(stream, peer, seed, &config2, &counters2);
+                session_thread(&stream, peer, seed, &config2, &counters2);
+                drop(stream);
                 counters2.closed();
                 registry2.remove(id);
             });
