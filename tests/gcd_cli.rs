@@ -311,3 +311,16 @@ fn bench_json_reports_every_mode_and_a_missing_python_without_failing() {
     assert!(error.contains("/nonexistent/python3"), "{error}");
     run.expect_stderr("no Python baseline");
 }
+
+#[test]
+fn a_scale_too_large_to_hold_is_refused_not_allocated() {
+    let dir = Dir::new();
+    dir.concur(["gcd", "--scale", "99999999999"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("10 pairs x --scale 99999999999 is more than 10000000 tasks");
+    dir.concur(["gcd", "bench", "--target-seconds", "0"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("--target-seconds");
+}

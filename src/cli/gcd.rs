@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::output::{progress_bar, seconds};
 use super::signals::SignalCancel;
-use super::value::parse_positive;
+use super::value::{parse_positive, parse_seconds};
 use super::{Outcome, UsageError};
 use crate::parallel::bench::{self, BenchOptions};
 use crate::parallel::gcd::{self, BOOK_PAIRS};
@@ -80,7 +80,7 @@ enum GcdCommand {
 #[derive(Debug, Args)]
 struct BenchArgs {
     /// Serial work to size the runs for, in seconds.
-    #[arg(long, default_value_t = 2.0, value_name = "S")]
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds, value_name = "S")]
     target_seconds: f64,
 
     /// Also time the book's gcd in this Python interpreter, on the ten pairs.
@@ -135,9 +135,14 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
         Some(path) => gcd::read_pairs(path).map_err(|e| UsageError(crate::error_chain(&e)))?,
         None => BOOK_PAIRS.to_vec(),
     };
-    let pairs: Vec<(u64, u64)> = std::iter::repeat_n(base, args.scale.get())
-        .flatten()
-        .collect();
+    let pairs = parallel::repeat(&base, args.scale.get()).ok_or_else(|| {
+        UsageError(format!(
+            "{} pairs x --scale {} is more than {} tasks",
+            base.len(),
+            args.scale,
+            parallel::MAX_TASKS
+        ))
+    })?;
     let options = pool_options(args.jobs, args.chunk, args.fault_abort_on)?;
     let signals = SignalCancel::install("gcd-signals")?;
     let result = parallel::run(args.mode, &pairs, &options, signals.token());

@@ -80,6 +80,21 @@ pub fn parse_density(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a number of seconds above 0 and at most a day.
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    let s: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if s > 0.0 && s <= 86_400.0 {
+        Ok(s)
+    } else {
+        Err(format!(
+            "{text} is not between 0 (exclusive) and 86400 seconds"
+        ))
+    }
+}
+
 /// Parses a count that must be at least 1.
 pub fn parse_positive(text: &str) -> Result<NonZeroUsize, String> {
     let n: usize = text
@@ -92,6 +107,15 @@ pub fn parse_positive(text: &str) -> Result<NonZeroUsize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("2"), Ok(2.0));
+        assert_eq!(parse_seconds("0.05"), Ok(0.05));
+        for bad in ["0", "-1", "NaN", "inf", "1e9", "two"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

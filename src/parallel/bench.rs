@@ -111,7 +111,7 @@ pub fn median(mut times: Vec<f64>) -> f64 {
 
 /// The book's pairs repeated `scale` times.
 pub fn book_workload(scale: usize) -> Vec<(u64, u64)> {
-    std::iter::repeat_n(BOOK_PAIRS, scale).flatten().collect()
+    super::repeat(&BOOK_PAIRS, scale.min(super::MAX_TASKS / BOOK_PAIRS.len())).unwrap_or_default()
 }
 
 /// Median seconds of `repeats` runs in `mode`, checking each run's results against

@@ -122,6 +122,20 @@ pub fn run(
     })
 }
 
+/// The most tasks one run takes (`pairs × --scale`); larger workloads are refused
+/// rather than allocated.
+pub const MAX_TASKS: usize = 10_000_000;
+
+/// `pairs` repeated `scale` times, or `None` when that is more than [`MAX_TASKS`].
+pub fn repeat(pairs: &[(u64, u64)], scale: usize) -> Option<Vec<(u64, u64)>> {
+    let tasks = pairs.len().checked_mul(scale).filter(|&n| n <= MAX_TASKS)?;
+    let mut all = Vec::with_capacity(tasks);
+    for _ in 0..scale {
+        all.extend_from_slice(pairs);
+    }
+    Some(all)
+}
+
 /// Default worker count: the number of cores.
 pub fn default_workers() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
