@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::thread;
 use std::time::Duration;
 
@@ -102,9 +103,17 @@ fn the_books_confirm_merge_passes_in_every_design() {
     }
 }
 
-/// Waits until `path` has at least `lines` lines.
-fn wait_for_lines(path: &Path, lines: usize) {
+/// Waits until `path` has at least `lines` lines. If the tailer exits first, fails at
+/// once with what it printed, rather than after the full wait with nothing to go on.
+fn wait_for_lines(tailer: &mut Child, path: &Path, lines: usize) {
     eventually(&format!("{lines} lines in {}", path.display()), || {
+        if let Ok(Some(status)) = tailer.try_wait() {
+            let mut stderr = String::new();
+            if let Some(pipe) = tailer.stderr.as_mut() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            panic!("the tailer exited ({status}) before writing {lines} lines:\n{stderr}");
+        }
         fs::read_to_string(path)
             .map(|t| t.lines().count() >= lines)
             .unwrap_or(false)
@@ -116,7 +125,7 @@ fn rename_rotation_under_load_loses_and_duplicates_nothing() {
     for mode in MODES {
         let dir = Dir::new();
         let log = dir.create("app.log", "");
-        let tailer = dir
+        let mut tailer = dir
             .concur([
                 "tail",
                 "--mode",
@@ -138,7 +147,7 @@ fn rename_rotation_under_load_loses_and_duplicates_nothing() {
             if n == 0 {
                 // The tailer has opened the file once its first line is out; a file
                 // rotated away before the tailer ever opened it was never its to follow.
-                wait_for_lines(&dir.path().join("merged.log"), 1);
+                wait_for_lines(&mut tailer, &dir.path().join("merged.log"), 1);
             }
             if n % 2_500 == 2_499 {
                 // logrotate's `create`: rename the file away, make a new one, reopen.
@@ -172,7 +181,7 @@ fn copytruncate_rotation_under_load_loses_and_duplicates_nothing() {
         let dir = Dir::new();
         let log = dir.create("app.log", "");
         let merged_path = dir.path().join("merged.log");
-        let tailer = dir
+        let mut tailer = dir
             .concur([
                 "tail",
                 "--mode",
@@ -196,7 +205,7 @@ fn copytruncate_rotation_under_load_loses_and_duplicates_nothing() {
                 // truncation are lost to any tailer (logrotate documents the race), so,
                 // like a careful logrotate setup, the writer lets the reader catch up
                 // first. The point tested: after truncation, nothing is lost or doubled.
-                wait_for_lines(&merged_path, expected.len());
+                wait_for_lines(&mut tailer, &merged_path, expected.len());
                 fs::copy(&log, dir.path().join(format!("app.log.{n}"))).unwrap();
                 file.set_len(0).unwrap();
             }
@@ -313,10 +322,10 @@ fn sigterm_flushes_and_exits_zero() {
     for mode in MODES {
         let dir = Dir::new();
         dir.create("a.log", "one\ntwo\n");
-        let tailer = dir
+        let mut tailer = dir
             .concur(["tail", "--mode", mode, "-o", "out.log", "a.log"])
             .spawn();
-        wait_for_lines(&dir.path().join("out.log"), 2);
+        wait_for_lines(&mut tailer, &dir.path().join("out.log"), 2);
         let pid = rustix::process::Pid::from_raw(tailer.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let output = tailer.wait_with_output().unwrap();
@@ -338,12 +347,12 @@ fn inotify_wakes_the_tailer_long_before_the_poll_interval() {
     // the generous 10 s wait below runs out.
     let dir = Dir::new();
     let log = dir.create("fast.log", "");
-    let tailer = dir
+    let mut tailer = dir
         .concur(["tail", "--interval", "30s", "-o", "out.log", "fast.log"])
         .spawn();
     thread::sleep(Duration::from_millis(200));
     append(&log, "ping");
-    wait_for_lines(&dir.path().join("out.log"), 1);
+    wait_for_lines(&mut tailer, &dir.path().join("out.log"), 1);
     let pid = rustix::process::Pid::from_raw(tailer.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert!(tailer.wait_with_output().unwrap().status.success());

@@ -90,15 +90,35 @@ impl Reader {
             fingerprint: Vec::new(),
         };
         if offset > 0 {
-            reader.fingerprint =
-                reader.read_exact_at(offset.saturating_sub(FINGERPRINT as u64), offset)?;
+            let from = offset.saturating_sub(FINGERPRINT as u64);
+            let fingerprint = reader.read_up_to(from, offset)?;
+            // Shorter means the file shrank since `metadata`: the length check on the
+            // next poll notices that, so no fingerprint is needed.
+            if fingerprint.len() as u64 == offset - from {
+                reader.fingerprint = fingerprint;
+            }
         }
         Ok(reader)
     }
 
-    fn read_exact_at(&self, from: u64, to: u64) -> io::Result<Vec<u8>> {
+    /// The bytes in `from..to`, or fewer if the file now ends before `to`. A file can
+    /// be truncated between any two system calls, so running short is an answer, not
+    /// an error: an error here would drop a file that is merely being rotated.
+    fn read_up_to(&self, from: u64, to: u64) -> io::Result<Vec<u8>> {
         let mut bytes = vec![0; (to - from) as usize];
-        self.file.read_exact_at(&mut bytes, from)?;
+        let mut filled = 0;
+        while filled < bytes.len() {
+            match self
+                .file
+                .read_at(&mut bytes[filled..], from + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        bytes.truncate(filled);
         Ok(bytes)
     }
 
@@ -112,8 +132,10 @@ impl Reader {
         if self.fingerprint.is_empty() {
             return Ok(false);
         }
+        // The file may be truncated after `metadata` too; then fewer bytes come back,
+        // which differ from the fingerprint, and that is the right answer.
         let from = self.offset - self.fingerprint.len() as u64;
-        Ok(self.read_exact_at(from, self.offset)? != self.fingerprint)
+        Ok(self.read_up_to(from, self.offset)? != self.fingerprint)
     }
 
     /// Reads what the file gained; appends its complete lines to `out`.
@@ -470,5 +492,55 @@ mod tests {
         let polled = source.poll(&mut out).unwrap();
         assert!(polled.notes[0].contains("appeared"));
         assert_eq!(out, format!("{}: hi\n", path.display()).as_bytes());
+    }
+    #[test]
+    fn reading_past_the_end_is_short_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let reader = Reader::open(&path, false).unwrap();
+        assert_eq!(reader.read_up_to(4, 8).unwrap(), b"4567");
+        assert_eq!(reader.read_up_to(6, 16).unwrap(), b"6789");
+        assert_eq!(reader.read_up_to(12, 16).unwrap(), b"");
+    }
+
+    /// The race that dropped files in CI: a truncation landing between the length
+    /// check and the fingerprint read made the read fail, and the file was given up.
+    /// Before the fix this failed within about 0.1 s on a 2-core machine.
+    #[test]
+    fn truncations_racing_the_poll_never_make_the_file_fail() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"").unwrap();
+        let mut source = Source::open(&path, false, FollowOptions::default()).unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                let file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..50 {
+                        (&file).write_all(b"event 00000\n").unwrap();
+                    }
+                    file.set_len(0).unwrap();
+                }
+            });
+            let started = Instant::now();
+            let mut out = Vec::new();
+            let mut result = Ok(());
+            while started.elapsed() < Duration::from_secs(1) {
+                out.clear();
+                if let Err(e) = source.poll(&mut out) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            writer.join().unwrap();
+            result.unwrap();
+        });
     }
 }
