@@ -120,24 +120,29 @@ fn wait_for_lines(tailer: &mut Child, path: &Path, lines: usize) {
     });
 }
 
+/// Starts a tailer following `app.log` by name into `merged.log`, as the rotation
+/// tests do: it exits once nothing has grown for 1.5 s.
+fn follow_rotating_log(dir: &Dir, mode: &str) -> Child {
+    dir.concur([
+        "tail",
+        "--mode",
+        mode,
+        "--follow-name",
+        "--idle-exit",
+        "1500ms",
+        "-o",
+        "merged.log",
+        "app.log",
+    ])
+    .spawn()
+}
+
 #[test]
 fn rename_rotation_under_load_loses_and_duplicates_nothing() {
     for mode in MODES {
         let dir = Dir::new();
         let log = dir.create("app.log", "");
-        let mut tailer = dir
-            .concur([
-                "tail",
-                "--mode",
-                mode,
-                "--follow-name",
-                "--idle-exit",
-                "1500ms",
-                "-o",
-                "merged.log",
-                "app.log",
-            ])
-            .spawn();
+        let mut tailer = follow_rotating_log(&dir, mode);
         let mut expected = Vec::new();
         let mut file = OpenOptions::new().append(true).open(&log).unwrap();
         for n in 0..20_000 {
@@ -181,19 +186,7 @@ fn copytruncate_rotation_under_load_loses_and_duplicates_nothing() {
         let dir = Dir::new();
         let log = dir.create("app.log", "");
         let merged_path = dir.path().join("merged.log");
-        let mut tailer = dir
-            .concur([
-                "tail",
-                "--mode",
-                mode,
-                "--follow-name",
-                "--idle-exit",
-                "1500ms",
-                "-o",
-                "merged.log",
-                "app.log",
-            ])
-            .spawn();
+        let mut tailer = follow_rotating_log(&dir, mode);
         let mut expected = Vec::new();
         let mut file = OpenOptions::new().append(true).open(&log).unwrap();
         for n in 0..12_000 {
