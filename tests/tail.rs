@@ -137,6 +137,23 @@ fn follow_rotating_log(dir: &Dir, mode: &str) -> Child {
     .spawn()
 }
 
+/// Waits for a rotation test's tailer to exit cleanly, then checks that `merged` holds
+/// exactly `expected`, in order, and that the tailer reported `note`.
+fn expect_exactly(mode: &str, tailer: Child, merged: &Path, expected: &[String], note: &str) {
+    let output = tailer.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{mode}: {stderr}");
+    let merged = fs::read_to_string(merged).unwrap();
+    let got: Vec<&str> = merged.lines().collect();
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{mode}: lost or duplicated lines\n{stderr}"
+    );
+    assert!(got == expected, "{mode}: lines out of order");
+    assert!(stderr.contains(note), "{mode}: {stderr}");
+}
+
 #[test]
 fn rename_rotation_under_load_loses_and_duplicates_nothing() {
     for mode in MODES {
@@ -165,18 +182,13 @@ fn rename_rotation_under_load_loses_and_duplicates_nothing() {
             }
         }
         drop(file);
-        let output = tailer.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{mode}: {stderr}");
-        let merged = fs::read_to_string(dir.path().join("merged.log")).unwrap();
-        let got: Vec<&str> = merged.lines().collect();
-        assert_eq!(
-            got.len(),
-            expected.len(),
-            "{mode}: lost or duplicated lines\n{stderr}"
+        expect_exactly(
+            mode,
+            tailer,
+            &dir.path().join("merged.log"),
+            &expected,
+            "replaced (rotated)",
         );
-        assert!(got == expected, "{mode}: lines out of order");
-        assert!(stderr.contains("replaced (rotated)"), "{mode}: {stderr}");
     }
 }
 
@@ -204,18 +216,7 @@ fn copytruncate_rotation_under_load_loses_and_duplicates_nothing() {
             }
         }
         drop(file);
-        let output = tailer.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{mode}: {stderr}");
-        let merged = fs::read_to_string(&merged_path).unwrap();
-        let got: Vec<&str> = merged.lines().collect();
-        assert_eq!(
-            got.len(),
-            expected.len(),
-            "{mode}: lost or duplicated lines\n{stderr}"
-        );
-        assert!(got == expected, "{mode}: lines out of order");
-        assert!(stderr.contains("truncated"), "{mode}: {stderr}");
+        expect_exactly(mode, tailer, &merged_path, &expected, "truncated");
     }
 }
 
