@@ -253,6 +253,7 @@ where
         let items = Arc::new(AtomicUsize::new(0));
         let busy_nanos = Arc::new(AtomicU64::new(0));
         let mut handles = Vec::with_capacity(workers.get());
+        let mut spawn_error = None;
         for i in 0..workers.get() {
             let input = Arc::clone(&self.tail);
             let last_out = LastOut {
@@ -314,20 +315,13 @@ where
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(err) => {
-                    // Workers already started exit once the queues are aborted; the
-                    // stage is recorded so that Core's drop joins them.
-                    self.core.stages.push(Stage {
-                        name: name.to_owned(),
-                        workers: workers.get(),
-                        handles,
-                        items,
-                        busy_nanos,
-                        input: Arc::clone(&self.tail) as Arc<dyn Abort>,
-                    });
-                    return Err(err);
+                    spawn_error = Some(err);
+                    break;
                 }
             }
         }
+        // Recorded even when a spawn failed: the workers already started exit once the
+        // queues are aborted, and Core's drop joins them.
         self.core.stages.push(Stage {
             name: name.to_owned(),
             workers: workers.get(),
@@ -336,6 +330,9 @@ where
             busy_nanos,
             input: Arc::clone(&self.tail) as Arc<dyn Abort>,
         });
+        if let Some(err) = spawn_error {
+            return Err(err);
+        }
         Ok(PipelineBuilder {
             core: self.core,
             capacity: self.capacity,
