@@ -24,19 +24,22 @@
 //! | the whole chapter | [`tour`] | `concur tour` |
 //!
 //! Shared pieces: [`measure`] (peak RSS and threads for benchmarks), [`limits`] (how many
-//! threads the OS allows) and [`cli`] (the
-//! command line, which `main.rs` only calls).
+//! threads and how much memory the OS allows), [`lines`] (bounded line reading and
+//! bounded quoting of untrusted input), [`sink`] (output that never stalls or grows
+//! its writer) and [`cli`] (the command line, which `main.rs` only calls).
 
 pub mod cli;
 pub mod executor;
 pub mod guess;
 pub mod life;
 pub mod limits;
+pub mod lines;
 pub mod measure;
 pub mod parallel;
 pub mod process;
 pub mod queue;
 mod shim;
+pub mod sink;
 pub mod sync;
 pub mod tail;
 pub mod threads;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use concur::guess::{self, ServerConfig, ServerStats, Sink};
 use concur::process::CancelToken;
 
-use crate::util::{Dir, Watchdog, eventually};
+use crate::util::{Dir, Watchdog, eventually, many_threads};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -28,13 +28,24 @@ struct Server {
 
 impl Server {
     fn start(mode: Mode, max_line: usize, grace: Duration) -> Self {
+        Self::with_config(
+            mode,
+            ServerConfig {
+                max_line,
+                grace,
+                ..ServerConfig::default()
+            },
+        )
+    }
+
+    /// A server with `config`, whose transcript and log the test collects.
+    fn with_config(mode: Mode, config: ServerConfig) -> Self {
         let (transcript_sink, transcript) = Sink::collect();
         let (log_sink, log) = Sink::collect();
         let config = ServerConfig {
-            max_line,
-            grace,
             transcript: transcript_sink,
             log: log_sink,
+            ..config
         };
         let listener = guess::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -231,11 +242,13 @@ fn bad_input_ends_only_its_own_session_with_one_error_line() {
         drop(good);
         let stats = server.stop();
         assert_eq!(stats.protocol_errors, cases.len() as u64, "{mode:?}");
-        assert_eq!(
-            log.lock().unwrap().len(),
-            cases.len(),
-            "one log line per bad session"
-        );
+        let ended = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(" ended: "))
+            .count();
+        assert_eq!(ended, cases.len(), "one log line per bad session");
     }
 }
 
@@ -346,6 +359,7 @@ fn every_client_works_against_every_server() {
 
 #[test]
 fn five_hundred_concurrent_clients_all_complete() {
+    let _exclusive = many_threads();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -497,10 +511,9 @@ fn cli_serve_play_and_ctrl_c() {
             let lines: Vec<String> = run.stdout().lines().map(String::from).collect();
             check_transcript(&lines, &format!("CLI {client} client, {mode} server"));
         }
-        let pid = rustix::process::Pid::from_raw(server.id() as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+        signal(&server, rustix::process::Signal::INT);
         let status = server.wait().unwrap();
-        assert!(status.success(), "{mode}: {status}");
+        assert_eq!(status.code(), Some(130), "{mode}: {status}");
         let mut rest = String::new();
         stderr.read_to_string(&mut rest).unwrap();
         assert!(rest.contains("served 2 sessions"), "{mode}: {rest}");
@@ -567,12 +580,16 @@ fn at_the_fd_limit_accept_errors_are_logged_and_serving_goes_on() {
         let held: Vec<TcpStream> = (0..80)
             .filter_map(|_| TcpStream::connect(addr).ok())
             .collect();
+        // The threaded server first says how many sessions it will serve.
         let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        assert!(
-            line.contains("accept failed") && line.contains("still serving"),
-            "{mode}: {line}"
-        );
+        while !line.contains("accept failed") {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "{mode}: no accept error logged"
+            );
+        }
+        assert!(line.contains("still serving"), "{mode}: {line}");
         drop(held);
         // Once descriptors free up, games are played again.
         let mut served = false;
@@ -584,10 +601,342 @@ fn at_the_fd_limit_accept_errors_are_logged_and_serving_goes_on() {
             thread::sleep(Duration::from_millis(50));
         }
         assert!(served, "{mode}: the server stopped serving");
-        let pid = rustix::process::Pid::from_raw(server.id() as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        signal(&server, rustix::process::Signal::TERM);
         let status = server.wait().unwrap();
         drop(watchdog);
-        assert!(status.success(), "{mode}: {status}");
+        assert_eq!(status.code(), Some(143), "{mode}: {status}");
+    }
+}
+
+fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// `concur guess serve` whose stdout is a pipe this test never reads: once the pipe's
+/// 64 KiB are full, every write to stdout blocks, as behind a paused pager.
+fn serve_with_stalled_stdout(
+    dir: &Dir,
+    mode: &str,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    SocketAddr,
+    BufReader<std::process::ChildStderr>,
+) {
+    let mut server = dir
+        .concur(["guess", "serve", "--addr", "127.0.0.1:0", "--mode", mode])
+        .args(extra)
+        .spawn();
+    let (addr, stderr) = listening_address(&mut server);
+    (server, addr, stderr)
+}
+
+#[test]
+fn a_report_flood_into_a_stalled_stdout_is_dropped_and_counted_not_held() {
+    // One client sends 4 million REPORT lines (56 MB), which get no reply. Each queued a
+    // transcript line on an unbounded channel to a printer blocked on stdout: about
+    // 64 bytes per line held, 250 MB here, growing for as long as the client sends.
+    const LINES: usize = 4_000_000;
+    let dir = Dir::new();
+    for mode in ["threads", "async"] {
+        let (mut server, addr, mut stderr) =
+            serve_with_stalled_stdout(&dir, mode, &["--grace", "500ms"]);
+        let watchdog = Watchdog::new(&server, Duration::from_secs(60));
+        let mut flood = Raw::connect(addr);
+        flood.send("PARAMS 1 1000000");
+        assert!(flood.ask("NUMBER").parse::<i64>().is_ok());
+        let chunk = "REPORT Warmer\n".repeat(10_000);
+        for _ in 0..LINES / 10_000 {
+            flood.stream.write_all(chunk.as_bytes()).unwrap();
+        }
+        // A round trip after the flood: the server has read every REPORT line.
+        assert!(flood.ask("NUMBER").parse::<i64>().is_ok(), "{mode}");
+        let rss = rss_mb(server.id());
+        assert!(
+            rss < 64.0,
+            "{mode}: the server holds {rss:.0} MiB after {LINES} transcript lines"
+        );
+        drop(flood);
+        // Shutdown with stdout still stalled ends within --grace, as a signal says.
+        signal(&server, rustix::process::Signal::TERM);
+        let status = server.wait().unwrap();
+        drop(watchdog);
+        assert_eq!(status.code(), Some(143), "{mode}: {status}");
+        let mut rest = String::new();
+        stderr.read_to_string(&mut rest).unwrap();
+        let dropped: u64 = rest
+            .lines()
+            .find_map(|l| l.strip_prefix("concur: transcript: "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{mode}: no count of dropped lines in {rest}"));
+        assert!(
+            dropped as usize >= LINES - 10_000,
+            "{mode}: only {dropped} dropped: {rest}"
+        );
+    }
+}
+
+#[test]
+fn a_second_signal_ends_a_server_that_is_still_shutting_down() {
+    let dir = Dir::new();
+    for mode in ["threads", "async"] {
+        // A long grace and an open session: the first signal starts a long shutdown.
+        let (mut server, addr, _stderr) =
+            serve_with_stalled_stdout(&dir, mode, &["--grace", "60s"]);
+        let watchdog = Watchdog::new(&server, Duration::from_secs(30));
+        let mut open = Raw::connect(addr);
+        open.send("PARAMS 1 5");
+        assert!(open.ask("NUMBER").parse::<i64>().is_ok());
+        signal(&server, rustix::process::Signal::TERM);
+        eventually("the listener to close", || {
+            TcpStream::connect(addr).is_err()
+        });
+        assert!(
+            server.try_wait().unwrap().is_none(),
+            "{mode}: the open session keeps it running"
+        );
+        signal(&server, rustix::process::Signal::INT);
+        let status = server.wait().unwrap();
+        drop(watchdog);
+        assert_eq!(status.code(), Some(130), "{mode}: {status}");
+    }
+}
+
+#[test]
+fn connections_past_max_sessions_get_server_full_and_the_rest_are_served() {
+    for mode in [Mode::Threads, Mode::Async] {
+        let server = Server::with_config(
+            mode,
+            ServerConfig {
+                max_sessions: Some(3),
+                ..ServerConfig::default()
+            },
+        );
+        let mut held: Vec<Raw> = (0..3)
+            .map(|_| {
+                let mut c = Raw::connect(server.addr);
+                c.send("PARAMS 1 9");
+                assert!(c.ask("NUMBER").parse::<i64>().is_ok(), "{mode:?}");
+                c
+            })
+            .collect();
+        let mut extra = Raw::connect(server.addr);
+        assert_eq!(extra.reply(), "ERROR server full", "{mode:?}");
+        assert!(extra.closed(), "{mode:?}");
+        // The held sessions are still served, and a freed place is taken again.
+        assert!(held[0].ask("NUMBER").parse::<i64>().is_ok());
+        drop(held.pop());
+        let mut next = None;
+        eventually("a place to free up", || {
+            let mut c = Raw::connect(server.addr);
+            c.send("PARAMS 1 1");
+            let ok = c.ask("NUMBER") == "1";
+            next = Some(c);
+            ok
+        });
+        let log = Arc::clone(&server.log);
+        drop((held, next));
+        let stats = server.stop();
+        assert!(stats.refused >= 1, "{mode:?}: {stats:?}");
+        assert_eq!(stats.session_limit, Some(3), "{mode:?}");
+        assert!(stats.peak_sessions <= 3, "{mode:?}: {stats:?}");
+        let log = log.lock().unwrap();
+        assert!(
+            log.iter().any(|l| l.contains("server full")),
+            "{mode:?}: {log:?}"
+        );
+    }
+}
+
+/// The hard limit on open files, and how many threads the server could start.
+fn fd_hard_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX)
+}
+
+#[test]
+fn the_threaded_server_refuses_past_its_thread_budget_instead_of_aborting() {
+    // Past about 16,300 threads here, a new thread's signal-stack mmap fails and Rust
+    // aborts the process: every connected client was dropped. Now the server refuses
+    // what its thread budget cannot hold.
+    let Some(budget) = concur::limits::thread_budget(concur::guess::server::SESSION_STACK) else {
+        eprintln!("skipped: no thread budget is known on this system");
+        return;
+    };
+    let target = budget.threads + 500;
+    let needed = target as u64 + 200;
+    if fd_hard_limit() < needed || target > 40_000 {
+        eprintln!(
+            "skipped: reaching the thread budget ({} threads) needs {needed} descriptors; the limit is {}",
+            budget.threads,
+            fd_hard_limit()
+        );
+        return;
+    }
+    let _exclusive = many_threads();
+    let _ = concur::limits::raise_fd_limit();
+    let dir = Dir::new();
+    let (mut server, addr, mut stderr) =
+        serve_with_stalled_stdout(&dir, "threads", &["--quiet", "--grace", "1s"]);
+    let watchdog = Watchdog::new(&server, Duration::from_secs(240));
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("serving at most"), "{line}");
+    let mut held = Vec::with_capacity(target);
+    for _ in 0..target {
+        match TcpStream::connect(addr) {
+            Ok(stream) => held.push(stream),
+            Err(e) => panic!("connection {} failed: {e}", held.len()),
+        }
+    }
+    // Every connection is either served or refused with a word: none is dropped, and
+    // the process is alive.
+    let mut refused = 0;
+    for stream in &held {
+        stream.set_nonblocking(true).unwrap();
+    }
+    eventually(
+        "the server to answer the connections past its budget",
+        || {
+            refused = held
+            .iter()
+            .filter(|s| {
+                let mut buf = [0u8; 32];
+                let mut stream: &TcpStream = s;
+                matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"ERROR server full"))
+            })
+            .count();
+            refused > 0
+        },
+    );
+    assert!(server.try_wait().unwrap().is_none(), "the server died");
+    drop(held);
+    // Once they are gone, games are played again.
+    eventually("the sessions to end", || guess::play_threaded(addr).is_ok());
+    signal(&server, rustix::process::Signal::TERM);
+    let status = server.wait().unwrap();
+    drop(watchdog);
+    assert_eq!(status.code(), Some(143), "{status}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("server full"), "{rest}");
+}
+
+#[test]
+fn silent_and_trickling_connections_are_closed_after_the_idle_timeout() {
+    for mode in [Mode::Threads, Mode::Async] {
+        let server = Server::with_config(
+            mode,
+            ServerConfig {
+                idle_timeout: Some(Duration::from_millis(300)),
+                ..ServerConfig::default()
+            },
+        );
+        let mut silent = Raw::connect(server.addr);
+        let mut trickle = Raw::connect(server.addr);
+        let mut playing = Raw::connect(server.addr);
+        playing.send("PARAMS 1 9");
+        // Half a line, then nothing: a whole line must arrive within the timeout.
+        trickle.stream.write_all(b"PARA").unwrap();
+        for client in [&mut silent, &mut trickle] {
+            assert_eq!(
+                client.reply(),
+                "ERROR no complete line for 300ms: closing the connection",
+                "{mode:?}"
+            );
+            assert!(client.closed(), "{mode:?}");
+        }
+        let stats = server.stop();
+        assert_eq!(stats.idle_closes, 3, "{mode:?}: {stats:?}");
+        assert_eq!(stats.protocol_errors, 0, "{mode:?}");
+        drop(playing);
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
+    for mode in [Mode::Threads, Mode::Async] {
+        let server = Server::with_config(
+            mode,
+            ServerConfig {
+                write_timeout: Some(Duration::from_millis(200)),
+                ..ServerConfig::default()
+            },
+        );
+        let stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // Ask for guesses and never read one: the replies fill the socket buffers,
+        // then the server's write blocks.
+        let sender = {
+            let mut stream = stream.try_clone().unwrap();
+            thread::spawn(move || {
+                let mut sent = 0usize;
+                let _ = stream.write_all(b"PARAMS 1 1000000000\n");
+                let batch = "NUMBER\n".repeat(10_000);
+                while sent < 50_000_000 && stream.write_all(batch.as_bytes()).is_ok() {
+                    sent += 10_000;
+                }
+            })
+        };
+        let log = Arc::clone(&server.log);
+        eventually("the server to give up on the reader", || {
+            log.lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("the client stopped reading"))
+        });
+        drop(stream);
+        sender.join().unwrap();
+        let stats = server.stop();
+        assert_eq!(stats.write_timeouts, 1, "{mode:?}: {stats:?}");
+    }
+}
+
+#[test]
+fn error_replies_and_log_lines_quote_at_most_80_bytes_of_a_bad_line() {
+    for mode in [Mode::Threads, Mode::Async] {
+        let server = Server::start(mode, 4 << 20, Duration::from_secs(5));
+        for line in ["\u{1}".repeat(1000), "x".repeat(3 << 20)] {
+            let mut bad = Raw::connect(server.addr);
+            bad.stream.write_all(line.as_bytes()).unwrap();
+            bad.stream.write_all(b"\n").unwrap();
+            let reply = bad.reply();
+            assert!(
+                reply.starts_with("ERROR unknown command \""),
+                "{reply:.100}"
+            );
+            assert!(
+                reply.len() <= 600,
+                "{mode:?}: a {}-byte reply to a {}-byte line",
+                reply.len(),
+                line.len()
+            );
+        }
+        let log = Arc::clone(&server.log);
+        server.stop();
+        for entry in log.lock().unwrap().iter() {
+            assert!(
+                entry.len() <= 700,
+                "{mode:?}: a {}-byte log line",
+                entry.len()
+            );
+        }
     }
 }

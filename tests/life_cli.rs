@@ -293,6 +293,7 @@ fn bad_pattern_files_name_the_file_the_line_and_the_reason() {
 fn thread_per_cell_past_the_os_limit_fails_cleanly() {
     // Cap the address space so the OS cannot give 10,000 threads their stacks. Without
     // the budget check, Rust's thread start-up would abort the process (status 134).
+    let _exclusive = crate::util::many_threads();
     let dir = Dir::new();
     let exe = env!("CARGO_BIN_EXE_concur");
     for limit_kib in [600_000, 1_400_000] {

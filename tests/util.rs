@@ -257,3 +257,11 @@ impl Drop for Watchdog {
         }
     }
 }
+
+/// Held by tests that start thousands of threads or connections, so that no two of them
+/// run at once: every thread takes a pid, and `kernel.pid_max` can be as low as 32,768.
+pub(crate) fn many_threads() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

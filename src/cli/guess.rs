@@ -1,18 +1,21 @@
 //! `concur guess serve | play | load`.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::Outcome;
-use super::signals::SignalCancel;
-use super::value::parse_duration;
-use crate::guess::{self, ServerConfig, ServerStats, Sink, load};
+use super::signals::{SecondSignal, SignalCancel};
+use super::value::{parse_duration, parse_positive};
+use crate::guess::{self, ServerConfig, ServerStats, load};
 use crate::process::CancelToken;
+use crate::sink::{Printer, Sink};
+use serde_json::json;
 
 /// Which implementation to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -38,8 +41,13 @@ enum GuessCommand {
         after_help = "Protocol: PARAMS lo hi | NUMBER | REPORT Warmer|Colder|Unsure|Correct, one per line.\n\
         Bad input ends only its own session, with an ERROR line; an exhausted range gets\n\
         `ERROR no numbers left ...` and the session goes on. On Ctrl-C the server stops\n\
-        accepting, lets open sessions finish for --grace, then closes them. The address it\n\
-        listens on is printed on stderr (useful with port 0)."
+        accepting, lets open sessions finish, and gives the transcript until --grace after\n\
+        the signal to drain; a second signal ends the process at once. Exit status: 130\n\
+        after SIGINT, 143 after SIGTERM, 1 if the server failed.\n\n\
+        Transcript and log lines wait in bounded queues (4096 and 1024 lines): when stdout\n\
+        or stderr does not keep up, lines are dropped and counted, never held, so a client\n\
+        cannot grow the server's memory or stall it. The address it listens on is printed\n\
+        on stderr (useful with port 0)."
     )]
     Serve(ServeArgs),
     /// Play the book's two games against a server and print the client's lines.
@@ -66,9 +74,29 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1024, value_name = "BYTES")]
     max_line: usize,
 
-    /// After Ctrl-C, how long open sessions may go on before they are closed.
+    /// After Ctrl-C or SIGTERM, how long the whole shutdown may take: open sessions
+    /// finish, then the transcript drains. What is left then is closed or counted.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "D")]
     grace: Duration,
+
+    /// Close a connection that sends no complete line for D (0: never).
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "D")]
+    idle_timeout: Duration,
+
+    /// Close a connection that does not take a reply within D: a client that stopped
+    /// reading (0: wait for ever).
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D")]
+    write_timeout: Duration,
+
+    /// Serve at most N clients at once; more get `ERROR server full` [threads: the
+    /// thread budget, printed at start; async: no limit but file descriptors].
+    #[arg(long, value_parser = parse_positive, value_name = "N")]
+    max_sessions: Option<NonZeroUsize>,
+
+    /// When stopped, print the statistics as one JSON object on stdout, after the
+    /// transcript.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -120,44 +148,32 @@ pub fn run(args: GuessArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
 }
 
-/// A sink that prints each line from a dedicated thread, so that neither a session
-/// thread nor a tokio worker ever blocks on a slow terminal or pipe.
-fn printer(
-    to_stderr: bool,
-) -> Result<(
-    Sink,
-    thread::JoinHandle<()>,
-    crossbeam_channel::Sender<String>,
-)> {
-    let (tx, rx) = crossbeam_channel::unbounded::<String>();
-    let handle = thread::Builder::new()
-        .name("guess-printer".into())
-        .spawn(move || {
-            for line in rx {
-                let written = if to_stderr {
-                    writeln!(io::stderr().lock(), "concur: {line}")
-                } else {
-                    writeln!(io::stdout().lock(), "{line}")
-                };
-                if written.is_err() {
-                    return; // stdout closed: stop printing, keep serving
-                }
-            }
-        })
-        .context("cannot start the printer thread")?;
-    let sender = tx.clone();
-    Ok((Sink::new(move |line| drop(tx.send(line))), handle, sender))
-}
+/// Transcript lines that may wait for stdout; past this they are dropped and counted.
+const TRANSCRIPT_QUEUE: usize = 4096;
 
-fn print_stats(stats: &ServerStats) {
-    eprintln!(
-        "concur: served {} sessions ({} ended by protocol errors, {} accept errors, {} closed at shutdown, at most {} at once)",
+/// Log lines that may wait for stderr.
+const LOG_QUEUE: usize = 1024;
+
+/// Lines for the printers when shutdown ends, or the time left for them to drain.
+const DRAIN_FLOOR: Duration = Duration::from_millis(100);
+
+fn stats_line(stats: &ServerStats) -> String {
+    format!(
+        "served {} sessions ({} ended by protocol errors, {} idle, {} that stopped reading, \
+         {} refused as the server was full, {} accept errors, {} closed at shutdown, at most {} at once)",
         stats.sessions,
         stats.protocol_errors,
+        stats.idle_closes,
+        stats.write_timeouts,
+        stats.refused,
         stats.accept_errors,
         stats.forced_closes,
         stats.peak_sessions
-    );
+    )
+}
+
+fn off_if_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
 }
 
 fn serve(args: ServeArgs) -> Result<Outcome> {
@@ -165,60 +181,92 @@ fn serve(args: ServeArgs) -> Result<Outcome> {
     let listener =
         guess::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
     let local = listener.local_addr()?;
-    let (transcript, transcript_thread, transcript_tx) = if args.quiet {
-        (Sink::null(), None, None)
-    } else {
-        let (sink, handle, tx) = printer(false)?;
-        (sink, Some(handle), Some(tx))
-    };
-    let (log, log_thread, log_tx) = printer(true)?;
+    // Every line leaves through a printer thread, so neither a session nor shutdown ever
+    // waits on a terminal or a pipe; a second signal ends the process at once.
+    let signals = SignalCancel::install_with("guess-signals", SecondSignal::Exit)?;
+    let stdout = Printer::stdout("guess-transcript", TRANSCRIPT_QUEUE, "")
+        .context("cannot start the transcript printer")?;
+    let log = Printer::stderr("guess-log", LOG_QUEUE, "concur: ")
+        .context("cannot start the log printer")?;
     let config = ServerConfig {
         max_line: args.max_line,
         grace: args.grace,
-        transcript,
-        log,
+        idle_timeout: off_if_zero(args.idle_timeout),
+        write_timeout: off_if_zero(args.write_timeout),
+        max_sessions: args.max_sessions.map(NonZeroUsize::get),
+        transcript: if args.quiet {
+            Sink::null()
+        } else {
+            stdout.sink()
+        },
+        log: log.sink(),
     };
-    eprintln!(
-        "concur: listening on {local} ({} server)",
-        match args.mode {
-            Mode::Threads => "threaded",
-            Mode::Async => "async",
-        }
-    );
+    let startup = Instant::now() + Duration::from_secs(1);
     let stats = match args.mode {
         Mode::Threads => {
-            let signals = SignalCancel::install("guess-signals")?;
-            let stats = guess::serve_threads(listener, config, signals.token());
-            drop(signals);
-            stats?
+            log.send_until(format!("listening on {local} (threaded server)"), startup);
+            guess::serve_threads(listener, config, signals.token())
         }
         Mode::Async => {
+            log.send_until(format!("listening on {local} (async server)"), startup);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
                 listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-                let shutdown = async move {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                    }
-                };
-                guess::serve_async(listener, config, shutdown).await
-            })?
+                guess::serve_async(listener, config, signals.token().cancelled()).await
+            })
         }
     };
-    // Let the printers drain, then report.
-    drop((transcript_tx, log_tx));
-    if let Some(handle) = transcript_thread {
-        let _ = handle.join();
+    // The whole shutdown fits in --grace from the signal: the sessions took their part;
+    // the printers get the rest (and a moment, so a healthy output always drains).
+    let now = Instant::now();
+    let deadline = signals
+        .token()
+        .cancelled_at()
+        .map_or(now, |at| at + args.grace)
+        .max(now + DRAIN_FLOOR);
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(err) => {
+            log.finish(deadline);
+            return Err(err).context("the server failed");
+        }
+    };
+    if args.json {
+        let transcript = stdout.stats();
+        let report = json!({
+            "stats": stats,
+            "transcript_lines": transcript.written + transcript.unwritten,
+            "transcript_dropped": transcript.dropped,
+            "log_dropped": log.stats().dropped,
+        });
+        stdout.send_until(report.to_string(), deadline);
     }
-    let _ = log_thread.join();
-    print_stats(&stats);
-    Ok(Outcome::Success)
+    let transcript = stdout.finish(deadline);
+    if transcript.dropped > 0 {
+        log.send_until(
+            format!(
+                "transcript: {} of {} lines dropped (stdout did not keep up; at most {TRANSCRIPT_QUEUE} lines wait)",
+                transcript.dropped,
+                transcript.written + transcript.dropped + transcript.unwritten
+            ),
+            deadline,
+        );
+    }
+    if transcript.unwritten > 0 {
+        log.send_until(
+            format!(
+                "transcript: {} lines not written (stdout was closed, or did not take them within --grace)",
+                transcript.unwritten
+            ),
+            deadline,
+        );
+    }
+    log.send_until(stats_line(&stats), deadline);
+    log.finish(deadline);
+    Ok(Outcome::Code(signals.exit_status()))
 }
 
 fn play(args: PlayArgs, out: &mut dyn Write) -> Result<Outcome> {

@@ -8,6 +8,16 @@ use signal_hook::iterator::{Handle, Signals};
 
 use crate::process::CancelToken;
 
+/// What a second SIGINT or SIGTERM does once the first has fired the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SecondSignal {
+    /// Nothing more: the command is already stopping, and stops in bounded time.
+    Wait,
+    /// Ends the process at once with 128 + its number, whatever is still running (a
+    /// server whose shutdown waits on clients or on a stalled output).
+    Exit,
+}
+
 /// While alive, SIGINT and SIGTERM fire its token (recording which signal) instead of
 /// killing the process. Dropping it restores the default handling and joins its thread.
 pub(crate) struct SignalCancel {
@@ -19,6 +29,11 @@ pub(crate) struct SignalCancel {
 impl SignalCancel {
     /// Starts listening; `name` names the listening thread.
     pub(crate) fn install(name: &str) -> Result<Self> {
+        Self::install_with(name, SecondSignal::Wait)
+    }
+
+    /// Starts listening, with `second` deciding what a second signal does.
+    pub(crate) fn install_with(name: &str, second: SecondSignal) -> Result<Self> {
         let token = CancelToken::new().context("cannot create the cancel pipe")?;
         let mut signals =
             Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT and SIGTERM")?;
@@ -27,8 +42,16 @@ impl SignalCancel {
         let listener = thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                if let Some(signal) = signals.forever().next() {
+                let mut received = signals.forever();
+                if let Some(signal) = received.next() {
                     trigger.cancel_with(signal);
+                }
+                if second == SecondSignal::Exit
+                    && let Some(signal) = received.next()
+                {
+                    // Nothing is flushed: whatever waits (a stalled stdout) is what the
+                    // user asked to abandon.
+                    std::process::exit(128 + signal);
                 }
             })
             .context("cannot start the signal thread")?;

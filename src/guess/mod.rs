@@ -30,5 +30,8 @@ mod session;
 pub use client::{ClientError, play_async, play_async_at, play_threaded};
 pub use player::{BOOK_GAMES, Player};
 pub use protocol::{Command, Decision, ProtocolError, parse};
-pub use server::{ServerConfig, ServerStats, Sink, bind, serve_async, serve_threads};
-pub use session::{MAX_GUESSES, Response, Session};
+pub use server::{
+    SERVER_FULL, ServerConfig, ServerStats, SessionLimit, Sink, bind, serve_async, serve_threads,
+    thread_session_limit,
+};
+pub use session::{Response, Session};

@@ -5,6 +5,17 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::lines::excerpt;
+
+/// The most bytes of a client's input an error reply (and its log line) quotes, so that
+/// a long or escape-heavy line cannot make the reply larger than itself.
+pub const ECHO_MAX: usize = 80;
+
+/// Client input as an error message quotes it: escaped, at most [`ECHO_MAX`] bytes.
+fn echo(text: &str) -> String {
+    excerpt(text, ECHO_MAX)
+}
+
 /// The client's verdict on a guess.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Decision {
@@ -46,7 +57,8 @@ impl FromStr for Decision {
             "Unsure" => Ok(Decision::Unsure),
             "Correct" => Ok(Decision::Correct),
             other => Err(ProtocolError::Malformed(format!(
-                "REPORT takes Warmer, Colder, Unsure or Correct, not {other:?}"
+                "REPORT takes Warmer, Colder, Unsure or Correct, not {}",
+                echo(other)
             ))),
         }
     }
@@ -81,8 +93,9 @@ impl fmt::Display for Command {
 /// Why a line or a request could not be served. Sent back as `ERROR <message>`.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum ProtocolError {
-    /// Not one of the three commands (the book's `UnknownCommandError`).
-    #[error("unknown command {0:?}")]
+    /// Not one of the three commands (the book's `UnknownCommandError`). Holds the line
+    /// as quoted in the reply: escaped, and cut at [`ECHO_MAX`] bytes.
+    #[error("unknown command {0}")]
     Unknown(String),
     /// A command with bad arguments.
     #[error("{0}")]
@@ -110,6 +123,12 @@ pub enum ProtocolError {
     /// A line that is not UTF-8.
     #[error("line is not valid UTF-8")]
     NotUtf8,
+    /// No complete line came within the server's idle timeout.
+    #[error("no complete line for {after:?}: closing the connection")]
+    Idle {
+        /// The idle timeout.
+        after: std::time::Duration,
+    },
 }
 
 impl ProtocolError {
@@ -124,7 +143,10 @@ impl ProtocolError {
 fn number(word: Option<&str>, what: &str) -> Result<i64, ProtocolError> {
     let word = word.ok_or_else(|| ProtocolError::Malformed(format!("PARAMS needs {what}")))?;
     word.parse().map_err(|_| {
-        ProtocolError::Malformed(format!("PARAMS {what} {word:?} is not a whole number"))
+        ProtocolError::Malformed(format!(
+            "PARAMS {what} {} is not a whole number",
+            echo(word)
+        ))
     })
 }
 
@@ -152,12 +174,13 @@ pub fn parse(line: &str) -> Result<Command, ProtocolError> {
                 .ok_or_else(|| ProtocolError::Malformed("REPORT needs a decision".into()))?
                 .parse()?,
         ),
-        _ => return Err(ProtocolError::Unknown(line.to_owned())),
+        _ => return Err(ProtocolError::Unknown(echo(line))),
     };
     match words.next() {
         None => Ok(command),
         Some(extra) => Err(ProtocolError::Malformed(format!(
-            "unexpected {extra:?} after {command}"
+            "unexpected {} after {command}",
+            echo(extra)
         ))),
     }
 }
@@ -182,6 +205,33 @@ mod tests {
             let err = parse(line).unwrap_err().to_string();
             assert!(err.contains(fragment), "{line:?}: {err}");
         }
+    }
+
+    #[test]
+    fn error_messages_quote_at_most_80_bytes_of_input() {
+        // 1,000 control bytes would escape to 5 KB; a huge word would be echoed whole.
+        let controls = "\u{1}".repeat(1000);
+        let huge = "x".repeat(10 << 20);
+        for line in [
+            controls.clone(),
+            huge.clone(),
+            format!("PARAMS {huge} 5"),
+            format!("REPORT {controls}"),
+            format!("NUMBER {huge}"),
+        ] {
+            let message = parse(&line).unwrap_err().to_string();
+            assert!(
+                message.len() <= 6 * ECHO_MAX + 100,
+                "{} bytes for a {}-byte line",
+                message.len(),
+                line.len()
+            );
+            assert!(message.contains("…"), "the cut is marked: {message}");
+        }
+        assert_eq!(
+            parse("HELLO").unwrap_err().to_string(),
+            "unknown command \"HELLO\""
+        );
     }
 
     #[test]

@@ -1,10 +1,24 @@
 //! The two servers: one OS thread per connection, or one tokio task per connection.
-//! Both drive the same [`Session`], so they answer every line identically.
+//! Both drive the same [`Session`], so they answer every line identically, and both
+//! keep the same promises to a hostile or careless client:
+//!
+//! * **Memory per connection is a small constant.** A session is a few words
+//!   ([`Session`]), a line is at most `max_line` bytes, and what a client says is echoed
+//!   at most 80 bytes at a time. Transcript and log lines go to a [`Sink`]; the CLI's is
+//!   a [`crate::sink::Printer`], whose bounded queue drops and counts what its output
+//!   does not take, so a client flooding `REPORT` lines cannot grow the server.
+//! * **No connection is held for ever.** A connection that sends no complete line for
+//!   `idle_timeout` is closed, and so is one that does not take a reply within
+//!   `write_timeout` (a client that stopped reading).
+//! * **The threaded server never starts a thread the OS cannot give it.** Past about
+//!   16,000 threads here a new thread's own set-up `mmap` fails and Rust aborts the
+//!   whole process, dropping every client. So it computes its thread budget at start
+//!   ([`crate::limits::thread_budget`]) and answers connections past it, or past
+//!   `max_sessions`, with one `ERROR server full` line.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,7 +29,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::net::{AddressFamily, SocketType};
 use serde::Serialize;
-use tokio::io::{AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,56 +37,22 @@ use super::lines::{ReadError, read_line, read_line_async};
 use super::protocol::ProtocolError;
 use super::session::Session;
 use crate::process::CancelToken;
+pub use crate::sink::Sink;
 
 /// The listen backlog: enough for thousands of clients connecting at once (the kernel
 /// caps it at `net.core.somaxconn`, 4096 here; std's default is 128).
 pub const BACKLOG: i32 = 4096;
 
-/// Where a server's lines go: its transcript (`Server: N is DECISION`) or its log.
-#[derive(Clone)]
-pub struct Sink(Option<Arc<dyn Fn(String) + Send + Sync>>);
+/// The stack of a threaded session. A session needs little (its buffers are on the
+/// heap); a small stack keeps 10,000 threads' address space near 1.3 GB instead of 20.
+pub const SESSION_STACK: usize = 128 << 10;
 
-impl fmt::Debug for Sink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Sink(..)"
-        } else {
-            "Sink(null)"
-        })
-    }
-}
+/// Threads the threaded server leaves to the rest of the process (its printers, the
+/// signal thread, the allocator's needs) out of the budget the OS gives it.
+const THREAD_RESERVE: usize = 64;
 
-impl Sink {
-    /// Discards every line.
-    pub fn null() -> Self {
-        Sink(None)
-    }
-
-    /// Calls `f` with every line.
-    pub fn new(f: impl Fn(String) + Send + Sync + 'static) -> Self {
-        Sink(Some(Arc::new(f)))
-    }
-
-    /// Collects lines in memory, for tests and the tour.
-    pub fn collect() -> (Self, Arc<Mutex<Vec<String>>>) {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let target = Arc::clone(&lines);
-        let sink = Sink::new(move |line| {
-            target
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(line);
-        });
-        (sink, lines)
-    }
-
-    /// Sends a line, unless this sink discards.
-    pub fn send(&self, line: impl FnOnce() -> String) {
-        if let Some(f) = &self.0 {
-            f(line());
-        }
-    }
-}
+/// The reply to a connection past the session limit.
+pub const SERVER_FULL: &str = "ERROR server full";
 
 /// How a server runs.
 #[derive(Clone, Debug)]
@@ -81,6 +61,15 @@ pub struct ServerConfig {
     pub max_line: usize,
     /// After shutdown starts, how long open sessions may go on before being closed.
     pub grace: Duration,
+    /// A connection that sends no complete line for this long is closed (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// A connection that does not take a reply within this long is closed (`None`:
+    /// wait for ever).
+    pub write_timeout: Option<Duration>,
+    /// The most sessions served at once; connections past it get `ERROR server full`.
+    /// The threaded server also caps it at its thread budget. `None`: no limit but
+    /// the OS's.
+    pub max_sessions: Option<usize>,
     /// Receives `Server: N is DECISION` lines.
     pub transcript: Sink,
     /// Receives one line per session error and per accept failure.
@@ -92,6 +81,9 @@ impl Default for ServerConfig {
         Self {
             max_line: 1024,
             grace: Duration::from_secs(5),
+            idle_timeout: Some(Duration::from_secs(60)),
+            write_timeout: Some(Duration::from_secs(10)),
+            max_sessions: None,
             transcript: Sink::null(),
             log: Sink::null(),
         }
@@ -101,22 +93,33 @@ impl Default for ServerConfig {
 /// What a server did, reported when it stops.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ServerStats {
-    /// Connections accepted.
+    /// Connections accepted and served.
     pub sessions: u64,
     /// Sessions ended by a protocol error.
     pub protocol_errors: u64,
+    /// Sessions closed because no complete line came within the idle timeout.
+    pub idle_closes: u64,
+    /// Sessions closed because the client did not take a reply within the write timeout.
+    pub write_timeouts: u64,
+    /// Connections refused with `ERROR server full`.
+    pub refused: u64,
     /// Accept calls that failed (for example at the file-descriptor limit).
     pub accept_errors: u64,
     /// Sessions closed by the end of the grace period at shutdown.
     pub forced_closes: u64,
     /// The most sessions open at once.
     pub peak_sessions: u64,
+    /// The session limit in force (`None`: none but the OS's).
+    pub session_limit: Option<u64>,
 }
 
 #[derive(Default)]
 struct Counters {
     sessions: AtomicU64,
     protocol_errors: AtomicU64,
+    idle_closes: AtomicU64,
+    write_timeouts: AtomicU64,
+    refused: AtomicU64,
     accept_errors: AtomicU64,
     forced_closes: AtomicU64,
     open: AtomicUsize,
@@ -134,15 +137,45 @@ impl Counters {
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn stats(&self) -> ServerStats {
+    fn stats(&self, limit: Option<usize>) -> ServerStats {
         ServerStats {
             sessions: self.sessions.load(Ordering::Relaxed),
             protocol_errors: self.protocol_errors.load(Ordering::Relaxed),
+            idle_closes: self.idle_closes.load(Ordering::Relaxed),
+            write_timeouts: self.write_timeouts.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
             accept_errors: self.accept_errors.load(Ordering::Relaxed),
             forced_closes: self.forced_closes.load(Ordering::Relaxed),
             peak_sessions: self.peak.load(Ordering::Relaxed) as u64,
+            session_limit: limit.map(|n| n as u64),
         }
     }
+}
+
+/// The session limit and what sets it, in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// Sessions served at once at most.
+    pub sessions: usize,
+    /// Why: `--max-sessions`, or the OS limit on threads.
+    pub reason: String,
+}
+
+/// The threaded server's session limit: `max_sessions`, capped at the threads the OS
+/// can still give this process (less a reserve). `None` when neither limit is known.
+pub fn thread_session_limit(max_sessions: Option<usize>) -> Option<SessionLimit> {
+    let budget = crate::limits::thread_budget(SESSION_STACK).map(|b| SessionLimit {
+        sessions: b.threads.saturating_sub(THREAD_RESERVE).max(1),
+        reason: format!("the thread budget: {}", b.limit),
+    });
+    let asked = max_sessions.map(|n| SessionLimit {
+        sessions: n,
+        reason: "--max-sessions".to_owned(),
+    });
+    [budget, asked]
+        .into_iter()
+        .flatten()
+        .min_by_key(|l| l.sessions)
 }
 
 /// Binds a listening socket with a large backlog and `SO_REUSEADDR` (so a restarted
@@ -203,12 +236,38 @@ fn protocol_failure(
 ) -> Step {
     let close = err.ends_session();
     if close {
-        counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        let counter = match err {
+            ProtocolError::Idle { .. } => &counters.idle_closes,
+            _ => &counters.protocol_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         config.log.send(|| format!("session {peer} ended: {err}"));
     }
     Step {
         reply: Some(format!("ERROR {err}")),
         close,
+    }
+}
+
+/// Whether an I/O error is a socket timeout running out (`SO_RCVTIMEO`/`SO_SNDTIMEO`
+/// report `EAGAIN`).
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// A reply could not be written: log it if the client stopped reading, and end.
+fn write_failed(err: &io::Error, peer: SocketAddr, config: &ServerConfig, counters: &Counters) {
+    if is_timeout(err) {
+        counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
+        config.log.send(|| {
+            format!(
+                "session {peer} ended: it took no reply for {:?} (the client stopped reading)",
+                config.write_timeout.unwrap_or_default()
+            )
+        });
     }
 }
 
@@ -225,6 +284,14 @@ fn accept_failed(err: &io::Error, config: &ServerConfig, counters: &Counters) ->
         .log
         .send(|| format!("accept failed: {err}; still serving"));
     is_fd_exhaustion(err).then_some(Duration::from_millis(50))
+}
+
+/// Counts and logs a refused connection. The caller writes [`SERVER_FULL`] and closes.
+fn refused(peer: SocketAddr, why: &str, config: &ServerConfig, counters: &Counters) {
+    counters.refused.fetch_add(1, Ordering::Relaxed);
+    config
+        .log
+        .send(|| format!("refused {peer}: server full ({why})"));
 }
 
 /// Open connections of the threaded server, so shutdown can wait for them and close
@@ -276,6 +343,27 @@ impl Registry {
     }
 }
 
+/// The socket as a threaded session reads it: a whole line must arrive by `deadline`,
+/// so a client that trickles a byte at a time is as idle as a silent one.
+struct LineClock<'a> {
+    stream: &'a TcpStream,
+    deadline: Option<Instant>,
+}
+
+impl Read for LineClock<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        let mut stream = self.stream;
+        stream.read(buf)
+    }
+}
+
 fn session_thread(
     stream: &TcpStream,
     peer: SocketAddr,
@@ -284,27 +372,33 @@ fn session_thread(
     counters: &Counters,
 ) {
     let mut session = Session::new(seed);
+    if stream.set_write_timeout(config.write_timeout).is_err() {
+        return;
+    }
     // Reads and writes share the one socket (`&TcpStream` is both `Read` and `Write`):
     // a connection costs one descriptor, so running out of them shows up only at
     // accept, where it is logged.
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(LineClock {
+        stream,
+        deadline: None,
+    });
     let mut writer = stream;
     loop {
-        let line = match read_line(&mut reader, config.max_line) {
-            Ok(Some(line)) => line,
-            Ok(None) | Err(ReadError::Io(_)) => return,
-            Err(ReadError::Protocol(err)) => {
-                let step = protocol_failure(&err, peer, config, counters);
-                if let Some(reply) = step.reply {
-                    let _ = writer.write_all(format!("{reply}\n").as_bytes());
-                }
-                return;
+        reader.get_mut().deadline = config.idle_timeout.map(|idle| Instant::now() + idle);
+        let step = match read_line(&mut reader, config.max_line) {
+            Ok(Some(line)) => step(&mut session, &line, peer, config, counters),
+            Ok(None) => return,
+            Err(ReadError::Io(e)) if is_timeout(&e) => {
+                let after = config.idle_timeout.unwrap_or_default();
+                protocol_failure(&ProtocolError::Idle { after }, peer, config, counters)
             }
+            Err(ReadError::Io(_)) => return,
+            Err(ReadError::Protocol(err)) => protocol_failure(&err, peer, config, counters),
         };
-        let step = step(&mut session, &line, peer, config, counters);
         if let Some(reply) = step.reply
-            && writer.write_all(format!("{reply}\n").as_bytes()).is_err()
+            && let Err(e) = writer.write_all(format!("{reply}\n").as_bytes())
         {
+            write_failed(&e, peer, config, counters);
             return;
         }
         if step.close {
@@ -313,17 +407,35 @@ fn session_thread(
     }
 }
 
+/// Answers a connection past the limit with one line and closes it. The socket is
+/// fresh, so the short write fits its buffer; it is made non-blocking all the same, so
+/// that the accept loop can never wait on a client.
+fn refuse_threaded(stream: TcpStream) {
+    let _ = stream.set_nonblocking(true);
+    let _ = (&stream).write_all(format!("{SERVER_FULL}\n").as_bytes());
+}
+
 /// The threaded server (the book's first version): one OS thread per connection.
 ///
-/// Runs until `shutdown` is cancelled; then stops accepting, lets open sessions finish
-/// for up to `config.grace`, closes the rest, and returns once every session thread
-/// has ended.
+/// Serves at most [`thread_session_limit`] sessions at once, refusing the rest with
+/// [`SERVER_FULL`]. Runs until `shutdown` is cancelled; then stops accepting, lets open
+/// sessions finish for up to `config.grace`, closes the rest, and returns once every
+/// session thread has ended.
 pub fn serve_threads(
     listener: std::net::TcpListener,
     config: ServerConfig,
     shutdown: &CancelToken,
 ) -> io::Result<ServerStats> {
     listener.set_nonblocking(true)?;
+    let limit = thread_session_limit(config.max_sessions);
+    if let Some(limit) = &limit {
+        config.log.send(|| {
+            format!(
+                "serving at most {} sessions at once (the limit set by {})",
+                limit.sessions, limit.reason
+            )
+        });
+    }
     let config = Arc::new(config);
     let counters = Arc::new(Counters::default());
     let registry = Arc::new(Registry::default());
@@ -355,6 +467,17 @@ pub fn serve_threads(
                 continue;
             }
         };
+        if let Some(limit) = &limit
+            && counters.open.load(Ordering::Relaxed) >= limit.sessions
+        {
+            let why = format!(
+                "{} sessions open, the limit set by {}",
+                limit.sessions, limit.reason
+            );
+            refused(peer, &why, &config, &counters);
+            refuse_threaded(stream);
+            continue;
+        }
         next_id += 1;
         let id = next_id;
         // Accepted sockets are blocking on Linux; make sure, as the listener is not.
@@ -365,26 +488,37 @@ pub fn serve_threads(
         let stream = Arc::new(stream);
         registry.lock().insert(id, Arc::clone(&stream));
         counters.opened();
-        let (config2, counters2, registry2) = (
+        let (config2, counters2, registry2, stream2) = (
             Arc::clone(&config),
             Arc::clone(&counters),
             Arc::clone(&registry),
+            Arc::clone(&stream),
         );
         let seed = rand::random();
         let spawned = thread::Builder::new()
             .name(format!("guess-{id}"))
+            .stack_size(SESSION_STACK)
             .spawn(move || {
-                session_thread(&stream, peer, seed, &config2, &counters2);
-                drop(stream);
+                session_thread(&stream2, peer, seed, &config2, &counters2);
+                drop(stream2);
                 counters2.closed();
                 registry2.remove(id);
             });
         if let Err(e) = spawned {
+            // The OS said no cleanly (EAGAIN): a limit the budget does not see, such
+            // as the task limit of a container. The client hears why.
             counters.closed();
+            counters.sessions.fetch_sub(1, Ordering::Relaxed);
             registry.remove(id);
-            config
-                .log
-                .send(|| format!("cannot start a session thread for {peer}: {e}"));
+            refused(
+                peer,
+                &format!("cannot start a session thread: {e}"),
+                &config,
+                &counters,
+            );
+            if let Some(stream) = Arc::into_inner(stream) {
+                refuse_threaded(stream);
+            }
         }
     }
     drop(listener);
@@ -398,7 +532,23 @@ pub fn serve_threads(
         }
         registry.wait_empty(None);
     }
-    Ok(counters.stats())
+    Ok(counters.stats(limit.map(|l| l.sessions)))
+}
+
+/// Writes a reply within the write timeout.
+async fn write_reply(
+    writer: &mut (impl AsyncWrite + Unpin),
+    reply: &str,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    let line = format!("{reply}\n");
+    let write = writer.write_all(line.as_bytes());
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, write)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
+        None => write.await,
+    }
 }
 
 async fn session_task(
@@ -412,24 +562,26 @@ async fn session_task(
     let mut reader = AsyncBufReader::new(read_half);
     let mut session = Session::new(seed);
     loop {
-        let line = match read_line_async(&mut reader, config.max_line).await {
-            Ok(Some(line)) => line,
-            Ok(None) | Err(ReadError::Io(_)) => return,
-            Err(ReadError::Protocol(err)) => {
-                let step = protocol_failure(&err, peer, &config, &counters);
-                if let Some(reply) = step.reply {
-                    let _ = writer.write_all(format!("{reply}\n").as_bytes()).await;
-                }
-                return;
+        let read = read_line_async(&mut reader, config.max_line);
+        let line = match config.idle_timeout {
+            Some(idle) => {
+                tokio::time::timeout(idle, read)
+                    .await
+                    .unwrap_or(Err(ReadError::Protocol(ProtocolError::Idle {
+                        after: idle,
+                    })))
             }
+            None => read.await,
         };
-        let step = step(&mut session, &line, peer, &config, &counters);
+        let step = match line {
+            Ok(Some(line)) => step(&mut session, &line, peer, &config, &counters),
+            Ok(None) | Err(ReadError::Io(_)) => return,
+            Err(ReadError::Protocol(err)) => protocol_failure(&err, peer, &config, &counters),
+        };
         if let Some(reply) = step.reply
-            && writer
-                .write_all(format!("{reply}\n").as_bytes())
-                .await
-                .is_err()
+            && let Err(e) = write_reply(&mut writer, &reply, config.write_timeout).await
         {
+            write_failed(&e, peer, &config, &counters);
             return;
         }
         if step.close {
@@ -440,14 +592,23 @@ async fn session_task(
 
 /// The async server (the book's `run_async_server`): one tokio task per connection.
 ///
-/// Runs until `shutdown` completes (pass `tokio::signal::ctrl_c()`, or any future in
-/// tests); then stops accepting, lets open sessions finish for up to `config.grace`,
-/// closes the rest, and returns once every session task has ended.
+/// Serves at most `config.max_sessions` sessions at once, if set, refusing the rest
+/// with [`SERVER_FULL`]; otherwise the file-descriptor limit is its only limit (failed
+/// accepts are logged, and it backs off). Runs until `shutdown` completes (pass
+/// [`CancelToken::cancelled`], or any future in tests); then stops accepting, lets
+/// open sessions finish for up to `config.grace`, closes the rest, and returns once
+/// every session task has ended.
 pub async fn serve_async(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<ServerStats> {
+    let limit = config.max_sessions;
+    if let Some(limit) = limit {
+        config.log.send(|| {
+            format!("serving at most {limit} sessions at once (the limit set by --max-sessions)")
+        });
+    }
     let config = Arc::new(config);
     let counters = Arc::new(Counters::default());
     let tracker = TaskTracker::new();
@@ -458,6 +619,13 @@ pub async fn serve_async(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if let Some(limit) = limit
+                        && counters.open.load(Ordering::Relaxed) >= limit
+                    {
+                        refused(peer, &format!("{limit} sessions open, the limit set by --max-sessions"), &config, &counters);
+                        let _ = stream.try_write(format!("{SERVER_FULL}\n").as_bytes());
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     counters.opened();
                     let (config, counters, force) = (Arc::clone(&config), Arc::clone(&counters), force.clone());
@@ -489,5 +657,5 @@ pub async fn serve_async(
         force.cancel();
         tracker.wait().await;
     }
-    Ok(counters.stats())
+    Ok(counters.stats(limit))
 }

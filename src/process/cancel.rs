@@ -18,13 +18,18 @@ struct Inner {
     /// Dropped on cancel, which wakes every `select!` on a [`CancelToken::subscribe`] receiver.
     notify: Mutex<Option<Sender<()>>>,
     subscribers: Receiver<()>,
+    /// Cancelled with it, for async code.
+    task: tokio_util::sync::CancellationToken,
+    /// When it was cancelled.
+    at: std::sync::OnceLock<std::time::Instant>,
 }
 
 /// A one-way switch: once [`cancel`](Self::cancel)led it stays cancelled. Clones share it.
 ///
-/// Three ways to wait on it: [`is_cancelled`](Self::is_cancelled) for a quick check,
-/// [`fd`](Self::fd) inside a `poll(2)` loop (the process code), and
-/// [`subscribe`](Self::subscribe) inside a crossbeam `select!` (the job runner).
+/// Four ways to wait on it: [`is_cancelled`](Self::is_cancelled) for a quick check,
+/// [`fd`](Self::fd) inside a `poll(2)` loop (the process code),
+/// [`subscribe`](Self::subscribe) inside a crossbeam `select!` (the job runner), and
+/// [`cancelled`](Self::cancelled) in async code (the async server).
 ///
 /// ```
 /// use concur::process::CancelToken;
@@ -35,6 +40,11 @@ struct Inner {
 /// token.cancel_with(15);
 /// assert!(woken.recv().is_err()); // ready at once: the channel is closed
 /// assert_eq!(token.reason(), Some(15));
+/// assert!(token.cancelled_at().is_some());
+///
+/// // Async code awaits it; a cancelled token's future is ready at once.
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// runtime.block_on(token.cancelled());
 /// ```
 #[derive(Clone, Debug)]
 pub struct CancelToken {
@@ -54,6 +64,8 @@ impl CancelToken {
                 writer: Mutex::new(Some(writer)),
                 notify: Mutex::new(Some(notify)),
                 subscribers,
+                task: tokio_util::sync::CancellationToken::new(),
+                at: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -68,6 +80,7 @@ impl CancelToken {
         if self.inner.cancelled.swap(true, Ordering::SeqCst) {
             return;
         }
+        let _ = self.inner.at.set(std::time::Instant::now());
         self.inner.reason.store(signal, Ordering::SeqCst);
         if let Some(mut writer) = self
             .inner
@@ -86,11 +99,18 @@ impl CancelToken {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
+        self.inner.task.cancel();
     }
 
     /// Whether it was cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// When it was cancelled, if it was: where a grace period that bounds a whole
+    /// shutdown starts.
+    pub fn cancelled_at(&self) -> Option<std::time::Instant> {
+        self.inner.at.get().copied()
     }
 
     /// The signal that cancelled it, if it was cancelled by a signal.
@@ -109,5 +129,11 @@ impl CancelToken {
     /// A receiver that becomes ready (disconnected) when cancelled, for `select!`.
     pub fn subscribe(&self) -> Receiver<()> {
         self.inner.subscribers.clone()
+    }
+
+    /// A future that completes when cancelled (at once if it already is). It needs no
+    /// runtime of its own, and owns what it waits on, so it can be spawned.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.inner.task.clone().cancelled_owned()
     }
 }
