@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -10,12 +11,13 @@ use serde_json::json;
 
 use super::output::{progress_bar, seconds};
 use super::signals::SignalCancel;
-use super::value::{parse_positive, parse_seconds};
+use super::value::{parse_duration, parse_positive, parse_seconds};
 use super::{Outcome, UsageError};
 use crate::parallel::bench::{self, BenchOptions};
 use crate::parallel::gcd::{self, BOOK_PAIRS};
-use crate::parallel::pool::{self, PoolOptions};
+use crate::parallel::pool::{self, PoolOptions, WorkerFaults};
 use crate::parallel::{self, Mode};
+use crate::sink::Sink;
 
 const AFTER: &str = "\
 The work is the book's deliberately slow gcd: count down from min(a, b) until both
@@ -25,7 +27,9 @@ Modes: serial (one thread); threads (a rayon pool of -j threads: Rust threads ru
 every core); processes (a pool of -j worker processes, each `concur worker`, with tasks
 and results sent as length-prefixed postcard frames over their stdin and stdout, in
 chunks of --chunk). A task whose worker dies fails alone and is reported; the worker is
-replaced and the other tasks complete.
+replaced and the other tasks complete. A worker that dies before taking a request costs
+no task. --task-timeout kills a worker whose task runs too long (that task fails); a
+task running past --warn-after is reported on stderr, so a hang is never silent.
 
 Pairs file: one pair per line, `a b`, `a, b` or `(a, b)`; `#` starts a comment.
 Exit status: 0 done; 1 some tasks failed; 2 bad arguments or pairs file; 130/143
@@ -62,6 +66,15 @@ pub struct GcdArgs {
     #[arg(long, value_parser = parse_positive, default_value = "1", value_name = "K")]
     scale: NonZeroUsize,
 
+    /// Kill a worker whose task runs longer than D; the task fails, naming the timeout,
+    /// and a new worker takes over [default: no limit; 0 also means none].
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    task_timeout: Option<Duration>,
+
+    /// Report on stderr, once, a task still running after D (0: never).
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "D")]
+    warn_after: Duration,
+
     /// Print one JSON object (mode, workers, results, seconds) instead of text.
     #[arg(long)]
     json: bool,
@@ -69,6 +82,11 @@ pub struct GcdArgs {
     /// Fault injection for tests: workers abort on the task with this index.
     #[arg(long, hide = true, value_name = "INDEX")]
     fault_abort_on: Option<u64>,
+
+    /// Fault injection for tests: one worker (the first to create FILE) exits when sent
+    /// its second request, as if killed while idle.
+    #[arg(long, hide = true, value_name = "FILE")]
+    fault_idle_death: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,27 +120,29 @@ pub struct WorkerArgs {
     /// Abort on the task with this index (fault injection).
     #[arg(long, value_name = "INDEX")]
     abort_on_item: Option<u64>,
+
+    /// Exit when sent a second request, if FILE can be created (fault injection).
+    #[arg(long, value_name = "FILE")]
+    idle_death_marker: Option<PathBuf>,
 }
 
 /// Runs the hidden `concur worker`.
 pub fn worker(args: WorkerArgs) -> Result<Outcome> {
-    pool::serve_named(&args.task, args.abort_on_item).context("worker failed")?;
+    let faults = WorkerFaults {
+        abort_on: args.abort_on_item,
+        idle_death_marker: args.idle_death_marker,
+    };
+    pool::serve_named(&args.task, faults).context("worker failed")?;
     Ok(Outcome::Success)
 }
 
-fn pool_options(
-    jobs: Option<NonZeroUsize>,
-    chunk: Option<NonZeroUsize>,
-    fault: Option<u64>,
-) -> Result<PoolOptions> {
+/// The pool for `concur gcd`: workers are this executable; reports go to stderr.
+fn pool_options(jobs: Option<NonZeroUsize>) -> Result<PoolOptions> {
+    let program =
+        std::env::current_exe().context("cannot find the concur executable for workers")?;
     Ok(PoolOptions {
-        workers: jobs.unwrap_or_else(parallel::default_workers),
-        chunk,
-        program: std::env::current_exe()
-            .context("cannot find the concur executable for workers")?,
-        worker_args: fault
-            .map(|i| vec!["--abort-on-item".to_owned(), i.to_string()])
-            .unwrap_or_default(),
+        log: Sink::new(|line| eprintln!("concur: {line}")),
+        ..PoolOptions::new(jobs.unwrap_or_else(parallel::default_workers), program)
     })
 }
 
@@ -143,7 +163,21 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
             parallel::MAX_TASKS
         ))
     })?;
-    let options = pool_options(args.jobs, args.chunk, args.fault_abort_on)?;
+    let mut options = pool_options(args.jobs)?;
+    options.chunk = args.chunk;
+    options.task_timeout = args.task_timeout.filter(|d| !d.is_zero());
+    options.warn_after = (!args.warn_after.is_zero()).then_some(args.warn_after);
+    if let Some(index) = args.fault_abort_on {
+        options
+            .worker_args
+            .extend(["--abort-on-item".to_owned(), index.to_string()]);
+    }
+    if let Some(marker) = &args.fault_idle_death {
+        options.worker_args.extend([
+            "--idle-death-marker".to_owned(),
+            marker.display().to_string(),
+        ]);
+    }
     let signals = SignalCancel::install("gcd-signals")?;
     let result = parallel::run(args.mode, &pairs, &options, signals.token());
     let run = match result {
@@ -200,7 +234,7 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
 
 fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     let signals = SignalCancel::install("gcd-signals")?;
-    let pool = pool_options(None, None, None)?;
+    let pool = pool_options(None)?;
     let options = BenchOptions {
         target_seconds: args.target_seconds,
         repeats: 3,

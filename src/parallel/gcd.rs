@@ -1,12 +1,14 @@
 //! The book's deliberately slow gcd, its ten pairs, and pairs files.
 
 use std::fmt;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::pool::Task;
+use crate::lines::{LineError, excerpt};
 
 /// The book's ten pairs.
 pub const BOOK_PAIRS: [(u64, u64); 10] = [
@@ -87,12 +89,25 @@ pub enum PairsError {
         /// What is wrong.
         reason: String,
     },
+    /// The file holds no pair at all (it is empty, or only comments).
+    #[error("{}: no pairs", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
 }
+
+/// The longest line a pairs file may have. A pair needs about 25 bytes; the limit stops
+/// a file such as `/dev/zero` from being read into memory whole.
+pub const MAX_LINE: usize = 4096;
+
+/// How many characters of a bad number an error quotes.
+const QUOTE_MAX: usize = 40;
 
 fn number(word: &str) -> Result<u64, String> {
     let n: u64 = word
         .parse()
-        .map_err(|_| format!("{word:?} is not a whole number"))?;
+        .map_err(|_| format!("{} is not a whole number", excerpt(word, QUOTE_MAX)))?;
     if n == 0 {
         return Err("0 has no divisors to count down from; numbers start at 1".into());
     }
@@ -104,48 +119,100 @@ fn number(word: &str) -> Result<u64, String> {
     Ok(n)
 }
 
-/// Parses pairs, one per line: two numbers separated by spaces and/or a comma, optionally
-/// in parentheses, as in `(1963309, 2265973)`. Blank lines and `#` comments are skipped.
-pub fn parse_pairs(text: &str) -> Result<Vec<(u64, u64)>, (usize, String)> {
+/// One line of a pairs file: `Ok(None)` for a blank or comment line.
+fn parse_line(raw: &str) -> Result<Option<(u64, u64)>, String> {
+    let mut body = raw.split('#').next().unwrap_or("").trim();
+    if body.is_empty() {
+        return Ok(None);
+    }
+    // `(a, b)` and `(a, b),` as in a Python list; the parentheses must pair up.
+    let opened = body.starts_with('(');
+    if opened {
+        body = body[1..].trim_start();
+    }
+    if let Some(rest) = body.strip_suffix(',') {
+        body = rest.trim_end();
+    }
+    let closed = body.ends_with(')');
+    if closed {
+        body = body[..body.len() - 1].trim_end();
+    }
+    match (opened, closed) {
+        (true, false) => return Err("unbalanced parentheses: `(` without `)`".into()),
+        (false, true) => return Err("unbalanced parentheses: `)` without `(`".into()),
+        _ => {}
+    }
+    if body.contains(['(', ')']) {
+        return Err("one pair per line, in at most one pair of parentheses".into());
+    }
+    let words: Vec<&str> = body
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    match words.as_slice() {
+        [a, b] => Ok(Some((number(a)?, number(b)?))),
+        _ => Err(format!("expected two numbers, found {}", words.len())),
+    }
+}
+
+/// Reads pairs, one per line: two numbers separated by spaces and/or a comma, optionally
+/// in parentheses, as in `(1963309, 2265973)`. Blank lines and `#` comments are skipped;
+/// a UTF-8 byte-order mark is ignored. Lines are read at most [`MAX_LINE`] bytes at a
+/// time, and at most [`super::MAX_TASKS`] pairs are taken. An error gives the 1-based
+/// line number and the reason; no pair at all is not an error here.
+pub fn parse_pairs_from(input: impl BufRead) -> Result<Vec<(u64, u64)>, (usize, String)> {
+    let mut input = input;
     let mut pairs = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let inner = line.trim_start_matches('(').trim_end_matches([')', ',']);
-        let words: Vec<&str> = inner
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|w| !w.is_empty())
-            .collect();
-        match words.as_slice() {
-            [a, b] => {
-                let a = number(a).map_err(|r| (i + 1, r))?;
-                let b = number(b).map_err(|r| (i + 1, r))?;
-                pairs.push((a, b));
+    for number in 1.. {
+        let line = match crate::lines::read_line(&mut input, MAX_LINE) {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(LineError::TooLong { max }) => {
+                return Err((number, format!("line longer than {max} bytes")));
             }
-            _ => {
-                return Err((
-                    i + 1,
-                    format!("expected two numbers, found {}", words.len()),
-                ));
+            Err(LineError::Io(e)) => return Err((number, format!("cannot read it: {e}"))),
+        };
+        let text = std::str::from_utf8(&line).map_err(|_| (number, "not UTF-8 text".to_owned()))?;
+        let text = if number == 1 {
+            text.strip_prefix('\u{feff}').unwrap_or(text)
+        } else {
+            text
+        };
+        if let Some(pair) = parse_line(text).map_err(|reason| (number, reason))? {
+            if pairs.len() == super::MAX_TASKS {
+                return Err((number, format!("more than {} pairs", super::MAX_TASKS)));
             }
+            pairs.push(pair);
         }
     }
     Ok(pairs)
 }
 
-/// Reads a pairs file; errors name the file and the line.
+/// [`parse_pairs_from`] over a text.
+pub fn parse_pairs(text: &str) -> Result<Vec<(u64, u64)>, (usize, String)> {
+    parse_pairs_from(text.as_bytes())
+}
+
+/// Reads a pairs file; errors name the file and the line. A file with no pair at all
+/// is an error too.
 pub fn read_pairs(path: &Path) -> Result<Vec<(u64, u64)>, PairsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PairsError::Read {
+    let file = std::fs::File::open(path).map_err(|source| PairsError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse_pairs(&text).map_err(|(line, reason)| PairsError::Invalid {
-        path: path.to_owned(),
-        line,
-        reason,
-    })
+    let pairs = parse_pairs_from(std::io::BufReader::new(file)).map_err(|(line, reason)| {
+        PairsError::Invalid {
+            path: path.to_owned(),
+            line,
+            reason,
+        }
+    })?;
+    if pairs.is_empty() {
+        return Err(PairsError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(pairs)
 }
 
 #[cfg(test)]
@@ -186,5 +253,41 @@ mod tests {
                 .1
                 .contains("too large")
         );
+    }
+
+    #[test]
+    fn what_hostile_or_odd_files_get() {
+        // A byte-order mark, as Windows editors write, is not part of the first number.
+        assert_eq!(parse_pairs("\u{feff}12 18\n"), Ok(vec![(12, 18)]));
+        // Parentheses must pair up.
+        for line in ["(1, 2", "1, 2)", "((1, 2)", "(1, 2))", "(1, (2)"] {
+            let err = parse_pairs(line).unwrap_err();
+            assert_eq!(err.0, 1, "{line}");
+            assert!(err.1.contains("parenthes"), "{line}: {}", err.1);
+        }
+        assert_eq!(
+            parse_pairs("(1, 2),\n( 3 , 4 )\n"),
+            Ok(vec![(1, 2), (3, 4)])
+        );
+        // A long bad number is quoted by its first 40 characters; a 10 MB one stops at
+        // the line limit, unquoted.
+        let long = "9".repeat(4000);
+        let err = parse_pairs(&format!("1 2\n7 x{long}\n")).unwrap_err();
+        assert_eq!(err.0, 2);
+        assert!(err.1.len() < 100, "{} bytes", err.1.len());
+        assert!(err.1.ends_with("…\" is not a whole number"), "{}", err.1);
+        let huge = "9".repeat(10 << 20);
+        let err = parse_pairs(&format!("1 2\n7 {huge}\n")).unwrap_err();
+        assert_eq!(err, (2, format!("line longer than {MAX_LINE} bytes")));
+        // Nothing but comments is no error at this level (read_pairs refuses it).
+        assert_eq!(parse_pairs("# nothing\n\n"), Ok(vec![]));
+        // A line without end stops at the limit instead of filling memory.
+        let zeros = std::io::BufReader::new(std::io::repeat(0));
+        assert_eq!(
+            parse_pairs_from(zeros).unwrap_err(),
+            (1, format!("line longer than {MAX_LINE} bytes"))
+        );
+        let err = parse_pairs_from(&b"1 2\n\xff\xfe 3\n"[..]).unwrap_err();
+        assert_eq!(err, (2, "not UTF-8 text".to_owned()));
     }
 }

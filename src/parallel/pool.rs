@@ -4,25 +4,46 @@
 //! Workers are the `concur` binary itself, started as `concur worker --task NAME` (a
 //! hidden subcommand). Tasks go to a worker's stdin and results come back on its stdout
 //! as frames: a 4-byte little-endian length, then the value in postcard (a compact
-//! serde format). A request carries a chunk of `(index, task)`; the worker answers
-//! each task as soon as it is done, so the parent always knows which task a worker was
-//! on when it died. That task fails, reported with its item; the rest of the chunk goes
-//! back to the queue; a fresh worker takes the dead one's place.
+//! serde format). A request carries a chunk of `(index, task)`. The worker first
+//! acknowledges the request, then answers each task as soon as it is done, so the
+//! parent always knows where a worker was when it died:
+//!
+//! * before the acknowledgement (it died idle, or was stopped), no task was started:
+//!   the whole chunk goes back to the queue and costs nothing;
+//! * after it, the task being run fails, reported with its item, and the rest of the
+//!   chunk goes back to the queue.
+//!
+//! A fresh worker takes the dead one's place.
+//!
+//! Each worker slot is driven by one thread that owns its worker. It talks to it
+//! through non-blocking pipes and `poll(2)`, together with the cancel token's
+//! descriptor and the running task's deadlines, so it never waits on a worker blindly:
+//!
+//! * a task that runs past [`PoolOptions::task_timeout`] has its worker killed, fails
+//!   with a message naming the task and the timeout, and the worker is replaced;
+//! * a task that runs past [`PoolOptions::warn_after`] is reported once to
+//!   [`PoolOptions::log`] (`worker 1234 has run task 7 (a, b) for 60 s`), so a hang is
+//!   never silent, even with no timeout;
+//! * on cancel, each slot kills and reaps its own worker at once, whatever it is doing,
+//!   and no slot starts a worker after the cancel.
 
 use std::fmt;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::process::CancelToken;
+use crate::sink::Sink;
 
 /// A kind of work a pool worker can do. Register new kinds in [`serve_named`].
 pub trait Task:
@@ -44,18 +65,38 @@ struct Request<T> {
     items: Vec<(u64, T)>,
 }
 
+/// What a worker sends back.
 #[derive(Serialize, Deserialize)]
-struct Reply<O> {
-    index: u64,
-    output: O,
+enum FromWorker<O> {
+    /// The request was read whole; its tasks start now.
+    Accepted,
+    /// One task's result.
+    Done { index: u64, output: O },
 }
 
 /// Writes one frame: the length, then the postcard bytes.
 pub fn write_frame(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
-    let bytes = postcard::to_stdvec(value).map_err(io::Error::other)?;
-    let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("frame too large"))?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(&bytes)
+    out.write_all(&encode(value)?)
+}
+
+/// One frame as bytes: the length, then the postcard bytes.
+fn encode(value: &impl Serialize) -> io::Result<Vec<u8>> {
+    let body = postcard::to_stdvec(value).map_err(io::Error::other)?;
+    let len = u32::try_from(body.len()).map_err(|_| io::Error::other("frame too large"))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+fn frame_len(header: [u8; 4]) -> io::Result<usize> {
+    let len = u32::from_le_bytes(header) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::other(format!(
+            "frame of {len} bytes is over the limit"
+        )));
+    }
+    Ok(len)
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
@@ -72,38 +113,60 @@ pub fn read_frame<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<Opti
             Err(e) => return Err(e),
         }
     }
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(io::Error::other(format!(
-            "frame of {len} bytes is over the limit"
-        )));
-    }
-    let mut bytes = vec![0; len];
+    let mut bytes = vec![0; frame_len(len)?];
     input.read_exact(&mut bytes)?;
     postcard::from_bytes(&bytes)
         .map(Some)
         .map_err(io::Error::other)
 }
 
+/// Fault injection for tests, as `concur worker` options.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerFaults {
+    /// Abort (as a crash would) on reaching the task with this index.
+    pub abort_on: Option<u64>,
+    /// Exit without a word on receiving a second request, as a worker killed while idle
+    /// between requests would, if this file can still be created: once per run, for
+    /// the first worker to create it.
+    pub idle_death_marker: Option<PathBuf>,
+}
+
+impl WorkerFaults {
+    fn dies_idle_now(&self, requests: u64) -> bool {
+        requests == 1
+            && self.idle_death_marker.as_ref().is_some_and(|marker| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(marker)
+                    .is_ok()
+            })
+    }
+}
+
 /// The worker's side: runs the tasks it is sent until its input ends.
-///
-/// `abort_on` is fault injection for tests: the worker aborts (as a crash would) when
-/// it reaches the task with that index.
 pub fn serve<T: Task>(
     input: impl Read,
     output: impl Write,
-    abort_on: Option<u64>,
+    faults: WorkerFaults,
 ) -> io::Result<()> {
     let mut input = BufReader::new(input);
     let mut output = BufWriter::new(output);
+    let mut requests = 0u64;
     while let Some(request) = read_frame::<Request<T>>(&mut input)? {
+        if faults.dies_idle_now(requests) {
+            std::process::exit(3);
+        }
+        requests += 1;
+        write_frame(&mut output, &FromWorker::<T::Output>::Accepted)?;
+        output.flush()?;
         for (index, task) in request.items {
-            if abort_on == Some(index) {
+            if faults.abort_on == Some(index) {
                 std::process::abort();
             }
             write_frame(
                 &mut output,
-                &Reply {
+                &FromWorker::Done {
                     index,
                     output: task.run(),
                 },
@@ -118,16 +181,19 @@ pub fn serve<T: Task>(
 
 /// Serves the task registered under `name` on stdin and stdout (the hidden
 /// `concur worker` subcommand).
-pub fn serve_named(name: &str, abort_on: Option<u64>) -> io::Result<()> {
+pub fn serve_named(name: &str, faults: WorkerFaults) -> io::Result<()> {
     match name {
         super::gcd::GcdTask::NAME => {
-            serve::<super::gcd::GcdTask>(io::stdin().lock(), io::stdout().lock(), abort_on)
+            serve::<super::gcd::GcdTask>(io::stdin().lock(), io::stdout().lock(), faults)
         }
         other => Err(io::Error::other(format!(
             "no task named {other:?} is registered"
         ))),
     }
 }
+
+/// By default, a task still running after this long is reported once.
+pub const DEFAULT_WARN_AFTER: Duration = Duration::from_secs(60);
 
 /// How to run a pool.
 #[derive(Clone, Debug)]
@@ -140,9 +206,31 @@ pub struct PoolOptions {
     pub program: PathBuf,
     /// Extra arguments for every worker (fault injection in tests).
     pub worker_args: Vec<String>,
+    /// A task that runs longer has its worker killed and replaced, and fails. A worker
+    /// that does not take a request within it is replaced too (no task is lost).
+    /// `None`: tasks may run for ever.
+    pub task_timeout: Option<Duration>,
+    /// A task still running after this long is reported once to `log`. `None`: never.
+    pub warn_after: Option<Duration>,
+    /// Where reports of long-running tasks go.
+    pub log: Sink,
 }
 
 impl PoolOptions {
+    /// `workers` workers running `program`, with automatic chunks, no task timeout,
+    /// and reports after [`DEFAULT_WARN_AFTER`] that go nowhere until `log` is set.
+    pub fn new(workers: NonZeroUsize, program: impl Into<PathBuf>) -> Self {
+        Self {
+            workers,
+            chunk: None,
+            program: program.into(),
+            worker_args: Vec::new(),
+            task_timeout: None,
+            warn_after: Some(DEFAULT_WARN_AFTER),
+            log: Sink::null(),
+        }
+    }
+
     /// Tasks per request for `tasks` tasks: `chunk`, or about four requests per worker
     /// (Python's `map` sends one task per request unless told otherwise).
     pub fn chunk_for(&self, tasks: usize) -> usize {
@@ -193,11 +281,24 @@ pub enum PoolError {
     Cancelled,
 }
 
-/// One worker process and its pipes. Dropping it kills and reaps the process.
+/// Why a worker stopped answering.
+#[derive(Debug)]
+enum Stop {
+    /// The cancel token fired.
+    Cancelled,
+    /// The current deadline passed.
+    TimedOut,
+    /// The worker's pipes closed or carried garbage: it died, or is broken.
+    Died,
+}
+
+/// One worker process and its (non-blocking) pipes. Dropping it kills and reaps it.
 struct Worker {
     child: Child,
-    stdin: Option<BufWriter<ChildStdin>>,
-    stdout: BufReader<ChildStdout>,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    /// Bytes read from stdout that do not make a whole frame yet.
+    inbox: Vec<u8>,
 }
 
 impl Worker {
@@ -208,49 +309,94 @@ impl Worker {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| io::Error::other("no stdin"))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other("the worker's pipes were not set up"));
+        };
+        // Only our ends become non-blocking: each end of a pipe is its own open file,
+        // so the worker's blocking reads and writes are unaffected.
+        for fd in [stdin.as_fd(), stdout.as_fd()] {
+            let flags = rustix::fs::fcntl_getfl(fd)?;
+            rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+        }
         Ok(Self {
             child,
-            stdin: Some(BufWriter::new(stdin)),
-            stdout: BufReader::new(stdout),
+            stdin,
+            stdout,
+            inbox: Vec::new(),
         })
     }
 
-    fn send<T: Serialize>(&mut self, request: &Request<T>) -> io::Result<()> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| io::Error::other("stdin closed"))?;
-        write_frame(stdin, request)?;
-        stdin.flush()
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes a whole frame, waiting for room until `clock`'s deadlines.
+    fn send(&mut self, frame: &[u8], clock: &mut Clock<'_>) -> Result<(), Stop> {
+        let mut rest = frame;
+        while !rest.is_empty() {
+            match (&self.stdin).write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    clock.wait(self.stdin.as_fd(), PollFlags::OUT)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Stop::Died),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the next message, waiting until `clock`'s deadlines.
+    fn receive<O: DeserializeOwned>(
+        &mut self,
+        clock: &mut Clock<'_>,
+    ) -> Result<FromWorker<O>, Stop> {
+        loop {
+            if let Some(frame) = self.take_frame()? {
+                return postcard::from_bytes(&frame).map_err(|_| Stop::Died);
+            }
+            let mut buf = [0u8; 8192];
+            match self.stdout.read(&mut buf) {
+                Ok(0) => return Err(Stop::Died),
+                Ok(n) => self.inbox.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    clock.wait(self.stdout.as_fd(), PollFlags::IN)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Stop::Died),
+            }
+        }
+    }
+
+    /// The first whole frame's body, if the inbox holds one.
+    fn take_frame(&mut self) -> Result<Option<Vec<u8>>, Stop> {
+        let Some(header) = self.inbox.first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let len = frame_len(*header).map_err(|_| Stop::Died)?;
+        if self.inbox.len() < 4 + len {
+            return Ok(None);
+        }
+        let body = self.inbox[4..4 + len].to_vec();
+        self.inbox.drain(..4 + len);
+        Ok(Some(body))
     }
 
     /// Kills (if still running) and reaps; returns how it ended.
-    fn reap(&mut self) -> Option<ExitStatus> {
-        drop(self.stdin.take());
+    fn reap(mut self) -> Option<ExitStatus> {
         let _ = self.child.kill();
         self.child.wait().ok()
-    }
-
-    /// Closes its input so it exits on its own, and reaps it.
-    fn close(mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait();
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if self.stdin.is_some() {
-            self.reap();
-        }
+        // An idle worker would exit on the end of its input, but a stopped one never
+        // would: kill, so that dropping a worker can never wait.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -265,7 +411,93 @@ fn describe(status: Option<ExitStatus>) -> String {
     }
 }
 
-type Chunk<T> = Vec<(u64, T)>;
+/// The deadlines of what a worker is doing now, and the cancel token: everything a
+/// wait on one of its pipes must wake up for.
+struct Clock<'a> {
+    cancel: &'a CancelToken,
+    log: &'a Sink,
+    pid: u32,
+    /// What the worker is doing, for the report: `run task 7 (a, b)`, `not taken a
+    /// request`.
+    doing: String,
+    started: Instant,
+    warn_at: Option<Instant>,
+    kill_at: Option<Instant>,
+}
+
+impl<'a> Clock<'a> {
+    fn new(options: &'a PoolOptions, cancel: &'a CancelToken, pid: u32) -> Self {
+        Self {
+            cancel,
+            log: &options.log,
+            pid,
+            doing: String::new(),
+            started: Instant::now(),
+            warn_at: None,
+            kill_at: None,
+        }
+    }
+
+    /// Starts timing a new piece of work.
+    fn start(&mut self, doing: String, options: &PoolOptions) {
+        let now = Instant::now();
+        self.doing = doing;
+        self.started = now;
+        self.warn_at = options.warn_after.map(|d| now + d);
+        self.kill_at = options.task_timeout.map(|d| now + d);
+    }
+
+    /// Waits until `fd` is ready for `flags`, the cancel token fires, or the kill
+    /// deadline passes; reports once on the way if the warning deadline passes.
+    fn wait(&mut self, fd: BorrowedFd<'_>, flags: PollFlags) -> Result<(), Stop> {
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            let now = Instant::now();
+            if self.kill_at.is_some_and(|at| now >= at) {
+                return Err(Stop::TimedOut);
+            }
+            if self.warn_at.is_some_and(|at| now >= at) {
+                self.warn_at = None;
+                let (pid, doing) = (self.pid, &self.doing);
+                let secs = now.duration_since(self.started).as_secs_f64();
+                let digits = usize::from(secs < 10.0);
+                self.log
+                    .send(|| format!("worker {pid} has {doing} for {secs:.digits$} s"));
+            }
+            let wake = [self.warn_at, self.kill_at].into_iter().flatten().min();
+            // A wake-up a little early only goes round the loop once more.
+            let timeout = wake.map(|at| {
+                let left = at.saturating_duration_since(now);
+                Timespec {
+                    tv_sec: left.as_secs() as _,
+                    tv_nsec: left.subsec_nanos() as _,
+                }
+            });
+            let mut fds = [
+                PollFd::from_borrowed_fd(fd, flags),
+                PollFd::from_borrowed_fd(self.cancel.fd(), PollFlags::IN),
+            ];
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) if !fds[0].revents().is_empty() => return Ok(()),
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return Err(Stop::Died),
+            }
+        }
+    }
+}
+
+/// A chunk of tasks, and how many workers have died before accepting it.
+struct Chunk<T> {
+    items: Vec<(u64, T)>,
+    refusals: u32,
+}
+
+/// After this many workers die before accepting the same chunk, its tasks fail: the
+/// request itself is what kills them.
+const MAX_REFUSALS: u32 = 3;
+
 type Outcome<O> = (usize, Result<O, TaskFailure>);
 
 struct Channels<T: Task> {
@@ -275,96 +507,162 @@ struct Channels<T: Task> {
     results: Sender<Outcome<T::Output>>,
 }
 
+impl<T: Task> Channels<T> {
+    fn fail(&self, items: &[(u64, T)], reason: &str) {
+        for (index, item) in items {
+            let failure = TaskFailure {
+                index: *index as usize,
+                item: item.to_string(),
+                reason: reason.to_owned(),
+            };
+            let _ = self.results.send((*index as usize, Err(failure)));
+        }
+    }
+}
+
+/// How one chunk went on one worker.
+enum ChunkEnd {
+    /// Every task answered; the worker is ready for more.
+    Done,
+    /// The worker never accepted the chunk: no task was started.
+    NotAccepted(Stop),
+    /// The worker stopped while running task `at` (a position in the chunk).
+    Failed { at: usize, stop: Stop },
+}
+
+/// Runs one chunk on `worker`, sending each result as it comes.
+fn run_chunk<T: Task>(
+    worker: &mut Worker,
+    chunk: &Chunk<T>,
+    options: &PoolOptions,
+    channels: &Channels<T>,
+    cancel: &CancelToken,
+) -> ChunkEnd {
+    let mut clock = Clock::new(options, cancel, worker.pid());
+    clock.start("not taken a request".into(), options);
+    let accepted = encode(&Request {
+        items: chunk.items.clone(),
+    })
+    .map_err(|_| Stop::Died)
+    .and_then(|frame| worker.send(&frame, &mut clock))
+    .and_then(|()| worker.receive::<T::Output>(&mut clock));
+    match accepted {
+        Ok(FromWorker::Accepted) => {}
+        Ok(FromWorker::Done { .. }) => return ChunkEnd::NotAccepted(Stop::Died),
+        Err(stop) => return ChunkEnd::NotAccepted(stop),
+    }
+    for (at, (index, item)) in chunk.items.iter().enumerate() {
+        clock.start(format!("run task {index} {item}"), options);
+        match worker.receive::<T::Output>(&mut clock) {
+            Ok(FromWorker::Done { index: got, output }) if got == *index => {
+                let _ = channels.results.send((*index as usize, Ok(output)));
+            }
+            Ok(_) => {
+                return ChunkEnd::Failed {
+                    at,
+                    stop: Stop::Died,
+                };
+            }
+            Err(stop) => return ChunkEnd::Failed { at, stop },
+        }
+    }
+    ChunkEnd::Done
+}
+
+fn timeout_reason(options: &PoolOptions, what: &str) -> String {
+    format!(
+        "{what} past the task timeout of {:?}; the worker was killed",
+        options.task_timeout.unwrap_or_default()
+    )
+}
+
 /// One worker slot: takes chunks from the queue and runs them on its worker,
 /// replacing the worker when it dies. Returns how many replacements it started.
 fn drive<T: Task>(
     mut worker: Option<Worker>,
     options: &PoolOptions,
     channels: &Channels<T>,
-    pids: &Mutex<Vec<u32>>,
     cancel: &CancelToken,
 ) -> usize {
+    let cancelled = cancel.subscribe();
     let mut respawns = 0;
     loop {
         let chunk = select! {
             recv(channels.queue) -> chunk => match chunk { Ok(chunk) => chunk, Err(_) => break },
             recv(channels.done) -> _ => break,
+            recv(cancelled) -> _ => break,
         };
+        // A chunk and the cancel can be ready together; the cancel wins, and no worker
+        // starts after it.
+        if cancel.is_cancelled() {
+            break;
+        }
         let mut current = match worker.take() {
             Some(w) => w,
             None => match Worker::spawn(options, T::NAME) {
                 Ok(w) => {
                     respawns += 1;
-                    pids.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(w.child.id());
                     w
                 }
                 Err(err) => {
-                    for (index, item) in chunk {
-                        let failure = TaskFailure {
-                            index: index as usize,
-                            item: item.to_string(),
-                            reason: format!("no worker to run it: cannot start one ({err})"),
-                        };
-                        let _ = channels.results.send((index as usize, Err(failure)));
-                    }
+                    let reason = format!("no worker to run it: cannot start one ({err})");
+                    channels.fail(&chunk.items, &reason);
                     continue;
                 }
             },
         };
-        let sent = current.send(&Request {
-            items: chunk.clone(),
-        });
-        let mut answered = 0;
-        if sent.is_ok() {
-            while answered < chunk.len() {
-                match read_frame::<Reply<T::Output>>(&mut current.stdout) {
-                    Ok(Some(reply)) if reply.index == chunk[answered].0 => {
-                        let _ = channels
-                            .results
-                            .send((reply.index as usize, Ok(reply.output)));
-                        answered += 1;
-                    }
-                    _ => break,
+        match run_chunk(&mut current, &chunk, options, channels, cancel) {
+            ChunkEnd::Done => worker = Some(current),
+            ChunkEnd::NotAccepted(Stop::Cancelled)
+            | ChunkEnd::Failed {
+                stop: Stop::Cancelled,
+                ..
+            } => {
+                break; // `current` is killed and reaped as it drops
+            }
+            ChunkEnd::NotAccepted(stop) => {
+                let status = current.reap();
+                let refusals = chunk.refusals + 1;
+                if refusals >= MAX_REFUSALS {
+                    let why = match stop {
+                        Stop::TimedOut => timeout_reason(options, "took no request"),
+                        _ => describe(status),
+                    };
+                    let reason = format!(
+                        "{refusals} workers in a row stopped before taking it (the last: {why})"
+                    );
+                    channels.fail(&chunk.items, &reason);
+                } else {
+                    let _ = channels.requeue.send(Chunk {
+                        items: chunk.items,
+                        refusals,
+                    });
+                }
+            }
+            ChunkEnd::Failed { at, stop } => {
+                let status = current.reap();
+                let reason = match stop {
+                    Stop::TimedOut => timeout_reason(options, "ran"),
+                    _ => describe(status),
+                };
+                channels.fail(&chunk.items[at..=at], &reason);
+                let rest = chunk.items[at + 1..].to_vec();
+                if !rest.is_empty() {
+                    let _ = channels.requeue.send(Chunk {
+                        items: rest,
+                        refusals: 0,
+                    });
                 }
             }
         }
-        if answered == chunk.len() {
-            worker = Some(current);
-            continue;
-        }
-        // The worker died (or garbled its answer) on task `answered`. Forget its pid
-        // before reaping it, so a cancel never signals a pid the OS may have reused.
-        let pid = current.child.id();
-        pids.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|&p| p != pid);
-        let status = current.reap();
-        if cancel.is_cancelled() {
-            break;
-        }
-        let (index, item) = &chunk[answered];
-        let failure = TaskFailure {
-            index: *index as usize,
-            item: item.to_string(),
-            reason: describe(status),
-        };
-        let _ = channels.results.send((*index as usize, Err(failure)));
-        let rest: Chunk<T> = chunk[answered + 1..].to_vec();
-        if !rest.is_empty() {
-            let _ = channels.requeue.send(rest);
-        }
-    }
-    if let Some(worker) = worker {
-        worker.close();
     }
     respawns
 }
 
 /// Runs every task on a pool of worker processes and returns one result per task, in
 /// input order. Workers are started here and stopped (and reaped) before it returns,
-/// including when `cancel` fires, which makes it return [`PoolError::Cancelled`].
+/// including when `cancel` fires, which makes it return [`PoolError::Cancelled`] at
+/// once: every slot kills its own worker, whatever it is doing.
 pub fn map<T: Task>(
     tasks: &[T],
     options: &PoolOptions,
@@ -376,9 +674,11 @@ pub fn map<T: Task>(
     };
     let mut workers = Vec::with_capacity(options.workers.get());
     for _ in 0..options.workers.get() {
+        if cancel.is_cancelled() {
+            return Err(PoolError::Cancelled);
+        }
         workers.push(Worker::spawn(options, T::NAME).map_err(spawn_error)?);
     }
-    let pids = Mutex::new(workers.iter().map(|w| w.child.id()).collect::<Vec<_>>());
     let chunk = options.chunk_for(tasks.len());
     let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<Chunk<T>>();
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
@@ -390,7 +690,10 @@ pub fn map<T: Task>(
         .map(|(i, t)| (i as u64, t))
         .collect();
     for piece in indexed.chunks(chunk) {
-        let _ = queue_tx.send(piece.to_vec());
+        let _ = queue_tx.send(Chunk {
+            items: piece.to_vec(),
+            refusals: 0,
+        });
     }
     let channels = Channels {
         queue: queue_rx,
@@ -401,16 +704,15 @@ pub fn map<T: Task>(
     let mut results: Vec<Option<Result<T::Output, TaskFailure>>> =
         (0..tasks.len()).map(|_| None).collect();
     let cancelled = cancel.subscribe();
-    let (respawns, was_cancelled) = thread::scope(|s| {
+    let respawns = thread::scope(|s| {
         let drivers: Vec<_> = workers
             .into_iter()
             .map(|worker| {
-                let (channels, pids) = (&channels, &pids);
-                s.spawn(move || drive(Some(worker), options, channels, pids, cancel))
+                let channels = &channels;
+                s.spawn(move || drive(Some(worker), options, channels, cancel))
             })
             .collect();
         let mut received = 0;
-        let mut was_cancelled = false;
         while received < tasks.len() {
             select! {
                 recv(results_rx) -> outcome => {
@@ -420,26 +722,16 @@ pub fn map<T: Task>(
                     }
                     results[index] = Some(result);
                 }
-                recv(cancelled) -> _ => {
-                    was_cancelled = true;
-                    for &pid in pids.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-                        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                            // The driver reaps it; until then the pid cannot be reused.
-                            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                        }
-                    }
-                    break;
-                }
+                recv(cancelled) -> _ => break,
             }
         }
         drop(done_tx);
-        let respawns = drivers
+        drivers
             .into_iter()
             .map(|d| d.join().unwrap_or(0))
-            .sum::<usize>();
-        (respawns, was_cancelled)
+            .sum::<usize>()
     });
-    if was_cancelled {
+    if cancel.is_cancelled() {
         return Err(PoolError::Cancelled);
     }
     let results = results
@@ -468,10 +760,8 @@ mod tests {
 
     fn options(workers: usize, chunk: Option<usize>) -> PoolOptions {
         PoolOptions {
-            workers: NonZeroUsize::new(workers).expect("positive"),
             chunk: chunk.and_then(NonZeroUsize::new),
-            program: PathBuf::from("concur"),
-            worker_args: Vec::new(),
+            ..PoolOptions::new(NonZeroUsize::new(workers).expect("positive"), "concur")
         }
     }
 

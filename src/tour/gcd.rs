@@ -20,13 +20,11 @@ pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourE
     } else {
         (32, 3, 20_000)
     };
-    let pool = PoolOptions {
-        workers: default_workers(),
-        chunk: None,
-        // The workers are this program, re-run as `concur worker`.
-        program: std::env::current_exe().map_err(TourError::Demo)?,
-        worker_args: Vec::new(),
-    };
+    // The workers are this program, re-run as `concur worker`.
+    let pool = PoolOptions::new(
+        default_workers(),
+        std::env::current_exe().map_err(TourError::Demo)?,
+    );
     let workers = pool.workers.get();
     let cancel = CancelToken::new().map_err(TourError::Demo)?;
     let pairs = book_workload(scale);
