@@ -12,6 +12,11 @@
 //!
 //! [`thread_budget`] reads both from `/proc` so a strategy that starts threads on demand
 //! can stop at the budget with a clear error. Elsewhere than Linux it returns `None`.
+//!
+//! Memory is the other limit a run can hit only after a long start: [`memory_budget`]
+//! says how much more this process can use (the kernel's `MemAvailable`, a cgroup's
+//! limit, `ulimit -v`), so that a run estimated to need more is refused before it
+//! starts instead of aborting half-way.
 
 use std::fs;
 
@@ -60,31 +65,45 @@ fn map_budget() -> Option<ThreadBudget> {
     })
 }
 
-fn address_budget(stack_size: usize) -> Option<ThreadBudget> {
+/// The soft `ulimit -v`, in bytes, or `None` when there is none.
+fn address_space_limit() -> Option<u64> {
     let limits = fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max address space"))?;
     // "Max address space   <soft>   <hard>   bytes"; the soft limit applies.
-    let soft: u64 = line
-        .trim_start_matches("Max address space")
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?; // "unlimited" does not parse: no budget from this limit
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let vm_kib: u64 = status
+    limits
         .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))?
+        .find_map(|l| l.strip_prefix("Max address space"))?
         .split_whitespace()
         .next()?
         .parse()
-        .ok()?;
-    let free = soft.saturating_sub(vm_kib * 1024 + address_reserve());
+        .ok() // "unlimited" does not parse: no limit
+}
+
+/// Address space left under `ulimit -v`, or `None` when there is no such limit.
+fn address_space_free() -> Option<u64> {
+    let limit = address_space_limit()?;
+    let vm_kib = status_kib("VmSize:")?;
+    Some(limit.saturating_sub(vm_kib * 1024))
+}
+
+fn status_kib(field: &str) -> Option<u64> {
+    fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn address_budget(stack_size: usize) -> Option<ThreadBudget> {
+    let limit = address_space_limit()?;
+    let free = limit.saturating_sub(status_kib("VmSize:")? * 1024);
     let per_thread = stack_size as u64 + THREAD_OVERHEAD;
     Some(ThreadBudget {
-        threads: usize::try_from(free / per_thread).unwrap_or(usize::MAX),
-        limit: format!("the address-space limit (ulimit -v) is {} MiB", soft >> 20),
+        threads: usize::try_from(free.saturating_sub(address_reserve()) / per_thread)
+            .unwrap_or(usize::MAX),
+        limit: format!("the address-space limit (ulimit -v) is {} MiB", limit >> 20),
     })
 }
 
@@ -110,6 +129,74 @@ pub fn ensure_threads(count: usize, stack_size: usize) -> std::io::Result<()> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// How much more memory this process can use, and which limit says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// Bytes still available.
+    pub bytes: u64,
+    /// The limit that sets the budget, in words.
+    pub limit: String,
+}
+
+/// Values at or above this mean "no limit" in cgroup files (v1 writes 2^63 rounded
+/// down to a page).
+const NO_LIMIT: u64 = 1 << 62;
+
+fn meminfo_budget() -> Option<MemoryBudget> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(MemoryBudget {
+        bytes: kib * 1024,
+        limit: "MemAvailable in /proc/meminfo".to_owned(),
+    })
+}
+
+fn cgroup_budget() -> Option<MemoryBudget> {
+    // cgroup v2, then v1, as seen from inside this process's cgroup namespace.
+    for (max, current) in [
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ] {
+        // "max" (v2's "no limit") does not parse, which is right.
+        let Some(limit) = read_number(max).filter(|&l| l < NO_LIMIT) else {
+            continue;
+        };
+        let used = read_number(current).unwrap_or(0);
+        return Some(MemoryBudget {
+            bytes: limit.saturating_sub(used),
+            limit: format!("the cgroup's memory limit ({max})"),
+        });
+    }
+    None
+}
+
+fn address_space_budget() -> Option<MemoryBudget> {
+    let free = address_space_free()?;
+    Some(MemoryBudget {
+        bytes: free,
+        limit: "the address-space limit (ulimit -v)".to_owned(),
+    })
+}
+
+/// How much more memory this process can use: the least of the kernel's estimate of
+/// available memory, the cgroup's limit, and the address-space limit. `None` where
+/// none is known (not Linux).
+pub fn memory_budget() -> Option<MemoryBudget> {
+    [meminfo_budget(), cgroup_budget(), address_space_budget()]
+        .into_iter()
+        .flatten()
+        .min_by_key(|b| b.bytes)
 }
 
 /// Raises this process's soft limit on open files to its hard limit (servers and load
@@ -145,5 +232,12 @@ mod tests {
         let err = ensure_threads(budget.threads + 1000, 128 * 1024).unwrap_err();
         assert!(err.to_string().contains("but the OS allows about"), "{err}");
         assert!(ensure_threads(1, 128 * 1024).is_ok());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn linux_always_knows_how_much_memory_is_available() {
+        let budget = memory_budget().expect("Linux has /proc/meminfo");
+        assert!(budget.bytes > 0, "{budget:?}");
     }
 }

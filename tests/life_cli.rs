@@ -449,3 +449,176 @@ fn quick_tour_covers_items_52_to_64() {
     assert!(!out.contains("the error was lost"), "{out}");
     assert_eq!(out.matches("confirm_merge passed").count(), 3, "{out}");
 }
+
+#[test]
+fn absurd_generation_counts_neither_panic_nor_allocate() {
+    // u64::MAX panicked (capacity overflow, exit 101) and 10^12 aborted on a 16 TB
+    // allocation (exit 134): both sized a vector from --generations before the first step.
+    let dir = Dir::new();
+    for generations in ["18446744073709551615", "1000000000000"] {
+        let mut child = dir
+            .concur(["life", "--generations", generations, "--print", "none"])
+            .spawn();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let still_running = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            still_running,
+            "{generations}: {:?}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn columns_are_refused_past_a_thousand_generations() {
+    let dir = Dir::new();
+    dir.concur(["life", "--generations", "1001"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("--print columns (the default) keeps every generation")
+        .expect_stderr("use --print final");
+    dir.concur(["life", "--size", "2000x2000", "--generations", "3"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("not 3 generations of 4000000 cells");
+    let run = dir
+        .concur(["life", "--generations", "1001", "--print", "final"])
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout().lines().count(), 5);
+}
+
+#[test]
+fn a_run_that_cannot_fit_in_memory_is_refused_before_it_starts() {
+    // Under a 1 GB address-space limit, 2 million async cells (about 1.2 GB) used to
+    // start, then abort when an allocation failed.
+    let dir = Dir::new();
+    let exe = env!("CARGO_BIN_EXE_concur");
+    let script = format!(
+        "ulimit -v 1000000 && exec '{exe}' life --strategy async --size 2000x1000 --print none --generations 1"
+    );
+    let output = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("2000000 cells with --strategy async need about 1.2 GB (580 bytes per cell)")
+            && stderr.contains("(the address-space limit (ulimit -v))"),
+        "{stderr}"
+    );
+    // The same grid fits serially.
+    let script = format!(
+        "ulimit -v 1000000 && exec '{exe}' life --size 2000x1000 --print none --generations 1"
+    );
+    let status = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn zero_generations_report_zero_seconds_and_an_empty_bench_is_an_error() {
+    let dir = Dir::new();
+    let run = dir
+        .concur(["life", "--generations", "0", "--json"])
+        .run()
+        .expect_success();
+    assert!(!run.stdout().contains("-0.0"), "{}", run.stdout());
+    let summary: Value = serde_json::from_str(run.stdout().lines().last().unwrap()).unwrap();
+    assert_eq!(summary["total_seconds"], 0.0);
+    dir.concur(["life", "bench", "--max-cells", "0"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("no case has at most 0 cells: the smallest has 45");
+}
+
+/// The glider after 4 generations on a 6x6 torus, from any of the formats below.
+fn final_grid(dir: &Dir, file: &str) -> String {
+    dir.concur([
+        "life",
+        "--pattern",
+        file,
+        "--size",
+        "6x6",
+        "--generations",
+        "4",
+        "--print",
+        "final",
+    ])
+    .run()
+    .expect_success()
+    .stdout()
+}
+
+#[test]
+fn pattern_files_as_golly_and_old_programs_write_them() {
+    let dir = Dir::new();
+    dir.create("plain.rle", "x = 3, y = 3, rule = B3/S23\nbo$2bo$3o!\n");
+    let expected = final_grid(&dir, "plain.rle");
+    assert_eq!(expected, "------\n--*---\n---*--\n-***--\n------\n------\n");
+    // A byte-order mark, golly's rule name, and a Latin-1 comment.
+    dir.create(
+        "bom.rle",
+        b"\xef\xbb\xbfx = 3, y = 3, rule = B3/S23\nbo$2bo$3o!\n",
+    );
+    dir.create("life.rle", "x = 3, y = 3, rule = Life\nbo$2bo$3o!\n");
+    dir.create(
+        "latin1.rle",
+        b"#N Glider\n#O Zo\xeb\nx = 3, y = 3\nbo$2bo$3o!\n",
+    );
+    dir.create(
+        "g105.lif",
+        "#Life 1.05\n#D Glider\n#N\n#P 0 0\n.*.\n..*\n***\n",
+    );
+    dir.create("g106.lif", "#Life 1.06\n1 0\n2 1\n0 2\n1 2\n2 2\n");
+    for file in ["bom.rle", "life.rle", "latin1.rle", "g105.lif", "g106.lif"] {
+        assert_eq!(final_grid(&dir, file), expected, "{file}");
+    }
+    // golly's bounded torus is the grid itself: no --size needed.
+    dir.create(
+        "torus.rle",
+        "x = 3, y = 3, rule = B3/S23:T6,6\nbo$2bo$3o!\n",
+    );
+    let run = dir
+        .concur([
+            "life",
+            "--pattern",
+            "torus.rle",
+            "--generations",
+            "4",
+            "--print",
+            "final",
+        ])
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), expected);
+    // What is refused says why, with the line.
+    dir.create(
+        "plane.rle",
+        "x = 3, y = 3, rule = B3/S23:P6,6\nbo$2bo$3o!\n",
+    );
+    dir.concur(["life", "--pattern", "plane.rle"])
+        .run()
+        .expect_code(2)
+        .expect_stderr(
+            "plane.rle:1: bounded grid :P6,6 (a plane whose edges are dead) is not supported",
+        );
+    dir.create("bad.rle", b"x = 3, y = 3\nbo$2b\xebo$3o!\n");
+    dir.concur(["life", "--pattern", "bad.rle"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("bad.rle:2: not UTF-8 text: byte 0xEB at column 6");
+    dir.concur(["life", "--pattern", "/dev/zero"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("/dev/zero is larger than 128 MiB: not a pattern file");
+}

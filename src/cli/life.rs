@@ -13,8 +13,8 @@ use super::output::{progress_bar, seconds};
 use super::value::{parse_density, parse_duration, parse_position, parse_positive, parse_size};
 use super::{Outcome, UsageError};
 use crate::life::bench::{self, Case, CaseResult};
-use crate::life::report::{GenerationRecord, RunSummary, median_seconds};
-use crate::life::{ColumnPrinter, Grid, SimulatedIo, Simulation, Strategy, pattern};
+use crate::life::report::{GenerationRecord, RunSummary, StepTimes};
+use crate::life::{ColumnPrinter, Grid, SimulatedIo, Simulation, Strategy, footprint, pattern};
 use crate::measure::{PeakThreads, peak_rss_bytes};
 
 const LIFE_ABOUT: &str = "Game of Life whose cells do slow I/O, run with any of the book's fan-out strategies (items 56-60)";
@@ -33,7 +33,8 @@ Strategies (all give identical grids):
 Exit status:
   0  the simulation ran
   1  it failed: a cell's I/O failed (SimulationError at (Y, X): ...) or threads could not start
-  2  bad arguments or a bad pattern file
+  2  bad arguments, a bad pattern file, or a run estimated to need more memory than is
+     available (refused before it starts, with the estimate)
 
 Examples:
   concur life --strategy async --latency 100ms --size 100x100 --random 0.3 --json
@@ -171,8 +172,41 @@ fn initial_grid(args: &RunArgs) -> Result<Grid> {
     Ok(grid)
 }
 
+/// `--print columns` keeps every generation to lay them side by side: it is for the
+/// book's short runs, so it takes at most this many generations...
+const MAX_COLUMN_GENERATIONS: usize = 1000;
+
+/// ...and at most this many cells over all of them.
+const MAX_COLUMN_CELLS: usize = 10_000_000;
+
+/// Refuses `--print columns` for a run whose every generation would not fit on a page.
+fn check_columns(args: &RunArgs, cells: usize) -> Result<(), UsageError> {
+    if args.json || args.print != PrintMode::Columns {
+        return Ok(());
+    }
+    let shown = args
+        .generations
+        .checked_add(1)
+        .and_then(|g| g.checked_mul(cells));
+    if args.generations > MAX_COLUMN_GENERATIONS || shown.is_none_or(|n| n > MAX_COLUMN_CELLS) {
+        return Err(UsageError(format!(
+            "--print columns (the default) keeps every generation to print them side by side: \
+             at most {MAX_COLUMN_GENERATIONS} generations and {MAX_COLUMN_CELLS} cells in all, \
+             not {} generations of {cells} cells; use --print final, --print none or --json",
+            args.generations
+        )));
+    }
+    Ok(())
+}
+
 fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let grid = initial_grid(&args)?;
+    check_columns(&args, grid.len())?;
+    footprint::check(
+        args.strategy,
+        grid.len(),
+        crate::limits::memory_budget().as_ref(),
+    )?;
     let mut io = SimulatedIo::new(args.latency);
     if let Some((y, x)) = args.fail_at {
         if y >= grid.height() || x >= grid.width() {
@@ -196,7 +230,8 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let bar = progress_bar(args.generations as u64, "generations");
     bar.set_message(format!("{} on {height}x{width}", args.strategy));
     let mut columns = ColumnPrinter::default();
-    let mut times = Vec::with_capacity(args.generations);
+    // Never sized from --generations: a trillion of them must not allocate up front.
+    let mut times = StepTimes::default();
     let mut write_error = None;
     let last = sim.run(grid, args.generations, |generation| {
         if generation.index > 0 {
@@ -237,8 +272,8 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
                 .or(args.strategy.default_workers())
                 .map(NonZeroUsize::get),
             latency_ms: args.latency.as_secs_f64() * 1000.0,
-            seconds_per_generation: median_seconds(&times),
-            total_seconds: times.iter().map(Duration::as_secs_f64).sum(),
+            seconds_per_generation: times.median(),
+            total_seconds: times.total(),
             peak_threads: threads.and_then(PeakThreads::finish),
             peak_rss_mb: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
             alive: last.alive(),
@@ -256,10 +291,19 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
 
 fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     let exe = std::env::current_exe().context("cannot find the concur executable to run cases")?;
-    let cases: Vec<Case> = bench::standard_cases(args.generations.map(NonZeroUsize::get))
+    let all = bench::standard_cases(args.generations.map(NonZeroUsize::get));
+    let smallest = all.iter().map(Case::cells).min().unwrap_or(0);
+    let cases: Vec<Case> = all
         .into_iter()
         .filter(|c| args.max_cells.is_none_or(|max| c.cells() <= max))
         .collect();
+    if cases.is_empty() {
+        return Err(UsageError(format!(
+            "no case has at most {} cells: the smallest has {smallest}",
+            args.max_cells.unwrap_or(0)
+        ))
+        .into());
+    }
     let latency = args.latency;
     if !args.json {
         writeln!(

@@ -105,7 +105,11 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if matches!(
             cause.downcast_ref::<LifeError>(),
-            Some(LifeError::WorkersNotApplicable { .. } | LifeError::Grid(_))
+            Some(
+                LifeError::WorkersNotApplicable { .. }
+                    | LifeError::Grid(_)
+                    | LifeError::NotEnoughMemory { .. }
+            )
         ) {
             return 2;
         }

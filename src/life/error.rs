@@ -4,6 +4,7 @@ use std::io;
 
 use thiserror::Error;
 
+use super::footprint::human;
 use super::grid::GridError;
 use super::strategy::Strategy;
 use crate::queue::WorkerPanicked;
@@ -67,6 +68,27 @@ pub enum LifeError {
     /// A worker thread panicked outside any cell's logic.
     #[error(transparent)]
     WorkerPanicked(#[from] WorkerPanicked),
+    /// The run would need more memory than the machine (or its limits) can give.
+    #[error(
+        "{cells} cells with --strategy {strategy} need about {} ({} bytes per cell), \
+         but only {} is available ({limit}); try a smaller grid, or --strategy serial, \
+         pipeline or phased-pipeline",
+        human(*needed),
+        strategy.bytes_per_cell(),
+        human(*available)
+    )]
+    NotEnoughMemory {
+        /// The strategy asked for.
+        strategy: Strategy,
+        /// Cells in the grid.
+        cells: usize,
+        /// The estimate, in bytes.
+        needed: u64,
+        /// What is available, in bytes.
+        available: u64,
+        /// The limit that says so.
+        limit: String,
+    },
 }
 
 impl LifeError {

@@ -11,6 +11,7 @@
 //! * [`cell_io`]: the I/O seam, blocking and async, with [`SimulatedIo`];
 //! * [`strategy`]: one small file per fan-out strategy;
 //! * [`Simulation`]: the loop that drives any strategy;
+//! * [`footprint`]: the memory a run needs, checked before it starts;
 //! * [`pattern`] and [`ColumnPrinter`]: input files and the book's column output;
 //! * [`bench`](mod@bench): the measurements behind the book's claims.
 //!
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod cell_io;
 mod columns;
 mod error;
+pub mod footprint;
 pub mod grid;
 pub mod pattern;
 pub mod report;

@@ -1,13 +1,24 @@
-//! Reading starting positions from files: the book's rows, plaintext `.cells`, and RLE.
+//! Reading starting positions from files: the book's rows, plaintext `.cells`, RLE, and
+//! Life 1.05 and 1.06.
 //!
 //! * **Rows** (the book's `str(grid)`): one line per row, `*` alive and `-` empty.
 //! * **Plaintext** (`.cells`): `O` alive and `.` empty; lines starting with `!` are comments.
 //! * **RLE** (`.rle`, the Life community's standard): `#` comment lines, a header
-//!   `x = W, y = H[, rule = B3/S23]`, then runs such as `2o3b$` ending with `!`.
+//!   `x = W, y = H[, rule = B3/S23]`, then runs such as `2o3b$` ending with `!`. The
+//!   rule may be written `B3/S23`, `23/3` or `Life`; golly's bounded torus, as in
+//!   `B3/S23:T72,72`, makes the grid that torus (concur's grid *is* a torus). Other
+//!   bounded grids (a plane with dead edges, a Klein bottle, ...) are refused with why.
+//! * **Life 1.06** (`#Life 1.06`): one `x y` pair per living cell.
+//! * **Life 1.05** (`#Life 1.05`, `.lif`): blocks `#P x y` of `*`/`.` rows; `#N` or
+//!   `#R 23/3` for Conway's rule.
 //!
-//! The format comes from the extension (`.rle`, `.cells`), else from the content. Short
-//! rows are padded with empty cells. Every error names the file, the line and the reason.
+//! The format comes from the extension (`.rle`, `.cells`, `.lif`), else from the
+//! content. Short rows are padded with empty cells. A UTF-8 byte-order mark is skipped,
+//! and comment lines may hold any bytes (old files carry Latin-1 names); elsewhere a
+//! byte that is not UTF-8 is an error with its line. Every error names the file, the
+//! line and the reason.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -23,6 +34,10 @@ pub enum PatternFormat {
     Plaintext,
     /// Run-length encoded `.rle`.
     Rle,
+    /// Life 1.05: `#P x y` blocks of `*` and `.` rows.
+    Life105,
+    /// Life 1.06: one `x y` pair per living cell.
+    Life106,
 }
 
 /// A pattern file that could not be used.
@@ -36,6 +51,15 @@ pub enum PatternError {
         /// What the OS said.
         #[source]
         source: std::io::Error,
+    },
+    /// The file is larger than any pattern concur reads (a device such as
+    /// `/dev/zero`, or the wrong file).
+    #[error("{} is larger than {} MiB: not a pattern file", path.display(), max >> 20)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, in bytes.
+        max: u64,
     },
     /// The file's content is not a valid pattern.
     #[error("{}:{line}: {reason}", path.display())]
@@ -68,28 +92,88 @@ impl ParseError {
     }
 }
 
+/// The largest pattern file read: far more than the largest grid's RLE, and a bound
+/// for a "file" that never ends.
+pub const MAX_FILE_BYTES: u64 = 128 << 20;
+
 /// Reads a pattern file, choosing the format from its extension or content.
 pub fn load(path: &Path) -> Result<Grid, PatternError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PatternError::Read {
+    let read_error = |source| PatternError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    let format = detect(path, &text);
-    parse(&text, format).map_err(|e| PatternError::Invalid {
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(PatternError::TooLarge {
+            path: path.to_owned(),
+            max: MAX_FILE_BYTES,
+        });
+    }
+    let invalid = |e: ParseError| PatternError::Invalid {
         path: path.to_owned(),
         line: e.line,
         reason: e.reason,
-    })
+    };
+    let text = decode(&bytes).map_err(invalid)?;
+    parse(&text, detect(path, &text)).map_err(invalid)
 }
 
-/// Picks the format: `.rle` and `.cells` by extension, otherwise by the first content line.
+/// The file's bytes as text: without a byte-order mark, with comment lines (`#`, `!`)
+/// decoded leniently, and any other line required to be UTF-8.
+pub fn decode(bytes: &[u8]) -> Result<String, ParseError> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(text.to_owned());
+    }
+    let mut text = String::with_capacity(bytes.len());
+    for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        match std::str::from_utf8(line) {
+            Ok(line) => text.push_str(line),
+            Err(_) if line.trim_ascii_start().starts_with(b"#") || line.starts_with(b"!") => {
+                text.push_str(&String::from_utf8_lossy(line));
+            }
+            Err(e) => {
+                let bad = line[e.valid_up_to()];
+                return Err(ParseError::new(
+                    i + 1,
+                    format!(
+                        "not UTF-8 text: byte 0x{bad:02X} at column {}",
+                        e.valid_up_to() + 1
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// Picks the format: `.rle`, `.cells` and `.lif` by extension, otherwise by the first
+/// content line.
 pub fn detect(path: &Path, text: &str) -> PatternFormat {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    let life = |l: &str| {
+        if l.starts_with("#Life 1.06") {
+            Some(PatternFormat::Life106)
+        } else if l.starts_with("#Life 1.05") {
+            Some(PatternFormat::Life105)
+        } else {
+            None
+        }
+    };
+    if let Some(format) = first.and_then(life) {
+        return format;
+    }
     match path.extension().and_then(|e| e.to_str()) {
         Some(e) if e.eq_ignore_ascii_case("rle") => return PatternFormat::Rle,
         Some(e) if e.eq_ignore_ascii_case("cells") => return PatternFormat::Plaintext,
+        Some(e) if e.eq_ignore_ascii_case("lif") || e.eq_ignore_ascii_case("life") => {
+            return PatternFormat::Life105;
+        }
         _ => {}
     }
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
     match first {
         Some(l) if l.starts_with('#') || l.starts_with("x ") || l.starts_with("x=") => {
             PatternFormat::Rle
@@ -112,6 +196,8 @@ pub fn parse(text: &str, format: PatternFormat) -> Result<Grid, ParseError> {
         PatternFormat::Rows => parse_grid_lines(text, None, ('*', '-')),
         PatternFormat::Plaintext => parse_grid_lines(text, Some('!'), ('O', '.')),
         PatternFormat::Rle => parse_rle(text),
+        PatternFormat::Life105 => parse_life105(text),
+        PatternFormat::Life106 => parse_life106(text),
     }
 }
 
@@ -171,7 +257,11 @@ fn parse_rle(text: &str) -> Result<Grid, ParseError> {
         .by_ref()
         .find(|(_, l)| !l.is_empty() && !l.starts_with('#'))
         .ok_or_else(|| ParseError::new(1, "missing the RLE header `x = W, y = H`"))?;
-    let (width, height) = parse_rle_header(header).map_err(|r| ParseError::new(header_line, r))?;
+    let RleHeader {
+        width,
+        height,
+        torus,
+    } = parse_rle_header(header).map_err(|r| ParseError::new(header_line, r))?;
     let mut grid = Grid::new(height, width).map_err(|e| grid_error(header_line, e))?;
 
     let (mut y, mut x) = (0usize, 0usize);
@@ -228,7 +318,19 @@ fn parse_rle(text: &str) -> Result<Grid, ParseError> {
                             "a run count must be followed by b, o or $",
                         ));
                     }
-                    return Ok(grid);
+                    return match torus {
+                        None => Ok(grid),
+                        // The torus is the grid; where the pattern sits on it does not
+                        // change how it runs, so it goes top-left as with --size.
+                        Some((tw, th)) => Grid::embed(&grid, th, tw).map_err(|_| {
+                            ParseError::new(
+                                header_line,
+                                format!(
+                                    "the {width}x{height} pattern is larger than its {tw}x{th} torus"
+                                ),
+                            )
+                        }),
+                    };
                 }
                 c if c.is_whitespace() => {}
                 c if c.is_ascii_alphabetic() => {
@@ -254,10 +356,25 @@ fn parse_rle(text: &str) -> Result<Grid, ParseError> {
     ))
 }
 
-/// Parses `x = 3, y = 3, rule = B3/S23` into (width, height).
-fn parse_rle_header(header: &str) -> Result<(usize, usize), String> {
+/// Names of Conway's rule: B/S notation, the older S/B, and golly's name.
+const CONWAY: [&str; 5] = ["B3/S23", "B3S23", "S23/B3", "23/3", "LIFE"];
+
+/// An RLE header: the pattern's size, and golly's torus (width, height) if it gives one.
+struct RleHeader {
+    width: usize,
+    height: usize,
+    torus: Option<(usize, usize)>,
+}
+
+/// Parses `x = 3, y = 3, rule = B3/S23[:T72,72]`.
+fn parse_rle_header(header: &str) -> Result<RleHeader, String> {
+    // The rule comes last, and golly's torus suffix holds a comma of its own.
+    let (fields, rule) = match header.find("rule") {
+        Some(at) => (&header[..at], Some(&header[at + "rule".len()..])),
+        None => (header, None),
+    };
     let (mut width, mut height) = (None, None);
-    for field in header.split(',') {
+    for field in fields.split(',').filter(|f| !f.trim().is_empty()) {
         let (key, value) = field.split_once('=').ok_or_else(|| {
             format!(
                 "expected `key = value` in the header, found {:?}",
@@ -276,21 +393,201 @@ fn parse_rle_header(header: &str) -> Result<(usize, usize), String> {
                     height = Some(n);
                 }
             }
-            "rule" => {
-                let rule = value.to_ascii_uppercase();
-                if rule != "B3/S23" && rule != "23/3" && rule != "S23/B3" {
-                    return Err(format!(
-                        "rule {value} is not supported; concur runs Conway's B3/S23"
-                    ));
-                }
-            }
             other => return Err(format!("unknown header field {other:?}")),
         }
     }
+    let torus = match rule {
+        Some(rule) => {
+            let value = rule.trim_start().strip_prefix('=').ok_or_else(|| {
+                format!(
+                    "expected `rule = B3/S23` in the header, found {:?}",
+                    rule.trim()
+                )
+            })?;
+            parse_rule(value.trim())?
+        }
+        None => None,
+    };
     match (width, height) {
-        (Some(w), Some(h)) => Ok((w, h)),
+        (Some(width), Some(height)) => Ok(RleHeader {
+            width,
+            height,
+            torus,
+        }),
         _ => Err("the header needs both x and y, as in `x = 3, y = 3`".to_owned()),
     }
+}
+
+/// Checks a rule (Conway's, in any usual spelling) and reads golly's bounded-grid
+/// suffix: `B3/S23:T72,72` is Conway's rule on a torus 72 wide and 72 high.
+fn parse_rule(value: &str) -> Result<Option<(usize, usize)>, String> {
+    let (rule, bounds) = match value.split_once(':') {
+        Some((rule, bounds)) => (rule.trim(), Some(bounds.trim())),
+        None => (value.trim(), None),
+    };
+    if !CONWAY.contains(&rule.to_ascii_uppercase().as_str()) {
+        return Err(format!(
+            "rule {rule} is not supported; concur runs Conway's Life (B3/S23, also written 23/3 or Life)"
+        ));
+    }
+    let Some(bounds) = bounds else {
+        return Ok(None);
+    };
+    let mut chars = bounds.chars();
+    let kind = chars.next().unwrap_or(' ').to_ascii_uppercase();
+    let dims = chars.as_str();
+    let what = match kind {
+        'T' => None,
+        'P' => Some("a plane whose edges are dead"),
+        'K' => Some("a Klein bottle"),
+        'C' => Some("a cross-surface"),
+        'S' => Some("a sphere"),
+        _ => return Err(format!("unknown bounded grid :{bounds}")),
+    };
+    if let Some(what) = what {
+        return Err(format!(
+            "bounded grid :{bounds} ({what}) is not supported: concur's grid is a torus, whose \
+             edges wrap around; use :T{dims} for a torus of that size, or no suffix"
+        ));
+    }
+    if dims.contains(['+', '-', '*']) {
+        return Err(format!(
+            "bounded grid :{bounds} is a shifted or twisted torus; concur supports plain tori (:T72,72)"
+        ));
+    }
+    let (w, h) = dims.split_once(',').unwrap_or((dims, dims));
+    let size = |n: &str| -> Result<usize, String> {
+        match n.trim().parse::<usize>() {
+            Ok(0) => Err(format!(
+                "bounded grid :{bounds} is infinite in one direction; concur's torus is finite"
+            )),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!(
+                "bounded grid :{bounds} needs whole numbers, as in :T72,72"
+            )),
+        }
+    };
+    Ok(Some((size(w)?, size(h)?)))
+}
+
+/// Living cells given by coordinates (with the line that gave each), placed in the
+/// smallest grid that holds them.
+fn grid_from_cells(cells: &[(usize, i64, i64)], last_line: usize) -> Result<Grid, ParseError> {
+    let (Some(min_x), Some(max_x), Some(min_y), Some(max_y)) = (
+        cells.iter().map(|c| c.1).min(),
+        cells.iter().map(|c| c.1).max(),
+        cells.iter().map(|c| c.2).min(),
+        cells.iter().map(|c| c.2).max(),
+    ) else {
+        return Err(ParseError::new(
+            last_line.max(1),
+            "the pattern has no living cells",
+        ));
+    };
+    let span = |lo: i64, hi: i64| usize::try_from(i128::from(hi) - i128::from(lo) + 1).ok();
+    let (width, height) = match (span(min_x, max_x), span(min_y, max_y)) {
+        (Some(w), Some(h)) => (w, h),
+        _ => return Err(ParseError::new(last_line, "the cells are too far apart")),
+    };
+    let mut grid = Grid::new(height, width).map_err(|e| {
+        let line = cells
+            .iter()
+            .find(|c| c.1 == max_x || c.2 == max_y)
+            .map_or(last_line, |c| c.0);
+        grid_error(line, e)
+    })?;
+    for &(_, x, y) in cells {
+        // Within [min, max] by construction, so the offsets fit.
+        grid.set_at((y - min_y) as usize, (x - min_x) as usize, Cell::Alive);
+    }
+    Ok(grid)
+}
+
+fn coordinate(word: Option<&str>, line: usize) -> Result<i64, ParseError> {
+    let word = word.ok_or_else(|| ParseError::new(line, "expected two whole numbers, x and y"))?;
+    word.parse().map_err(|_| {
+        ParseError::new(
+            line,
+            format!("{} is not a whole number", crate::lines::excerpt(word, 40)),
+        )
+    })
+}
+
+/// Life 1.06: `#` lines, then one `x y` per living cell.
+fn parse_life106(text: &str) -> Result<Grid, ParseError> {
+    let mut cells = Vec::new();
+    let mut last_line = 0;
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        last_line = number;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let x = coordinate(words.next(), number)?;
+        let y = coordinate(words.next(), number)?;
+        if words.next().is_some() {
+            return Err(ParseError::new(
+                number,
+                "expected two whole numbers, x and y",
+            ));
+        }
+        cells.push((number, x, y));
+    }
+    grid_from_cells(&cells, last_line)
+}
+
+/// Life 1.05: `#D` text, `#N` or `#R 23/3` for the rule, and blocks: `#P x y`, then rows
+/// of `*` (alive) and `.` (empty) from that corner down.
+fn parse_life105(text: &str) -> Result<Grid, ParseError> {
+    let mut cells = Vec::new();
+    let (mut origin, mut row) = ((0i64, 0i64), 0i64);
+    let mut last_line = 0;
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        last_line = number;
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("#P") {
+            let mut words = rest.split_whitespace();
+            origin = (
+                coordinate(words.next(), number)?,
+                coordinate(words.next(), number)?,
+            );
+            row = 0;
+            continue;
+        }
+        if let Some(rule) = line.strip_prefix("#R") {
+            let rule = rule.trim();
+            if !CONWAY.contains(&rule.to_ascii_uppercase().as_str()) {
+                return Err(ParseError::new(
+                    number,
+                    format!("rule {rule} is not supported; concur runs Conway's Life (23/3)"),
+                ));
+            }
+            continue;
+        }
+        if line.starts_with('#') {
+            continue; // #Life, #D, #N, and others
+        }
+        for (col, ch) in line.chars().enumerate() {
+            match ch {
+                '*' => cells.push((number, origin.0 + col as i64, origin.1 + row)),
+                '.' => {}
+                other => {
+                    return Err(ParseError::new(
+                        number,
+                        format!(
+                            "column {}: unexpected {other:?}; expected '*' (alive) or '.' (empty)",
+                            col + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        row += 1;
+    }
+    grid_from_cells(&cells, last_line)
 }
 
 #[cfg(test)]
@@ -341,6 +638,16 @@ mod tests {
         let err = parse("x = 2, y = 1, rule = B36/S23\no!", PatternFormat::Rle).unwrap_err();
         assert!(err.reason.contains("B36/S23 is not supported"), "{err}");
 
+        let err = parse("x = 2, y = 1, rule = B3/S23:P72,72\no!", PatternFormat::Rle).unwrap_err();
+        assert!(
+            err.reason
+                .contains(":P72,72 (a plane whose edges are dead) is not supported")
+                && err.reason.contains("use :T72,72"),
+            "{err}"
+        );
+        let err = parse("x = 2, y = 1, rule = B3/S23:T72,0\no!", PatternFormat::Rle).unwrap_err();
+        assert!(err.reason.contains("infinite in one direction"), "{err}");
+
         let err = parse("x = 2, y = 2\no$o", PatternFormat::Rle).unwrap_err();
         assert!(err.reason.contains("missing the closing `!`"), "{err}");
 
@@ -355,6 +662,82 @@ mod tests {
 
         let err = parse("x = 0, y = 3\n!", PatternFormat::Rle).unwrap_err();
         assert!(err.reason.contains("at least 1 row and 1 column"), "{err}");
+    }
+
+    #[test]
+    fn conways_rule_under_any_of_its_names_and_golly_tori() {
+        for rule in ["B3/S23", "b3s23", "23/3", "Life", "S23/B3"] {
+            let text = format!("x = 3, y = 1, rule = {rule}\n3o!");
+            assert_eq!(
+                parse(&text, PatternFormat::Rle).unwrap().to_string(),
+                "***",
+                "{rule}"
+            );
+        }
+        // A glider on golly's 6x5 torus: the grid is the torus.
+        let text = "#C on a bounded grid\nx = 3, y = 3, rule = B3/S23:T6,5\nbo$2bo$3o!\n";
+        let grid = parse(text, PatternFormat::Rle).unwrap();
+        assert_eq!((grid.height(), grid.width()), (5, 6));
+        assert_eq!(grid.to_string(), "-*----\n--*---\n***---\n------\n------");
+        let square = parse("x = 1, y = 1, rule = B3/S23:T4\no!", PatternFormat::Rle).unwrap();
+        assert_eq!((square.height(), square.width()), (4, 4));
+        let err = parse("x = 9, y = 1, rule = B3/S23:T4,4\n9o!", PatternFormat::Rle).unwrap_err();
+        assert!(err.reason.contains("larger than its 4x4 torus"), "{err}");
+    }
+
+    #[test]
+    fn byte_order_marks_and_latin1_comments() {
+        let bom = b"\xef\xbb\xbfx = 3, y = 1, rule = B3/S23\n3o!\n";
+        let text = decode(bom).unwrap();
+        assert_eq!(detect(Path::new("a.rle"), &text), PatternFormat::Rle);
+        assert_eq!(parse(&text, PatternFormat::Rle).unwrap().to_string(), "***");
+        // "#O Zoë" in Latin-1: the comment is kept (lossily), the pattern read.
+        let latin1 = b"#N Glider\n#O Zo\xeb\nx = 3, y = 1\n3o!\n";
+        let text = decode(latin1).unwrap();
+        assert_eq!(parse(&text, PatternFormat::Rle).unwrap().to_string(), "***");
+        // Outside a comment, the byte is an error with its line and column.
+        let err = decode(b"x = 3, y = 1\n3o\xeb!\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.reason.as_str()),
+            (2, "not UTF-8 text: byte 0xEB at column 3")
+        );
+    }
+
+    #[test]
+    fn life_105_and_106() {
+        let glider106 = "#Life 1.06\n1 0\n2 1\n0 2\n1 2\n2 2\n";
+        assert_eq!(
+            detect(Path::new("g.lif"), glider106),
+            PatternFormat::Life106
+        );
+        let grid = parse(glider106, PatternFormat::Life106).unwrap();
+        assert_eq!(grid.to_string(), "-*-\n--*\n***");
+        // Negative coordinates are fine: the box starts at the smallest.
+        let shifted = parse("#Life 1.06\n-5 -5\n-3 -4\n", PatternFormat::Life106).unwrap();
+        assert_eq!(shifted.to_string(), "*--\n--*");
+        let glider105 = "#Life 1.05\n#D A glider\n#N\n#P -1 -1\n.*.\n..*\n***\n";
+        assert_eq!(
+            detect(Path::new("g.lif"), glider105),
+            PatternFormat::Life105
+        );
+        assert_eq!(parse(glider105, PatternFormat::Life105).unwrap(), grid);
+        // Two blocks, apart.
+        let blocks = "#Life 1.05\n#R 23/3\n#P 0 0\n**\n#P 4 1\n*\n";
+        assert_eq!(
+            parse(blocks, PatternFormat::Life105).unwrap().to_string(),
+            "**---\n----*"
+        );
+        let err = parse("#Life 1.05\n#R 34/34\n*\n", PatternFormat::Life105).unwrap_err();
+        assert_eq!(err.line, 2);
+        let err = parse("#Life 1.06\n1 x\n", PatternFormat::Life106).unwrap_err();
+        assert_eq!(
+            (err.line, err.reason.as_str()),
+            (2, "\"x\" is not a whole number")
+        );
+        let err = parse("#Life 1.06\n0 0\n1000000 1000000\n", PatternFormat::Life106).unwrap_err();
+        assert!(err.reason.contains("larger than the limit"), "{err}");
+        let err = parse("#Life 1.06\n", PatternFormat::Life106).unwrap_err();
+        assert!(err.reason.contains("no living cells"), "{err}");
     }
 
     #[test]
