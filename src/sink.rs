@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use serde::Serialize;
 
 /// Where a component's lines go: a transcript, a log. Cheap to clone; the default
@@ -114,10 +114,12 @@ struct Counts {
 /// assert_eq!(stats.written + stats.dropped + stats.unwritten, 1000);
 /// ```
 pub struct Printer {
-    queue: Sender<String>,
+    /// Lines, then `None` to ask the thread to finish: one queue, so the thread sleeps
+    /// on a plain `recv` (a `select!` over two channels costs several microseconds more
+    /// per wake-up, which a transcript line per request pays).
+    queue: Sender<Option<String>>,
     capacity: usize,
     counts: Arc<Counts>,
-    close: Option<Sender<()>>,
     /// Disconnected when the thread ends.
     ended: Receiver<()>,
     thread: Option<JoinHandle<()>>,
@@ -144,8 +146,7 @@ impl Printer {
         capacity: usize,
         prefix: &str,
     ) -> io::Result<Self> {
-        let (queue, lines) = crossbeam_channel::bounded::<String>(capacity.max(1));
-        let (close, closed) = crossbeam_channel::bounded::<()>(0);
+        let (queue, lines) = crossbeam_channel::bounded::<Option<String>>(capacity.max(1));
         let (ended_tx, ended) = crossbeam_channel::bounded::<()>(0);
         let counts = Arc::new(Counts::default());
         let thread_counts = Arc::clone(&counts);
@@ -154,13 +155,12 @@ impl Printer {
             .name(name.to_owned())
             .spawn(move || {
                 let _ended = ended_tx; // dropped when this thread ends, however it ends
-                write_lines(out, &prefix, &lines, &closed, &thread_counts);
+                write_lines(out, &prefix, &lines, &thread_counts);
             })?;
         Ok(Self {
             queue,
             capacity: capacity.max(1),
             counts,
-            close: Some(close),
             ended,
             thread: Some(thread),
         })
@@ -187,7 +187,7 @@ impl Printer {
     /// dropped and counted.
     pub fn sink(&self) -> Sink {
         let (queue, counts) = (self.queue.clone(), Arc::clone(&self.counts));
-        Sink::new(move |line| match queue.try_send(line) {
+        Sink::new(move |line| match queue.try_send(Some(line)) {
             Ok(()) => {
                 counts.accepted.fetch_add(1, Ordering::Relaxed);
             }
@@ -203,7 +203,7 @@ impl Printer {
     /// Queues a line that matters (a final report), waiting for room until `deadline`.
     /// Returns whether it was queued.
     pub fn send_until(&self, line: String, deadline: Instant) -> bool {
-        let queued = self.queue.send_deadline(line, deadline).is_ok();
+        let queued = self.queue.send_deadline(Some(line), deadline).is_ok();
         if queued {
             self.counts.accepted.fetch_add(1, Ordering::Relaxed);
         }
@@ -226,7 +226,9 @@ impl Printer {
     /// latest. A thread still blocked in `write` then is left behind: it holds only its
     /// own descriptor and ends with the process.
     pub fn finish(mut self, deadline: Instant) -> PrinterStats {
-        drop(self.close.take());
+        // Behind every line already queued; if the queue stays full until the
+        // deadline, the output is stalled and the thread is left behind anyway.
+        let _ = self.queue.send_deadline(None, deadline);
         // Nothing is ever sent on `ended`: it disconnects when the thread ends.
         if self.ended.recv_deadline(deadline) == Err(RecvTimeoutError::Disconnected)
             && let Some(thread) = self.thread.take()
@@ -240,37 +242,28 @@ impl Printer {
 impl Drop for Printer {
     fn drop(&mut self) {
         // Without a deadline nothing is waited for: finish() is the orderly way.
-        drop(self.close.take());
+        let _ = self.queue.try_send(None);
     }
 }
 
-/// The printer thread: writes lines in batches until closed (then drains the queue) or
-/// until the output fails.
-fn write_lines(
-    out: impl Write,
-    prefix: &str,
-    lines: &Receiver<String>,
-    closed: &Receiver<()>,
-    counts: &Counts,
-) {
+/// The printer thread: writes lines in batches until asked to finish (a `None`, after
+/// the lines queued before it) or until the output fails.
+fn write_lines(out: impl Write, prefix: &str, lines: &Receiver<Option<String>>, counts: &Counts) {
     let mut out = BufWriter::with_capacity(64 << 10, out);
-    let mut closing = false;
-    loop {
-        let first = if closing {
-            match lines.try_recv() {
-                Ok(line) => line,
-                Err(_) => break,
-            }
-        } else {
-            select! {
-                recv(lines) -> line => match line { Ok(line) => line, Err(_) => break },
-                recv(closed) -> _ => { closing = true; continue; }
-            }
-        };
-        let mut batch = vec![first];
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut finishing = false;
+    while !finishing {
+        match lines.recv() {
+            Ok(Some(line)) => batch.push(line),
+            Ok(None) | Err(_) => break,
+        }
         while batch.len() < BATCH {
             match lines.try_recv() {
-                Ok(line) => batch.push(line),
+                Ok(Some(line)) => batch.push(line),
+                Ok(None) => {
+                    finishing = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -288,8 +281,8 @@ fn write_lines(
         counts
             .written
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        batch.clear();
     }
-    let _ = out.flush();
 }
 
 #[cfg(test)]

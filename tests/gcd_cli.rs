@@ -550,6 +550,15 @@ fn a_cancelled_pool_starts_no_worker() {
         ),
     );
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A script this process just wrote can fail to start with ETXTBSY while another
+    // test's fork still holds the descriptor it was written through: wait for that.
+    eventually("the new script to be executable", || {
+        std::process::Command::new(&script)
+            .arg("--version")
+            .output()
+            .is_ok()
+    });
+    std::fs::remove_file(&starts).unwrap();
     let options = PoolOptions::new(std::num::NonZeroUsize::new(2).unwrap(), &script);
     let tasks: Vec<GcdTask> = (1..=20).map(|i| GcdTask(i * 6, i * 9 + 3)).collect();
     // The script works.

@@ -74,8 +74,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1024, value_name = "BYTES")]
     max_line: usize,
 
-    /// After Ctrl-C or SIGTERM, how long the whole shutdown may take: open sessions
-    /// finish, then the transcript drains. What is left then is closed or counted.
+    /// After Ctrl-C or SIGTERM, how long the whole shutdown may take (plus 0.2 s for the
+    /// final report): open sessions finish, then the transcript drains. What is left then
+    /// is closed or counted.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "D")]
     grace: Duration,
 
@@ -154,7 +155,7 @@ const TRANSCRIPT_QUEUE: usize = 4096;
 /// Log lines that may wait for stderr.
 const LOG_QUEUE: usize = 1024;
 
-/// Lines for the printers when shutdown ends, or the time left for them to drain.
+/// The least time each printer gets to drain at shutdown, whatever --grace says.
 const DRAIN_FLOOR: Duration = Duration::from_millis(100);
 
 fn stats_line(stats: &ServerStats) -> String {
@@ -219,8 +220,10 @@ fn serve(args: ServeArgs) -> Result<Outcome> {
             })
         }
     };
-    // The whole shutdown fits in --grace from the signal: the sessions took their part;
-    // the printers get the rest (and a moment, so a healthy output always drains).
+    // The whole shutdown fits in --grace from the signal: the sessions take their part,
+    // the transcript the rest (at least a moment, so a healthy stdout always drains),
+    // and the log a moment after it, so the final report is written even when the
+    // transcript used up the grace on a stalled stdout.
     let now = Instant::now();
     let deadline = signals
         .token()
@@ -245,6 +248,7 @@ fn serve(args: ServeArgs) -> Result<Outcome> {
         stdout.send_until(report.to_string(), deadline);
     }
     let transcript = stdout.finish(deadline);
+    let deadline = deadline.max(Instant::now() + DRAIN_FLOOR);
     if transcript.dropped > 0 {
         log.send_until(
             format!(

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::net::{AddressFamily, SocketType};
 use serde::Serialize;
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::io::{AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -535,19 +535,59 @@ pub fn serve_threads(
     Ok(counters.stats(limit.map(|l| l.sessions)))
 }
 
-/// Writes a reply within the write timeout.
+/// Writes a reply within the write timeout. The reply almost always fits the socket's
+/// buffer at once, so that is tried first, without a timer.
 async fn write_reply(
-    writer: &mut (impl AsyncWrite + Unpin),
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
     reply: &str,
     timeout: Option<Duration>,
 ) -> io::Result<()> {
     let line = format!("{reply}\n");
-    let write = writer.write_all(line.as_bytes());
+    let written = match writer.try_write(line.as_bytes()) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    let rest = &line.as_bytes()[written..];
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let write = writer.write_all(rest);
     match timeout {
         Some(limit) => tokio::time::timeout(limit, write)
             .await
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
         None => write.await,
+    }
+}
+
+/// Reads the next line, or reports the connection idle when none completes within
+/// `idle` of `started`. The timer is armed once per connection and moved only when it
+/// fires early, so a busy connection pays no timer operation per line.
+async fn next_line(
+    reader: &mut AsyncBufReader<tokio::net::tcp::OwnedReadHalf>,
+    max_line: usize,
+    idle: Option<(Duration, Instant)>,
+    timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+) -> Result<Option<String>, ReadError> {
+    let Some((idle, started)) = idle else {
+        return read_line_async(reader, max_line).await;
+    };
+    // The read lives across the timer's early wake-ups: a line read half-way must not
+    // be dropped.
+    let read = read_line_async(reader, max_line);
+    tokio::pin!(read);
+    loop {
+        tokio::select! {
+            line = &mut read => return line,
+            () = timer.as_mut() => {
+                let deadline = started + idle;
+                if Instant::now() >= deadline {
+                    return Err(ReadError::Protocol(ProtocolError::Idle { after: idle }));
+                }
+                timer.as_mut().reset(deadline.into());
+            }
+        }
     }
 }
 
@@ -561,18 +601,12 @@ async fn session_task(
     let (read_half, mut writer) = stream.into_split();
     let mut reader = AsyncBufReader::new(read_half);
     let mut session = Session::new(seed);
+    let first = config.idle_timeout.unwrap_or(Duration::from_secs(3600));
+    let timer = tokio::time::sleep(first);
+    tokio::pin!(timer);
     loop {
-        let read = read_line_async(&mut reader, config.max_line);
-        let line = match config.idle_timeout {
-            Some(idle) => {
-                tokio::time::timeout(idle, read)
-                    .await
-                    .unwrap_or(Err(ReadError::Protocol(ProtocolError::Idle {
-                        after: idle,
-                    })))
-            }
-            None => read.await,
-        };
+        let idle = config.idle_timeout.map(|idle| (idle, Instant::now()));
+        let line = next_line(&mut reader, config.max_line, idle, &mut timer).await;
         let step = match line {
             Ok(Some(line)) => step(&mut session, &line, peer, &config, &counters),
             Ok(None) | Err(ReadError::Io(_)) => return,
