@@ -434,6 +434,8 @@ fn quick_tour_covers_items_52_to_64() {
         "async server, async client",
         "Client: 3 is Correct",
         "Server: 3 is Correct",
+        "client 3 hears \"ERROR server full\"",
+        "hears \"ERROR no complete line for 300ms: closing the connection\"",
         "Items 62-63",
         "50 lines merged in",
         "--debug-slow 50ms catches the book's blocking coroutine: slow poll: task \"slow_coroutine\"",

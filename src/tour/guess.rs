@@ -1,7 +1,9 @@
 //! Item 61 in the tour: the guessing game, threaded then async.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
+use std::time::Duration;
 
 use super::{TourError, heading};
 use crate::guess::{self, ServerConfig, Sink};
@@ -102,6 +104,96 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
         "\nRust: the game logic (Session, Player) does no I/O, so both ports share it line for\n\
          line. Bad input ends only its own session with an ERROR line, and the book's endless\n\
          loop on an exhausted range is an error reply. `concur guess load` runs 10,000 clients."
+    )?;
+    hostile_clients(out, &runtime)
+}
+
+/// A connection to the demo server, as a raw protocol client.
+struct Raw(BufReader<TcpStream>);
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Self(BufReader::new(stream)))
+    }
+
+    fn ask(&mut self, line: &str) -> std::io::Result<String> {
+        self.0.get_mut().write_all(line.as_bytes())?;
+        let mut reply = String::new();
+        self.0.read_line(&mut reply)?;
+        Ok(reply.trim_end().to_owned())
+    }
+}
+
+/// What the servers promise a hostile client, shown on an async server started with
+/// small limits.
+fn hostile_clients(
+    out: &mut dyn Write,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), TourError> {
+    let idle = Duration::from_millis(300);
+    let config = ServerConfig {
+        max_sessions: Some(2),
+        idle_timeout: Some(idle),
+        ..ServerConfig::default()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (addr, server) = runtime.block_on(async {
+        let listener =
+            guess::bind("127.0.0.1:0".parse().map_err(io_error)?).map_err(TourError::Demo)?;
+        listener.set_nonblocking(true).map_err(TourError::Demo)?;
+        let addr = listener.local_addr().map_err(TourError::Demo)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(TourError::Demo)?;
+        let server = tokio::spawn(guess::serve_async(
+            listener,
+            config,
+            stop.clone().cancelled_owned(),
+        ));
+        Ok::<_, TourError>((addr, server))
+    })?;
+    let demo = || -> std::io::Result<[String; 3]> {
+        let mut first = Raw::connect(addr)?;
+        let mut second = Raw::connect(addr)?;
+        let served = [
+            first.ask("PARAMS 1 9\nNUMBER\n")?,
+            second.ask("PARAMS 1 9\nNUMBER\n")?,
+        ];
+        let mut third = Raw::connect(addr)?;
+        let mut refused = String::new();
+        third.0.read_line(&mut refused)?;
+        // The first client now says nothing.
+        let mut closed = String::new();
+        first.0.read_line(&mut closed)?;
+        Ok([
+            served.join(" and "),
+            refused.trim_end().to_owned(),
+            closed.trim_end().to_owned(),
+        ])
+    };
+    let result = demo();
+    stop.cancel();
+    let _ = runtime.block_on(server);
+    let [served, refused, closed] = result.map_err(TourError::Demo)?;
+    writeln!(
+        out,
+        "\nWhat a hostile client gets, from an async server limited to 2 sessions and {idle:?} idle:\n\
+         \x20 clients 1 and 2 are served (guesses {served}); client 3 hears {refused:?}\n\
+         \x20 client 1, silent for {idle:?}, hears {closed:?}"
+    )?;
+    if let Some(limit) = guess::thread_session_limit(None) {
+        writeln!(
+            out,
+            "  the threaded server here serves at most {} sessions at once, refusing more with\n\
+             \x20 `ERROR server full` where the OS would abort the process\n\
+             \x20 ({})",
+            limit.sessions, limit.reason
+        )?;
+    }
+    writeln!(
+        out,
+        "A session holds a few hundred bytes whatever its client sends; transcript lines wait in\n\
+         a bounded queue that drops (and counts) what stdout cannot take. See the README."
     )?;
     Ok(())
 }
