@@ -197,13 +197,8 @@ fn sigterm_stops_and_reaps_every_worker() {
         .concur(["gcd", "--mode", "processes", "-j", "2", "--scale", "500"])
         .spawn();
     // Its own workers running means its signal handler is installed (that comes first).
-    let mut workers = Vec::new();
-    eventually("the workers to start", || {
-        workers = children_of(child.id());
-        workers.len() == 2
-    });
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let workers = two_workers(&child);
+    signal(child.id(), rustix::process::Signal::TERM);
     let output = child.wait_with_output().unwrap();
     assert_eq!(
         output.status.code(),
@@ -376,6 +371,16 @@ fn a_scale_too_large_to_hold_is_refused_not_allocated() {
         .expect_stderr("--target-seconds");
 }
 
+/// The pids of a pool's two workers, once both have started.
+fn two_workers(child: &std::process::Child) -> Vec<u32> {
+    let mut workers = Vec::new();
+    eventually("the workers to start", || {
+        workers = children_of(child.id());
+        workers.len() == 2
+    });
+    workers
+}
+
 fn signal(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     let _ = rustix::process::kill_process(pid, signal);
@@ -416,11 +421,7 @@ fn a_stopped_worker_is_reported_once_and_the_run_goes_on_when_it_resumes() {
         .spawn();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(120));
     let lines = stderr_lines(&mut child);
-    let mut workers = Vec::new();
-    eventually("the workers to start", || {
-        workers = children_of(child.id());
-        workers.len() == 2
-    });
+    let workers = two_workers(&child);
     signal(workers[0], rustix::process::Signal::STOP);
     let report = lines
         .recv_timeout(Duration::from_secs(30))
@@ -468,11 +469,7 @@ fn a_task_past_the_task_timeout_fails_and_its_worker_is_replaced() {
         ])
         .spawn();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(120));
-    let mut workers = Vec::new();
-    eventually("the workers to start", || {
-        workers = children_of(child.id());
-        workers.len() == 2
-    });
+    let workers = two_workers(&child);
     thread::sleep(Duration::from_millis(100));
     signal(workers[0], rustix::process::Signal::STOP);
     let output = child.wait_with_output().unwrap();
@@ -594,11 +591,7 @@ fn ctrl_c_in_the_middle_of_a_long_request_kills_every_worker_at_once() {
         ])
         .spawn();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(5));
-    let mut workers = Vec::new();
-    eventually("the workers to start", || {
-        workers = children_of(child.id());
-        workers.len() == 2
-    });
+    let workers = two_workers(&child);
     thread::sleep(Duration::from_millis(200));
     signal(child.id(), rustix::process::Signal::INT);
     let output = child.wait_with_output().unwrap();

@@ -300,11 +300,7 @@ fn thread_per_cell_past_the_os_limit_fails_cleanly() {
         let script = format!(
             "ulimit -v {limit_kib} && exec '{exe}' life --strategy thread-per-cell --size 100x100 --latency 50ms --generations 1"
         );
-        let output = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
+        let output = dir.sh(&script);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(
             output.status.code(),
@@ -502,11 +498,7 @@ fn a_run_that_cannot_fit_in_memory_is_refused_before_it_starts() {
     let script = format!(
         "ulimit -v 1000000 && exec '{exe}' life --strategy async --size 2000x1000 --print none --generations 1"
     );
-    let output = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let output = dir.sh(&script);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -519,12 +511,8 @@ fn a_run_that_cannot_fit_in_memory_is_refused_before_it_starts() {
     let script = format!(
         "ulimit -v 1000000 && exec '{exe}' life --size 2000x1000 --print none --generations 1"
     );
-    let status = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .current_dir(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let output = dir.sh(&script);
+    assert!(output.status.success(), "{output:?}");
 }
 
 #[test]

@@ -32,6 +32,15 @@ impl Dir {
         path
     }
 
+    /// Runs `script` with `sh -c` in this directory (for `ulimit` and the like).
+    pub(crate) fn sh(&self, script: &str) -> Output {
+        Command::new("sh")
+            .args(["-c", script])
+            .current_dir(self.path())
+            .output()
+            .expect("run sh")
+    }
+
     /// A `concur` command running in this directory.
     pub(crate) fn concur<I, S>(&self, args: I) -> Cmd
     where

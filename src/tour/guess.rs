@@ -70,27 +70,15 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
         .build()
         .map_err(TourError::Demo)?;
     let (transcript, server_lines) = Sink::collect();
-    let (addr, client) = runtime.block_on(async {
-        let listener =
-            guess::bind("127.0.0.1:0".parse().map_err(io_error)?).map_err(TourError::Demo)?;
-        listener.set_nonblocking(true).map_err(TourError::Demo)?;
-        let addr = listener.local_addr().map_err(TourError::Demo)?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(TourError::Demo)?;
-        let stop = tokio_util::sync::CancellationToken::new();
-        let config = ServerConfig {
-            transcript,
-            ..ServerConfig::default()
-        };
-        let server = tokio::spawn(guess::serve_async(
-            listener,
-            config,
-            stop.clone().cancelled_owned(),
-        ));
-        let client = guess::play_async_at(addr, &mut Vec::new()).await;
-        stop.cancel();
-        let _ = server.await;
-        Ok::<_, TourError>((addr, client.map_err(io_error)?))
-    })?;
+    let config = ServerConfig {
+        transcript,
+        ..ServerConfig::default()
+    };
+    let (addr, stop, server) = start_async_server(&runtime, config)?;
+    let client = runtime.block_on(guess::play_async_at(addr, &mut Vec::new()));
+    stop.cancel();
+    let _ = runtime.block_on(server);
+    let client = client.map_err(io_error)?;
     writeln!(out, "\nasync server, async client ({addr}):")?;
     print_transcripts(
         out,
@@ -106,6 +94,32 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
          loop on an exhausted range is an error reply. `concur guess load` runs 10,000 clients."
     )?;
     hostile_clients(out, &runtime)
+}
+
+/// An async server on an ephemeral port, and how to stop and await it.
+type AsyncServer = (
+    SocketAddr,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<guess::ServerStats>>,
+);
+
+fn start_async_server(
+    runtime: &tokio::runtime::Runtime,
+    config: ServerConfig,
+) -> Result<AsyncServer, TourError> {
+    let _inside = runtime.enter();
+    let listener =
+        guess::bind("127.0.0.1:0".parse().map_err(io_error)?).map_err(TourError::Demo)?;
+    listener.set_nonblocking(true).map_err(TourError::Demo)?;
+    let addr = listener.local_addr().map_err(TourError::Demo)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(TourError::Demo)?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = runtime.spawn(guess::serve_async(
+        listener,
+        config,
+        stop.clone().cancelled_owned(),
+    ));
+    Ok((addr, stop, server))
 }
 
 /// A connection to the demo server, as a raw protocol client.
@@ -138,20 +152,7 @@ fn hostile_clients(
         idle_timeout: Some(idle),
         ..ServerConfig::default()
     };
-    let stop = tokio_util::sync::CancellationToken::new();
-    let (addr, server) = runtime.block_on(async {
-        let listener =
-            guess::bind("127.0.0.1:0".parse().map_err(io_error)?).map_err(TourError::Demo)?;
-        listener.set_nonblocking(true).map_err(TourError::Demo)?;
-        let addr = listener.local_addr().map_err(TourError::Demo)?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(TourError::Demo)?;
-        let server = tokio::spawn(guess::serve_async(
-            listener,
-            config,
-            stop.clone().cancelled_owned(),
-        ));
-        Ok::<_, TourError>((addr, server))
-    })?;
+    let (addr, stop, server) = start_async_server(runtime, config)?;
     let demo = || -> std::io::Result<[String; 3]> {
         let mut first = Raw::connect(addr)?;
         let mut second = Raw::connect(addr)?;
