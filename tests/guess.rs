@@ -493,7 +493,15 @@ fn cli_serve_play_and_ctrl_c() {
     let dir = Dir::new();
     for mode in ["threads", "async"] {
         let mut server = dir
-            .concur(["guess", "serve", "--addr", "127.0.0.1:0", "--mode", mode])
+            .concur([
+                "guess",
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--mode",
+                mode,
+                "--json",
+            ])
             .spawn();
         let (addr, mut stderr) = listening_address(&mut server);
         for client in ["threads", "async"] {
@@ -524,11 +532,21 @@ fn cli_serve_play_and_ctrl_c() {
             .unwrap()
             .read_to_string(&mut stdout)
             .unwrap();
+        // The transcript, then one JSON object with the statistics.
+        let (transcript, last) = stdout.trim_end().rsplit_once('\n').unwrap();
         assert!(
-            stdout.lines().all(|l| l.starts_with("Server: ")),
+            transcript.lines().all(|l| l.starts_with("Server: ")),
             "{stdout}"
         );
-        assert!(stdout.contains("Server: 3 is Correct"), "{stdout}");
+        assert!(transcript.contains("Server: 3 is Correct"), "{stdout}");
+        let report: serde_json::Value = serde_json::from_str(last).unwrap();
+        assert_eq!(report["stats"]["sessions"], 2, "{report}");
+        assert_eq!(report["transcript_dropped"], 0, "{report}");
+        assert_eq!(
+            report["transcript_lines"].as_u64(),
+            Some(transcript.lines().count() as u64),
+            "{report}"
+        );
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::output::{progress_bar, seconds};
 use super::signals::SignalCancel;
-use super::value::{parse_duration, parse_positive, parse_seconds};
+use super::value::{off_if_zero, parse_duration, parse_positive, parse_seconds};
 use super::{Outcome, UsageError};
 use crate::parallel::bench::{self, BenchOptions};
 use crate::parallel::gcd::{self, BOOK_PAIRS};
@@ -165,8 +165,8 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
     })?;
     let mut options = pool_options(args.jobs)?;
     options.chunk = args.chunk;
-    options.task_timeout = args.task_timeout.filter(|d| !d.is_zero());
-    options.warn_after = (!args.warn_after.is_zero()).then_some(args.warn_after);
+    options.task_timeout = args.task_timeout.and_then(off_if_zero);
+    options.warn_after = off_if_zero(args.warn_after);
     if let Some(index) = args.fault_abort_on {
         options
             .worker_args

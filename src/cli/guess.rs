@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::Outcome;
 use super::signals::{SecondSignal, SignalCancel};
-use super::value::{parse_duration, parse_positive};
+use super::value::{off_if_zero, parse_duration, parse_positive};
 use crate::guess::{self, ServerConfig, ServerStats, load};
 use crate::process::CancelToken;
 use crate::sink::{Printer, Sink};
@@ -89,8 +89,9 @@ struct ServeArgs {
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D")]
     write_timeout: Duration,
 
-    /// Serve at most N clients at once; more get `ERROR server full` [threads: the
-    /// thread budget, printed at start; async: no limit but file descriptors].
+    /// Serve at most N clients at once; more get `ERROR server full` [default: for
+    /// threads, the thread budget, printed at start; for async, no limit but the
+    /// file-descriptor limit].
     #[arg(long, value_parser = parse_positive, value_name = "N")]
     max_sessions: Option<NonZeroUsize>,
 
@@ -171,10 +172,6 @@ fn stats_line(stats: &ServerStats) -> String {
         stats.forced_closes,
         stats.peak_sessions
     )
-}
-
-fn off_if_zero(d: Duration) -> Option<Duration> {
-    (!d.is_zero()).then_some(d)
 }
 
 fn serve(args: ServeArgs) -> Result<Outcome> {

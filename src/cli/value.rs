@@ -36,6 +36,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is too long"))
 }
 
+/// A duration option where 0 means "off".
+pub fn off_if_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
 /// Parses a grid size `HxW`, both at least 1.
 pub fn parse_size(text: &str) -> Result<(usize, usize), String> {
     let (h, w) = text

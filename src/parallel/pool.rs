@@ -569,11 +569,15 @@ fn run_chunk<T: Task>(
     ChunkEnd::Done
 }
 
-fn timeout_reason(options: &PoolOptions, what: &str) -> String {
-    format!(
-        "{what} past the task timeout of {:?}; the worker was killed",
-        options.task_timeout.unwrap_or_default()
-    )
+/// Why a worker was killed at the task timeout: it `ran` a task past it, or did not
+/// take its request within it.
+fn timeout_reason(options: &PoolOptions, ran: bool) -> String {
+    let timeout = options.task_timeout.unwrap_or_default();
+    if ran {
+        format!("ran past the task timeout of {timeout:?}; the worker was killed")
+    } else {
+        format!("did not take its request within the task timeout of {timeout:?}; it was killed")
+    }
 }
 
 /// One worker slot: takes chunks from the queue and runs them on its worker,
@@ -625,7 +629,7 @@ fn drive<T: Task>(
                 let refusals = chunk.refusals + 1;
                 if refusals >= MAX_REFUSALS {
                     let why = match stop {
-                        Stop::TimedOut => timeout_reason(options, "took no request"),
+                        Stop::TimedOut => timeout_reason(options, false),
                         _ => describe(status),
                     };
                     let reason = format!(
@@ -642,7 +646,7 @@ fn drive<T: Task>(
             ChunkEnd::Failed { at, stop } => {
                 let status = current.reap();
                 let reason = match stop {
-                    Stop::TimedOut => timeout_reason(options, "ran"),
+                    Stop::TimedOut => timeout_reason(options, true),
                     _ => describe(status),
                 };
                 channels.fail(&chunk.items[at..=at], &reason);
