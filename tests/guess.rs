@@ -10,7 +10,7 @@ use std::time::Duration;
 use concur::guess::{self, ServerConfig, ServerStats, Sink};
 use concur::process::CancelToken;
 
-use crate::util::{Dir, Watchdog, eventually, many_threads};
+use crate::util::{Dir, KillOnDrop, Watchdog, eventually, many_threads};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -492,8 +492,8 @@ fn listening_address(
 fn cli_serve_play_and_ctrl_c() {
     let dir = Dir::new();
     for mode in ["threads", "async"] {
-        let mut server = dir
-            .concur([
+        let mut server = KillOnDrop(
+            dir.concur([
                 "guess",
                 "serve",
                 "--addr",
@@ -502,7 +502,8 @@ fn cli_serve_play_and_ctrl_c() {
                 mode,
                 "--json",
             ])
-            .spawn();
+            .spawn(),
+        );
         let (addr, mut stderr) = listening_address(&mut server);
         for client in ["threads", "async"] {
             let run = dir
@@ -584,13 +585,15 @@ fn at_the_fd_limit_accept_errors_are_logged_and_serving_goes_on() {
         let script = format!(
             "ulimit -n 48 && exec '{exe}' guess serve --quiet --addr 127.0.0.1:0 --mode {mode}"
         );
-        let mut server = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut server = KillOnDrop(
+            std::process::Command::new("sh")
+                .args(["-c", &script])
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         // A server that never logs would leave the read below waiting for ever.
         let watchdog = Watchdog::new(&server, Duration::from_secs(60));
         let (addr, mut stderr) = listening_address(&mut server);
@@ -649,15 +652,12 @@ fn serve_with_stalled_stdout(
     dir: &Dir,
     mode: &str,
     extra: &[&str],
-) -> (
-    std::process::Child,
-    SocketAddr,
-    BufReader<std::process::ChildStderr>,
-) {
-    let mut server = dir
-        .concur(["guess", "serve", "--addr", "127.0.0.1:0", "--mode", mode])
-        .args(extra)
-        .spawn();
+) -> (KillOnDrop, SocketAddr, BufReader<std::process::ChildStderr>) {
+    let mut server = KillOnDrop(
+        dir.concur(["guess", "serve", "--addr", "127.0.0.1:0", "--mode", mode])
+            .args(extra)
+            .spawn(),
+    );
     let (addr, stderr) = listening_address(&mut server);
     (server, addr, stderr)
 }
