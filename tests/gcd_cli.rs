@@ -191,30 +191,6 @@ fn a_worker_killed_from_outside_costs_one_task() {
 }
 
 #[test]
-fn sigterm_stops_and_reaps_every_worker() {
-    let dir = Dir::new();
-    let child = dir
-        .concur(["gcd", "--mode", "processes", "-j", "2", "--scale", "500"])
-        .spawn();
-    // Its own workers running means its signal handler is installed (that comes first).
-    let workers = two_workers(&child);
-    signal(child.id(), rustix::process::Signal::TERM);
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(143),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for worker in workers {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{worker}")).exists(),
-            "worker {worker} left behind"
-        );
-    }
-}
-
-#[test]
 fn bad_pairs_files_name_the_file_and_line() {
     let dir = Dir::new();
     let cases = [
@@ -573,39 +549,45 @@ fn a_cancelled_pool_starts_no_worker() {
 }
 
 #[test]
-fn ctrl_c_in_the_middle_of_a_long_request_kills_every_worker_at_once() {
+fn a_signal_kills_and_reaps_every_worker_at_once_even_mid_request() {
     // One request of about 10 s per worker: waiting for a request to end would outlast
     // the watchdog; killing the workers ends the run at once.
     let dir = Dir::new();
-    let child = dir
-        .concur([
-            "gcd",
-            "--mode",
-            "processes",
-            "-j",
-            "2",
-            "--scale",
-            "400",
-            "--chunk",
-            "2000",
-        ])
-        .spawn();
-    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(5));
-    let workers = two_workers(&child);
-    thread::sleep(Duration::from_millis(200));
-    signal(child.id(), rustix::process::Signal::INT);
-    let output = child.wait_with_output().unwrap();
-    drop(watchdog);
-    assert_eq!(
-        output.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for worker in workers {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{worker}")).exists(),
-            "worker {worker} left behind"
+    for (sig, status) in [
+        (rustix::process::Signal::TERM, 143),
+        (rustix::process::Signal::INT, 130),
+    ] {
+        let child = dir
+            .concur([
+                "gcd",
+                "--mode",
+                "processes",
+                "-j",
+                "2",
+                "--scale",
+                "400",
+                "--chunk",
+                "2000",
+            ])
+            .spawn();
+        let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(5));
+        // Its own workers running means its signal handler is installed (that comes first).
+        let workers = two_workers(&child);
+        thread::sleep(Duration::from_millis(200));
+        signal(child.id(), sig);
+        let output = child.wait_with_output().unwrap();
+        drop(watchdog);
+        assert_eq!(
+            output.status.code(),
+            Some(status),
+            "{sig:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
         );
+        for worker in workers {
+            assert!(
+                !std::path::Path::new(&format!("/proc/{worker}")).exists(),
+                "{sig:?}: worker {worker} left behind"
+            );
+        }
     }
 }
