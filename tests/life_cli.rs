@@ -491,19 +491,19 @@ fn columns_are_refused_past_a_thousand_generations() {
 
 #[test]
 fn a_run_that_cannot_fit_in_memory_is_refused_before_it_starts() {
-    // Under a 1 GB address-space limit, 2 million async cells (about 1.2 GB) used to
+    // Under a 1 GB address-space limit, 2 million pool cells (about 1.7 GB) used to
     // start, then abort when an allocation failed.
     let dir = Dir::new();
     let exe = env!("CARGO_BIN_EXE_concur");
     let script = format!(
-        "ulimit -v 1000000 && exec '{exe}' life --strategy async --size 2000x1000 --print none --generations 1"
+        "ulimit -v 1000000 && exec '{exe}' life --strategy pool --size 2000x1000 --print none --generations 1"
     );
     let output = dir.sh(&script);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
         stderr
-            .contains("2000000 cells with --strategy async need about 1.2 GB (580 bytes per cell)")
+            .contains("2000000 cells with --strategy pool need about 1.7 GB (830 bytes per cell)")
             && stderr.contains("(the address-space limit (ulimit -v))"),
         "{stderr}"
     );

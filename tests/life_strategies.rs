@@ -22,7 +22,9 @@ fn history<L: CellLogic + AsyncCellLogic>(
 ) -> Result<Vec<Grid>, LifeError> {
     let mut sim = Simulation::new(strategy, workers, logic)?;
     let mut grids = Vec::new();
-    sim.run(grid.clone(), generations, |g| grids.push(g.grid.clone()))?;
+    sim.run(grid.clone(), generations, |g| {
+        grids.push(g.grid().into_owned())
+    })?;
     sim.shutdown()?;
     Ok(grids)
 }

@@ -28,7 +28,8 @@ Strategies (all give identical grids):
   pipeline          item 58: --workers threads fed by a closable queue (default 5)
   phased-pipeline   item 58: count_neighbors workers, then game_logic workers (5 each)
   pool              item 59: a thread pool with submit/result futures (default 10)
-  async             item 60: a tokio task per cell, then gather
+  async             item 60: a coroutine per cell, driven by one task per core, then gather
+  parallel          no I/O: the grid packed 64 cells to a word, rows split across cores
 
 Exit status:
   0  the simulation ran
@@ -207,6 +208,20 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         grid.len(),
         crate::limits::memory_budget().as_ref(),
     )?;
+    if !args.strategy.does_io() {
+        let given = [
+            (!args.latency.is_zero()).then_some("--latency"),
+            args.fail_at.is_some().then_some("--fail-at"),
+        ];
+        if let Some(flag) = given.into_iter().flatten().next() {
+            return Err(UsageError(format!(
+                "{flag} does not apply to --strategy parallel: it computes the rule on packed \
+                 words and does no per-cell I/O; use one of the book's strategies \
+                 (serial, thread-per-cell, pipeline, phased-pipeline, pool, async) for I/O"
+            ))
+            .into());
+        }
+    }
     let mut io = SimulatedIo::new(args.latency);
     if let Some((y, x)) = args.fail_at {
         if y >= grid.height() || x >= grid.width() {
@@ -242,7 +257,7 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             if generation.index > 0 && write_error.is_none() {
                 let record = GenerationRecord {
                     generation: generation.index,
-                    alive: generation.grid.alive(),
+                    alive: generation.alive(),
                     seconds: generation.elapsed.as_secs_f64(),
                 };
                 // Serializing these plain fields cannot fail.
@@ -250,7 +265,7 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
                 write_error = writeln!(out, "{line}").and_then(|()| out.flush()).err();
             }
         } else if args.print == PrintMode::Columns {
-            columns.push(generation.grid);
+            columns.push(&generation.grid());
         }
     });
     bar.finish_and_clear();
@@ -277,6 +292,11 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             peak_threads: threads.and_then(PeakThreads::finish),
             peak_rss_mb: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
             alive: last.alive(),
+            cell_updates_per_second: if times.median() > 0.0 {
+                cells as f64 / times.median()
+            } else {
+                0.0
+            },
         };
         writeln!(out, "{}", serde_json::to_string(&summary)?)?;
     } else {

@@ -13,10 +13,16 @@
 
 use std::future::Future;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::join_all;
 
 use super::grid::Cell;
 use super::rule::game_logic;
+use super::strategy::panicked;
+use crate::executor::panic_message;
 
 /// What a cell sends across the seam: where it is, its state and its neighbour count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +45,31 @@ pub trait CellLogic: Send + Sync + 'static {
     fn next_state(&self, query: CellQuery) -> io::Result<Cell>;
 }
 
-/// The async form of the seam, for strategies that run cells as tasks.
+/// The async form of the seam, for strategies that run cells as futures.
 pub trait AsyncCellLogic: Send + Sync + 'static {
     /// Resolves to the next state of `query`'s cell, or the I/O error.
     fn next_state_async(&self, query: CellQuery) -> impl Future<Output = io::Result<Cell>> + Send;
+
+    /// Resolves to the next states of a batch of cells whose I/O starts together, one
+    /// outcome per query, in order.
+    ///
+    /// The default is the book's coroutine per cell: every cell's
+    /// [`next_state_async`](Self::next_state_async) in flight at once, joined. A panic
+    /// in one of them becomes that cell's error. Implementations may overlap a batch
+    /// more cheaply, as [`SimulatedIo`] does with one deadline for the whole batch.
+    fn next_states_async(
+        &self,
+        queries: Vec<CellQuery>,
+    ) -> impl Future<Output = Vec<io::Result<Cell>>> + Send {
+        let cells = queries.into_iter().map(|query| {
+            let cell = AssertUnwindSafe(self.next_state_async(query)).catch_unwind();
+            async move {
+                cell.await
+                    .unwrap_or_else(|payload| Err(panicked(&panic_message(payload.as_ref()))))
+            }
+        });
+        join_all(cells)
+    }
 }
 
 /// The book's simulated I/O: every cell waits `latency`, then applies [`game_logic`].
@@ -107,6 +134,18 @@ impl AsyncCellLogic for SimulatedIo {
             tokio::time::sleep(self.latency).await;
         }
         self.answer(query)
+    }
+
+    /// Every cell of the batch starts its round trip now and ends it `latency` later:
+    /// one deadline for the batch instead of a timer per cell. The answers are worked
+    /// out first, so the batch holds one result per cell while it waits.
+    async fn next_states_async(&self, queries: Vec<CellQuery>) -> Vec<io::Result<Cell>> {
+        let deadline = tokio::time::Instant::now() + self.latency;
+        let answers = queries.into_iter().map(|q| self.answer(q)).collect();
+        if !self.latency.is_zero() {
+            tokio::time::sleep_until(deadline).await;
+        }
+        answers
     }
 }
 

@@ -22,14 +22,17 @@ impl Strategy {
     /// Resident memory this strategy uses per cell while a generation runs, in bytes.
     ///
     /// Measured on 2026-11-23 (release build): serial 6.98 → 8.93 MB from 1M to 2M
-    /// cells; pipeline and phased-pipeline 45.9 → 86.8 MB; pool 831 → 1,656 MB; async
-    /// 579 → 1,152 MB; thread-per-cell 52.1 → 99.3 MB from 5,000 to 10,000 cells.
+    /// cells; pipeline and phased-pipeline 45.9 → 86.8 MB; pool 831 → 1,656 MB;
+    /// thread-per-cell 52.1 → 99.3 MB from 5,000 to 10,000 cells. Async, since it
+    /// drives batches of cells' futures from one task per core: 39.0 → 344.8 MiB from
+    /// 1M to 10M cells with 100 ms of latency (36 bytes per cell; it was 580 with a
+    /// task per cell). Parallel (packed): 7.7 → 9.0 MiB from 1M to 2M cells.
     pub const fn bytes_per_cell(self) -> u64 {
         match self {
-            Strategy::Serial => 2,
+            Strategy::Serial | Strategy::Parallel => 2,
             Strategy::Pipeline | Strategy::PhasedPipeline => 41,
             Strategy::Pool => 830,
-            Strategy::Async => 580,
+            Strategy::Async => 36,
             Strategy::ThreadPerCell => 9_500,
         }
     }
@@ -90,10 +93,10 @@ mod tests {
 
     #[test]
     fn runs_that_cannot_fit_are_refused_with_the_estimate() {
-        let err = check(Strategy::Async, 100_000_000, Some(&budget(24 << 30))).unwrap_err();
+        let err = check(Strategy::Pool, 100_000_000, Some(&budget(24 << 30))).unwrap_err();
         let message = err.to_string();
         assert!(
-            message.contains("100000000 cells with --strategy async need about 58.0 GB"),
+            message.contains("100000000 cells with --strategy pool need about 83.0 GB"),
             "{message}"
         );
         assert!(

@@ -156,6 +156,17 @@ impl Grid {
         Ok(grid)
     }
 
+    /// A grid from its cells in row-major order; `cells.len()` must be `height × width`
+    /// of a valid grid.
+    pub(crate) fn from_cells(height: usize, width: usize, cells: Vec<Cell>) -> Self {
+        debug_assert_eq!(cells.len(), height * width);
+        Self {
+            height,
+            width,
+            cells,
+        }
+    }
+
     /// Copies `pattern` into a new `height` × `width` grid with its top-left corner at (0, 0).
     pub fn embed(pattern: &Grid, height: usize, width: usize) -> Result<Self, GridError> {
         let mut grid = Self::new(height, width)?;

@@ -10,6 +10,7 @@
 //! * [`rule`]: [`count_neighbors`] and [`game_logic`];
 //! * [`cell_io`]: the I/O seam, blocking and async, with [`SimulatedIo`];
 //! * [`strategy`]: one small file per fan-out strategy;
+//! * [`packed`]: the grid 64 cells to a word, for `--strategy parallel`;
 //! * [`Simulation`]: the loop that drives any strategy;
 //! * [`footprint`]: the memory a run needs, checked before it starts;
 //! * [`pattern`] and [`ColumnPrinter`]: input files and the book's column output;
@@ -27,6 +28,7 @@ mod columns;
 mod error;
 pub mod footprint;
 pub mod grid;
+pub mod packed;
 pub mod pattern;
 pub mod report;
 pub mod rule;

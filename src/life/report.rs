@@ -42,6 +42,10 @@ pub struct RunSummary {
     pub peak_rss_mb: Option<f64>,
     /// Living cells in the last generation.
     pub alive: usize,
+    /// Cells computed per second at the median step: `cells / seconds_per_generation`
+    /// (0 when no step ran).
+    #[serde(default)]
+    pub cell_updates_per_second: f64,
 }
 
 /// Every step's time, kept in bounded memory: the count and the total of all of them,

@@ -1,12 +1,15 @@
 //! Driving generations: one loop for every strategy.
 
+use std::borrow::Cow;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::cell_io::{AsyncCellLogic, CellLogic};
 use super::error::LifeError;
 use super::grid::Grid;
+use super::packed::PackedGrid;
+use super::strategy::parallel::Parallel;
 use super::strategy::phased_pipeline::PhasedPipeline;
 use super::strategy::pipeline::Pipeline;
 use super::strategy::pool::Pool;
@@ -20,10 +23,53 @@ use super::strategy::{Engine, Strategy};
 pub struct Generation<'a> {
     /// 0 for the starting grid, then 1, 2, ...
     pub index: usize,
-    /// The grid of this generation.
-    pub grid: &'a Grid,
     /// How long the step that produced it took (zero for generation 0).
     pub elapsed: Duration,
+    board: Board<'a>,
+}
+
+/// The grid of a generation, in whichever form the strategy computed it.
+#[derive(Debug, Clone, Copy)]
+enum Board<'a> {
+    Cells(&'a Grid),
+    Packed(&'a PackedGrid),
+}
+
+impl<'a> Generation<'a> {
+    /// A generation held as a plain grid.
+    pub(crate) fn cells(index: usize, grid: &'a Grid, elapsed: Duration) -> Self {
+        Self {
+            index,
+            elapsed,
+            board: Board::Cells(grid),
+        }
+    }
+
+    /// A generation held packed, 64 cells to a word (`--strategy parallel`).
+    pub(crate) fn packed(index: usize, grid: &'a PackedGrid, elapsed: Duration) -> Self {
+        Self {
+            index,
+            elapsed,
+            board: Board::Packed(grid),
+        }
+    }
+
+    /// The grid of this generation. Borrowed when the strategy holds a plain grid;
+    /// unpacked (one pass over the cells) when it holds a packed one.
+    pub fn grid(&self) -> Cow<'a, Grid> {
+        match self.board {
+            Board::Cells(grid) => Cow::Borrowed(grid),
+            Board::Packed(packed) => Cow::Owned(packed.to_grid()),
+        }
+    }
+
+    /// How many cells are alive, without unpacking.
+    pub fn alive(&self) -> usize {
+        match self.board {
+            Board::Cells(grid) => grid.alive(),
+            Board::Packed(packed) => packed.alive(),
+        }
+    }
 }
 
 /// A strategy, set up and ready to step grids. Its threads, queues or runtime live until
@@ -81,6 +127,7 @@ impl Simulation {
                 Box::new(PhasedPipeline::new(logic, w).map_err(start)?)
             }
             (Strategy::Pool, Some(w)) => Box::new(Pool::new(logic, w).map_err(start)?),
+            (Strategy::Parallel, _) => Box::new(Parallel),
             (Strategy::Pipeline | Strategy::PhasedPipeline | Strategy::Pool, None) => {
                 unreachable!("these strategies have a default worker count")
             }
@@ -116,24 +163,7 @@ impl Simulation {
         generations: usize,
         mut observe: impl FnMut(&Generation<'_>),
     ) -> Result<Grid, LifeError> {
-        let mut grid = Arc::new(grid);
-        observe(&Generation {
-            index: 0,
-            grid: &grid,
-            elapsed: Duration::ZERO,
-        });
-        for index in 1..=generations {
-            let start = Instant::now();
-            let next = self.step(&grid)?;
-            let elapsed = start.elapsed();
-            grid = Arc::new(next);
-            observe(&Generation {
-                index,
-                grid: &grid,
-                elapsed,
-            });
-        }
-        Ok(Arc::unwrap_or_clone(grid))
+        self.engine.run(grid, generations, &mut observe)
     }
 
     /// Stops and joins every worker, reporting any that panicked. Dropping a

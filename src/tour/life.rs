@@ -33,7 +33,7 @@ fn life_glider(out: &mut dyn Write) -> Result<(), TourError> {
     )?;
     let mut sim = Simulation::new(Strategy::Serial, None, Arc::new(SimulatedIo::default()))?;
     let mut columns = ColumnPrinter::default();
-    sim.run(Grid::glider(), 4, |g| columns.push(g.grid))?;
+    sim.run(Grid::glider(), 4, |g| columns.push(&g.grid()))?;
     sim.shutdown()?;
     writeln!(out, "{columns}")?;
     Ok(())
@@ -48,6 +48,7 @@ fn claim(strategy: Strategy) -> &'static str {
         Strategy::PhasedPipeline => "bounded by 5 workers",
         Strategy::Pool => "bounded by 10 workers",
         Strategy::Async => "~100 ms, any size",
+        Strategy::Parallel => "(not in the book)",
     }
 }
 

@@ -10,8 +10,10 @@
 //! | [`pipeline`] | item 58 `simulate_pipeline` | fixed workers fed by a `ClosableQueue` |
 //! | [`phased_pipeline`] | item 58 `simulate_phased_pipeline` | count_neighbors workers, then game_logic workers |
 //! | [`pool`] | item 59 `simulate_pool` | a thread pool with submit/result futures |
-//! | [`tasks`] | item 60 `simulate` (asyncio) | a tokio task per cell, then gather |
+//! | [`tasks`] | item 60 `simulate` (asyncio) | a coroutine per cell, driven by one task per core |
+//! | [`parallel`] | (none: no I/O) | the grid packed 64 cells to a word, rows split across cores |
 
+pub mod parallel;
 pub mod phased_pipeline;
 pub mod pipeline;
 pub mod pool;
@@ -24,7 +26,7 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -32,6 +34,7 @@ use super::cell_io::{CellLogic, CellQuery};
 use super::error::LifeError;
 use super::grid::{Cell, Grid};
 use super::rule::count_neighbors;
+use super::simulation::Generation;
 use crate::executor::panic_message;
 
 /// Which way to fan out (`--strategy`).
@@ -48,12 +51,16 @@ pub enum Strategy {
     PhasedPipeline,
     /// Item 59: a fixed thread pool with submit/result futures.
     Pool,
-    /// Item 60: a tokio task per cell, fan-out then gather.
+    /// Item 60: a coroutine per cell, fan-out then gather.
     Async,
+    /// No per-cell I/O: the grid packed 64 cells to a word, the rule applied
+    /// bit-parallel, rows split across cores. The speed of the hardware.
+    Parallel,
 }
 
 impl Strategy {
-    /// Every strategy, in the book's order.
+    /// Every strategy of the book, in its order: each one asks the I/O seam for every
+    /// cell. [`Strategy::Parallel`] is not among them: it does no I/O.
     pub const ALL: [Strategy; 6] = [
         Strategy::Serial,
         Strategy::ThreadPerCell,
@@ -72,6 +79,7 @@ impl Strategy {
             Strategy::PhasedPipeline => "phased-pipeline",
             Strategy::Pool => "pool",
             Strategy::Async => "async",
+            Strategy::Parallel => "parallel",
         }
     }
 
@@ -84,7 +92,13 @@ impl Strategy {
             Strategy::PhasedPipeline => "item 58, simulate_phased_pipeline",
             Strategy::Pool => "item 59, simulate_pool",
             Strategy::Async => "item 60, asyncio simulate",
+            Strategy::Parallel => "item 64's lesson: compute on every core",
         }
+    }
+
+    /// Whether the strategy asks the I/O seam for each cell (every one but `parallel`).
+    pub const fn does_io(self) -> bool {
+        !matches!(self, Strategy::Parallel)
     }
 
     /// The book's worker count for strategies that have one: 5 for the pipelines
@@ -110,6 +124,7 @@ impl Strategy {
         latency: Duration,
     ) -> Duration {
         let rounds = match self {
+            Strategy::Parallel => 0,
             Strategy::Serial => cells,
             Strategy::ThreadPerCell | Strategy::Async => 1,
             Strategy::Pipeline | Strategy::PhasedPipeline | Strategy::Pool => {
@@ -133,6 +148,27 @@ impl fmt::Display for Strategy {
 pub(crate) trait Engine {
     /// Computes the generation after `grid`.
     fn step(&mut self, grid: &Arc<Grid>) -> Result<Grid, LifeError>;
+
+    /// Runs `generations` steps from `grid`, showing `observe` generation 0 and then
+    /// every step; returns the last grid. Engines that keep the grid in another form
+    /// between steps (packed) override it.
+    fn run(
+        &mut self,
+        grid: Grid,
+        generations: usize,
+        observe: &mut dyn FnMut(&Generation<'_>),
+    ) -> Result<Grid, LifeError> {
+        let mut grid = Arc::new(grid);
+        observe(&Generation::cells(0, &grid, Duration::ZERO));
+        for index in 1..=generations {
+            let start = Instant::now();
+            let next = self.step(&grid)?;
+            let elapsed = start.elapsed();
+            grid = Arc::new(next);
+            observe(&Generation::cells(index, &grid, elapsed));
+        }
+        Ok(Arc::unwrap_or_clone(grid))
+    }
 
     /// Stops and joins every worker, reporting any that panicked. Dropping an engine
     /// does the same but cannot report.
