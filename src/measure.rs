@@ -23,6 +23,22 @@ pub fn peak_rss_bytes() -> Option<u64> {
     status_field("VmHWM").map(|kib| kib * 1024)
 }
 
+/// CPU time (user + system) a process has used so far, in seconds: `pid`'s, or this
+/// process's when `None` (`/proc/PID/stat`, in the kernel's 1/100 s ticks).
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // After the ")" that ends the command name: fields 3 onwards; utime and stime are
+    // fields 14 and 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3)?.parse::<u64>().ok();
+    // USER_HZ, the unit of these fields, is 100 on every Linux.
+    Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
+}
+
 /// Threads in this process right now.
 pub fn thread_count() -> Option<usize> {
     status_field("Threads").and_then(|n| usize::try_from(n).ok())
@@ -83,6 +99,19 @@ impl Drop for PeakThreads {
 mod tests {
     use super::*;
     use std::sync::Barrier;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn cpu_time_grows_with_work() {
+        let before = cpu_seconds(None).expect("linux has /proc");
+        let start = std::time::Instant::now();
+        let mut x = 1u64;
+        while start.elapsed() < Duration::from_millis(150) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let after = cpu_seconds(Some(std::process::id())).expect("linux has /proc");
+        assert!(after - before >= 0.05, "{before} -> {after}");
+    }
 
     #[test]
     #[cfg(target_os = "linux")]

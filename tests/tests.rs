@@ -6,6 +6,7 @@
 mod gcd_cli;
 mod guess;
 mod life_cli;
+mod life_rules;
 mod life_strategies;
 mod process;
 mod run_cli;

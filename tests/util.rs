@@ -155,6 +155,17 @@ impl Cmd {
         child
     }
 
+    /// Runs to completion, killed (and so failing its test) if it takes longer than
+    /// `limit`: for tests whose point is that the command does not hang.
+    pub(crate) fn run_within(self, limit: std::time::Duration) -> Run {
+        let command = format!("{:?}", self.cmd);
+        let child = self.spawn();
+        let watchdog = Watchdog::new(&child, limit);
+        let output = child.wait_with_output().expect("wait for concur");
+        drop(watchdog);
+        Run { command, output }
+    }
+
     /// Runs to completion, feeding the configured stdin.
     pub(crate) fn run(self) -> Run {
         let command = format!("{:?}", self.cmd);

@@ -1,6 +1,7 @@
 //! `concur life` and `concur life bench`.
 
 use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,12 +11,15 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{progress_bar, seconds};
+use super::signals::{SecondSignal, SignalCancel};
 use super::value::{parse_density, parse_duration, parse_position, parse_positive, parse_size};
 use super::{Outcome, UsageError};
 use crate::life::bench::{self, Case, CaseResult};
+use crate::life::remote::{self, RulesClient, RulesServerConfig};
 use crate::life::report::{GenerationRecord, RunSummary, StepTimes};
 use crate::life::{ColumnPrinter, Grid, SimulatedIo, Simulation, Strategy, footprint, pattern};
 use crate::measure::{PeakThreads, peak_rss_bytes};
+use crate::sink::Sink;
 
 const LIFE_ABOUT: &str = "Game of Life whose cells do slow I/O, run with any of the book's fan-out strategies (items 56-60)";
 
@@ -56,6 +60,45 @@ pub struct LifeArgs {
 enum LifeCommand {
     /// Measure seconds per generation, peak threads and peak RSS of every strategy.
     Bench(BenchArgs),
+    /// Serve the game's rules over TCP, for `concur life --rules`: the book's network I/O.
+    #[command(after_help = RULES_SERVER_AFTER)]
+    RulesServer(RulesServerArgs),
+}
+
+const RULES_SERVER_AFTER: &str = "\
+Each request carries a cell's position, state and neighbour count; the reply, its next
+state, is sent --latency after the request arrived. Requests carry ids, so many share
+one connection (the protocol is in the README and in concur::life::remote::protocol).
+The address it listens on is printed on stderr (useful with port 0).
+
+Exit status: 130 after SIGINT, 143 after SIGTERM, 1 if the server failed, 2 for bad
+arguments (an address that cannot be bound).
+
+Example:
+  concur life rules-server --addr 127.0.0.1:7000 --latency 100ms &
+  concur life --rules 127.0.0.1:7000 --strategy async --size 100x100 --random 0.3 --json";
+
+#[derive(Debug, Args)]
+struct RulesServerArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7000", value_name = "HOST:PORT")]
+    addr: SocketAddr,
+
+    /// Delay between a request's arrival and its reply.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "D")]
+    latency: Duration,
+
+    /// Fail every request for the cell at row Y, column X with "Problem with I/O".
+    #[arg(long, value_parser = parse_position, value_name = "Y,X")]
+    fail_at: Option<(usize, usize)>,
+
+    /// Do not log connections on stderr.
+    #[arg(long)]
+    quiet: bool,
+
+    /// On exit, print what the server did as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// What to print on stdout.
@@ -99,6 +142,15 @@ struct RunArgs {
     #[arg(long, value_parser = parse_duration, default_value = "0", value_name = "D")]
     latency: Duration,
 
+    /// Ask a rules server (`concur life rules-server`) for every cell's next state
+    /// instead of simulating the I/O.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["latency", "fail_at"])]
+    rules: Option<String>,
+
+    /// With --rules: fail a cell whose reply has not come after this long.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D", requires = "rules")]
+    io_timeout: Duration,
+
     /// Worker threads for pipeline, phased-pipeline (per stage) and pool.
     #[arg(long, short, value_parser = parse_positive, value_name = "N")]
     workers: Option<NonZeroUsize>,
@@ -135,6 +187,12 @@ struct BenchArgs {
     #[arg(long, value_name = "PYTHON")]
     python: Option<PathBuf>,
 
+    /// Run the cases against a real rules server (started by the bench, adding
+    /// --latency per request): every strategy at 45 cells, async at 10k, 100k and 1M,
+    /// with the client's and the server's CPU time per cell.
+    #[arg(long, conflicts_with = "python")]
+    rules: bool,
+
     /// Print one JSON object with every case instead of a table.
     #[arg(long)]
     json: bool,
@@ -144,6 +202,7 @@ struct BenchArgs {
 pub fn run(args: LifeArgs, out: &mut dyn Write) -> Result<Outcome> {
     match args.command {
         Some(LifeCommand::Bench(bench)) => run_bench(bench, out),
+        Some(LifeCommand::RulesServer(server)) => rules_server(server, out),
         None => run_life(args.run, out),
     }
 }
@@ -212,6 +271,7 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         let given = [
             (!args.latency.is_zero()).then_some("--latency"),
             args.fail_at.is_some().then_some("--fail-at"),
+            args.rules.is_some().then_some("--rules"),
         ];
         if let Some(flag) = given.into_iter().flatten().next() {
             return Err(UsageError(format!(
@@ -236,8 +296,35 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         }
         io = io.failing_at(y, x);
     }
+    let sim = match &args.rules {
+        Some(server) => {
+            let addr = resolve(server)?;
+            let client = RulesClient::new(addr, server.clone(), args.io_timeout);
+            Simulation::new(args.strategy, args.workers, Arc::new(client))?
+        }
+        None => Simulation::new(args.strategy, args.workers, Arc::new(io))?,
+    };
+    simulate(&args, grid, sim, out)
+}
+
+/// The first address `server` (HOST:PORT) resolves to.
+fn resolve(server: &str) -> Result<SocketAddr, UsageError> {
+    let bad = |why: String| UsageError(format!("--rules {server}: {why}"));
+    server
+        .to_socket_addrs()
+        .map_err(|err| bad(err.to_string()))?
+        .next()
+        .ok_or_else(|| bad("the name has no address".to_owned()))
+}
+
+/// Runs the simulation set up by [`run_life`] and prints what was asked for.
+fn simulate(
+    args: &RunArgs,
+    grid: Grid,
+    mut sim: Simulation,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let (height, width, cells) = (grid.height(), grid.width(), grid.len());
-    let mut sim = Simulation::new(args.strategy, args.workers, Arc::new(io))?;
     let threads = args
         .json
         .then(|| PeakThreads::start(Duration::from_millis(2)));
@@ -292,6 +379,8 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             peak_threads: threads.and_then(PeakThreads::finish),
             peak_rss_mb: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
             alive: last.alive(),
+            rules: args.rules.clone(),
+            cpu_seconds: crate::measure::cpu_seconds(None),
             cell_updates_per_second: if times.median() > 0.0 {
                 cells as f64 / times.median()
             } else {
@@ -309,9 +398,61 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+fn rules_server(args: RulesServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let _ = crate::limits::raise_fd_limit();
+    let listener = crate::guess::bind(args.addr)
+        .map_err(|err| UsageError(format!("cannot listen on {}: {err}", args.addr)))?;
+    let local = listener.local_addr()?;
+    let signals = SignalCancel::install_with("rules-signals", SecondSignal::Exit)?;
+    let log = if args.quiet {
+        Sink::null()
+    } else {
+        Sink::new(|line| eprintln!("concur: {line}"))
+    };
+    eprintln!(
+        "concur: listening on {local} (rules server, {} per request)",
+        humanize(args.latency)
+    );
+    let fail_at = args.fail_at.map(|(y, x)| {
+        (
+            u32::try_from(y).unwrap_or(u32::MAX),
+            u32::try_from(x).unwrap_or(u32::MAX),
+        )
+    });
+    let config = RulesServerConfig {
+        latency: args.latency,
+        fail_at,
+        log,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let stats = runtime.block_on(async {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        remote::serve(listener, config, signals.token().cancelled()).await
+    });
+    // Open connections end with the runtime; their clients see the server go.
+    runtime.shutdown_background();
+    let stats = stats.context("the rules server failed")?;
+    eprintln!(
+        "concur: served {} connections, {} requests answered, {} failed",
+        stats.connections, stats.answered, stats.failed
+    );
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&stats)?)?;
+    }
+    Ok(Outcome::Code(signals.exit_status()))
+}
+
 fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     let exe = std::env::current_exe().context("cannot find the concur executable to run cases")?;
-    let all = bench::standard_cases(args.generations.map(NonZeroUsize::get));
+    let generations = args.generations.map(NonZeroUsize::get);
+    let all = if args.rules {
+        bench::rules_cases(generations)
+    } else {
+        bench::standard_cases(generations)
+    };
     let smallest = all.iter().map(Case::cells).min().unwrap_or(0);
     let cases: Vec<Case> = all
         .into_iter()
@@ -325,13 +466,26 @@ fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
         .into());
     }
     let latency = args.latency;
+    let server = if args.rules {
+        Some(bench::RulesServerProcess::start(&exe, latency)?)
+    } else {
+        None
+    };
+    let rules = server.as_ref().map(bench::RulesServerProcess::addr);
     if !args.json {
-        writeln!(
-            out,
-            "concur life bench: {} of I/O per cell, median seconds per generation, each case in its own process",
-            humanize(latency)
-        )?;
-        write_header(out, args.python.is_some())?;
+        match rules {
+            Some(addr) => writeln!(
+                out,
+                "concur life bench --rules: a rules server at {addr} adding {} per request, median seconds per generation, each case in its own process",
+                humanize(latency)
+            )?,
+            None => writeln!(
+                out,
+                "concur life bench: {} of I/O per cell, median seconds per generation, each case in its own process",
+                humanize(latency)
+            )?,
+        }
+        write_header(out, args.python.is_some(), args.rules)?;
     }
     let bar = progress_bar(cases.len() as u64, "cases");
     let mut results = Vec::with_capacity(cases.len());
@@ -344,11 +498,20 @@ fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
                 case.strategy,
                 case.cells()
             ));
-            bench::run_case(python, Some(bench::PYTHON_REFERENCE), case, latency)
+            bench::run_case(python, Some(bench::PYTHON_REFERENCE), case, latency, None)
         });
         bar.set_message(format!("{} at {} cells", case.strategy, case.cells()));
-        let result = match bench::run_case(&exe, None, case, latency) {
-            Ok(ours) => bench::result(case, latency, &ours, python),
+        let server_before = server
+            .as_ref()
+            .and_then(bench::RulesServerProcess::cpu_seconds);
+        let ours = bench::run_case(&exe, None, case, latency, rules);
+        let server_cpu = server
+            .as_ref()
+            .and_then(bench::RulesServerProcess::cpu_seconds)
+            .zip(server_before)
+            .map(|(after, before)| after - before);
+        let result = match ours {
+            Ok(ours) => bench::result(case, latency, &ours, python, server_cpu),
             Err(err) => {
                 failed = true;
                 bar.suspend(|| eprintln!("concur: {err}"));
@@ -358,7 +521,7 @@ fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
         };
         bar.inc(1);
         if !args.json {
-            bar.suspend(|| write_row(out, &result, args.python.is_some()))?;
+            bar.suspend(|| write_row(out, &result, args.python.is_some(), args.rules))?;
         }
         results.push(result);
     }
@@ -366,6 +529,7 @@ fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     if args.json {
         let report = serde_json::json!({
             "latency_ms": latency.as_secs_f64() * 1000.0,
+            "rules_server": args.rules,
             "cases": results,
         });
         writeln!(out, "{report}")?;
@@ -385,12 +549,15 @@ fn humanize(d: Duration) -> String {
     }
 }
 
-fn write_header(out: &mut dyn Write, python: bool) -> std::io::Result<()> {
+fn write_header(out: &mut dyn Write, python: bool, rules: bool) -> std::io::Result<()> {
     write!(
         out,
         "{:>7}  {:<16} {:>7}  {:>9}  {:>9}  {:>6}  {:>7}  {:>7}",
         "cells", "strategy", "workers", "I/O floor", "s/gen", "×floor", "threads", "RSS MB"
     )?;
+    if rules {
+        write!(out, "  {:>13}  {:>13}", "client µs/cell", "server µs/cell")?;
+    }
     if python {
         write!(
             out,
@@ -401,7 +568,12 @@ fn write_header(out: &mut dyn Write, python: bool) -> std::io::Result<()> {
     writeln!(out)
 }
 
-fn write_row(out: &mut dyn Write, r: &CaseResult, python: bool) -> std::io::Result<()> {
+fn write_row(
+    out: &mut dyn Write,
+    r: &CaseResult,
+    python: bool,
+    rules: bool,
+) -> std::io::Result<()> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     write!(
         out,
@@ -415,6 +587,14 @@ fn write_row(out: &mut dyn Write, r: &CaseResult, python: bool) -> std::io::Resu
         opt(r.peak_threads.map(|t| t.to_string())),
         opt(r.peak_rss_mb.map(|m| format!("{m:.1}"))),
     )?;
+    if rules {
+        write!(
+            out,
+            "  {:>14}  {:>14}",
+            opt(r.client_cpu_us_per_cell.map(|c| format!("{c:.2}"))),
+            opt(r.server_cpu_us_per_cell.map(|c| format!("{c:.2}"))),
+        )?;
+    }
     if python {
         match (r.python_seconds_per_generation, &r.python_error) {
             (Some(py), _) => write!(

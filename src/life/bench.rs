@@ -46,19 +46,25 @@ impl Case {
         self.height * self.width
     }
 
-    /// The `life` arguments that run this case with `latency`.
-    pub fn args(&self, latency: Duration) -> Vec<String> {
+    /// The `life` arguments that run this case with `latency` of simulated I/O, or
+    /// against the rules server at `rules` (whose latency is its own).
+    pub fn args(&self, latency: Duration, rules: Option<&str>) -> Vec<String> {
+        let io = match rules {
+            Some(addr) => ["--rules".to_owned(), addr.to_owned()],
+            None => ["--latency".to_owned(), format!("{}us", latency.as_micros())],
+        };
         let mut args = vec![
             "--strategy".to_owned(),
             self.strategy.name().to_owned(),
             "--size".to_owned(),
             format!("{}x{}", self.height, self.width),
-            "--latency".to_owned(),
-            format!("{}us", latency.as_micros()),
+        ];
+        args.extend(io);
+        args.extend([
             "--generations".to_owned(),
             self.generations.to_string(),
             "--json".to_owned(),
-        ];
+        ]);
         if (self.height, self.width) != (5, 9) {
             // Anything but the book's glider board gets a reproducible random fill.
             args.extend(["--random", "0.3", "--seed", "1"].map(str::to_owned));
@@ -93,6 +99,89 @@ pub fn standard_cases(generations: Option<usize>) -> Vec<Case> {
     cases
 }
 
+/// The cases of `life bench --rules`: every strategy of the book at 45 cells, then
+/// async at 10,000, 100,000 and 1,000,000 cells, all through a real rules server.
+pub fn rules_cases(generations: Option<usize>) -> Vec<Case> {
+    let case = |strategy, (height, width), gens| Case {
+        strategy,
+        height,
+        width,
+        workers: Strategy::default_workers(strategy),
+        generations: generations.unwrap_or(gens),
+    };
+    let mut cases = vec![case(Strategy::Serial, (5, 9), 2)];
+    for strategy in &Strategy::ALL[1..] {
+        cases.push(case(*strategy, (5, 9), 5));
+    }
+    for size in [(100, 100), (250, 400), (1000, 1000)] {
+        cases.push(case(Strategy::Async, size, 5));
+    }
+    cases
+}
+
+/// A `concur life rules-server` child process for the bench, killed when dropped.
+#[derive(Debug)]
+pub struct RulesServerProcess {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl RulesServerProcess {
+    /// Starts `program life rules-server` on a free loopback port with `latency`.
+    pub fn start(program: &Path, latency: Duration) -> Result<Self, BenchError> {
+        let spawn_error = |source| BenchError::Spawn {
+            program: program.to_owned(),
+            source,
+        };
+        let mut child = Command::new(program)
+            .args(["life", "rules-server", "--quiet", "--addr", "127.0.0.1:0"])
+            .arg("--latency")
+            .arg(format!("{}us", latency.as_micros()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        let mut line = String::new();
+        if let Some(stderr) = child.stderr.take() {
+            use std::io::BufRead;
+            let _ = std::io::BufReader::new(stderr).read_line(&mut line);
+        }
+        let addr = line
+            .strip_prefix("concur: listening on ")
+            .and_then(|rest| rest.split(' ').next())
+            .map(str::to_owned);
+        match addr {
+            Some(addr) => Ok(Self { child, addr }),
+            None => {
+                let _ = child.kill();
+                let status = child.wait().map_err(spawn_error)?;
+                Err(BenchError::Server {
+                    status: status.to_string(),
+                    line: line.trim().to_owned(),
+                })
+            }
+        }
+    }
+
+    /// The server's address, for `--rules`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// CPU time the server has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        crate::measure::cpu_seconds(Some(self.child.id()))
+    }
+}
+
+impl Drop for RulesServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A measured case, as printed by `concur life bench --json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct CaseResult {
@@ -120,6 +209,10 @@ pub struct CaseResult {
     pub python_peak_rss_mb: Option<f64>,
     /// Why the Python baseline has no figure for this case, if it failed.
     pub python_error: Option<String>,
+    /// With `--rules`: concur's CPU time per cell asked, in µs, start-up included.
+    pub client_cpu_us_per_cell: Option<f64>,
+    /// With `--rules`: the server's CPU time per cell answered, in µs.
+    pub server_cpu_us_per_cell: Option<f64>,
 }
 
 /// A case that could not be measured.
@@ -133,6 +226,14 @@ pub enum BenchError {
         /// What the OS said.
         #[source]
         source: std::io::Error,
+    },
+    /// The bench's rules server did not start.
+    #[error("the rules server did not start ({status}): {line}")]
+    Server {
+        /// Its exit status.
+        status: String,
+        /// What it printed instead of its address.
+        line: String,
     },
     /// The child failed or printed no summary.
     #[error("{strategy} at {cells} cells failed ({status}): {stderr}")]
@@ -157,6 +258,7 @@ pub fn run_case(
     python_script: Option<&str>,
     case: &Case,
     latency: Duration,
+    rules: Option<&str>,
 ) -> Result<RunSummary, BenchError> {
     let mut command = Command::new(program);
     match python_script {
@@ -164,7 +266,7 @@ pub fn run_case(
         None => command.arg("life"),
     };
     command
-        .args(case.args(latency))
+        .args(case.args(latency, rules))
         .stdin(if python_script.is_some() {
             Stdio::piped()
         } else {
@@ -209,7 +311,10 @@ pub fn result(
     latency: Duration,
     ours: &RunSummary,
     python: Option<Result<RunSummary, BenchError>>,
+    server_cpu_seconds: Option<f64>,
 ) -> CaseResult {
+    let asked = (case.cells() * case.generations) as f64;
+    let per_cell = |seconds: f64| seconds * 1e6 / asked;
     let floor = case
         .strategy
         .io_floor(case.cells(), case.workers, latency)
@@ -236,6 +341,8 @@ pub fn result(
         python_seconds_per_generation: python_ok.as_ref().map(|s| s.seconds_per_generation),
         python_peak_rss_mb: python_ok.and_then(|s| s.peak_rss_mb),
         python_error,
+        client_cpu_us_per_cell: server_cpu_seconds.and(ours.cpu_seconds).map(per_cell),
+        server_cpu_us_per_cell: server_cpu_seconds.map(per_cell),
     }
 }
 
@@ -281,10 +388,18 @@ mod tests {
             workers: NonZeroUsize::new(1000),
             generations: 3,
         };
-        let args = case.args(Duration::from_millis(100)).join(" ");
+        let args = case.args(Duration::from_millis(100), None).join(" ");
         assert_eq!(
             args,
             "--strategy pool --size 100x100 --latency 100000us --generations 3 --json \
+             --random 0.3 --seed 1 --workers 1000"
+        );
+        let args = case
+            .args(Duration::from_millis(100), Some("127.0.0.1:7"))
+            .join(" ");
+        assert_eq!(
+            args,
+            "--strategy pool --size 100x100 --rules 127.0.0.1:7 --generations 3 --json \
              --random 0.3 --seed 1 --workers 1000"
         );
     }

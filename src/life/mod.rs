@@ -9,6 +9,7 @@
 //! * [`grid`]: the torus [`Grid`] (and the book's [`LockingGrid`]);
 //! * [`rule`]: [`count_neighbors`] and [`game_logic`];
 //! * [`cell_io`]: the I/O seam, blocking and async, with [`SimulatedIo`];
+//! * [`remote`]: the same seam over TCP, to a real rules server;
 //! * [`strategy`]: one small file per fan-out strategy;
 //! * [`packed`]: the grid 64 cells to a word, for `--strategy parallel`;
 //! * [`Simulation`]: the loop that drives any strategy;
@@ -30,6 +31,7 @@ pub mod footprint;
 pub mod grid;
 pub mod packed;
 pub mod pattern;
+pub mod remote;
 pub mod report;
 pub mod rule;
 mod simulation;

@@ -175,7 +175,7 @@ impl RowSum {
         let n = row.len();
         let last = n - 1;
         let top = (width - 1) % 64; // the bit of column width-1 in the last word
-        let mask = if width % 64 == 0 {
+        let mask = if width.is_multiple_of(64) {
             u64::MAX
         } else {
             (1 << (width % 64)) - 1

@@ -46,6 +46,13 @@ pub struct RunSummary {
     /// (0 when no step ran).
     #[serde(default)]
     pub cell_updates_per_second: f64,
+    /// The rules server asked for every cell (`--rules`), if any; its latency is the
+    /// server's, not `latency_ms`.
+    #[serde(default)]
+    pub rules: Option<String>,
+    /// CPU time (user + system) the whole process used, in seconds, if the OS tells.
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
 }
 
 /// Every step's time, kept in bounded memory: the count and the total of all of them,

@@ -1,0 +1,532 @@
+//! The client side: [`RulesClient`] asks a rules server for every cell, blocking or async.
+//!
+//! A client holds a few TCP connections ([`RulesClient::DEFAULT_CONNECTIONS`]), opened
+//! on first use. Each is multiplexed: any number of requests may be in flight on it,
+//! told apart by id, so 45 threads or a million futures share four sockets.
+//!
+//! Per connection, two threads do the socket work:
+//!
+//! * the **writer** sends whatever requests have queued since its last write, in one
+//!   `write` (many requests per system call under load, one at a time when idle);
+//! * the **reader** reads replies in large chunks and hands each to the request that
+//!   waits for it, a blocking thread or a future alike. It also enforces the I/O
+//!   timeout: the oldest unanswered request that has waited longer fails.
+//!
+//! When the connection breaks (the server dies, a reply is malformed, a write times
+//! out), every request waiting on it fails with the reason, and so does every later
+//! one: nothing waits forever.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::protocol::{GREETING, decode_reply, encode_request};
+use crate::life::cell_io::{AsyncCellLogic, CellLogic, CellQuery};
+use crate::life::grid::Cell;
+
+/// Where a waiting request's answer goes.
+enum Waiter {
+    Blocking(crossbeam_channel::Sender<io::Result<Cell>>),
+    Async(tokio::sync::oneshot::Sender<io::Result<Cell>>),
+}
+
+impl Waiter {
+    fn answer(self, outcome: io::Result<Cell>) {
+        // A waiter that gave up (its generation already failed) needs no answer.
+        match self {
+            Waiter::Blocking(tx) => drop(tx.send(outcome)),
+            Waiter::Async(tx) => drop(tx.send(outcome)),
+        }
+    }
+}
+
+/// A request's answer, waited for in either style.
+enum Pending {
+    Blocking(crossbeam_channel::Receiver<io::Result<Cell>>),
+    Async(tokio::sync::oneshot::Receiver<io::Result<Cell>>),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its state consistent, panic or not.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A connection's broken state: the error every waiting and later request gets.
+#[derive(Clone)]
+struct Broken {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl Broken {
+    fn error(&self) -> io::Error {
+        io::Error::new(self.kind, self.message.clone())
+    }
+}
+
+#[derive(Default)]
+struct Waiting {
+    by_id: HashMap<u32, Waiter>,
+    /// Ids in the order they were sent, with the instant each times out. Answered ids
+    /// are skipped lazily when they reach the front.
+    order: VecDeque<(u32, Instant)>,
+    broken: Option<Broken>,
+}
+
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+/// One multiplexed connection's shared state.
+struct Link {
+    peer: String,
+    timeout: Duration,
+    next_id: AtomicU32,
+    waiting: Mutex<Waiting>,
+    outbox: Mutex<Outbox>,
+    outbox_ready: Condvar,
+    stream: TcpStream,
+}
+
+impl Link {
+    /// Registers `queries` and queues their requests in one go.
+    fn send(&self, queries: &[CellQuery], mut waiter: impl FnMut() -> Waiter) -> io::Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        let first = self
+            .next_id
+            .fetch_add(queries.len() as u32, Ordering::Relaxed);
+        {
+            let mut waiting = lock(&self.waiting);
+            if let Some(broken) = &waiting.broken {
+                return Err(broken.error());
+            }
+            for i in 0..queries.len() {
+                let id = first.wrapping_add(i as u32);
+                waiting.by_id.insert(id, waiter());
+                waiting.order.push_back((id, deadline));
+            }
+        }
+        let mut outbox = lock(&self.outbox);
+        let was_empty = outbox.bytes.is_empty();
+        for (i, query) in queries.iter().enumerate() {
+            encode_request(first.wrapping_add(i as u32), query, &mut outbox.bytes);
+        }
+        if was_empty {
+            self.outbox_ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Fails every waiting request, and every later one, with `broken`; stops both
+    /// threads. The first reason sticks.
+    fn break_with(&self, kind: io::ErrorKind, message: String) {
+        let waiters: Vec<Waiter> = {
+            let mut waiting = lock(&self.waiting);
+            if waiting.broken.is_none() {
+                waiting.broken = Some(Broken { kind, message });
+            }
+            waiting.order.clear();
+            waiting.by_id.drain().map(|(_, w)| w).collect()
+        };
+        let broken = lock(&self.waiting).broken.clone();
+        if let Some(broken) = broken {
+            for waiter in waiters {
+                waiter.answer(Err(broken.error()));
+            }
+        }
+        lock(&self.outbox).closed = true;
+        self.outbox_ready.notify_all();
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// The writer thread: sends whatever has queued, until the link closes.
+    fn write_loop(&self) {
+        let mut stream = &self.stream;
+        let mut batch = Vec::new();
+        loop {
+            {
+                let mut outbox = lock(&self.outbox);
+                while outbox.bytes.is_empty() && !outbox.closed {
+                    outbox = self
+                        .outbox_ready
+                        .wait(outbox)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if outbox.closed {
+                    return;
+                }
+                std::mem::swap(&mut outbox.bytes, &mut batch);
+            }
+            if let Err(err) = stream.write_all(&batch) {
+                let message = if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) {
+                    format!(
+                        "rules server {} stopped reading requests for {:?}",
+                        self.peer, self.timeout
+                    )
+                } else {
+                    format!("cannot send to rules server {}: {err}", self.peer)
+                };
+                self.break_with(err.kind(), message);
+                return;
+            }
+            batch.clear();
+        }
+    }
+
+    /// The reader thread: hands out replies and enforces the timeout until the link
+    /// breaks or closes.
+    fn read_loop(&self) {
+        let mut stream = &self.stream;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut filled = 0;
+        loop {
+            match stream.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    let unanswered = lock(&self.waiting).by_id.len();
+                    self.break_with(
+                        io::ErrorKind::ConnectionAborted,
+                        format!(
+                            "rules server {} closed the connection ({unanswered} requests unanswered)",
+                            self.peer
+                        ),
+                    );
+                    return;
+                }
+                Ok(n) => {
+                    filled += n;
+                    match self.deliver(&buf[..filled]) {
+                        Ok(used) => {
+                            buf.copy_within(used..filled, 0);
+                            filled -= used;
+                            if filled == buf.len() {
+                                // One error text fills the buffer: make room for it.
+                                buf.resize(buf.len() * 2, 0);
+                            }
+                        }
+                        Err(reason) => {
+                            self.break_with(
+                                io::ErrorKind::InvalidData,
+                                format!(
+                                    "malformed reply from rules server {}: {reason}",
+                                    self.peer
+                                ),
+                            );
+                            return;
+                        }
+                    }
+                }
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => {
+                    let closing = lock(&self.outbox).closed;
+                    if !closing {
+                        self.break_with(
+                            err.kind(),
+                            format!("lost rules server {}: {err}", self.peer),
+                        );
+                    }
+                    return;
+                }
+            }
+            if lock(&self.outbox).closed {
+                return;
+            }
+            self.expire();
+        }
+    }
+
+    /// Hands every complete reply in `bytes` to its waiter; returns the bytes used.
+    fn deliver(&self, bytes: &[u8]) -> Result<usize, String> {
+        let mut used = 0;
+        let mut answers = Vec::new();
+        while let Some((reply, len)) = decode_reply(&bytes[used..])? {
+            used += len;
+            answers.push(reply);
+        }
+        let mut ready = Vec::with_capacity(answers.len());
+        {
+            let mut waiting = lock(&self.waiting);
+            for reply in answers {
+                let Some(waiter) = waiting.by_id.remove(&reply.id) else {
+                    return Err(format!("reply {} answers no request", reply.id));
+                };
+                ready.push((waiter, reply.outcome));
+            }
+        }
+        for (waiter, outcome) in ready {
+            waiter.answer(outcome.map_err(|reason| {
+                io::Error::other(format!(
+                    "rules server {} failed the cell: {reason}",
+                    self.peer
+                ))
+            }));
+        }
+        Ok(used)
+    }
+
+    /// Fails the requests that have waited longer than the timeout.
+    fn expire(&self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        {
+            let mut waiting = lock(&self.waiting);
+            while let Some(&(id, deadline)) = waiting.order.front() {
+                if !waiting.by_id.contains_key(&id) {
+                    waiting.order.pop_front();
+                } else if deadline <= now {
+                    waiting.order.pop_front();
+                    expired.extend(waiting.by_id.remove(&id));
+                } else {
+                    break;
+                }
+            }
+        }
+        for waiter in expired {
+            waiter.answer(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no reply from rules server {} within {:?} (--io-timeout)",
+                    self.peer, self.timeout
+                ),
+            )));
+        }
+    }
+}
+
+/// A connection and its two threads.
+struct Connection {
+    link: Arc<Link>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Connection {
+    fn open(addr: SocketAddr, peer: &str, timeout: Duration) -> io::Result<Self> {
+        let refused = |err: io::Error| {
+            io::Error::new(
+                err.kind(),
+                format!("cannot connect to rules server {peer}: {err}"),
+            )
+        };
+        let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(refused)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        let mut greeting = [0u8; 8];
+        stream.read_exact(&mut greeting).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("rules server {peer} did not greet within {timeout:?}: {err}"),
+            )
+        })?;
+        if greeting != GREETING {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{peer} is not a concur rules server: it greeted with {:?}",
+                    String::from_utf8_lossy(&greeting)
+                ),
+            ));
+        }
+        // The reader wakes this often to time requests out, even when nothing comes.
+        let tick = (timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        stream.set_read_timeout(Some(tick))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let link = Arc::new(Link {
+            peer: peer.to_owned(),
+            timeout,
+            next_id: AtomicU32::new(0),
+            waiting: Mutex::default(),
+            outbox: Mutex::default(),
+            outbox_ready: Condvar::new(),
+            stream,
+        });
+        let mut threads = Vec::with_capacity(2);
+        for (name, work) in [
+            ("life-rules-write", Link::write_loop as fn(&Link)),
+            ("life-rules-read", Link::read_loop),
+        ] {
+            let thread_link = Arc::clone(&link);
+            let spawned = std::thread::Builder::new()
+                .name(name.to_owned())
+                .stack_size(256 * 1024)
+                .spawn(move || work(&thread_link));
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(err) => {
+                    let connection = Self { link, threads };
+                    drop(connection);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Self { link, threads })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        {
+            let mut outbox = lock(&self.link.outbox);
+            outbox.closed = true;
+        }
+        self.link.outbox_ready.notify_all();
+        let _ = self.link.stream.shutdown(Shutdown::Both);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A connection slot: not opened yet, open, or failed to open (with why).
+enum Slot {
+    Closed,
+    Open(Connection),
+    Failed(Broken),
+}
+
+/// Asks a rules server for every cell's next state, over a few multiplexed connections.
+///
+/// It implements both seams, so every strategy can use it: blocking threads wait on
+/// their own reply, futures await theirs, and a batch of cells
+/// ([`AsyncCellLogic::next_states_async`]) goes out in one write.
+pub struct RulesClient {
+    addr: SocketAddr,
+    peer: String,
+    timeout: Duration,
+    slots: Vec<Mutex<Slot>>,
+    next: AtomicUsize,
+}
+
+impl fmt::Debug for RulesClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RulesClient")
+            .field("peer", &self.peer)
+            .field("timeout", &self.timeout)
+            .field("connections", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RulesClient {
+    /// Connections a client opens unless told otherwise.
+    pub const DEFAULT_CONNECTIONS: usize = 4;
+
+    /// A client of the server at `addr` (shown as `peer` in errors), failing a request
+    /// that gets no reply within `timeout`. Connections open on first use.
+    pub fn new(addr: SocketAddr, peer: impl Into<String>, timeout: Duration) -> Self {
+        Self::with_connections(addr, peer, timeout, Self::DEFAULT_CONNECTIONS)
+    }
+
+    /// As [`new`](Self::new), with `connections` connections (at least one).
+    pub fn with_connections(
+        addr: SocketAddr,
+        peer: impl Into<String>,
+        timeout: Duration,
+        connections: usize,
+    ) -> Self {
+        Self {
+            addr,
+            peer: peer.into(),
+            timeout,
+            slots: (0..connections.max(1))
+                .map(|_| Mutex::new(Slot::Closed))
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next connection in turn, opened if it is not yet.
+    fn link(&self) -> io::Result<Arc<Link>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = lock(&self.slots[i]);
+        if let Slot::Closed = *slot {
+            *slot = match Connection::open(self.addr, &self.peer, self.timeout) {
+                Ok(connection) => Slot::Open(connection),
+                Err(err) => Slot::Failed(Broken {
+                    kind: err.kind(),
+                    message: err.to_string(),
+                }),
+            };
+        }
+        match &*slot {
+            Slot::Open(connection) => Ok(Arc::clone(&connection.link)),
+            Slot::Failed(broken) => Err(broken.error()),
+            Slot::Closed => unreachable!("the slot was just opened or failed"),
+        }
+    }
+
+    fn ask(&self, query: CellQuery, blocking: bool) -> io::Result<Pending> {
+        let link = self.link()?;
+        if blocking {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let mut tx = Some(tx);
+            link.send(&[query], || Waiter::Blocking(tx.take().expect("one query")))?;
+            Ok(Pending::Blocking(rx))
+        } else {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let mut tx = Some(tx);
+            link.send(&[query], || Waiter::Async(tx.take().expect("one query")))?;
+            Ok(Pending::Async(rx))
+        }
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the rules client stopped before the reply came")
+}
+
+impl CellLogic for RulesClient {
+    fn next_state(&self, query: CellQuery) -> io::Result<Cell> {
+        match self.ask(query, true)? {
+            Pending::Blocking(rx) => rx.recv().unwrap_or_else(|_| Err(stopped())),
+            Pending::Async(_) => unreachable!("asked for a blocking reply"),
+        }
+    }
+}
+
+impl AsyncCellLogic for RulesClient {
+    async fn next_state_async(&self, query: CellQuery) -> io::Result<Cell> {
+        match self.ask(query, false)? {
+            Pending::Async(rx) => rx.await.unwrap_or_else(|_| Err(stopped())),
+            Pending::Blocking(_) => unreachable!("asked for an async reply"),
+        }
+    }
+
+    /// The batch goes out in one write on one connection; then each reply is awaited.
+    async fn next_states_async(&self, queries: Vec<CellQuery>) -> Vec<io::Result<Cell>> {
+        let mut receivers = Vec::with_capacity(queries.len());
+        let sent = self.link().and_then(|link| {
+            link.send(&queries, || {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                receivers.push(rx);
+                Waiter::Async(tx)
+            })
+        });
+        if let Err(err) = sent {
+            let broken = Broken {
+                kind: err.kind(),
+                message: err.to_string(),
+            };
+            return queries.iter().map(|_| Err(broken.error())).collect();
+        }
+        let mut outcomes = Vec::with_capacity(receivers.len());
+        for rx in receivers {
+            outcomes.push(rx.await.unwrap_or_else(|_| Err(stopped())));
+        }
+        outcomes
+    }
+}

@@ -1,0 +1,365 @@
+//! `concur life rules-server` and `concur life --rules`: the book's network I/O over a
+//! real TCP connection, with every strategy and every fault.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use crate::util::{Dir, KillOnDrop};
+
+const STRATEGIES: [&str; 6] = [
+    "serial",
+    "thread-per-cell",
+    "pipeline",
+    "phased-pipeline",
+    "pool",
+    "async",
+];
+
+/// No fault may make a client hang: each run must end well within this.
+const NO_HANG: Duration = Duration::from_secs(30);
+
+/// A `concur life rules-server` process on a free port, killed when dropped.
+struct Server {
+    process: KillOnDrop,
+    addr: SocketAddr,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+impl Server {
+    fn start(dir: &Dir, args: &[&str]) -> Self {
+        let mut process = KillOnDrop(
+            dir.concur(["life", "rules-server", "--addr", "127.0.0.1:0"])
+                .args(args)
+                .spawn(),
+        );
+        let mut stderr = BufReader::new(process.stderr.take().expect("piped stderr"));
+        let mut line = String::new();
+        stderr
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .strip_prefix("concur: listening on ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Self {
+            process,
+            addr,
+            stderr,
+        }
+    }
+
+    fn rules(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+/// `concur life` with `args`, printing the final grid.
+fn final_grid(dir: &Dir, args: &[&str]) -> String {
+    dir.concur(["life", "--print", "final"])
+        .args(args)
+        .run_within(NO_HANG)
+        .expect_success()
+        .stdout()
+}
+
+/// A golly-style pattern: the R-pentomino with a rule line and a comment.
+const R_PENTOMINO: &str =
+    "#N R-pentomino\n#C a methuselah\nx = 3, y = 3, rule = B3/S23\nb2o$2o$bo!\n";
+
+#[test]
+fn every_strategy_through_a_rules_server_matches_serial_without_one() {
+    let dir = Dir::new();
+    let pattern = dir.create("r.rle", R_PENTOMINO);
+    let server = Server::start(&dir, &["--latency", "0"]);
+    let boards: [Vec<String>; 3] = [
+        vec![],
+        ["--size", "20x20", "--random", "0.4", "--seed", "3"]
+            .map(str::to_owned)
+            .to_vec(),
+        vec![
+            "--pattern".into(),
+            pattern.display().to_string(),
+            "--size".into(),
+            "16x16".into(),
+        ],
+    ];
+    for board in &boards {
+        let mut args: Vec<&str> = board.iter().map(String::as_str).collect();
+        args.extend(["--generations", "6"]);
+        let expected = final_grid(&dir, &args);
+        for strategy in STRATEGIES {
+            let mut with = args.clone();
+            with.extend(["--strategy", strategy, "--rules"]);
+            let rules = server.rules();
+            with.push(&rules);
+            assert_eq!(final_grid(&dir, &with), expected, "{strategy} on {board:?}");
+        }
+    }
+}
+
+#[test]
+fn the_books_glider_through_a_server_is_the_books_glider() {
+    let dir = Dir::new();
+    let server = Server::start(&dir, &["--latency", "1ms"]);
+    let rules = server.rules();
+    let grid = final_grid(&dir, &["--strategy", "async", "--rules", &rules]);
+    // Generation 4 of the book's glider, as printed in the book.
+    assert_eq!(
+        grid,
+        "---------\n----*----\n-----*---\n---***---\n---------\n"
+    );
+}
+
+/// A free port with nothing listening on it.
+fn dead_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[test]
+fn no_server_is_a_simulation_error_at_the_first_cell_for_every_strategy() {
+    let dir = Dir::new();
+    let rules = dead_port().to_string();
+    for strategy in STRATEGIES {
+        dir.concur(["life", "--strategy", strategy, "--rules", &rules])
+            .run_within(NO_HANG)
+            .expect_code(1)
+            .expect_stderr("SimulationError at (0, 0)")
+            .expect_stderr(&format!("cannot connect to rules server {rules}"));
+    }
+}
+
+#[test]
+fn a_server_failing_a_cell_is_that_cells_simulation_error() {
+    let dir = Dir::new();
+    let server = Server::start(&dir, &["--latency", "0", "--fail-at", "2,3"]);
+    let rules = server.rules();
+    for strategy in STRATEGIES {
+        dir.concur(["life", "--strategy", strategy, "--rules", &rules])
+            .run_within(NO_HANG)
+            .expect_code(1)
+            .expect_stderr(&format!(
+                "SimulationError at (2, 3): rules server {rules} failed the cell: Problem with I/O"
+            ));
+    }
+}
+
+#[test]
+fn a_server_killed_mid_generation_fails_the_run_without_a_hang() {
+    let dir = Dir::new();
+    for strategy in ["pool", "async", "thread-per-cell"] {
+        let mut server = Server::start(&dir, &["--latency", "300ms"]);
+        let rules = server.rules();
+        let client = dir
+            .concur(["life", "--strategy", strategy, "--rules", &rules])
+            .args([
+                "--size",
+                "10x10",
+                "--random",
+                "0.3",
+                "--generations",
+                "100",
+                "--json",
+            ]);
+        let killer = std::thread::spawn(move || {
+            // Mid-way through the third generation.
+            std::thread::sleep(Duration::from_millis(750));
+            server.process.kill().unwrap();
+            server
+        });
+        let run = client.run_within(NO_HANG);
+        drop(killer.join());
+        let run = run.expect_code(1).expect_stderr("SimulationError at (");
+        assert!(
+            run.stderr()
+                .contains(&format!("rules server {rules} closed the connection"))
+                || run.stderr().contains(&format!("lost rules server {rules}")),
+            "{run}"
+        );
+        if strategy != "pool" {
+            // Pool takes 10 rounds of 300 ms per generation, so it is still in its first.
+            assert!(
+                run.stdout().lines().count() >= 1,
+                "the generations before the kill were reported\n{run}"
+            );
+        }
+    }
+}
+
+/// A fake server on a free port: it greets with `greeting`, then hands each request
+/// (16 bytes) to `reply`, which returns the bytes to send back (nothing: no reply).
+fn fake_server(
+    greeting: &'static [u8],
+    reply: fn(&[u8; 16]) -> Vec<u8>,
+) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        // Serve connections until the client is done (one accept per client connection;
+        // the listener is closed when the test's client process has exited).
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut open = Vec::new();
+        while std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    if stream.write_all(greeting).is_err() {
+                        continue;
+                    }
+                    let mut writer = stream.try_clone().unwrap();
+                    open.push(std::thread::spawn(move || {
+                        let mut frame = [0u8; 16];
+                        while stream.read_exact(&mut frame).is_ok() {
+                            if writer.write_all(&reply(&frame)).is_err() {
+                                break;
+                            }
+                        }
+                    }));
+                }
+                Err(_) if open.iter().all(|t| t.is_finished()) && !open.is_empty() => break,
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        for thread in open {
+            let _ = thread.join();
+        }
+    });
+    (addr, handle)
+}
+
+const GREETING: &[u8] = b"LIFE\x01\x00\x00\x00";
+
+#[test]
+fn a_reply_that_never_comes_times_out_for_every_strategy() {
+    let dir = Dir::new();
+    for strategy in STRATEGIES {
+        let (addr, server) = fake_server(GREETING, |_| Vec::new());
+        let rules = addr.to_string();
+        let started = std::time::Instant::now();
+        dir.concur([
+            "life",
+            "--strategy",
+            strategy,
+            "--rules",
+            &rules,
+            "--io-timeout",
+            "300ms",
+        ])
+        .run_within(NO_HANG)
+        .expect_code(1)
+        .expect_stderr("SimulationError at (0, 0)")
+        .expect_stderr(&format!(
+            "no reply from rules server {rules} within 300ms (--io-timeout)"
+        ));
+        // Not a timing assertion: only that the 10 s default did not apply.
+        assert!(started.elapsed() < Duration::from_secs(9), "{strategy}");
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn a_malformed_reply_or_a_stranger_is_named() {
+    let dir = Dir::new();
+    // A reply with status 9.
+    let (addr, server) = fake_server(GREETING, |frame| {
+        let mut reply = frame[..4].to_vec();
+        reply.extend([9, 0, 0, 0]);
+        reply
+    });
+    let rules = addr.to_string();
+    dir.concur(["life", "--strategy", "async", "--rules", &rules])
+        .run_within(NO_HANG)
+        .expect_code(1)
+        .expect_stderr("SimulationError at (0, 0)")
+        .expect_stderr(&format!(
+            "malformed reply from rules server {rules}: reply 0: unknown status 9"
+        ));
+    server.join().unwrap();
+
+    // Something else listening: a text protocol's banner.
+    let (addr, server) = fake_server(b"220 smtp ready\r\n", |_| Vec::new());
+    let rules = addr.to_string();
+    dir.concur(["life", "--strategy", "pool", "--rules", &rules])
+        .run_within(NO_HANG)
+        .expect_code(1)
+        .expect_stderr(&format!("{rules} is not a concur rules server"));
+    server.join().unwrap();
+}
+
+#[test]
+fn rules_arguments_that_do_not_fit_are_refused() {
+    let dir = Dir::new();
+    dir.concur(["life", "--rules", "127.0.0.1:1", "--latency", "5ms"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("--latency");
+    dir.concur(["life", "--strategy", "parallel", "--rules", "127.0.0.1:1"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("--rules does not apply to --strategy parallel");
+    dir.concur(["life", "--rules", "no-such-host.invalid:1"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("--rules no-such-host.invalid:1");
+    dir.concur(["life", "--io-timeout", "1s"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("--rules");
+}
+
+#[test]
+fn the_server_stops_on_sigint_with_its_counts() {
+    let dir = Dir::new();
+    let mut server = Server::start(&dir, &["--latency", "0", "--json", "--fail-at", "0,3"]);
+    let rules = server.rules();
+    dir.concur([
+        "life",
+        "--strategy",
+        "pool",
+        "--rules",
+        &rules,
+        "--generations",
+        "1",
+        "--print",
+        "none",
+    ])
+    .run_within(NO_HANG)
+    .expect_code(1);
+    dir.concur([
+        "life",
+        "--strategy",
+        "async",
+        "--rules",
+        &rules,
+        "--generations",
+        "2",
+        "--print",
+        "none",
+        "--size",
+        "3x3",
+    ])
+    .run_within(NO_HANG)
+    .expect_success();
+    let pid = rustix::process::Pid::from_child(&server.process);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut rest = String::new();
+    server.stderr.read_to_string(&mut rest).unwrap();
+    let mut stdout = String::new();
+    server
+        .process
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = server.process.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    let stats: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // Pool: all 45 cells asked, one failed; async: 9 cells, twice, none failed.
+    assert_eq!(stats["failed"], 1, "{stats}");
+    assert_eq!(stats["answered"], 44 + 18, "{stats}");
+    assert!(rest.contains("closed after"), "{rest}");
+}
