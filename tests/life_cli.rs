@@ -215,7 +215,12 @@ fn pattern_files_in_all_three_formats() {
             .expect_success();
         assert_eq!(run.stdout(), expected, "{}", file.display());
     }
-    // Without --size, the file's own size sets the grid.
+    // Without --size, an RLE pattern is centred with max(8, its size) empty cells on
+    // each side: the glider's 3x3 box in a 19x19 grid.
+    let mut rows = vec!["-".repeat(19); 19];
+    rows[8] = format!("{}-*-{}", "-".repeat(8), "-".repeat(8));
+    rows[9] = format!("{}--*{}", "-".repeat(8), "-".repeat(8));
+    rows[10] = format!("{}***{}", "-".repeat(8), "-".repeat(8));
     let run = dir
         .concur([
             "life",
@@ -228,7 +233,7 @@ fn pattern_files_in_all_three_formats() {
         ])
         .run()
         .expect_success();
-    assert_eq!(run.stdout(), "-*-\n--*\n***\n");
+    assert_eq!(run.stdout(), rows.join("\n") + "\n");
 }
 
 #[test]

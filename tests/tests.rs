@@ -8,6 +8,7 @@ mod guess;
 mod life_cli;
 mod life_rules;
 mod life_strategies;
+mod life_view;
 mod process;
 mod run_cli;
 mod tail;

@@ -1,9 +1,11 @@
 //! `concur life` and `concur life bench`.
 
+use std::io::IsTerminal;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,10 @@ use super::{Outcome, UsageError};
 use crate::life::bench::{self, Case, CaseResult};
 use crate::life::remote::{self, RulesClient, RulesServerConfig};
 use crate::life::report::{GenerationRecord, RunSummary, StepTimes};
-use crate::life::{ColumnPrinter, Grid, SimulatedIo, Simulation, Strategy, footprint, pattern};
+use crate::life::view::{Animation, GifWriter, Status};
+use crate::life::{
+    ColumnPrinter, Grid, SimulatedIo, Simulation, Strategy, footprint, pattern, save,
+};
 use crate::measure::{PeakThreads, peak_rss_bytes};
 use crate::sink::Sink;
 
@@ -108,6 +113,10 @@ enum PrintMode {
     Columns,
     /// Only the last grid, one row per line.
     Final,
+    /// The last grid as RLE, cropped to its living cells (reads back with --pattern).
+    Rle,
+    /// The last grid as plaintext .cells, cropped to its living cells.
+    Cells,
     /// Nothing (for timing runs).
     None,
 }
@@ -118,9 +127,10 @@ struct RunArgs {
     #[arg(long, short, value_enum, default_value_t = Strategy::Serial, value_name = "S")]
     strategy: Strategy,
 
-    /// Number of steps; the columns show generations 0 to N.
-    #[arg(long, short, default_value_t = 4, value_name = "N")]
-    generations: usize,
+    /// Number of steps; the columns show generations 0 to N [default: 4, or until `q`
+    /// with --animate].
+    #[arg(long, short, value_name = "N")]
+    generations: Option<usize>,
 
     /// Grid size as HEIGHTxWIDTH [default: 5x9, or the pattern's own size].
     #[arg(long, value_parser = parse_size, value_name = "HxW")]
@@ -159,14 +169,62 @@ struct RunArgs {
     #[arg(long, value_parser = parse_position, value_name = "Y,X")]
     fail_at: Option<(usize, usize)>,
 
-    /// What to print on stdout.
-    #[arg(long, value_enum, default_value_t = PrintMode::Columns, value_name = "WHAT")]
-    print: PrintMode,
+    /// What to print on stdout [default: columns, or none with --animate or --gif].
+    #[arg(long, value_enum, value_name = "WHAT")]
+    print: Option<PrintMode>,
+
+    /// Write what would go to stdout into FILE instead (replaced only when the run
+    /// succeeds).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Watch the run full-screen in the terminal (half blocks, two rows of cells per
+    /// line); q, Esc or Ctrl-C quits.
+    #[arg(long)]
+    animate: bool,
+
+    /// Frames per second for --animate (it waits so as not to go faster) and --gif.
+    #[arg(long, value_parser = parse_positive, default_value = "10", value_name = "N")]
+    fps: NonZeroUsize,
+
+    /// Write the run as an animated GIF (the whole grid, at most 1,000,000 pixels a frame).
+    #[arg(long, value_name = "FILE")]
+    gif: Option<PathBuf>,
+
+    /// Pixels per cell in the GIF.
+    #[arg(long, value_parser = parse_positive, default_value = "4", value_name = "N", requires = "gif")]
+    cell_px: NonZeroUsize,
+
+    /// Put every Kth generation in the GIF (generation 0 always).
+    #[arg(long, value_parser = parse_positive, default_value = "1", value_name = "K", requires = "gif")]
+    every: NonZeroUsize,
 
     /// Print one JSON object per step ({"generation":g,"alive":n,"seconds":s} for g = 1..N),
     /// then a summary object (median seconds per generation, peak threads, peak RSS).
-    #[arg(long, conflicts_with = "print")]
+    #[arg(long, conflicts_with_all = ["print", "animate"])]
     json: bool,
+
+    /// Testing aid: panic after showing generation N, to check that every way out of
+    /// --animate restores the terminal.
+    #[arg(long, hide = true, value_name = "N")]
+    fault_panic_after: Option<usize>,
+}
+
+impl RunArgs {
+    /// The steps to run: --generations, else 4, else (animating) until the user quits.
+    fn steps(&self) -> usize {
+        self.generations
+            .unwrap_or(if self.animate { usize::MAX } else { 4 })
+    }
+
+    /// What goes to stdout at the end.
+    fn print_mode(&self) -> PrintMode {
+        self.print.unwrap_or(if self.animate || self.gif.is_some() {
+            PrintMode::None
+        } else {
+            PrintMode::Columns
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -211,11 +269,13 @@ pub fn run(args: LifeArgs, out: &mut dyn Write) -> Result<Outcome> {
 fn initial_grid(args: &RunArgs) -> Result<Grid> {
     let grid = match (&args.pattern, args.random, args.size) {
         (Some(path), _, size) => {
-            let pattern = pattern::load(path)?;
+            let loaded = pattern::load_pattern(path)?;
+            let cannot = || format!("cannot use pattern {}", path.display());
             match size {
-                Some((h, w)) => Grid::embed(&pattern, h, w)
-                    .with_context(|| format!("cannot use pattern {}", path.display()))?,
-                None => pattern,
+                Some((h, w)) => Grid::embed(&loaded.grid, h, w).with_context(cannot)?,
+                None => loaded.with_margin().with_context(|| {
+                    format!("{}; give --size for a grid without the margin", cannot())
+                })?,
             }
         }
         (None, Some(density), size) => {
@@ -241,25 +301,50 @@ const MAX_COLUMN_CELLS: usize = 10_000_000;
 
 /// Refuses `--print columns` for a run whose every generation would not fit on a page.
 fn check_columns(args: &RunArgs, cells: usize) -> Result<(), UsageError> {
-    if args.json || args.print != PrintMode::Columns {
+    if args.json || args.print_mode() != PrintMode::Columns {
         return Ok(());
     }
-    let shown = args
-        .generations
-        .checked_add(1)
-        .and_then(|g| g.checked_mul(cells));
-    if args.generations > MAX_COLUMN_GENERATIONS || shown.is_none_or(|n| n > MAX_COLUMN_CELLS) {
+    let steps = args.steps();
+    let shown = steps.checked_add(1).and_then(|g| g.checked_mul(cells));
+    if steps > MAX_COLUMN_GENERATIONS || shown.is_none_or(|n| n > MAX_COLUMN_CELLS) {
         return Err(UsageError(format!(
             "--print columns (the default) keeps every generation to print them side by side: \
              at most {MAX_COLUMN_GENERATIONS} generations and {MAX_COLUMN_CELLS} cells in all, \
-             not {} generations of {cells} cells; use --print final, --print none or --json",
-            args.generations
+             not {steps} generations of {cells} cells; use --print final, --print none or --json"
         )));
     }
     Ok(())
 }
 
 fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let Some(path) = args.output.clone() else {
+        return run_life_to(args, out);
+    };
+    // Written beside its destination and renamed over it at the end, so a run that
+    // fails (or is stopped) leaves any earlier file whole.
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let cannot = || format!("cannot write {}", path.display());
+    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(cannot)?;
+    let mut writer = std::io::BufWriter::new(&mut file);
+    let outcome = run_life_to(args, &mut writer)?;
+    writer.flush().with_context(cannot)?;
+    drop(writer);
+    file.persist(&path).with_context(cannot)?;
+    Ok(outcome)
+}
+
+fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
+    if args.animate && !std::io::stdout().is_terminal() {
+        return Err(UsageError(
+            "--animate draws full-screen and needs a terminal on stdout; use --gif FILE to \
+             keep an animation, or --print final"
+                .to_owned(),
+        )
+        .into());
+    }
     let grid = initial_grid(&args)?;
     check_columns(&args, grid.len())?;
     footprint::check(
@@ -328,14 +413,38 @@ fn simulate(
     let threads = args
         .json
         .then(|| PeakThreads::start(Duration::from_millis(2)));
+    let steps = args.steps();
+    let print = args.print_mode();
+    let frame = Duration::from_secs(1) / u32::try_from(args.fps.get()).unwrap_or(u32::MAX);
+    let mut gif = match &args.gif {
+        Some(path) => Some(
+            GifWriter::create(path, height, width, args.cell_px.get(), frame)
+                .map_err(|err| UsageError(format!("--gif: {err}")))?,
+        ),
+        None => None,
+    };
+    let mut animation = if args.animate {
+        Some(Animation::start(
+            u32::try_from(args.fps.get()).unwrap_or(u32::MAX),
+        )?)
+    } else {
+        None
+    };
 
-    let bar = progress_bar(args.generations as u64, "generations");
+    let bar = if animation.is_some() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        progress_bar(steps as u64, "generations")
+    };
     bar.set_message(format!("{} on {height}x{width}", args.strategy));
     let mut columns = ColumnPrinter::default();
     // Never sized from --generations: a trillion of them must not allocate up front.
     let mut times = StepTimes::default();
     let mut write_error = None;
-    let last = sim.run(grid, args.generations, |generation| {
+    let mut view_error: Option<anyhow::Error> = None;
+    let mut last_index = 0;
+    let last = sim.run_until(grid, steps, |generation| {
+        last_index = generation.index;
         if generation.index > 0 {
             bar.inc(1);
             times.push(generation.elapsed);
@@ -351,15 +460,52 @@ fn simulate(
                 let line = serde_json::to_string(&record).unwrap_or_default();
                 write_error = writeln!(out, "{line}").and_then(|()| out.flush()).err();
             }
-        } else if args.print == PrintMode::Columns {
+        } else if print == PrintMode::Columns {
             columns.push(&generation.grid());
         }
+        if let Some(gif) = gif.as_mut()
+            && generation.index % args.every.get() == 0
+            && let Err(err) = gif.add(&generation.grid())
+        {
+            view_error = Some(err.into());
+            return ControlFlow::Break(());
+        }
+        if let Some(animation) = animation.as_mut() {
+            let status = Status {
+                generation: generation.index,
+                population: generation.alive(),
+                seconds_per_generation: generation.elapsed.as_secs_f64(),
+                strategy: args.strategy.name(),
+            };
+            match animation.show(&generation.grid(), &status) {
+                Ok(true) => {}
+                Ok(false) => return ControlFlow::Break(()),
+                Err(err) => {
+                    view_error =
+                        Some(anyhow::Error::new(err).context("cannot draw on the terminal"));
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        if args.fault_panic_after == Some(generation.index) {
+            panic!(
+                "--fault-panic-after {}: a panic injected for testing",
+                generation.index
+            );
+        }
+        ControlFlow::Continue(())
     });
+    if let Some(animation) = animation {
+        animation.finish();
+    }
     bar.finish_and_clear();
     let last = last?;
     sim.shutdown()?;
     if let Some(err) = write_error {
         return Err(err.into());
+    }
+    if let Some(err) = view_error {
+        return Err(err);
     }
 
     if args.json {
@@ -368,7 +514,7 @@ fn simulate(
             height,
             width,
             cells,
-            generations: args.generations,
+            generations: last_index,
             workers: args
                 .workers
                 .or(args.strategy.default_workers())
@@ -389,9 +535,11 @@ fn simulate(
         };
         writeln!(out, "{}", serde_json::to_string(&summary)?)?;
     } else {
-        match args.print {
+        match print {
             PrintMode::Columns => writeln!(out, "{columns}")?,
             PrintMode::Final => writeln!(out, "{last}")?,
+            PrintMode::Rle => write!(out, "{}", save::to_rle(&last, last_index))?,
+            PrintMode::Cells => write!(out, "{}", save::to_cells(&last, last_index))?,
             PrintMode::None => {}
         }
     }

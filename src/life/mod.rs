@@ -15,6 +15,8 @@
 //! * [`Simulation`]: the loop that drives any strategy;
 //! * [`footprint`]: the memory a run needs, checked before it starts;
 //! * [`pattern`] and [`ColumnPrinter`]: input files and the book's column output;
+//! * [`save`]: the grid written back out as RLE or `.cells`; [`view`]: watching a run
+//!   in the terminal or as a GIF;
 //! * [`bench`](mod@bench): the measurements behind the book's claims.
 //!
 //! **What Rust changes.** Threads cost less than the book's 8 MB (the stack size is
@@ -34,8 +36,10 @@ pub mod pattern;
 pub mod remote;
 pub mod report;
 pub mod rule;
+pub mod save;
 mod simulation;
 pub mod strategy;
+pub mod view;
 
 pub use cell_io::{AsyncCellLogic, CellLogic, CellQuery, SimulatedIo};
 pub use columns::ColumnPrinter;

@@ -96,8 +96,56 @@ impl ParseError {
 /// for a "file" that never ends.
 pub const MAX_FILE_BYTES: u64 = 128 << 20;
 
+/// A pattern as read from a file: its grid, its format, and whether the file fixed
+/// the grid's size itself (golly's `:T` torus).
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The pattern's cells: its bounding box, or its torus.
+    pub grid: Grid,
+    /// The format it was read as.
+    pub format: PatternFormat,
+    /// Whether the file gave the grid's size (an RLE rule with `:Tw,h`).
+    pub torus: bool,
+}
+
+impl Loaded {
+    /// The grid to start from when no `--size` is given: the book's rows and golly's
+    /// tori keep their exact size; any other pattern (a piece of Life's infinite plane)
+    /// is centred in a grid with `max(8, its own size)` empty cells on every side, so
+    /// that guns and spaceships do not run into themselves around the torus at once.
+    ///
+    /// ```
+    /// use concur::life::pattern::{parse, Loaded, PatternFormat};
+    ///
+    /// let grid = parse("x = 3, y = 1\n3o!", PatternFormat::Rle).unwrap();
+    /// let loaded = Loaded { grid, format: PatternFormat::Rle, torus: false };
+    /// let roomy = loaded.with_margin().unwrap();
+    /// assert_eq!((roomy.height(), roomy.width()), (1 + 2 * 8, 3 + 2 * 8));
+    /// assert_eq!(roomy.alive(), 3);
+    /// ```
+    pub fn with_margin(self) -> Result<Grid, GridError> {
+        if self.torus || self.format == PatternFormat::Rows {
+            return Ok(self.grid);
+        }
+        let (h, w) = (self.grid.height(), self.grid.width());
+        let (my, mx) = (h.max(8), w.max(8));
+        let mut grid = Grid::new(h + 2 * my, w + 2 * mx)?;
+        for (y, row) in self.grid.rows().enumerate() {
+            for (x, cell) in row.iter().enumerate() {
+                grid.set_at(my + y, mx + x, *cell);
+            }
+        }
+        Ok(grid)
+    }
+}
+
 /// Reads a pattern file, choosing the format from its extension or content.
 pub fn load(path: &Path) -> Result<Grid, PatternError> {
+    load_pattern(path).map(|loaded| loaded.grid)
+}
+
+/// Reads a pattern file, and says what it was.
+pub fn load_pattern(path: &Path) -> Result<Loaded, PatternError> {
     let read_error = |source| PatternError::Read {
         path: path.to_owned(),
         source,
@@ -118,7 +166,23 @@ pub fn load(path: &Path) -> Result<Grid, PatternError> {
         reason: e.reason,
     };
     let text = decode(&bytes).map_err(invalid)?;
-    parse(&text, detect(path, &text)).map_err(invalid)
+    let format = detect(path, &text);
+    let grid = parse(&text, format).map_err(invalid)?;
+    let torus = format == PatternFormat::Rle && rle_torus(&text);
+    Ok(Loaded {
+        grid,
+        format,
+        torus,
+    })
+}
+
+/// Whether a (valid) RLE text's header gives golly's torus.
+fn rle_torus(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .and_then(|header| parse_rle_header(header).ok())
+        .is_some_and(|header| header.torus.is_some())
 }
 
 /// The file's bytes as text: without a byte-order mark, with comment lines (`#`, `!`)

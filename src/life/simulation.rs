@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::num::NonZeroUsize;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,6 +163,20 @@ impl Simulation {
         grid: Grid,
         generations: usize,
         mut observe: impl FnMut(&Generation<'_>),
+    ) -> Result<Grid, LifeError> {
+        self.run_until(grid, generations, |generation| {
+            observe(generation);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// As [`run`](Self::run), but stops early when `observe` breaks (a viewer that
+    /// quit); returns the last grid computed.
+    pub fn run_until(
+        &mut self,
+        grid: Grid,
+        generations: usize,
+        mut observe: impl FnMut(&Generation<'_>) -> ControlFlow<()>,
     ) -> Result<Grid, LifeError> {
         self.engine.run(grid, generations, &mut observe)
     }

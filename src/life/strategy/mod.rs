@@ -24,6 +24,7 @@ pub mod thread_per_cell;
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
+use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,22 +151,26 @@ pub(crate) trait Engine {
     fn step(&mut self, grid: &Arc<Grid>) -> Result<Grid, LifeError>;
 
     /// Runs `generations` steps from `grid`, showing `observe` generation 0 and then
-    /// every step; returns the last grid. Engines that keep the grid in another form
+    /// every step, until it breaks; returns the last grid. Engines that keep the grid in another form
     /// between steps (packed) override it.
     fn run(
         &mut self,
         grid: Grid,
         generations: usize,
-        observe: &mut dyn FnMut(&Generation<'_>),
+        observe: &mut dyn FnMut(&Generation<'_>) -> ControlFlow<()>,
     ) -> Result<Grid, LifeError> {
         let mut grid = Arc::new(grid);
-        observe(&Generation::cells(0, &grid, Duration::ZERO));
+        if observe(&Generation::cells(0, &grid, Duration::ZERO)).is_break() {
+            return Ok(Arc::unwrap_or_clone(grid));
+        }
         for index in 1..=generations {
             let start = Instant::now();
             let next = self.step(&grid)?;
             let elapsed = start.elapsed();
             grid = Arc::new(next);
-            observe(&Generation::cells(index, &grid, elapsed));
+            if observe(&Generation::cells(index, &grid, elapsed)).is_break() {
+                break;
+            }
         }
         Ok(Arc::unwrap_or_clone(grid))
     }

@@ -8,6 +8,7 @@
 //!
 //! It never calls the I/O seam, so `--latency`, `--rules` and `--fail-at` do not apply.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,18 +30,21 @@ impl Engine for Parallel {
         &mut self,
         grid: Grid,
         generations: usize,
-        observe: &mut dyn FnMut(&Generation<'_>),
+        observe: &mut dyn FnMut(&Generation<'_>) -> ControlFlow<()>,
     ) -> Result<Grid, LifeError> {
         let mut now = PackedGrid::from_grid(&grid);
         drop(grid);
         let mut next = now.clone();
-        observe(&Generation::packed(0, &now, Duration::ZERO));
-        for index in 1..=generations {
-            let start = Instant::now();
-            now.step_into(&mut next);
-            let elapsed = start.elapsed();
-            std::mem::swap(&mut now, &mut next);
-            observe(&Generation::packed(index, &now, elapsed));
+        if observe(&Generation::packed(0, &now, Duration::ZERO)).is_continue() {
+            for index in 1..=generations {
+                let start = Instant::now();
+                now.step_into(&mut next);
+                let elapsed = start.elapsed();
+                std::mem::swap(&mut now, &mut next);
+                if observe(&Generation::packed(index, &now, elapsed)).is_break() {
+                    break;
+                }
+            }
         }
         Ok(now.to_grid())
     }
