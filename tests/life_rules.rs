@@ -175,7 +175,10 @@ fn a_server_killed_mid_generation_fails_the_run_without_a_hang() {
         assert!(
             run.stderr()
                 .contains(&format!("rules server {rules} closed the connection"))
-                || run.stderr().contains(&format!("lost rules server {rules}")),
+                || run.stderr().contains(&format!("lost rules server {rules}"))
+                || run
+                    .stderr()
+                    .contains(&format!("cannot send to rules server {rules}")),
             "{run}"
         );
         if strategy != "pool" {

@@ -201,7 +201,7 @@ struct RunArgs {
 
     /// Print one JSON object per step ({"generation":g,"alive":n,"seconds":s} for g = 1..N),
     /// then a summary object (median seconds per generation, peak threads, peak RSS).
-    #[arg(long, conflicts_with_all = ["print", "animate"])]
+    #[arg(long, conflicts_with = "animate")]
     json: bool,
 
     /// Testing aid: panic after showing generation N, to check that every way out of
@@ -337,6 +337,14 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
 }
 
 fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
+    if args.json && args.print.is_some_and(|p| p != PrintMode::None) {
+        return Err(UsageError(
+            "--json prints the generations and a summary on stdout, so it takes no --print \
+             but --print none"
+                .to_owned(),
+        )
+        .into());
+    }
     if args.animate && !std::io::stdout().is_terminal() {
         return Err(UsageError(
             "--animate draws full-screen and needs a terminal on stdout; use --gif FILE to \

@@ -1,10 +1,10 @@
 //! How much memory a run needs, and whether this machine has it.
 //!
 //! A grid of 100 million cells is only 100 MB, but some strategies keep much more per
-//! cell while a generation runs: a tokio task and its future, a submitted job and its
-//! result handle, a thread. At 100 million cells `async` needs about 58 GB and `pool`
-//! about 83 GB, so such a run would start, fill the memory, and abort. [`check`]
-//! refuses it before it starts, with the estimate.
+//! cell while a generation runs: a submitted job and its result handle, a thread, a
+//! cell's future and its answer. At 100 million cells `pool` needs about 83 GB, so such
+//! a run would start, fill the memory, and abort. [`check`] refuses it before it
+//! starts, with the estimate.
 //!
 //! The figures per cell are measured, not derived: peak RSS of `concur life --json`
 //! (one generation, no latency; thread-per-cell with 1 s of latency so that its threads
@@ -43,9 +43,9 @@ impl Strategy {
 /// ```
 /// use concur::life::{Strategy, footprint};
 ///
-/// // The issue's example: 100 million cells of async need tens of gigabytes.
-/// let needed = footprint::estimate(Strategy::Async, 100_000_000);
-/// assert!(needed > 50_000_000_000);
+/// // 100 million cells of the pool need tens of gigabytes; packed, a few hundred MB.
+/// assert!(footprint::estimate(Strategy::Pool, 100_000_000) > 80_000_000_000);
+/// assert!(footprint::estimate(Strategy::Parallel, 100_000_000) < 300_000_000);
 /// ```
 pub fn estimate(strategy: Strategy, cells: usize) -> u64 {
     BASE_BYTES.saturating_add((cells as u64).saturating_mul(strategy.bytes_per_cell()))

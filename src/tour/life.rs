@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{TourError, TourOptions, chain, heading};
+use crate::life::remote::{self, RulesClient, RulesServerConfig};
 use crate::life::report::median_seconds;
 use crate::life::{ColumnPrinter, Grid, LifeError, SimulatedIo, Simulation, Strategy};
 use crate::measure::PeakThreads;
@@ -14,7 +15,9 @@ use crate::measure::PeakThreads;
 pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
     life_glider(out)?;
     life_latency(out, options)?;
+    life_rules_server(out, options)?;
     life_errors(out)?;
+    life_compute(out, options)?;
     if !options.quick {
         life_scale(out)?;
     }
@@ -108,6 +111,183 @@ fn life_latency(out: &mut dyn Write, options: TourOptions) -> Result<(), TourErr
         out,
         "Rust: the previous generation is shared read-only (Arc<Grid>), so only\n\
          thread-per-cell's next grid takes a lock; the book locks every get and set."
+    )?;
+    Ok(())
+}
+
+/// The book's network I/O for real: the glider through a rules server on loopback.
+fn life_rules_server(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
+    let latency = options.latency();
+    let generations = options.generations();
+    heading(out, "Items 56-60 over a real network: a rules server")?;
+    writeln!(
+        out,
+        "The book's game_logic stands for a network call. Here it is one: the tour starts\n\
+         `concur life rules-server` in-process on 127.0.0.1, answering each cell after\n\
+         {} ms, and the strategies ask it over TCP (4 multiplexed connections).\n",
+        latency.as_millis()
+    )?;
+    let server = RulesServerThread::start(latency)?;
+    let expected = {
+        let io = Arc::new(SimulatedIo::default());
+        let mut sim = Simulation::new(Strategy::Serial, None, io)?;
+        let last = sim.run(Grid::glider(), generations, |_| {})?;
+        sim.shutdown()?;
+        last
+    };
+    writeln!(
+        out,
+        "{:<16} {:>9} {:>9} {:>7}  grid",
+        "strategy", "I/O floor", "measured", "xfloor"
+    )?;
+    for strategy in [Strategy::ThreadPerCell, Strategy::Pool, Strategy::Async] {
+        let client = RulesClient::new(
+            server.addr,
+            server.addr.to_string(),
+            Duration::from_secs(10),
+        );
+        let mut sim = Simulation::new(strategy, None, Arc::new(client))?;
+        let mut times = Vec::new();
+        let last = sim.run(Grid::glider(), generations, |g| {
+            if g.index > 0 {
+                times.push(g.elapsed);
+            }
+        })?;
+        sim.shutdown()?;
+        let measured = median_seconds(&times);
+        let floor = strategy
+            .io_floor(45, strategy.default_workers(), latency)
+            .as_secs_f64();
+        writeln!(
+            out,
+            "{:<16} {:>7.3} s {:>7.3} s {:>6.2}x  {}",
+            strategy.name(),
+            floor,
+            measured,
+            measured / floor,
+            if last == expected {
+                "same as serial without a server"
+            } else {
+                "DIFFERENT from serial"
+            }
+        )?;
+        out.flush()?;
+    }
+    let answered = server.stop();
+    writeln!(
+        out,
+        "\nThe server answered {answered} requests. Requests carry ids, so 45 threads or\n\
+         a million futures share the same few sockets (`concur life bench --rules`)."
+    )?;
+    Ok(())
+}
+
+/// A rules server on a loopback port, served by its own thread until stopped.
+struct RulesServerThread {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<u64>>>,
+}
+
+impl RulesServerThread {
+    fn start(latency: Duration) -> Result<Self, TourError> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(TourError::Demo)?;
+        let addr = listener.local_addr().map_err(TourError::Demo)?;
+        listener.set_nonblocking(true).map_err(TourError::Demo)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tour-rules-server".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let config = RulesServerConfig {
+                        latency,
+                        ..RulesServerConfig::default()
+                    };
+                    let stats = remote::serve(listener, config, async {
+                        let _ = stopped.await;
+                    })
+                    .await?;
+                    Ok(stats.answered)
+                })
+            })
+            .map_err(TourError::Demo)?;
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the server; returns the requests it answered (0 if it failed).
+    fn stop(mut self) -> u64 {
+        self.shut().unwrap_or(0)
+    }
+
+    fn shut(&mut self) -> Option<u64> {
+        let _ = self.stop.take()?.send(());
+        self.thread.take()?.join().ok()?.ok()
+    }
+}
+
+impl Drop for RulesServerThread {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+/// Past the book: Life with no I/O at all, serial against packed words on every core.
+fn life_compute(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
+    heading(
+        out,
+        "Past the book: the same rule at the speed of the hardware",
+    )?;
+    let (side, generations) = if options.quick { (256, 5) } else { (2048, 20) };
+    writeln!(
+        out,
+        "With no I/O per cell, Life is pure computation. --strategy parallel packs 64 cells\n\
+         into a word, applies the rule with full adders over whole words, and splits the rows\n\
+         over both cores (rayon). On a {side}x{side} random grid:\n"
+    )?;
+    let grid = Grid::random(side, side, 0.3, 1).map_err(LifeError::from)?;
+    let mut rates = Vec::new();
+    let mut finals = Vec::new();
+    for (strategy, steps) in [(Strategy::Serial, 2), (Strategy::Parallel, generations)] {
+        let io = Arc::new(SimulatedIo::default());
+        let mut sim = Simulation::new(strategy, None, io)?;
+        let mut times = Vec::new();
+        let last = sim.run(grid.clone(), steps, |g| {
+            if g.index > 0 {
+                times.push(g.elapsed);
+            }
+        })?;
+        sim.shutdown()?;
+        let rate = (side * side) as f64 / median_seconds(&times).max(1e-9);
+        writeln!(
+            out,
+            "{:<16} {:>12.0} M cell-updates/s",
+            strategy.name(),
+            rate / 1e6
+        )?;
+        rates.push(rate);
+        finals.push((steps, last));
+    }
+    // Both ran from the same grid; compare at the serial run's generation.
+    let mut check = Simulation::new(Strategy::Parallel, None, Arc::new(SimulatedIo::default()))?;
+    let parallel_at_2 = check.run(grid, finals[0].0, |_| {})?;
+    check.shutdown()?;
+    writeln!(
+        out,
+        "\nparallel is {:.0}x serial, and {} (the README has the 4096x4096 figure).",
+        rates[1] / rates[0],
+        if parallel_at_2 == finals[0].1 {
+            "bit-identical to it"
+        } else {
+            "DIFFERENT from it"
+        }
     )?;
     Ok(())
 }

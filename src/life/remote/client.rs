@@ -127,6 +127,13 @@ impl Link {
     /// Fails every waiting request, and every later one, with `broken`; stops both
     /// threads. The first reason sticks.
     fn break_with(&self, kind: io::ErrorKind, message: String) {
+        // A dead server makes writes fail with EPIPE; reported as such, the CLI would
+        // take it for its own stdout closing (`| head`) and exit 0. It is the link that
+        // broke.
+        let kind = match kind {
+            io::ErrorKind::BrokenPipe => io::ErrorKind::ConnectionAborted,
+            kind => kind,
+        };
         let waiters: Vec<Waiter> = {
             let mut waiting = lock(&self.waiting);
             if waiting.broken.is_none() {
