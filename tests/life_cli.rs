@@ -4,14 +4,7 @@ use serde_json::Value;
 
 use crate::util::Dir;
 
-const STRATEGIES: [&str; 6] = [
-    "serial",
-    "thread-per-cell",
-    "pipeline",
-    "phased-pipeline",
-    "pool",
-    "async",
-];
+const STRATEGIES: [&str; 6] = crate::util::LIFE_STRATEGIES;
 
 /// The issue's exact expected output of `concur life` (note the trailing spaces).
 const BOOK_COLUMNS: &str = "    0     |     1     |     2     |     3     |     4    

@@ -7,14 +7,7 @@ use std::time::Duration;
 
 use crate::util::{Dir, KillOnDrop};
 
-const STRATEGIES: [&str; 6] = [
-    "serial",
-    "thread-per-cell",
-    "pipeline",
-    "phased-pipeline",
-    "pool",
-    "async",
-];
+const STRATEGIES: [&str; 6] = crate::util::LIFE_STRATEGIES;
 
 /// No fault may make a client hang: each run must end well within this.
 const NO_HANG: Duration = Duration::from_secs(30);

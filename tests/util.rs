@@ -311,3 +311,13 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The book's six Life strategies, by their command-line names.
+pub(crate) const LIFE_STRATEGIES: [&str; 6] = [
+    "serial",
+    "thread-per-cell",
+    "pipeline",
+    "phased-pipeline",
+    "pool",
+    "async",
+];

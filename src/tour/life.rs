@@ -42,6 +42,23 @@ fn life_glider(out: &mut dyn Write) -> Result<(), TourError> {
     Ok(())
 }
 
+/// Runs `sim` for `generations` steps from `grid` and shuts it down; returns the last
+/// grid and the median seconds per step.
+fn timed_run(
+    mut sim: Simulation,
+    grid: Grid,
+    generations: usize,
+) -> Result<(Grid, f64), TourError> {
+    let mut times = Vec::new();
+    let last = sim.run(grid, generations, |g| {
+        if g.index > 0 {
+            times.push(g.elapsed);
+        }
+    })?;
+    sim.shutdown()?;
+    Ok((last, median_seconds(&times)))
+}
+
 /// The book's claim about a strategy at 45 cells, in its own words.
 fn claim(strategy: Strategy) -> &'static str {
     match strategy {
@@ -75,15 +92,8 @@ fn life_latency(out: &mut dyn Write, options: TourOptions) -> Result<(), TourErr
     let mut finals: Vec<(Strategy, Grid)> = Vec::new();
     for strategy in Strategy::ALL {
         let io = Arc::new(SimulatedIo::new(latency));
-        let mut sim = Simulation::new(strategy, None, io)?;
-        let mut times = Vec::new();
-        let last = sim.run(Grid::glider(), generations, |g| {
-            if g.index > 0 {
-                times.push(g.elapsed);
-            }
-        })?;
-        sim.shutdown()?;
-        let measured = median_seconds(&times);
+        let sim = Simulation::new(strategy, None, io)?;
+        let (last, measured) = timed_run(sim, Grid::glider(), generations)?;
         let floor = strategy
             .io_floor(45, strategy.default_workers(), latency)
             .as_secs_f64();
@@ -146,15 +156,8 @@ fn life_rules_server(out: &mut dyn Write, options: TourOptions) -> Result<(), To
             server.addr.to_string(),
             Duration::from_secs(10),
         );
-        let mut sim = Simulation::new(strategy, None, Arc::new(client))?;
-        let mut times = Vec::new();
-        let last = sim.run(Grid::glider(), generations, |g| {
-            if g.index > 0 {
-                times.push(g.elapsed);
-            }
-        })?;
-        sim.shutdown()?;
-        let measured = median_seconds(&times);
+        let sim = Simulation::new(strategy, None, Arc::new(client))?;
+        let (last, measured) = timed_run(sim, Grid::glider(), generations)?;
         let floor = strategy
             .io_floor(45, strategy.default_workers(), latency)
             .as_secs_f64();
@@ -257,15 +260,9 @@ fn life_compute(out: &mut dyn Write, options: TourOptions) -> Result<(), TourErr
     let mut finals = Vec::new();
     for (strategy, steps) in [(Strategy::Serial, 2), (Strategy::Parallel, generations)] {
         let io = Arc::new(SimulatedIo::default());
-        let mut sim = Simulation::new(strategy, None, io)?;
-        let mut times = Vec::new();
-        let last = sim.run(grid.clone(), steps, |g| {
-            if g.index > 0 {
-                times.push(g.elapsed);
-            }
-        })?;
-        sim.shutdown()?;
-        let rate = (side * side) as f64 / median_seconds(&times).max(1e-9);
+        let sim = Simulation::new(strategy, None, io)?;
+        let (last, seconds) = timed_run(sim, grid.clone(), steps)?;
+        let rate = (side * side) as f64 / seconds.max(1e-9);
         writeln!(
             out,
             "{:<16} {:>12.0} M cell-updates/s",
