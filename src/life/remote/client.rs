@@ -134,19 +134,17 @@ impl Link {
             io::ErrorKind::BrokenPipe => io::ErrorKind::ConnectionAborted,
             kind => kind,
         };
-        let waiters: Vec<Waiter> = {
+        let (broken, waiters): (Broken, Vec<Waiter>) = {
             let mut waiting = lock(&self.waiting);
-            if waiting.broken.is_none() {
-                waiting.broken = Some(Broken { kind, message });
-            }
+            let broken = waiting
+                .broken
+                .get_or_insert(Broken { kind, message })
+                .clone();
             waiting.order.clear();
-            waiting.by_id.drain().map(|(_, w)| w).collect()
+            (broken, waiting.by_id.drain().map(|(_, w)| w).collect())
         };
-        let broken = lock(&self.waiting).broken.clone();
-        if let Some(broken) = broken {
-            for waiter in waiters {
-                waiter.answer(Err(broken.error()));
-            }
+        for waiter in waiters {
+            waiter.answer(Err(broken.error()));
         }
         lock(&self.outbox).closed = true;
         self.outbox_ready.notify_all();
