@@ -8,27 +8,35 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::signals::SignalCancel;
-use super::value::parse_duration;
+use super::signals::{SecondSignal, SignalCancel};
+use super::value::{parse_bytes, parse_duration};
 use super::{Outcome, UsageError};
 use crate::tail::writer::Output;
-use crate::tail::{self, FollowOptions, Mode, TailError, TailOptions};
+use crate::tail::{self, FollowOptions, Mode, Start, TailError, TailOptions};
 
 const AFTER: &str = "\
-Each file is read from its start (or --from-end) and followed as it grows. Complete
-lines from all files are merged into OUT: a line is written whole, never mixed with
-another, and each file's lines keep their order. An unfinished last line is held until
-its newline arrives (and written, with a newline, when tailing stops).
+Each file is read from its start (or from -n/-c/--from-end) and followed as it grows.
+Complete lines from all files are merged into OUT: a line is written whole, never mixed
+with another, and each file's lines keep their order. An unfinished last line is held
+until its newline arrives (and written, with a newline, when tailing stops); one longer
+than --max-line-bytes is written out in pieces, each ending in a marker.
 
-New lines are seen within milliseconds through inotify; --poll (or a system without
-inotify) looks every --interval instead. --follow-name survives rotation: a file renamed
-away and recreated, or truncated (copytruncate), is reopened or re-read from the start,
-after the rest of the old file is drained. Missing files are then waited for.
+New lines are seen within a millisecond through inotify (one watch per directory);
+nothing runs while no file changes, except a re-check of every file each 5 s. --poll (or
+a system without inotify) looks every --interval instead.
 
-Without --idle-exit, tailing runs until Ctrl-C or SIGTERM, then flushes and exits 0.
+-F (--follow-name) survives rotation: a file renamed away and recreated is reopened
+after the rest of the old file is drained; a truncated one (copytruncate) is re-read from
+its start, after what its copy holds past the point already read. A file that is missing,
+cannot be opened (permission denied) or vanishes is retried (--retry, on with -F), with
+one message when it fails and one when it is back. --glob follows every file matching a
+pattern, now and later. - is standard input; FIFOs are read until their end.
 
-Exit status: 0 done; 1 a file could not be read, or writing failed; 2 no file could be
-opened, or OUT could not be created.
+Without --idle-exit or --pid, tailing runs until Ctrl-C or SIGTERM (a second one exits at
+once), or until the reader of a piped stdout goes away; then it flushes and exits 0.
+
+Exit status: 0 done; 1 a file could not be read or was not followed (descriptor limit),
+or writing failed; 2 no file could be opened, or OUT could not be created, or bad usage.
 
 Designs (--mode), all merging the same lines:
   threads  a thread per file and a locked writer (the book's Example 3)
@@ -63,13 +71,43 @@ pub struct TailArgs {
     #[arg(long, value_parser = parse_duration, value_name = "D")]
     idle_exit: Option<Duration>,
 
-    /// Start at the current end of each file.
-    #[arg(long)]
+    /// Start at the current end of each file (as -n 0).
+    #[arg(long, conflicts_with_all = ["lines", "bytes"])]
     from_end: bool,
 
-    /// Follow names through rotation and truncation; wait for missing files.
-    #[arg(long)]
+    /// Start with the last N lines of each file, or with +K from line K.
+    #[arg(short = 'n', long, value_name = "N|+K", value_parser = parse_lines, conflicts_with = "bytes", allow_hyphen_values = true)]
+    lines: Option<Start>,
+
+    /// Start with the last N bytes of each file, or with +K from byte K.
+    #[arg(short = 'c', long, value_name = "N|+K", value_parser = parse_start_bytes, allow_hyphen_values = true)]
+    bytes: Option<Start>,
+
+    /// Follow names through rotation and truncation; wait for missing files, and retry
+    /// files that cannot be opened (like tail -F).
+    #[arg(short = 'F', long)]
     follow_name: bool,
+
+    /// Keep retrying a file that cannot be opened or looked at (on with -F).
+    #[arg(long, overrides_with = "no_retry")]
+    retry: bool,
+
+    /// Give up a file that cannot be opened, even with -F.
+    #[arg(long)]
+    no_retry: bool,
+
+    /// Follow every file matching PATTERN (wildcards in the last part), now and later;
+    /// a file whose name goes away is drained and closed. Repeatable.
+    #[arg(long = "glob", value_name = "PATTERN")]
+    globs: Vec<String>,
+
+    /// Stop, after draining every file, once process PID has exited.
+    #[arg(long, value_name = "PID")]
+    pid: Option<u32>,
+
+    /// Write an unfinished line longer than N bytes out in pieces, with a marker.
+    #[arg(long, value_parser = parse_bytes, default_value = "1MiB", value_name = "N")]
+    max_line_bytes: u64,
 
     /// Write `path: ` before each line.
     #[arg(long)]
@@ -83,8 +121,8 @@ pub struct TailArgs {
     #[arg(long, value_parser = parse_duration, value_name = "D")]
     debug_slow: Option<Duration>,
 
-    /// The files to follow.
-    #[arg(value_name = "FILE", required = true)]
+    /// The files to follow (- is standard input).
+    #[arg(value_name = "FILE", required_unless_present = "globs")]
     files: Vec<PathBuf>,
 }
 
@@ -208,6 +246,35 @@ fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// `-n N` or `-n +K`.
+fn parse_lines(text: &str) -> Result<Start, String> {
+    parse_start(text, "lines").map(|(from, n)| {
+        if from {
+            Start::FromLine(n)
+        } else {
+            Start::LastLines(n)
+        }
+    })
+}
+
+/// `-c N` or `-c +K`.
+fn parse_start_bytes(text: &str) -> Result<Start, String> {
+    if let Some(k) = text.strip_prefix('+') {
+        return parse_bytes(k).map(Start::FromByte);
+    }
+    parse_bytes(text.strip_prefix('-').unwrap_or(text)).map(Start::LastBytes)
+}
+
+fn parse_start(text: &str, what: &str) -> Result<(bool, u64), String> {
+    let (from, digits) = match text.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('-').unwrap_or(text)),
+    };
+    digits.parse().map(|n| (from, n)).map_err(|_| {
+        format!("{text:?} is not a number of {what} (N for the last N, +K to start at K)")
+    })
+}
+
 /// Runs `concur tail`.
 pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
     if let Some(TailCommand::Bench(bench_args)) = args.command {
@@ -226,24 +293,42 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
         interval: args.interval.max(Duration::from_millis(1)),
         idle_exit: args.idle_exit,
         follow: FollowOptions {
-            from_end: args.from_end,
+            start: match (args.from_end, args.lines, args.bytes) {
+                (true, _, _) => Start::LastLines(0),
+                (_, Some(start), _) | (_, _, Some(start)) => start,
+                _ => Start::Beginning,
+            },
             follow_name: args.follow_name,
+            retry: !args.no_retry && (args.retry || args.follow_name),
+            max_line: usize::try_from(args.max_line_bytes.max(1)).unwrap_or(usize::MAX),
+            close_when_gone: false,
         },
         prefix: args.prefix,
         poll_only: args.poll,
         debug_slow: args.debug_slow,
+        pid: args.pid,
+        globs: args.globs,
     };
-    let signals = SignalCancel::install("tail-signals")?;
+    let signals = SignalCancel::install_with("tail-signals", SecondSignal::Exit)?;
     let log: tail::Log = Arc::new(|line| eprintln!("concur: {line}"));
     let result = tail::run(&args.files, &options, output, log, signals.token());
     drop(signals);
     match result {
-        Ok(summary) => Ok(if summary.failed_files > 0 {
-            Outcome::Failure
-        } else {
-            Outcome::Success
+        Ok(summary) => Ok({
+            if summary.cut_lines > 0 {
+                eprintln!(
+                    "concur: {} lines longer than {} bytes were written in pieces",
+                    summary.cut_lines, args.max_line_bytes
+                );
+            }
+            if summary.failed_files > 0 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            }
         }),
         Err(TailError::NoFiles(why)) => Err(UsageError(format!("no file to follow: {why}")).into()),
+        Err(err @ TailError::Glob { .. }) => Err(UsageError(err.to_string()).into()),
         Err(TailError::Write(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(Outcome::Success)
         }

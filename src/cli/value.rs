@@ -109,6 +109,33 @@ pub fn parse_positive(text: &str) -> Result<NonZeroUsize, String> {
     NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".to_owned())
 }
 
+/// Parses a byte count: `4096`, `64K` / `64KiB` (×1024), `1M` / `1MiB`, `1G` / `1GiB`,
+/// and `KB`, `MB`, `GB` for powers of 1000.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count, as in 4096, 64K or 1M"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" | "b" => 1,
+        "k" | "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (K, M, G, KB, MB, GB)"
+            ));
+        }
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +198,15 @@ mod tests {
         assert!(parse_density("NaN").is_err());
         assert_eq!(parse_positive("3").map(NonZeroUsize::get), Ok(3));
         assert_eq!(parse_positive("0"), Err("must be at least 1".to_owned()));
+    }
+
+    #[test]
+    fn byte_counts_take_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64K"), Ok(65_536));
+        assert_eq!(parse_bytes("1MiB"), Ok(1_048_576));
+        assert_eq!(parse_bytes("2MB"), Ok(2_000_000));
+        assert!(parse_bytes("1Q").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("lots").is_err());
     }
 }

@@ -5,25 +5,23 @@ use std::sync::Arc;
 
 use super::merge_mixed::{runtime, spawn_watched};
 use super::writer::{Output, WriteThread};
-use super::{Shared, Source, TailError, TailOptions, poll_once};
+use super::{Feed, Shared, TailError, TailOptions, Tailer, poll_once};
 
 /// Runs the async design until stopped.
 pub(crate) fn run(
-    sources: Vec<Source>,
+    mut feed: Feed,
     options: &TailOptions,
     output: Output,
     shared: &Arc<Shared>,
 ) -> Result<(), TailError> {
-    let runtime = runtime(sources.len())?;
+    let runtime = runtime()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let writer = WriteThread::start(output, rx, Arc::clone(shared))?;
     runtime.block_on(async {
         let mut tailers = Vec::new();
-        for (i, source) in sources.into_iter().enumerate() {
+        while let Some(Tailer { source, wake }) = feed.recv().await {
             let name = format!("tail {}", source.path().display());
-            let (tx, task_shared, wake) =
-                (tx.clone(), Arc::clone(shared), Arc::clone(&shared.wakes[i]));
-            let interval = options.interval;
+            let (tx, task_shared) = (tx.clone(), Arc::clone(shared));
             tailers.push(spawn_watched(options, shared, name, async move {
                 let shared = task_shared;
                 let mut source = source;
@@ -44,10 +42,11 @@ pub(crate) fn run(
                         return; // the writer stopped on an error, already recorded
                     }
                     if step.done {
+                        shared.release(source.path(), &wake);
                         return;
                     }
                     if !step.more {
-                        wake.wait_async(interval).await;
+                        wake.wait_async(shared.sleep_for(&source)).await;
                     }
                 }
             }));

@@ -10,7 +10,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::merge_threads::tail_blocking;
 use super::writer::Output;
-use super::{Shared, Source, TailError, TailOptions};
+use super::{Feed, Shared, TailError, TailOptions};
 
 /// Spawns `future`, timing its polls when `--debug-slow` is on.
 pub(crate) fn spawn_watched<F>(
@@ -32,10 +32,12 @@ where
     }
 }
 
-/// A multi-threaded runtime with room for one blocking thread per file.
-pub(crate) fn runtime(files: usize) -> Result<tokio::runtime::Runtime, TailError> {
+/// A multi-threaded runtime with room for one blocking thread per file (files can keep
+/// coming with `--glob`, so the room is what the OS allows).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, TailError> {
+    let room = crate::limits::thread_budget(2 << 20).map_or(16_384, |b| b.threads.max(64));
     tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(files + 16)
+        .max_blocking_threads(room)
         .thread_name("tail-runtime")
         .enable_all()
         .build()
@@ -44,12 +46,12 @@ pub(crate) fn runtime(files: usize) -> Result<tokio::runtime::Runtime, TailError
 
 /// Runs the mixed design until stopped.
 pub(crate) fn run(
-    sources: Vec<Source>,
+    mut feed: Feed,
     options: &TailOptions,
     output: Output,
     shared: &Arc<Shared>,
 ) -> Result<(), TailError> {
-    let runtime = runtime(sources.len())?;
+    let runtime = runtime()?;
     runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
         let mut out: Box<dyn AsyncWrite + Send + Unpin> = match output {
@@ -75,16 +77,10 @@ pub(crate) fn run(
         });
         let handle = tokio::runtime::Handle::current();
         let mut tailers = Vec::new();
-        for (i, source) in sources.into_iter().enumerate() {
-            let (tx, shared, wake, handle) = (
-                tx.clone(),
-                Arc::clone(shared),
-                Arc::clone(&shared.wakes[i]),
-                handle.clone(),
-            );
-            let interval = options.interval;
+        while let Some(tailer) = feed.recv().await {
+            let (tx, shared, handle) = (tx.clone(), Arc::clone(shared), handle.clone());
             tailers.push(tokio::task::spawn_blocking(move || {
-                tail_blocking(source, &wake, &shared, interval, |batch| {
+                tail_blocking(tailer, &shared, |batch| {
                     // From this blocking thread, wait on the async send: the runtime's
                     // run_coroutine_threadsafe(...).result().
                     handle

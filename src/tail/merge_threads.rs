@@ -4,21 +4,19 @@ use std::io::{self, BufWriter, Write};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
 
-use super::wake::Wake;
 use super::writer::Output;
-use super::{Shared, Source, TailError, TailOptions, poll_once};
+use super::{Feed, Shared, TailError, TailOptions, Tailer, poll_once};
 
-/// A blocking tailer: poll, hand the lines to `emit`, wait for a wake (or `interval`),
-/// again, until stopped. Shared with the mixed design, whose tailers are the same.
+/// A blocking tailer: poll, hand the lines to `emit`, sleep until woken (or, for a file
+/// inotify cannot speak for, `interval`), again, until stopped or the file is closed.
+/// Shared with the mixed design, whose tailers are the same.
 pub(crate) fn tail_blocking(
-    mut source: Source,
-    wake: &Wake,
+    tailer: Tailer,
     shared: &Shared,
-    interval: Duration,
     mut emit: impl FnMut(Vec<u8>) -> io::Result<()>,
 ) {
+    let Tailer { mut source, wake } = tailer;
     loop {
         let step = poll_once(&mut source, shared);
         if !step.batch.is_empty()
@@ -28,18 +26,19 @@ pub(crate) fn tail_blocking(
             return;
         }
         if step.done {
+            shared.release(source.path(), &wake);
             return;
         }
         if !step.more {
-            wake.wait(interval);
+            wake.wait(shared.sleep_for(&source));
         }
     }
 }
 
 /// Runs the threaded design until stopped.
 pub(crate) fn run(
-    sources: Vec<Source>,
-    options: &TailOptions,
+    mut feed: Feed,
+    _options: &TailOptions,
     output: Output,
     shared: &Arc<Shared>,
 ) -> Result<(), TailError> {
@@ -48,14 +47,15 @@ pub(crate) fn run(
     let writer = Mutex::new(BufWriter::with_capacity(256 * 1024, output.into_writer()));
     let mut started = Ok(());
     thread::scope(|scope| {
-        for (i, source) in sources.into_iter().enumerate() {
-            let (writer, tailer_shared, wake) =
-                (&writer, Arc::clone(shared), Arc::clone(&shared.wakes[i]));
+        let mut i = 0;
+        while let Some(tailer) = feed.blocking_recv() {
+            let (writer, tailer_shared) = (&writer, Arc::clone(shared));
+            i += 1;
             let spawned = thread::Builder::new()
                 .name(format!("tail-{i}"))
                 .spawn_scoped(scope, move || {
                     let shared = tailer_shared;
-                    tail_blocking(source, &wake, &shared, options.interval, |batch| {
+                    tail_blocking(tailer, &shared, |batch| {
                         let mut out = writer.lock().unwrap_or_else(PoisonError::into_inner);
                         out.write_all(&batch)?;
                         out.flush()?;

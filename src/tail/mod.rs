@@ -14,7 +14,9 @@
 //! * [`merge_async`]: a task per file (its reads on `spawn_blocking`, like the book's
 //!   `run_in_executor`) and a [`writer::WriteThread`] with its own queue.
 //!
-//! Tailers wake on inotify events ([`wake`]) and poll every `interval` as a fallback.
+//! Tailers sleep until an inotify event on their file's directory wakes them ([`wake`]);
+//! polling every `interval` is the fallback, and is used only for the files inotify
+//! cannot speak for (an old file drained after a rotation, a file being retried).
 //! Output is written in batches of whole lines, so lines never interleave, and every
 //! file's lines keep their order. [`debug::Watched`] reports task polls that block the
 //! runtime.
@@ -27,25 +29,31 @@
 
 pub mod bench;
 pub mod debug;
+mod globbing;
 pub mod merge_async;
 pub mod merge_mixed;
 pub mod merge_threads;
 mod source;
 pub mod wake;
+mod watchers;
 pub mod writer;
 
+use std::collections::HashSet;
 use std::io;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use thiserror::Error;
 
-pub use source::{FollowOptions, Polled, RETIRE_AFTER, Source, SourceError};
+pub use source::{
+    DEFAULT_MAX_LINE, FollowOptions, Polled, RETIRE_AFTER, Source, SourceError, Start,
+};
 
 use crate::process::CancelToken;
+use globbing::glob_dirs;
 use wake::{Wake, Watch};
 use writer::Output;
 
@@ -66,11 +74,12 @@ pub enum Mode {
 pub struct TailOptions {
     /// The design.
     pub mode: Mode,
-    /// How often to look for new data when no inotify event arrives.
+    /// How often to look for new data when inotify cannot say (`--poll`, no inotify,
+    /// and files that need it: an old file drained after a rotation, a file retried).
     pub interval: Duration,
     /// Stop once no file has grown for this long.
     pub idle_exit: Option<Duration>,
-    /// Start at the end of each file, and whether to follow names.
+    /// Where to start, whether to follow names, retry, cut long lines.
     pub follow: FollowOptions,
     /// Write `path: ` before each line.
     pub prefix: bool,
@@ -78,6 +87,10 @@ pub struct TailOptions {
     pub poll_only: bool,
     /// Report task polls slower than this (async modes).
     pub debug_slow: Option<Duration>,
+    /// Stop (after draining) once this process has exited (`--pid`).
+    pub pid: Option<u32>,
+    /// Follow every file whose path matches one of these, now and later (`--glob`).
+    pub globs: Vec<String>,
 }
 
 impl Default for TailOptions {
@@ -90,6 +103,8 @@ impl Default for TailOptions {
             prefix: false,
             poll_only: false,
             debug_slow: None,
+            pid: None,
+            globs: Vec::new(),
         }
     }
 }
@@ -115,6 +130,14 @@ pub enum TailError {
     /// Threads or the runtime could not be started.
     #[error("cannot start the tailers")]
     Start(#[source] io::Error),
+    /// A `--glob` pattern that concur cannot follow.
+    #[error("--glob {pattern}: {why}")]
+    Glob {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// How tailing went.
@@ -122,16 +145,30 @@ pub enum TailError {
 pub struct Summary {
     /// Files followed.
     pub files: usize,
-    /// Files that could not be opened or read.
+    /// Files that could not be opened or read, or not followed for want of descriptors.
     pub failed_files: usize,
     /// Bytes written to the output.
     pub bytes: u64,
+    /// Lines longer than `--max-line-bytes`, written out in pieces.
+    pub cut_lines: u64,
     /// Whether it stopped because nothing grew for `idle_exit`.
     pub idle_exit: bool,
+    /// Whether it stopped because the output was closed (a pipe whose reader left).
+    pub output_closed: bool,
 }
 
 /// Where tailers report notes and errors (one line each, for stderr).
 pub type Log = Arc<dyn Fn(String) + Send + Sync>;
+
+/// One followed file and its wake-up signal, ready to be tailed by a design.
+pub(crate) struct Tailer {
+    pub(crate) source: Source,
+    pub(crate) wake: Arc<Wake>,
+}
+
+/// The tailers to start: the files named at start, then files found later by `--glob`.
+/// It closes when tailing stops.
+pub(crate) type Feed = tokio::sync::mpsc::UnboundedReceiver<Tailer>;
 
 /// State shared by the coordinator, the tailers and the writer.
 pub(crate) struct Shared {
@@ -141,12 +178,28 @@ pub(crate) struct Shared {
     last_growth: AtomicU64,
     pub(crate) failed_files: AtomicU64,
     pub(crate) bytes: AtomicU64,
+    cut_lines: AtomicU64,
+    output_closed: AtomicBool,
     /// The first write error; it stops everything.
-    pub(crate) write_error: std::sync::Mutex<Option<io::Error>>,
+    pub(crate) write_error: Mutex<Option<io::Error>>,
     pub(crate) log: Log,
-    pub(crate) wakes: Vec<Arc<Wake>>,
-    /// Fired to stop, waking the coordinator.
+    /// Every tailer's wake, to wake them all to stop.
+    wakes: Mutex<Vec<Arc<Wake>>>,
+    /// Where new tailers go; dropped to stop.
+    feed: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Tailer>>>,
+    /// The inotify watch, when it works.
+    watch: Option<Watch>,
+    /// The timer for files inotify cannot speak for.
+    interval: Duration,
+    /// Paths being followed (for `--glob`, which must not follow one twice).
+    followed: Mutex<HashSet<PathBuf>>,
+    files: AtomicU64,
+    /// Fired to stop, waking the coordinator and the watchers.
     halt: CancelToken,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
@@ -157,7 +210,8 @@ impl Shared {
     /// Stops every tailer (after a final drain) and the writer.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        for wake in &self.wakes {
+        drop(lock(&self.feed).take());
+        for wake in lock(&self.wakes).iter() {
             wake.wake();
         }
         self.halt.cancel();
@@ -180,15 +234,52 @@ impl Shared {
 
     /// Records a write failure (the first one wins) and stops.
     pub(crate) fn write_failed(&self, err: io::Error) {
-        let mut slot = self
-            .write_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = lock(&self.write_error);
         if slot.is_none() {
             *slot = Some(err);
         }
         drop(slot);
         self.stop();
+    }
+
+    /// How long a tailer may sleep before looking again: until woken, when inotify
+    /// speaks for its file; `interval` otherwise.
+    pub(crate) fn sleep_for(&self, source: &Source) -> Option<Duration> {
+        (self.watch.is_none() || source.needs_polling()).then_some(self.interval)
+    }
+
+    /// Hands `source` to the running design. Returns false once tailing is stopping.
+    fn adopt(&self, mut source: Source) -> bool {
+        let wake = Arc::new(Wake::default());
+        source.attach(&wake);
+        let path = source.path().to_owned();
+        if let Some(watch) = &self.watch
+            && !source.is_streamed()
+            && let Err(err) = watch.add_file(&path, Arc::clone(&wake))
+        {
+            (self.log)(format!(
+                "{}: cannot watch ({err}); polling every {:?}",
+                path.display(),
+                self.interval
+            ));
+        }
+        let feed = lock(&self.feed);
+        let Some(feed) = feed.as_ref() else {
+            return false;
+        };
+        lock(&self.wakes).push(Arc::clone(&wake));
+        lock(&self.followed).insert(path);
+        self.files.fetch_add(1, Ordering::Relaxed);
+        feed.send(Tailer { source, wake }).is_ok()
+    }
+
+    /// A tailer is done with its file (closed, or failed).
+    pub(crate) fn release(&self, tailer_path: &Path, wake: &Arc<Wake>) {
+        if let Some(watch) = &self.watch {
+            watch.remove_file(tailer_path, wake);
+        }
+        lock(&self.wakes).retain(|w| !Arc::ptr_eq(w, wake));
+        lock(&self.followed).remove(tailer_path);
     }
 }
 
@@ -216,10 +307,13 @@ pub(crate) fn poll_once(source: &mut Source, shared: &Shared) -> Step {
             if polled.grew {
                 shared.touch();
             }
+            if polled.cut > 0 {
+                shared.cut_lines.fetch_add(polled.cut, Ordering::Relaxed);
+            }
             Step {
                 batch,
                 more: polled.more,
-                done: stopping,
+                done: stopping || polled.closed,
             }
         }
         Err(err) => {
@@ -234,8 +328,37 @@ pub(crate) fn poll_once(source: &mut Source, shared: &Shared) -> Step {
     }
 }
 
-/// Tails `files` into `output` until `cancel` fires (Ctrl-C) or, with `idle_exit`,
-/// until nothing has grown for that long; then drains every file and flushes.
+/// Descriptors kept free for everything but the followed files: the output, inotify,
+/// the runtime, pipes, and a file opened during a rotation.
+const FD_RESERVE: u64 = 32;
+
+/// How many more files can be opened under the descriptor limit (after raising the
+/// soft limit to the hard one), and the limit.
+fn fd_room() -> Option<(usize, u64)> {
+    let limit = crate::limits::raise_fd_limit().ok()?;
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    let room = limit.saturating_sub(open + FD_RESERVE);
+    Some((usize::try_from(room).unwrap_or(usize::MAX), limit))
+}
+
+/// `a, b, c and 7 more`.
+fn name_some(paths: &[PathBuf]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = paths
+        .iter()
+        .take(SHOWN)
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOWN {
+        text.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    }
+    text
+}
+
+/// Tails `files` (and, with `--glob`, every matching file) into `output` until `cancel`
+/// fires (Ctrl-C), the output is closed, the `--pid` process has exited, or, with
+/// `idle_exit`, nothing has grown for that long; then drains every file and flushes.
 pub fn run(
     files: &[PathBuf],
     options: &TailOptions,
@@ -243,12 +366,32 @@ pub fn run(
     log: Log,
     cancel: &CancelToken,
 ) -> Result<Summary, TailError> {
-    let mut sources = Vec::new();
+    let globs = glob_dirs(&options.globs)?;
+    let mut files = files.to_vec();
     let mut failed = 0;
-    for path in files {
-        match Source::open(path, options.prefix, options.follow) {
+    if let Some((room, limit)) = fd_room()
+        && files.len() > room
+    {
+        let rest = files.split_off(room);
+        failed += rest.len() as u64;
+        log(format!(
+            "the descriptor limit ({limit}, ulimit -n) leaves room for {room} files; not following the other {}: {}",
+            rest.len(),
+            name_some(&rest)
+        ));
+    }
+    let mut sources = Vec::new();
+    for path in &files {
+        let opened = if Source::is_stream(path) {
+            Source::open_stream(path, options.prefix, options.follow)
+        } else {
+            Source::open(path, options.prefix, options.follow)
+        };
+        match opened {
             Ok(source) => {
-                if !source.is_open() {
+                if let Some(trouble) = source.trouble() {
+                    log(format!("{trouble}; retrying"));
+                } else if !source.is_open() && !source.is_streamed() {
                     log(format!(
                         "{}: does not exist yet; waiting for it",
                         path.display()
@@ -262,23 +405,17 @@ pub fn run(
             }
         }
     }
-    if sources.is_empty() {
+    if sources.is_empty() && globs.is_empty() {
         return Err(TailError::NoFiles(if files.is_empty() {
             "no files given".into()
         } else {
             "none of the files could be opened".into()
         }));
     }
-    let wakes: Vec<Arc<Wake>> = sources.iter().map(|_| Arc::new(Wake::default())).collect();
-    let _watch = if options.poll_only {
+    let watch = if options.poll_only {
         None
     } else {
-        let watched: Vec<_> = sources
-            .iter()
-            .zip(&wakes)
-            .map(|(s, w)| (s.path().to_owned(), Arc::clone(w)))
-            .collect();
-        match Watch::start(&watched) {
+        match Watch::start(&[]) {
             Ok(watch) => Some(watch),
             Err(err) => {
                 log(format!(
@@ -289,18 +426,42 @@ pub fn run(
             }
         }
     };
+    let (feed_tx, feed) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         started: Instant::now(),
         last_growth: AtomicU64::new(0),
         failed_files: AtomicU64::new(failed),
         bytes: AtomicU64::new(0),
-        write_error: std::sync::Mutex::new(None),
+        cut_lines: AtomicU64::new(0),
+        output_closed: AtomicBool::new(false),
+        write_error: Mutex::new(None),
         log,
-        wakes,
+        wakes: Mutex::new(Vec::new()),
+        feed: Mutex::new(Some(feed_tx)),
+        watch,
+        interval: options.interval,
+        followed: Mutex::new(HashSet::new()),
+        files: AtomicU64::new(0),
         halt: CancelToken::new().map_err(TailError::Start)?,
     });
-    let files = sources.len();
+    for source in sources {
+        shared.adopt(source);
+    }
+    let globber = if globs.is_empty() {
+        // Nothing more will come: the designs start what they were given and wait.
+        drop(lock(&shared.feed).take());
+        None
+    } else {
+        Some(globbing::start(&shared, globs, options)?)
+    };
+    let mut watchers = Vec::new();
+    if let Output::Stdout = output {
+        watchers.push(watchers::output_closed(&shared)?);
+    }
+    if let Some(pid) = options.pid {
+        watchers.push(watchers::pid_exit(&shared, pid)?);
+    }
     let coordinator = {
         let (shared, cancel, idle_exit) = (Arc::clone(&shared), cancel.clone(), options.idle_exit);
         std::thread::Builder::new()
@@ -309,26 +470,32 @@ pub fn run(
             .map_err(TailError::Start)?
     };
     let ran = match options.mode {
-        Mode::Threads => merge_threads::run(sources, options, output, &shared),
-        Mode::Mixed => merge_mixed::run(sources, options, output, &shared),
-        Mode::Async => merge_async::run(sources, options, output, &shared),
+        Mode::Threads => merge_threads::run(feed, options, output, &shared),
+        Mode::Mixed => merge_mixed::run(feed, options, output, &shared),
+        Mode::Async => merge_async::run(feed, options, output, &shared),
     };
     shared.stop();
     let idle = coordinator.join().unwrap_or(false);
+    for watcher in watchers.into_iter().flatten() {
+        let _ = watcher.join();
+    }
+    if let Some(globber) = globber {
+        let _ = globber.join();
+    }
     ran?;
-    if let Some(err) = shared
-        .write_error
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
+    let output_closed = shared.output_closed.load(Ordering::SeqCst);
+    if let Some(err) = lock(&shared.write_error).take()
+        && !(output_closed && err.kind() == io::ErrorKind::BrokenPipe)
     {
         return Err(TailError::Write(err));
     }
     Ok(Summary {
-        files,
+        files: shared.files.load(Ordering::Relaxed) as usize,
         failed_files: shared.failed_files.load(Ordering::Relaxed) as usize,
         bytes: shared.bytes.load(Ordering::Relaxed),
+        cut_lines: shared.cut_lines.load(Ordering::Relaxed),
         idle_exit: idle,
+        output_closed,
     })
 }
 

@@ -5,9 +5,12 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+
+use super::wake::Wake;
 
 /// The most bytes one poll reads from one file before returning, so that one busy file
 /// cannot starve the others (and a batch stays a reasonable size).
@@ -43,14 +46,56 @@ pub enum SourceError {
     },
 }
 
+/// Where to start reading a file when it is first opened (files that appear later, or
+/// replace a rotated one, are read from their start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Start {
+    /// From the first byte (concur's default).
+    #[default]
+    Beginning,
+    /// The last N lines (`-n N`; `--from-end` is `-n 0`). An unfinished last line
+    /// counts as a line, as in GNU tail.
+    LastLines(u64),
+    /// From line K, counting from 1 (`-n +K`).
+    FromLine(u64),
+    /// The last N bytes (`-c N`).
+    LastBytes(u64),
+    /// From byte K, counting from 1 (`-c +K`).
+    FromByte(u64),
+}
+
+/// The longest unfinished line held in memory before it is written out in pieces
+/// (`--max-line-bytes`, 1 MiB by default).
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
 /// How to follow a file.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct FollowOptions {
-    /// Start at the current end instead of the beginning.
-    pub from_end: bool,
+    /// Where to start reading.
+    pub start: Start,
     /// Follow the *name*: reopen when the file is replaced (rotated), and wait for a
     /// missing file to appear.
     pub follow_name: bool,
+    /// Keep trying a file that cannot be opened or looked at (`--retry`), instead of
+    /// giving it up.
+    pub retry: bool,
+    /// Cut an unfinished line that grows past this many bytes.
+    pub max_line: usize,
+    /// Drain and close the file once its name has been gone for [`RETIRE_AFTER`]
+    /// (files found by `--glob`), instead of waiting for the name to come back.
+    pub close_when_gone: bool,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        Self {
+            start: Start::Beginning,
+            follow_name: false,
+            retry: false,
+            max_line: DEFAULT_MAX_LINE,
+            close_when_gone: false,
+        }
+    }
 }
 
 /// What one poll found.
@@ -60,8 +105,21 @@ pub struct Polled {
     pub grew: bool,
     /// The batch limit stopped the read: poll again without waiting.
     pub more: bool,
-    /// Events worth telling the user about (a truncation, a rotation).
+    /// Events worth telling the user about (a truncation, a rotation, a file that
+    /// cannot be read, or can be again).
     pub notes: Vec<String>,
+    /// Lines cut at `max_line`.
+    pub cut: u64,
+    /// The file was drained and closed (its name gone, with `close_when_gone`).
+    pub closed: bool,
+}
+
+/// What one `read_lines` did.
+#[derive(Clone, Copy, Debug, Default)]
+struct Read {
+    grew: bool,
+    more: bool,
+    cut: u64,
 }
 
 /// An open file and where we are in it.
@@ -77,11 +135,87 @@ struct Reader {
     fingerprint: Vec<u8>,
 }
 
+/// Reads `buf.len()` bytes at `at`, or fewer if the file ends first.
+fn read_up_to_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], at + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The offset after which the last `n` lines of a `len`-byte file begin.
+fn last_lines_offset(file: &File, len: u64, n: u64) -> io::Result<u64> {
+    if n == 0 {
+        return Ok(len);
+    }
+    let mut buf = vec![0; 64 * 1024];
+    let (mut pos, mut need) = (len, n);
+    while pos > 0 {
+        let from = pos.saturating_sub(buf.len() as u64);
+        let got = read_up_to_at(file, &mut buf[..(pos - from) as usize], from)?;
+        for i in (0..got).rev() {
+            let at = from + i as u64;
+            // The newline that ends the last line does not start a line.
+            if buf[i] == b'\n' && at + 1 != len {
+                need -= 1;
+                if need == 0 {
+                    return Ok(at + 1);
+                }
+            }
+        }
+        pos = from;
+    }
+    Ok(0)
+}
+
+/// The offset of line `k` (from 1), or the end if the file has fewer lines.
+fn line_offset(file: &File, len: u64, k: u64) -> io::Result<u64> {
+    let mut skip = k.saturating_sub(1);
+    if skip == 0 {
+        return Ok(0);
+    }
+    let mut buf = vec![0; 64 * 1024];
+    let mut pos = 0;
+    while pos < len {
+        let got = read_up_to_at(file, &mut buf, pos)?;
+        if got == 0 {
+            break;
+        }
+        for (i, &b) in buf[..got].iter().enumerate() {
+            if b == b'\n' {
+                skip -= 1;
+                if skip == 0 {
+                    return Ok(pos + i as u64 + 1);
+                }
+            }
+        }
+        pos += got as u64;
+    }
+    Ok(len)
+}
+
 impl Reader {
-    fn open(path: &Path, from_end: bool) -> io::Result<Self> {
+    fn open(path: &Path, start: Start) -> io::Result<Self> {
         let file = File::open(path)?;
+        Self::from_file(file, start)
+    }
+
+    fn from_file(file: File, start: Start) -> io::Result<Self> {
         let meta = file.metadata()?;
-        let offset = if from_end { meta.len() } else { 0 };
+        let len = meta.len();
+        let offset = match start {
+            Start::Beginning => 0,
+            Start::LastLines(n) => last_lines_offset(&file, len, n)?,
+            Start::FromLine(k) => line_offset(&file, len, k)?,
+            Start::LastBytes(n) => len.saturating_sub(n),
+            Start::FromByte(k) => k.saturating_sub(1).min(len),
+        };
         let mut reader = Reader {
             file,
             id: (meta.dev(), meta.ino()),
@@ -106,18 +240,7 @@ impl Reader {
     /// an error: an error here would drop a file that is merely being rotated.
     fn read_up_to(&self, from: u64, to: u64) -> io::Result<Vec<u8>> {
         let mut bytes = vec![0; (to - from) as usize];
-        let mut filled = 0;
-        while filled < bytes.len() {
-            match self
-                .file
-                .read_at(&mut bytes[filled..], from + filled as u64)
-            {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = read_up_to_at(&self.file, &mut bytes, from)?;
         bytes.truncate(filled);
         Ok(bytes)
     }
@@ -138,14 +261,18 @@ impl Reader {
         Ok(self.read_up_to(from, self.offset)? != self.fingerprint)
     }
 
-    /// Reads what the file gained; appends its complete lines to `out`.
+    /// Reads what the file gained; appends its complete lines to `out`, and cuts an
+    /// unfinished line that grew past `max_line` (writing it out with `marker`).
     fn read_lines(
         &mut self,
         prefix: &[u8],
         buf: &mut [u8],
         out: &mut Vec<u8>,
-    ) -> io::Result<(bool, bool)> {
+        max_line: usize,
+        marker: &[u8],
+    ) -> io::Result<Read> {
         let mut total = 0;
+        let mut read = Read::default();
         loop {
             let n = match self.file.read_at(buf, self.offset) {
                 Ok(n) => n,
@@ -153,7 +280,8 @@ impl Reader {
                 Err(e) => return Err(e),
             };
             if n == 0 {
-                return Ok((total > 0, false));
+                read.grew = total > 0;
+                return Ok(read);
             }
             let data = &buf[..n];
             self.offset += n as u64;
@@ -163,8 +291,18 @@ impl Reader {
             self.fingerprint.drain(..self.fingerprint.len() - old);
             self.fingerprint.extend_from_slice(&data[n - keep..]);
             split_lines(prefix, &mut self.partial, data, out);
+            if self.partial.len() >= max_line {
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(&self.partial);
+                out.extend_from_slice(marker);
+                // Give the memory back: the next long line starts small again.
+                self.partial = Vec::new();
+                read.cut += 1;
+            }
             if total >= MAX_BATCH {
-                return Ok((true, true));
+                read.grew = true;
+                read.more = true;
+                return Ok(read);
             }
         }
     }
@@ -211,6 +349,130 @@ pub(crate) fn split_lines(prefix: &[u8], partial: &mut Vec<u8>, data: &[u8], out
     partial.extend_from_slice(rest);
 }
 
+/// Names that rotation tools give a file's copies, so `app.log` → `app.log.1`,
+/// `app.log-20261204`; compressed copies cannot be read back and are skipped.
+fn is_copy_name(name: &[u8], base: &[u8]) -> bool {
+    const PACKED: [&[u8]; 5] = [b".gz", b".bz2", b".xz", b".zst", b".lz4"];
+    name.len() > base.len()
+        && name.starts_with(base)
+        && matches!(name[base.len()], b'.' | b'-' | b'_')
+        && !PACKED.iter().any(|ext| name.ends_with(ext))
+}
+
+/// After a truncation: the copy (`copytruncate`'s `app.log.1`) that holds what the file
+/// had before, found by holding our last bytes read at our offset and being longer.
+fn find_copy(path: &Path, reader: &Reader) -> Option<(PathBuf, File)> {
+    use std::os::unix::ffi::OsStrExt;
+    if reader.fingerprint.is_empty() {
+        return None;
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let base = path.file_name()?.as_bytes();
+    let from = reader.offset - reader.fingerprint.len() as u64;
+    let mut best: Option<(std::time::SystemTime, PathBuf, File)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        if !is_copy_name(entry.file_name().as_bytes(), base) {
+            continue;
+        }
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else { continue };
+        if (meta.dev(), meta.ino()) == reader.id || meta.len() <= reader.offset {
+            continue;
+        }
+        let mut held = vec![0; reader.fingerprint.len()];
+        if read_up_to_at(&file, &mut held, from).ok() != Some(held.len())
+            || held != reader.fingerprint
+        {
+            continue;
+        }
+        let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        if best.as_ref().is_none_or(|(m, _, _)| modified > *m) {
+            best = Some((modified, entry.path(), file));
+        }
+    }
+    best.map(|(_, path, file)| (path, file))
+}
+
+/// A source that can only be read forward: standard input, a FIFO, a pipe. A thread
+/// does the blocking reads and hands chunks over; end of input closes the source.
+#[derive(Debug)]
+struct Stream {
+    /// Where the reads come from, until the reader thread starts (on `attach`).
+    input: Option<StreamInput>,
+    chunks: Option<crossbeam_channel::Receiver<io::Result<Vec<u8>>>>,
+    partial: Vec<u8>,
+    ended: bool,
+}
+
+#[derive(Debug)]
+enum StreamInput {
+    /// Already open (standard input).
+    Open(File),
+    /// A FIFO, opened by the reader thread (the open waits for a writer).
+    Fifo(PathBuf),
+}
+
+impl Stream {
+    fn start(&mut self, wake: Arc<Wake>) {
+        let Some(input) = self.input.take() else {
+            return;
+        };
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        self.chunks = Some(rx);
+        let spawned = std::thread::Builder::new()
+            .name("tail-stream".into())
+            .spawn(move || {
+                use std::io::Read;
+                let mut file = match input {
+                    StreamInput::Open(file) => file,
+                    StreamInput::Fifo(path) => match File::open(&path) {
+                        Ok(file) => file,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            wake.wake();
+                            return;
+                        }
+                    },
+                };
+                let mut buf = vec![0; 64 * 1024];
+                loop {
+                    let chunk = match file.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => Ok(buf[..n].to_vec()),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => Err(e),
+                    };
+                    let failed = chunk.is_err();
+                    if tx.send(chunk).is_err() || failed {
+                        break;
+                    }
+                    wake.wake();
+                }
+                drop(tx); // the end of input
+                wake.wake();
+            });
+        if spawned.is_err() {
+            // No thread, no input: end it rather than wait for ever.
+            self.ended = true;
+            self.chunks = None;
+        }
+    }
+}
+
+/// How `check_name` found the name.
+#[derive(Debug, PartialEq, Eq)]
+enum Name {
+    /// It still names the file we read (or a new one, now opened).
+    Followed,
+    /// Nothing by that name now.
+    Missing,
+}
+
 /// A file being followed: its path, its open reader, and (after a rotation) the old
 /// file still being drained.
 #[derive(Debug)]
@@ -222,15 +484,30 @@ pub struct Source {
     /// The file the name pointed to before a rotation, and when it last grew.
     retired: Option<(Reader, Instant)>,
     buf: Vec<u8>,
+    /// What stops us from opening or looking at the file, already told once.
+    trouble: Option<String>,
+    /// Since when the name has been missing.
+    gone_since: Option<Instant>,
+    /// Written after the piece of a line cut at `max_line`.
+    marker: Vec<u8>,
+    /// Standard input or a FIFO instead of a file.
+    stream: Option<Stream>,
 }
 
 impl Source {
     /// Starts following `path`. With `--prefix`, every line is written as `path: line`.
-    /// A missing file is an error, unless the name is followed (then it is awaited).
+    /// A missing file is an error, unless the name is followed (then it is awaited); a
+    /// file that cannot be opened is an error unless `retry` is set (then it is tried
+    /// again, and [`trouble`](Self::trouble) says why it is not open).
     pub fn open(path: &Path, prefix: bool, options: FollowOptions) -> Result<Self, SourceError> {
-        let current = match Reader::open(path, options.from_end) {
+        let mut trouble = None;
+        let current = match Reader::open(path, options.start) {
             Ok(reader) => Some(reader),
             Err(e) if options.follow_name && e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) if options.retry => {
+                trouble = Some(describe(path, &e));
+                None
+            }
             Err(source) => {
                 return Err(SourceError::Open {
                     path: path.to_owned(),
@@ -249,7 +526,127 @@ impl Source {
             current,
             retired: None,
             buf: vec![0; 256 * 1024],
+            trouble,
+            gone_since: None,
+            marker: format!(" [concur: line cut at {} bytes]\n", options.max_line).into_bytes(),
+            stream: None,
         })
+    }
+
+    /// Follows standard input (`-`) or a FIFO: read forward until its end, then closed.
+    /// Reading starts once the source is [attached](Self::attach) to its tailer.
+    pub fn open_stream(
+        path: &Path,
+        prefix: bool,
+        options: FollowOptions,
+    ) -> Result<Self, SourceError> {
+        let input = if path == Path::new("-") {
+            let fd = rustix::io::dup(rustix::stdio::stdin()).map_err(|e| SourceError::Open {
+                path: path.to_owned(),
+                source: e.into(),
+            })?;
+            StreamInput::Open(File::from(fd))
+        } else {
+            StreamInput::Fifo(path.to_owned())
+        };
+        let display = if path == Path::new("-") {
+            "standard input".to_string()
+        } else {
+            path.display().to_string()
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            prefix: if prefix {
+                format!("{display}: ").into_bytes()
+            } else {
+                Vec::new()
+            },
+            options,
+            current: None,
+            retired: None,
+            buf: Vec::new(),
+            trouble: None,
+            gone_since: None,
+            marker: format!(" [concur: line cut at {} bytes]\n", options.max_line).into_bytes(),
+            stream: Some(Stream {
+                input: Some(input),
+                chunks: None,
+                partial: Vec::new(),
+                ended: false,
+            }),
+        })
+    }
+
+    /// Whether `path` names something only readable forward (`-`, a FIFO, a socket, a
+    /// character device), which [`open_stream`](Self::open_stream) follows.
+    pub fn is_stream(path: &Path) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        path == Path::new("-")
+            || std::fs::metadata(path).is_ok_and(|m| {
+                let t = m.file_type();
+                t.is_fifo() || t.is_socket() || t.is_char_device()
+            })
+    }
+
+    /// Gives the source its tailer's wake, for sources whose data arrives on their own
+    /// (a stream's reader thread wakes the tailer with each chunk).
+    pub(crate) fn attach(&mut self, wake: &Arc<Wake>) {
+        if let Some(stream) = &mut self.stream {
+            stream.start(Arc::clone(wake));
+        }
+    }
+
+    /// Whether this is standard input or a FIFO (read forward by its own thread).
+    pub fn is_streamed(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// A stream's poll: the chunks its reader thread has read.
+    fn poll_stream(&mut self, out: &mut Vec<u8>, polled: &mut Polled) -> Result<(), SourceError> {
+        let Some(stream) = &mut self.stream else {
+            return Ok(());
+        };
+        let mut total = 0;
+        while let Some(chunks) = &stream.chunks {
+            match chunks.try_recv() {
+                Ok(Ok(data)) => {
+                    total += data.len();
+                    split_lines(&self.prefix, &mut stream.partial, &data, out);
+                    if stream.partial.len() >= self.options.max_line {
+                        out.extend_from_slice(&self.prefix);
+                        out.extend_from_slice(&stream.partial);
+                        out.extend_from_slice(&self.marker);
+                        stream.partial = Vec::new();
+                        polled.cut += 1;
+                    }
+                    if total >= MAX_BATCH {
+                        polled.more = true;
+                        break;
+                    }
+                }
+                Ok(Err(source)) => {
+                    return Err(SourceError::Read {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    stream.ended = true;
+                    stream.chunks = None;
+                }
+            }
+        }
+        polled.grew = total > 0;
+        if stream.ended {
+            if !stream.partial.is_empty() {
+                out.extend_from_slice(&self.prefix);
+                out.append(&mut stream.partial);
+                out.push(b'\n');
+            }
+            polled.closed = true;
+        }
+        Ok(())
     }
 
     /// The followed path.
@@ -262,6 +659,21 @@ impl Source {
         self.current.is_some()
     }
 
+    /// Why the file is not being read, if something stops it (with `retry`).
+    pub fn trouble(&self) -> Option<&str> {
+        self.trouble.as_deref()
+    }
+
+    /// Whether this file needs looking at on a timer even when inotify works: an old
+    /// file still drained after a rotation (its writes come under another name), a file
+    /// being retried, or a name gone that will be closed.
+    pub fn needs_polling(&self) -> bool {
+        self.stream.is_none()
+            && (self.retired.is_some()
+                || self.trouble.is_some()
+                || (self.options.close_when_gone && self.gone_since.is_some()))
+    }
+
     fn read_error(&self, source: io::Error) -> SourceError {
         SourceError::Read {
             path: self.path.clone(),
@@ -269,32 +681,72 @@ impl Source {
         }
     }
 
+    /// Tells of a problem once; with `retry` the file is tried again later.
+    fn troubled(&mut self, err: &io::Error, polled: &mut Polled) {
+        let told = describe(&self.path, err);
+        if self.trouble.as_deref() != Some(told.as_str()) {
+            polled.notes.push(if self.current.is_some() {
+                format!("{told}; still reading the open file, retrying")
+            } else {
+                format!("{told}; retrying")
+            });
+            self.trouble = Some(told);
+        }
+    }
+
+    fn untroubled(&mut self, polled: &mut Polled) {
+        if self.trouble.take().is_some() {
+            polled.notes.push(format!(
+                "{}: accessible again; following it",
+                self.path.display()
+            ));
+        }
+    }
+
     /// Reads whatever the file gained since the last poll and appends its complete
     /// lines to `out`.
     pub fn poll(&mut self, out: &mut Vec<u8>) -> Result<Polled, SourceError> {
         let mut polled = Polled::default();
-        if self.options.follow_name {
-            self.check_name(out, &mut polled)
-                .map_err(|e| self.read_error(e))?;
+        if self.stream.is_some() {
+            self.poll_stream(out, &mut polled)?;
+            return Ok(polled);
         }
+        if self.options.follow_name || self.current.is_none() {
+            match self.check_name(out, &mut polled) {
+                Ok(Name::Followed) => {
+                    self.gone_since = None;
+                    if self.current.is_some() {
+                        self.untroubled(&mut polled);
+                    }
+                }
+                Ok(Name::Missing) => {
+                    self.gone_since.get_or_insert_with(Instant::now);
+                }
+                Err(e) if self.options.retry => self.troubled(&e, &mut polled),
+                Err(e) => return Err(self.read_error(e)),
+            }
+        }
+        let (max_line, follow_name) = (self.options.max_line, self.options.follow_name);
         let Source {
             prefix,
             buf,
             retired,
             current,
             path,
+            marker,
             ..
         } = self;
         if let Some((old, last_grew)) = retired {
-            let (grew, more) =
-                old.read_lines(prefix, buf, out)
-                    .map_err(|source| SourceError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-            polled.grew |= grew;
-            polled.more |= more;
-            if grew {
+            let read = old
+                .read_lines(prefix, buf, out, max_line, marker)
+                .map_err(|source| SourceError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+            polled.grew |= read.grew;
+            polled.more |= read.more;
+            polled.cut += read.cut;
+            if read.grew {
                 *last_grew = Instant::now();
             } else if last_grew.elapsed() >= RETIRE_AFTER {
                 old.flush_partial(prefix, out);
@@ -302,55 +754,88 @@ impl Source {
             }
         }
         if let Some(reader) = current {
-            let truncated = reader.truncated().map_err(|source| SourceError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            if truncated {
-                reader.flush_partial(prefix, out);
-                reader.offset = 0;
-                reader.fingerprint.clear();
-                polled.notes.push(format!(
-                    "{}: file truncated; reading it from the start",
-                    path.display()
-                ));
+            let read = reader.truncated().and_then(|truncated| {
+                if truncated {
+                    if follow_name {
+                        recover_from_copy(path, reader, prefix, buf, out, &mut polled)?;
+                    }
+                    reader.flush_partial(prefix, out);
+                    reader.offset = 0;
+                    reader.fingerprint.clear();
+                    polled.notes.push(format!(
+                        "{}: file truncated; reading it from the start",
+                        path.display()
+                    ));
+                }
+                reader.read_lines(prefix, buf, out, max_line, marker)
+            });
+            match read {
+                Ok(read) => {
+                    polled.grew |= read.grew;
+                    polled.more |= read.more;
+                    polled.cut += read.cut;
+                }
+                Err(e) if self.options.retry => self.troubled(&e, &mut polled),
+                Err(e) => return Err(self.read_error(e)),
             }
-            let (grew, more) =
-                reader
-                    .read_lines(prefix, buf, out)
-                    .map_err(|source| SourceError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-            polled.grew |= grew;
-            polled.more |= more;
+        }
+        if self.options.close_when_gone
+            && self.retired.is_none()
+            && !polled.grew
+            && self
+                .gone_since
+                .is_some_and(|since| since.elapsed() >= RETIRE_AFTER)
+        {
+            if let Some(reader) = &mut self.current {
+                reader.flush_partial(&self.prefix, out);
+            }
+            self.current = None;
+            polled.closed = true;
         }
         Ok(polled)
     }
 
-    /// With `follow_name`: notices the name pointing at a new file (rotation) or a
-    /// missing file appearing.
-    fn check_name(&mut self, out: &mut Vec<u8>, polled: &mut Polled) -> io::Result<()> {
+    /// With `follow_name` (or a file not open yet): notices the name pointing at a new
+    /// file (rotation) or a missing file appearing.
+    fn check_name(&mut self, out: &mut Vec<u8>, polled: &mut Polled) -> io::Result<Name> {
         let meta = match std::fs::metadata(&self.path) {
             Ok(meta) => meta,
             // Renamed away and not recreated yet: keep reading the open file.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Name::Missing),
             Err(e) => return Err(e),
         };
         let id = (meta.dev(), meta.ino());
         if self.current.as_ref().is_some_and(|r| r.id == id) {
-            return Ok(());
+            return Ok(Name::Followed);
         }
-        let reader = match Reader::open(&self.path, false) {
+        // A file opened for the first time starts where asked; a rotated one at 0.
+        let start = if self.current.is_none() && self.trouble.is_some() {
+            self.options.start
+        } else {
+            Start::Beginning
+        };
+        let reader = match Reader::open(&self.path, start) {
             Ok(reader) => reader,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()), // gone again
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Name::Missing),
             Err(e) => return Err(e),
         };
         match self.current.replace(reader) {
             Some(old) => {
                 // A second rotation before the first old file went quiet: finish it.
                 if let Some((mut older, _)) = self.retired.take() {
-                    older.read_lines(&self.prefix, &mut self.buf, out)?;
+                    loop {
+                        let read = older.read_lines(
+                            &self.prefix,
+                            &mut self.buf,
+                            out,
+                            self.options.max_line,
+                            &self.marker,
+                        )?;
+                        polled.cut += read.cut;
+                        if !read.more {
+                            break;
+                        }
+                    }
                     older.flush_partial(&self.prefix, out);
                 }
                 self.retired = Some((old, Instant::now()));
@@ -359,11 +844,12 @@ impl Source {
                     self.path.display()
                 ));
             }
-            None => polled
+            None if self.trouble.is_none() => polled
                 .notes
                 .push(format!("{}: appeared; following it", self.path.display())),
+            None => {}
         }
-        Ok(())
+        Ok(Name::Followed)
     }
 
     /// The final poll when tailing stops: reads what is left, then emits any unfinished
@@ -373,6 +859,7 @@ impl Source {
         loop {
             let step = self.poll(out)?;
             polled.grew |= step.grew;
+            polled.cut += step.cut;
             polled.notes.extend(step.notes);
             if !step.more {
                 break;
@@ -385,8 +872,66 @@ impl Source {
         if let Some(reader) = &mut self.current {
             reader.flush_partial(prefix, out);
         }
+        if let Some(stream) = &mut self.stream
+            && !stream.partial.is_empty()
+        {
+            out.extend_from_slice(prefix);
+            out.append(&mut stream.partial);
+            out.push(b'\n');
+        }
         Ok(polled)
     }
+}
+
+/// `path: what went wrong`, for a note.
+fn describe(path: &Path, err: &io::Error) -> String {
+    let what = match err.kind() {
+        io::ErrorKind::NotFound => "no such file",
+        io::ErrorKind::PermissionDenied => "permission denied",
+        _ => "cannot read it",
+    };
+    format!("{}: {what} ({err})", path.display())
+}
+
+/// On a truncation, reads what the file held past our offset from the copy a
+/// `copytruncate` rotation made of it, so the lines written before the copy but not
+/// yet read are not lost. Only lines written between the copy and the truncation,
+/// which are in neither file, remain lost.
+fn recover_from_copy(
+    path: &Path,
+    reader: &mut Reader,
+    prefix: &[u8],
+    buf: &mut [u8],
+    out: &mut Vec<u8>,
+    polled: &mut Polled,
+) -> io::Result<()> {
+    let Some((copy_path, copy)) = find_copy(path, reader) else {
+        return Ok(());
+    };
+    let meta = copy.metadata()?;
+    let mut copy = Reader {
+        file: copy,
+        id: (meta.dev(), meta.ino()),
+        offset: reader.offset,
+        partial: std::mem::take(&mut reader.partial),
+        fingerprint: std::mem::take(&mut reader.fingerprint),
+    };
+    let before = copy.offset;
+    loop {
+        // No cutting here: a line finished in the copy is finished whole.
+        let read = copy.read_lines(prefix, buf, out, usize::MAX, b"")?;
+        if !read.more {
+            break;
+        }
+    }
+    reader.partial = std::mem::take(&mut copy.partial);
+    polled.notes.push(format!(
+        "{}: read the {} bytes it held past our offset from its copy {}",
+        path.display(),
+        copy.offset - before,
+        copy_path.display()
+    ));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -498,7 +1043,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         std::fs::write(&path, b"0123456789").unwrap();
-        let reader = Reader::open(&path, false).unwrap();
+        let reader = Reader::open(&path, Start::Beginning).unwrap();
         assert_eq!(reader.read_up_to(4, 8).unwrap(), b"4567");
         assert_eq!(reader.read_up_to(6, 16).unwrap(), b"6789");
         assert_eq!(reader.read_up_to(12, 16).unwrap(), b"");
