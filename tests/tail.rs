@@ -15,7 +15,7 @@ use crate::util::{Dir, eventually};
 
 const MODES: [&str; 3] = ["threads", "mixed", "async"];
 
-fn append(path: &Path, line: &str) {
+pub(crate) fn append(path: &Path, line: &str) {
     let mut file = OpenOptions::new()
         .append(true)
         .create(true)
@@ -105,7 +105,7 @@ fn the_books_confirm_merge_passes_in_every_design() {
 
 /// Waits until `path` has at least `lines` lines. If the tailer exits first, fails at
 /// once with what it printed, rather than after the full wait with nothing to go on.
-fn wait_for_lines(tailer: &mut Child, path: &Path, lines: usize) {
+pub(crate) fn wait_for_lines(tailer: &mut Child, path: &Path, lines: usize) {
     eventually(&format!("{lines} lines in {}", path.display()), || {
         if let Ok(Some(status)) = tailer.try_wait() {
             let mut stderr = String::new();

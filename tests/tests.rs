@@ -12,5 +12,6 @@ mod life_view;
 mod process;
 mod run_cli;
 mod tail;
+mod tail_sre;
 mod threads_cli;
 mod util;

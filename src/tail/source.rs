@@ -791,6 +791,9 @@ impl Source {
             }
             self.current = None;
             polled.closed = true;
+            polled
+                .notes
+                .push(format!("{}: gone; drained and closed", self.path.display()));
         }
         Ok(polled)
     }
@@ -1087,5 +1090,64 @@ mod tests {
             writer.join().unwrap();
             result.unwrap();
         });
+    }
+
+    /// copytruncate: lines on disk but not read when the truncation came are read
+    /// from the copy; only what was written between the copy and the truncation (in
+    /// neither file) could be lost.
+    #[test]
+    fn a_copytruncate_rotation_reads_what_it_missed_from_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"1\n2\n3\n").unwrap();
+        let options = FollowOptions {
+            follow_name: true,
+            ..FollowOptions::default()
+        };
+        let mut source = Source::open(&path, false, options).unwrap();
+        let mut out = Vec::new();
+        source.poll(&mut out).unwrap();
+        assert_eq!(out, b"1\n2\n3\n");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"4\n5\n").unwrap();
+        // Decoys: a copy of something else, and a compressed copy.
+        std::fs::write(dir.path().join("app.log.2"), b"old old old old\n9\n").unwrap();
+        std::fs::write(dir.path().join("app.log.1.gz"), b"1\n2\n3\n4\n5\n").unwrap();
+        std::fs::copy(&path, dir.path().join("app.log.1")).unwrap();
+        file.set_len(0).unwrap();
+        file.write_all(b"6\n").unwrap();
+        out.clear();
+        let polled = source.poll(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "4\n5\n6\n");
+        assert!(
+            polled.notes.iter().any(|n| n.contains("from its copy")),
+            "{:?}",
+            polled.notes
+        );
+    }
+
+    #[test]
+    fn copy_names_are_what_rotation_tools_make() {
+        assert!(is_copy_name(b"app.log.1", b"app.log"));
+        assert!(is_copy_name(b"app.log-20261204", b"app.log"));
+        assert!(!is_copy_name(b"app.log.1.gz", b"app.log"));
+        assert!(!is_copy_name(b"app.logger", b"app.log"));
+        assert!(!is_copy_name(b"app.log", b"app.log"));
+    }
+
+    #[test]
+    fn the_last_lines_start_where_gnu_tail_starts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"a\nb\nc\n").unwrap();
+        let file = File::open(&path).unwrap();
+        assert_eq!(last_lines_offset(&file, 6, 1).unwrap(), 4);
+        assert_eq!(last_lines_offset(&file, 6, 3).unwrap(), 0);
+        assert_eq!(last_lines_offset(&file, 6, 0).unwrap(), 6);
+        assert_eq!(line_offset(&file, 6, 2).unwrap(), 2);
+        assert_eq!(line_offset(&file, 6, 9).unwrap(), 6);
     }
 }
