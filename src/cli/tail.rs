@@ -105,6 +105,16 @@ pub struct TailArgs {
     #[arg(long, value_name = "PID")]
     pid: Option<u32>,
 
+    /// Save where each file was read up to in FILE (atomically, once a second and at
+    /// exit), and resume from it on the next run: nothing lost or repeated across a
+    /// kill -9, rotations while stopped included. Needs -o OUT, which is then appended to.
+    #[arg(long, value_name = "FILE", requires = "output")]
+    state: Option<PathBuf>,
+
+    /// Append to OUT instead of truncating it.
+    #[arg(long, requires = "output")]
+    append: bool,
+
     /// Write an unfinished line longer than N bytes out in pieces, with a marker.
     #[arg(long, value_parser = parse_bytes, default_value = "1MiB", value_name = "N")]
     max_line_bytes: u64,
@@ -286,8 +296,9 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
         )
         .into());
     }
-    let output =
-        Output::open(args.output.as_deref()).map_err(|e| UsageError(crate::error_chain(&e)))?;
+    let append = args.append || args.state.is_some();
+    let output = Output::open(args.output.as_deref(), append)
+        .map_err(|e| UsageError(crate::error_chain(&e)))?;
     let options = TailOptions {
         mode: args.mode,
         interval: args.interval.max(Duration::from_millis(1)),
@@ -308,6 +319,7 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
         debug_slow: args.debug_slow,
         pid: args.pid,
         globs: args.globs,
+        state: args.state.clone(),
     };
     let signals = SignalCancel::install_with("tail-signals", SecondSignal::Exit)?;
     let log: tail::Log = Arc::new(|line| eprintln!("concur: {line}"));

@@ -87,7 +87,11 @@ impl Globber {
             start,
             ..self.follow
         };
-        match Source::open(&path, self.prefix, follow) {
+        let opened = match self.shared.saved_positions(&path) {
+            Some((saved, at)) => Source::resume(&path, self.prefix, follow, &saved, at),
+            None => Source::open(&path, self.prefix, follow),
+        };
+        match opened {
             Ok(source) => {
                 (self.shared.log)(format!(
                     "{}: matches --glob {}; following it",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::merge_mixed::{runtime, spawn_watched};
 use super::writer::{Output, WriteThread};
-use super::{Feed, Shared, TailError, TailOptions, Tailer, poll_once};
+use super::{Batch, Feed, Shared, TailError, TailOptions, Tailer, poll_once};
 
 /// Runs the async design until stopped.
 pub(crate) fn run(
@@ -15,7 +15,7 @@ pub(crate) fn run(
     shared: &Arc<Shared>,
 ) -> Result<(), TailError> {
     let runtime = runtime()?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(64);
     let writer = WriteThread::start(output, rx, Arc::clone(shared))?;
     runtime.block_on(async {
         let mut tailers = Vec::new();

@@ -4,13 +4,12 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::merge_threads::tail_blocking;
 use super::writer::Output;
-use super::{Feed, Shared, TailError, TailOptions};
+use super::{Batch, Feed, Shared, TailError, TailOptions};
 
 /// Spawns `future`, timing its polls when `--debug-slow` is on.
 pub(crate) fn spawn_watched<F>(
@@ -53,7 +52,7 @@ pub(crate) fn run(
 ) -> Result<(), TailError> {
     let runtime = runtime()?;
     runtime.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(64);
         let mut out: Box<dyn AsyncWrite + Send + Unpin> = match output {
             Output::Stdout => Box::new(tokio::io::stdout()),
             Output::File(file) => Box::new(tokio::fs::File::from_std(file)),
@@ -61,18 +60,20 @@ pub(crate) fn run(
         let writer_shared = Arc::clone(shared);
         let writer = spawn_watched(options, shared, "merged-output writer".into(), async move {
             while let Some(batch) = rx.recv().await {
-                let mut n = batch.len();
-                let mut written = out.write_all(&batch).await;
+                let mut n = batch.bytes.len();
+                let mut written = out.write_all(&batch.bytes).await;
+                let mut batches = vec![batch];
                 while written.is_ok() {
                     let Ok(more) = rx.try_recv() else { break };
-                    n += more.len();
-                    written = out.write_all(&more).await;
+                    n += more.bytes.len();
+                    written = out.write_all(&more.bytes).await;
+                    batches.push(more);
                 }
                 if let Err(err) = written.and(out.flush().await) {
                     writer_shared.write_failed(err);
                     return;
                 }
-                writer_shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                writer_shared.committed(n as u64, &batches);
             }
         });
         let handle = tokio::runtime::Handle::current();

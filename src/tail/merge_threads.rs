@@ -1,12 +1,11 @@
 //! Design 1 (the book's Example 3): a thread per file, writing through a locked writer.
 
 use std::io::{self, BufWriter, Write};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
 use super::writer::Output;
-use super::{Feed, Shared, TailError, TailOptions, Tailer, poll_once};
+use super::{Batch, Feed, Shared, TailError, TailOptions, Tailer, poll_once};
 
 /// A blocking tailer: poll, hand the lines to `emit`, sleep until woken (or, for a file
 /// inotify cannot speak for, `interval`), again, until stopped or the file is closed.
@@ -14,7 +13,7 @@ use super::{Feed, Shared, TailError, TailOptions, Tailer, poll_once};
 pub(crate) fn tail_blocking(
     tailer: Tailer,
     shared: &Shared,
-    mut emit: impl FnMut(Vec<u8>) -> io::Result<()>,
+    mut emit: impl FnMut(Batch) -> io::Result<()>,
 ) {
     let Tailer { mut source, wake } = tailer;
     loop {
@@ -57,11 +56,10 @@ pub(crate) fn run(
                     let shared = tailer_shared;
                     tail_blocking(tailer, &shared, |batch| {
                         let mut out = writer.lock().unwrap_or_else(PoisonError::into_inner);
-                        out.write_all(&batch)?;
+                        out.write_all(&batch.bytes)?;
                         out.flush()?;
-                        shared
-                            .bytes
-                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        // Under the writer's lock: the positions match the output.
+                        shared.committed(batch.bytes.len() as u64, [&batch]);
                         Ok(())
                     });
                 });

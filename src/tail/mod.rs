@@ -34,11 +34,12 @@ pub mod merge_async;
 pub mod merge_mixed;
 pub mod merge_threads;
 mod source;
+pub mod state;
 pub mod wake;
 mod watchers;
 pub mod writer;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,6 +55,7 @@ pub use source::{
 
 use crate::process::CancelToken;
 use globbing::glob_dirs;
+pub use state::Position;
 use wake::{Wake, Watch};
 use writer::Output;
 
@@ -91,6 +93,9 @@ pub struct TailOptions {
     pub pid: Option<u32>,
     /// Follow every file whose path matches one of these, now and later (`--glob`).
     pub globs: Vec<String>,
+    /// Save where each file was read up to here, and resume from it (`--state`). The
+    /// output must then be a file opened for appending.
+    pub state: Option<PathBuf>,
 }
 
 impl Default for TailOptions {
@@ -105,6 +110,7 @@ impl Default for TailOptions {
             debug_slow: None,
             pid: None,
             globs: Vec::new(),
+            state: None,
         }
     }
 }
@@ -130,6 +136,9 @@ pub enum TailError {
     /// Threads or the runtime could not be started.
     #[error("cannot start the tailers")]
     Start(#[source] io::Error),
+    /// The `--state` file could not be read or written.
+    #[error(transparent)]
+    State(#[from] state::StateError),
     /// A `--glob` pattern that concur cannot follow.
     #[error("--glob {pattern}: {why}")]
     Glob {
@@ -170,6 +179,35 @@ pub(crate) struct Tailer {
 /// It closes when tailing stops.
 pub(crate) type Feed = tokio::sync::mpsc::UnboundedReceiver<Tailer>;
 
+/// What has been written, for `--state`: OUT's length and each file's positions.
+struct Progress {
+    path: PathBuf,
+    state: state::State,
+    /// Positions loaded at start, for files not opened yet (found later by `--glob`).
+    resume: HashMap<String, Vec<Position>>,
+    /// When the loaded state was saved.
+    saved_at: Option<std::time::SystemTime>,
+    /// Tells the saver there is something new.
+    dirty: crossbeam_channel::Sender<()>,
+    /// The first save error, told once.
+    failed: bool,
+}
+
+/// Lines on their way to the output, and (with `--state`) where their file has been
+/// read up to once they are written.
+pub(crate) struct Batch {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) mark: Option<(String, Vec<Position>)>,
+}
+
+/// The key of a followed path in the state file.
+fn state_key(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
 /// State shared by the coordinator, the tailers and the writer.
 pub(crate) struct Shared {
     stop: AtomicBool,
@@ -194,6 +232,8 @@ pub(crate) struct Shared {
     /// Paths being followed (for `--glob`, which must not follow one twice).
     followed: Mutex<HashSet<PathBuf>>,
     files: AtomicU64,
+    /// With `--state`: what has been written.
+    progress: Option<Mutex<Progress>>,
     /// Fired to stop, waking the coordinator and the watchers.
     halt: CancelToken,
 }
@@ -273,6 +313,52 @@ impl Shared {
         feed.send(Tailer { source, wake }).is_ok()
     }
 
+    /// Records that `bytes` more bytes, holding the lines of `marks`, are in the output
+    /// (called after they were written and flushed).
+    pub(crate) fn committed<'a>(&self, bytes: u64, marks: impl IntoIterator<Item = &'a Batch>) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(progress) = &self.progress {
+            let mut progress = lock(progress);
+            progress.state.output_len += bytes;
+            for batch in marks {
+                if let Some((key, positions)) = &batch.mark {
+                    progress.state.files.insert(key.clone(), positions.clone());
+                }
+            }
+            let _ = progress.dirty.try_send(());
+        }
+    }
+
+    /// Saves the `--state` file now (the saver does this once a second, and `run` at
+    /// the end); the first failure is told, and tailing goes on.
+    fn save_state(&self) {
+        let Some(progress) = &self.progress else {
+            return;
+        };
+        let (mut state, path) = {
+            let progress = lock(progress);
+            (progress.state.clone(), progress.path.clone())
+        };
+        if let Err(err) = state.save(&path) {
+            let mut progress = lock(progress);
+            if !progress.failed {
+                progress.failed = true;
+                (self.log)(crate::error_chain(&err));
+            }
+        }
+    }
+
+    /// The positions a previous run saved for `path`, if any (taken once).
+    fn saved_positions(
+        &self,
+        path: &Path,
+    ) -> Option<(Vec<Position>, Option<std::time::SystemTime>)> {
+        let progress = self.progress.as_ref()?;
+        let mut progress = lock(progress);
+        let saved = progress.resume.remove(&state_key(path))?;
+        Some((saved, progress.saved_at))
+    }
+
     /// A tailer is done with its file (closed, or failed).
     pub(crate) fn release(&self, tailer_path: &Path, wake: &Arc<Wake>) {
         if let Some(watch) = &self.watch {
@@ -286,18 +372,42 @@ impl Shared {
 /// One poll of one source, as every design does it: the lines read (possibly empty),
 /// whether to poll again at once, and whether this tailer is done.
 pub(crate) struct Step {
-    pub(crate) batch: Vec<u8>,
+    pub(crate) batch: Batch,
     pub(crate) more: bool,
     pub(crate) done: bool,
 }
 
+impl Batch {
+    /// Whether there is nothing to write and no position to record.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.mark.is_none()
+    }
+}
+
+/// With `--state`, the source's positions when they changed since the last batch.
+fn mark(source: &mut Source, shared: &Shared) -> Option<(String, Vec<Position>)> {
+    if shared.progress.is_none() || source.is_streamed() {
+        return None;
+    }
+    let positions = source.positions();
+    if positions == source.last_mark {
+        return None;
+    }
+    source.last_mark.clone_from(&positions);
+    Some((state_key(source.path()), positions))
+}
+
 pub(crate) fn poll_once(source: &mut Source, shared: &Shared) -> Step {
     let stopping = shared.stopping();
-    let mut batch = Vec::new();
+    let mut batch_bytes = Vec::new();
     let polled = if stopping {
-        source.finish(&mut batch)
+        source.finish(&mut batch_bytes)
     } else {
-        source.poll(&mut batch)
+        source.poll(&mut batch_bytes)
+    };
+    let batch = |bytes, source: &mut Source| Batch {
+        bytes,
+        mark: mark(source, shared),
     };
     match polled {
         Ok(polled) => {
@@ -311,7 +421,7 @@ pub(crate) fn poll_once(source: &mut Source, shared: &Shared) -> Step {
                 shared.cut_lines.fetch_add(polled.cut, Ordering::Relaxed);
             }
             Step {
-                batch,
+                batch: batch(batch_bytes, source),
                 more: polled.more,
                 done: stopping || polled.closed,
             }
@@ -320,7 +430,7 @@ pub(crate) fn poll_once(source: &mut Source, shared: &Shared) -> Step {
             (shared.log)(crate::error_chain(&err));
             shared.failed_files.fetch_add(1, Ordering::Relaxed);
             Step {
-                batch,
+                batch: batch(batch_bytes, source),
                 more: false,
                 done: true,
             }
@@ -380,10 +490,28 @@ pub fn run(
             name_some(&rest)
         ));
     }
+    let (mut progress, changed) = match &options.state {
+        Some(path) => {
+            let (progress, changed) = start_progress(path, &output, &log)?;
+            (Some(progress), Some(changed))
+        }
+        None => (None, None),
+    };
     let mut sources = Vec::new();
     for path in &files {
+        let saved = progress
+            .as_mut()
+            .and_then(|p| p.resume.remove(&state_key(path)));
         let opened = if Source::is_stream(path) {
             Source::open_stream(path, options.prefix, options.follow)
+        } else if let Some(saved) = &saved {
+            Source::resume(
+                path,
+                options.prefix,
+                options.follow,
+                saved,
+                progress.as_ref().and_then(|p| p.saved_at),
+            )
         } else {
             Source::open(path, options.prefix, options.follow)
         };
@@ -443,8 +571,13 @@ pub fn run(
         interval: options.interval,
         followed: Mutex::new(HashSet::new()),
         files: AtomicU64::new(0),
+        progress: progress.map(Mutex::new),
         halt: CancelToken::new().map_err(TailError::Start)?,
     });
+    let saver = match changed {
+        Some(changed) => Some(start_saver(&shared, changed)?),
+        None => None,
+    };
     for source in sources {
         shared.adopt(source);
     }
@@ -482,6 +615,11 @@ pub fn run(
     if let Some(globber) = globber {
         let _ = globber.join();
     }
+    if let Some(saver) = saver {
+        let _ = saver.join();
+    }
+    // Every write is done: the final positions.
+    shared.save_state();
     ran?;
     let output_closed = shared.output_closed.load(Ordering::SeqCst);
     if let Some(err) = lock(&shared.write_error).take()
@@ -497,6 +635,86 @@ pub fn run(
         idle_exit: idle,
         output_closed,
     })
+}
+
+/// `--state`: loads the previous run's state, cuts the output back to the length it
+/// had when that state was saved (the lines past it are read again), and returns the
+/// progress to carry on from with the channel that tells the saver of changes.
+fn start_progress(
+    path: &Path,
+    output: &Output,
+    log: &Log,
+) -> Result<(Progress, crossbeam_channel::Receiver<()>), TailError> {
+    let mut loaded = state::State::load(path)?;
+    // Half a second early, to be safe: a file leaves the saved positions only a second
+    // after its last write (RETIRE_AFTER), so no file counted there is read twice.
+    let saved_at = (loaded.saved_at_ns > 0).then(|| {
+        std::time::UNIX_EPOCH + Duration::from_nanos(loaded.saved_at_ns)
+            - Duration::from_millis(500)
+    });
+    let Output::File(out) = output else {
+        return Err(TailError::NoFiles(
+            "--state needs the output to be a file (-o OUT)".into(),
+        ));
+    };
+    let len = out.metadata().map_err(TailError::Write)?.len();
+    if loaded.version == 0 {
+        loaded.version = 1;
+    } else if len > loaded.output_len {
+        out.set_len(loaded.output_len).map_err(TailError::Write)?;
+        log(format!(
+            "the output had {} bytes written after the last saved state; they are read again",
+            len - loaded.output_len
+        ));
+    } else if len < loaded.output_len {
+        log(format!(
+            "the output is {} bytes shorter than when the state was saved (rotated or cut?); going on",
+            loaded.output_len - len
+        ));
+    }
+    loaded.output_len = out.metadata().map_err(TailError::Write)?.len();
+    // Saved before anything is written: a run killed before its first save is then cut
+    // back to here on restart, instead of repeating what it wrote.
+    loaded.save(path)?;
+    let (dirty, changed) = crossbeam_channel::bounded(1);
+    Ok((
+        Progress {
+            path: path.to_owned(),
+            resume: loaded.files.clone().into_iter().collect(),
+            saved_at,
+            state: loaded,
+            dirty,
+            failed: false,
+        },
+        changed,
+    ))
+}
+
+/// Saves the state at most once a second while lines flow, and not at all while
+/// nothing changes.
+fn start_saver(
+    shared: &Arc<Shared>,
+    changed: crossbeam_channel::Receiver<()>,
+) -> Result<std::thread::JoinHandle<()>, TailError> {
+    let shared = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name("tail-state".into())
+        .spawn(move || {
+            let halted = shared.halt.subscribe();
+            loop {
+                crossbeam_channel::select! {
+                    recv(changed) -> _ => {}
+                    recv(halted) -> _ => return,
+                }
+                shared.save_state();
+                if halted.recv_timeout(Duration::from_secs(1))
+                    != Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                {
+                    return;
+                }
+            }
+        })
+        .map_err(TailError::Start)
 }
 
 /// Waits for Ctrl-C, a stop, or `idle_exit` of quiet; then stops everything. Returns

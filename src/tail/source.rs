@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use super::state::{HEAD, Position, find_by_inode, hex, starts_with, unhex, written_since};
 use super::wake::Wake;
 
 /// The most bytes one poll reads from one file before returning, so that one busy file
@@ -133,6 +134,8 @@ struct Reader {
     partial: Vec<u8>,
     /// The last bytes read, to notice a file truncated and rewritten past our offset.
     fingerprint: Vec<u8>,
+    /// Its first bytes (up to [`HEAD`]), to know it again after a restart.
+    head: Vec<u8>,
 }
 
 /// Reads `buf.len()` bytes at `at`, or fewer if the file ends first.
@@ -222,7 +225,9 @@ impl Reader {
             offset,
             partial: Vec::new(),
             fingerprint: Vec::new(),
+            head: Vec::new(),
         };
+        reader.head = reader.read_up_to(0, HEAD as u64)?;
         if offset > 0 {
             let from = offset.saturating_sub(FINGERPRINT as u64);
             let fingerprint = reader.read_up_to(from, offset)?;
@@ -307,6 +312,41 @@ impl Reader {
         }
     }
 
+    /// Where this file has been written out up to, for `--state`.
+    fn position(&mut self) -> Position {
+        if self.head.len() < HEAD
+            && self.offset > self.head.len() as u64
+            && let Ok(head) = self.read_up_to(0, HEAD as u64)
+        {
+            self.head = head;
+        }
+        Position {
+            dev: self.id.0,
+            ino: self.id.1,
+            pos: self.offset - self.partial.len() as u64,
+            head: hex(&self.head),
+            // The bytes before `pos` are the fingerprint only when no line is unfinished.
+            tail: if self.partial.is_empty() {
+                hex(&self.fingerprint)
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// Resumes reading `file` at a saved position.
+    fn resume(file: File, saved: &Position) -> io::Result<Self> {
+        let meta = file.metadata()?;
+        Ok(Reader {
+            file,
+            id: (meta.dev(), meta.ino()),
+            offset: saved.pos,
+            partial: Vec::new(),
+            fingerprint: unhex(&saved.tail),
+            head: unhex(&saved.head),
+        })
+    }
+
     /// Emits an unfinished last line that will never be finished (its file was rotated
     /// or truncated, or tailing stops), with a newline added, so that nothing is lost.
     fn flush_partial(&mut self, prefix: &[u8], out: &mut Vec<u8>) {
@@ -351,7 +391,7 @@ pub(crate) fn split_lines(prefix: &[u8], partial: &mut Vec<u8>, data: &[u8], out
 
 /// Names that rotation tools give a file's copies, so `app.log` → `app.log.1`,
 /// `app.log-20261204`; compressed copies cannot be read back and are skipped.
-fn is_copy_name(name: &[u8], base: &[u8]) -> bool {
+pub(crate) fn is_copy_name(name: &[u8], base: &[u8]) -> bool {
     const PACKED: [&[u8]; 5] = [b".gz", b".bz2", b".xz", b".zst", b".lz4"];
     name.len() > base.len()
         && name.starts_with(base)
@@ -492,6 +532,11 @@ pub struct Source {
     marker: Vec<u8>,
     /// Standard input or a FIFO instead of a file.
     stream: Option<Stream>,
+    /// Lines and notes from resuming (`--state`), given out by the first poll.
+    pending: Vec<u8>,
+    pending_notes: Vec<String>,
+    /// The positions last handed to the writer (`--state`), to send only changes.
+    pub(crate) last_mark: Vec<Position>,
 }
 
 impl Source {
@@ -530,7 +575,118 @@ impl Source {
             gone_since: None,
             marker: format!(" [concur: line cut at {} bytes]\n", options.max_line).into_bytes(),
             stream: None,
+            pending: Vec::new(),
+            pending_notes: Vec::new(),
+            last_mark: Vec::new(),
         })
+    }
+
+    /// Follows `path` from where a previous run saved it had got to (`--state`): files
+    /// the name no longer points to (rotated while concur was down) are found by inode
+    /// and drained first; the file under the name is resumed at its position, or read
+    /// from its start if it is new.
+    pub fn resume(
+        path: &Path,
+        prefix: bool,
+        options: FollowOptions,
+        saved: &[Position],
+        saved_at: Option<std::time::SystemTime>,
+    ) -> Result<Self, SourceError> {
+        let resumed = FollowOptions {
+            start: Start::Beginning,
+            ..options
+        };
+        let mut source = Self::open(path, prefix, resumed)?;
+        let named = source.current.take();
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut olds = Vec::new();
+        let mut current = None;
+        for position in saved {
+            let head = unhex(&position.head);
+            if let Some(named) = &named
+                && named.id == (position.dev, position.ino)
+                && starts_with(&named.file, &head)
+            {
+                let file = named.file.try_clone().map_err(|e| source.read_error(e))?;
+                current = Some(Reader::resume(file, position).map_err(|e| source.read_error(e))?);
+                continue;
+            }
+            match find_by_inode(dir, position.dev, position.ino, &head) {
+                Some((found, file)) => {
+                    source.pending_notes.push(format!(
+                        "{}: rotated while concur was stopped; draining {} from byte {}",
+                        path.display(),
+                        found.display(),
+                        position.pos
+                    ));
+                    olds.push(Reader::resume(file, position).map_err(|e| source.read_error(e))?);
+                }
+                None => source.pending_notes.push(format!(
+                    "{}: the file read up to byte {} when concur stopped is gone (deleted or compressed); what was written to it after that is lost",
+                    path.display(),
+                    position.pos
+                )),
+            }
+        }
+        // Files created and rotated away while concur was stopped: no position covers
+        // them, and they were written after the state was saved. Read them whole.
+        if let Some(since) = saved_at {
+            let known: Vec<(u64, u64)> = saved.iter().map(|p| (p.dev, p.ino)).collect();
+            for (found, file) in written_since(path, since) {
+                let Ok(meta) = file.metadata() else { continue };
+                let id = (meta.dev(), meta.ino());
+                if known.contains(&id) || named.as_ref().is_some_and(|n| n.id == id) {
+                    continue;
+                }
+                source.pending_notes.push(format!(
+                    "{}: {} was written and rotated while concur was stopped; reading it whole",
+                    path.display(),
+                    found.display()
+                ));
+                olds.push(
+                    Reader::from_file(file, Start::Beginning).map_err(|e| source.read_error(e))?,
+                );
+            }
+        }
+        // Every older file but the last is drained now; the last is retired as after a
+        // rotation, and the file under the name (resumed, or new) is current.
+        let last_old = olds.pop();
+        for mut old in olds {
+            loop {
+                let read = old
+                    .read_lines(
+                        &source.prefix,
+                        &mut source.buf,
+                        &mut source.pending,
+                        options.max_line,
+                        &source.marker,
+                    )
+                    .map_err(|e| source.read_error(e))?;
+                if !read.more {
+                    break;
+                }
+            }
+            old.flush_partial(&source.prefix, &mut source.pending);
+        }
+        source.retired = last_old.map(|old| (old, Instant::now()));
+        source.current = current.or(named);
+        Ok(source)
+    }
+
+    /// Where each open file of this source has been written out up to (the retired
+    /// one first), for `--state`. Empty for standard input and FIFOs.
+    pub fn positions(&mut self) -> Vec<Position> {
+        let mut positions = Vec::new();
+        if let Some((old, _)) = &mut self.retired {
+            positions.push(old.position());
+        }
+        if let Some(current) = &mut self.current {
+            positions.push(current.position());
+        }
+        positions
     }
 
     /// Follows standard input (`-`) or a FIFO: read forward until its end, then closed.
@@ -574,6 +730,9 @@ impl Source {
                 partial: Vec::new(),
                 ended: false,
             }),
+            pending: Vec::new(),
+            pending_notes: Vec::new(),
+            last_mark: Vec::new(),
         })
     }
 
@@ -637,7 +796,7 @@ impl Source {
                 }
             }
         }
-        polled.grew = total > 0;
+        polled.grew |= total > 0;
         if stream.ended {
             if !stream.partial.is_empty() {
                 out.extend_from_slice(&self.prefix);
@@ -707,6 +866,11 @@ impl Source {
     /// lines to `out`.
     pub fn poll(&mut self, out: &mut Vec<u8>) -> Result<Polled, SourceError> {
         let mut polled = Polled::default();
+        if !self.pending.is_empty() || !self.pending_notes.is_empty() {
+            polled.grew = !self.pending.is_empty();
+            out.append(&mut self.pending);
+            polled.notes.append(&mut self.pending_notes);
+        }
         if self.stream.is_some() {
             self.poll_stream(out, &mut polled)?;
             return Ok(polled);
@@ -918,6 +1082,7 @@ fn recover_from_copy(
         offset: reader.offset,
         partial: std::mem::take(&mut reader.partial),
         fingerprint: std::mem::take(&mut reader.fingerprint),
+        head: Vec::new(),
     };
     let before = copy.offset;
     loop {

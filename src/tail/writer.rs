@@ -4,10 +4,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 
-use super::{Shared, TailError};
+use super::{Batch, Shared, TailError};
 
 /// Where merged lines go.
 #[derive(Debug)]
@@ -19,18 +18,22 @@ pub enum Output {
 }
 
 impl Output {
-    /// Opens `path` for writing, or standard output; an error names the path.
-    pub fn open(path: Option<&Path>) -> Result<Self, TailError> {
+    /// Opens `path` for writing (created, and truncated unless `append`), or standard
+    /// output; an error names the path.
+    pub fn open(path: Option<&Path>, append: bool) -> Result<Self, TailError> {
         match path {
             None => Ok(Output::Stdout),
-            Some(path) => {
-                File::create(path)
-                    .map(Output::File)
-                    .map_err(|source| TailError::Output {
-                        path: path.to_owned(),
-                        source,
-                    })
-            }
+            Some(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(append)
+                .truncate(!append)
+                .open(path)
+                .map(Output::File)
+                .map_err(|source| TailError::Output {
+                    path: path.to_owned(),
+                    source,
+                }),
         }
     }
 
@@ -59,28 +62,32 @@ impl std::fmt::Debug for WriteThread {
 
 /// Writes batches until the channel closes, flushing whenever the queue runs dry.
 pub(crate) fn write_all_batches(
-    mut next: impl FnMut() -> Option<Vec<u8>>,
-    mut try_next: impl FnMut() -> Option<Vec<u8>>,
+    mut next: impl FnMut() -> Option<Batch>,
+    mut try_next: impl FnMut() -> Option<Batch>,
     out: &mut dyn Write,
     shared: &Shared,
 ) {
     let mut out = BufWriter::with_capacity(256 * 1024, out);
+    let mut batches = Vec::new();
     while let Some(batch) = next() {
-        let mut written = out.write_all(&batch).map(|()| batch.len());
+        let mut written = out.write_all(&batch.bytes).map(|()| batch.bytes.len());
+        batches.push(batch);
         // Take whatever else is queued before paying for a flush.
         while written.is_ok() {
             match try_next() {
                 Some(more) => {
                     written = out
-                        .write_all(&more)
-                        .map(|()| written.unwrap_or(0) + more.len())
+                        .write_all(&more.bytes)
+                        .map(|()| written.unwrap_or(0) + more.bytes.len());
+                    batches.push(more);
                 }
                 None => break,
             }
         }
         match written.and_then(|n| out.flush().map(|()| n)) {
             Ok(n) => {
-                shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                shared.committed(n as u64, &batches);
+                batches.clear();
             }
             Err(err) => {
                 shared.write_failed(err);
@@ -94,7 +101,7 @@ impl WriteThread {
     /// Starts the thread; it writes what `queue` delivers until every sender is gone.
     pub(crate) fn start(
         output: Output,
-        mut queue: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        mut queue: tokio::sync::mpsc::Receiver<Batch>,
         shared: Arc<Shared>,
     ) -> Result<Self, TailError> {
         let handle = thread::Builder::new()

@@ -35,8 +35,8 @@ fn scenario(dir: &std::path::Path, mode: Mode) -> Result<Merged, TourError> {
         fs::write(input, b"").map_err(TourError::Demo)?;
     }
     let merged = dir.join(format!("{}-merged.log", tail::bench::mode_name(mode)));
-    let output =
-        Output::open(Some(&merged)).map_err(|e| TourError::Demo(std::io::Error::other(e)))?;
+    let output = Output::open(Some(&merged), false)
+        .map_err(|e| TourError::Demo(std::io::Error::other(e)))?;
     let options = TailOptions {
         mode,
         idle_exit: Some(Duration::from_millis(400)),
