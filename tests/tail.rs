@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::util::{Dir, eventually};
 
-const MODES: [&str; 3] = ["threads", "mixed", "async"];
+const MODES: [&str; 4] = ["events", "threads", "mixed", "async"];
 
 pub(crate) fn append(path: &Path, line: &str) {
     let mut file = OpenOptions::new()

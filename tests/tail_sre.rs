@@ -139,7 +139,7 @@ fn switches(pid: u32) -> std::collections::HashMap<String, u64> {
 /// context switches, not time, so a slow machine cannot fail it.
 #[test]
 fn quiet_files_cause_no_wake_ups() {
-    for mode in ["threads", "mixed", "async"] {
+    for mode in ["events", "threads", "mixed", "async"] {
         let dir = Dir::new();
         let names: Vec<String> = (0..200).map(|i| format!("q{i}.log")).collect();
         for name in &names {
@@ -232,7 +232,7 @@ fn files_past_the_descriptor_limit_are_named_and_the_rest_followed() {
 /// noticed without waiting for the file to grow.
 #[test]
 fn a_reader_that_goes_away_ends_tailing_without_more_input() {
-    for mode in ["threads", "mixed", "async"] {
+    for mode in ["events", "threads", "mixed", "async"] {
         let dir = Dir::new();
         dir.create("quiet.log", "first\nsecond\n");
         let mut tailer = dir.concur(["tail", "--mode", mode, "quiet.log"]).spawn();
@@ -449,7 +449,7 @@ fn standard_input_and_fifos_are_read_to_their_end() {
 /// file rotated while it was down included.
 #[test]
 fn a_tailer_killed_during_rotation_resumes_with_nothing_lost_or_repeated() {
-    for mode in ["threads", "async"] {
+    for mode in ["events", "threads", "async"] {
         let dir = Dir::new();
         let log = dir.path().join("app.log");
         fs::write(&log, "").unwrap();

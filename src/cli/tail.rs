@@ -39,6 +39,7 @@ Exit status: 0 done; 1 a file could not be read or was not followed (descriptor 
 or writing failed; 2 no file could be opened, or OUT could not be created, or bad usage.
 
 Designs (--mode), all merging the same lines:
+  events   one thread: inotify, reads and writes in one loop, like GNU tail (default)
   threads  a thread per file and a locked writer (the book's Example 3)
   mixed    blocking tailers on spawn_blocking, an async writer task (item 62)
   async    async tailer tasks, a dedicated writer thread (item 63's WriteThread)";
@@ -56,7 +57,7 @@ pub struct TailArgs {
     command: Option<TailCommand>,
 
     /// How tailers and the writer are arranged.
-    #[arg(long, value_enum, default_value_t = Mode::Threads)]
+    #[arg(long, value_enum, default_value_t = Mode::Events)]
     mode: Mode,
 
     /// Write the merged lines to OUT instead of stdout (created or truncated).
@@ -152,9 +153,57 @@ struct BenchArgs {
     #[arg(long, default_value_t = 200, value_name = "N")]
     samples: usize,
 
+    /// Quiet files for the idle case.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    idle_files: usize,
+
+    /// How long the idle case measures (after 3 s of warm-up).
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D")]
+    idle_for: Duration,
+
+    /// Lines per second for the CPU-per-line case (over 4 files).
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    rate: u64,
+
+    /// How long the CPU-per-line case writes.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D")]
+    rate_for: Duration,
+
+    /// Which cases to run.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "latency,throughput,idle,cpu"
+    )]
+    cases: Vec<BenchCase>,
+
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+/// A part of `concur tail bench`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BenchCase {
+    /// Append-to-output latency, inotify and polling.
+    Latency,
+    /// Lines per second, files pre-written and written live.
+    Throughput,
+    /// CPU and wake-ups while many files are quiet, against GNU tail -F.
+    Idle,
+    /// CPU per line at a steady rate, against GNU tail -F.
+    Cpu,
+}
+
+/// The three designs, as `concur tail` arguments.
+const MODES: [Mode; 4] = [Mode::Events, Mode::Threads, Mode::Mixed, Mode::Async];
+
+/// GNU tail, following names as an SRE runs it.
+fn gnu_tail_follow() -> std::process::Command {
+    let mut gnu = std::process::Command::new("tail");
+    gnu.args(["-F", "-q", "-n", "+1"]);
+    gnu
 }
 
 fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
@@ -163,95 +212,206 @@ fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     let dir = tempfile::Builder::new()
         .prefix("concur-tail-bench-")
         .tempdir()?;
-    let mut latencies = Vec::new();
-    for mode in [Mode::Threads, Mode::Mixed, Mode::Async] {
-        latencies.push(bench::latency(&exe, dir.path(), mode, false, args.samples)?);
-    }
-    latencies.push(bench::latency(
-        &exe,
-        dir.path(),
-        Mode::Threads,
-        true,
-        args.samples,
-    )?);
-
-    let files = 8;
-    let paths = bench::write_files(dir.path(), files, args.lines)?;
-    let total = files as u64 * args.lines;
-    let mut throughputs = Vec::new();
-    for mode in [Mode::Threads, Mode::Mixed, Mode::Async] {
+    let concur = |mode: Mode| {
         let mut command = std::process::Command::new(&exe);
+        command.args(["tail", "--mode", bench::mode_name(mode)]);
         command
-            .args(["tail", "--mode", bench::mode_name(mode)])
-            .args(&paths);
-        let name = format!("concur tail --mode {}", bench::mode_name(mode));
-        throughputs.push(bench::throughput(
-            &name,
-            "pre-written",
-            &mut command,
-            total,
-        )?);
-    }
-    let mut gnu = std::process::Command::new("tail");
-    gnu.args(["-q", "-n", "+1", "-f"]).args(&paths);
-    match bench::throughput("GNU tail -q -n +1 -f", "pre-written", &mut gnu, total) {
-        Ok(result) => throughputs.push(result),
-        Err(err) => eprintln!("concur: GNU tail not measured: {err}"),
-    }
-    for path in &paths {
-        let _ = std::fs::remove_file(path);
-    }
-    for mode in [Mode::Threads, Mode::Mixed, Mode::Async] {
-        throughputs.push(bench::live_throughput(
+    };
+    let name = |mode: Mode| format!("concur tail --mode {}", bench::mode_name(mode));
+    let mut latencies = Vec::new();
+    if args.cases.contains(&BenchCase::Latency) {
+        for mode in MODES {
+            latencies.push(bench::latency(&exe, dir.path(), mode, false, args.samples)?);
+        }
+        latencies.push(bench::latency(
             &exe,
             dir.path(),
-            mode,
-            files,
-            args.lines,
+            Mode::Threads,
+            true,
+            args.samples,
         )?);
+    }
+
+    let mut throughputs = Vec::new();
+    if args.cases.contains(&BenchCase::Throughput) {
+        let files = 8;
+        let paths = bench::write_files(dir.path(), files, args.lines)?;
+        let total = files as u64 * args.lines;
+        for mode in MODES {
+            let mut command = concur(mode);
+            command.args(&paths);
+            throughputs.push(bench::throughput(
+                &name(mode),
+                "pre-written",
+                &mut command,
+                total,
+            )?);
+        }
+        let mut gnu = std::process::Command::new("tail");
+        gnu.args(["-q", "-n", "+1", "-f"]).args(&paths);
+        match bench::throughput("GNU tail -q -n +1 -f", "pre-written", &mut gnu, total) {
+            Ok(result) => throughputs.push(result),
+            Err(err) => eprintln!("concur: GNU tail not measured: {err}"),
+        }
+        for path in &paths {
+            let _ = std::fs::remove_file(path);
+        }
+        for mode in MODES {
+            throughputs.push(bench::live_throughput(
+                &exe,
+                dir.path(),
+                mode,
+                files,
+                args.lines,
+            )?);
+        }
+    }
+
+    let mut idles = Vec::new();
+    if args.cases.contains(&BenchCase::Idle) {
+        let quiet = bench::quiet_files(dir.path(), args.idle_files)?;
+        let warmup = Duration::from_secs(3);
+        for mode in MODES {
+            let mut command = concur(mode);
+            command.arg("-F").args(&quiet);
+            idles.push(bench::idle(
+                &format!("{} -F", name(mode)),
+                &mut command,
+                quiet.len(),
+                warmup,
+                args.idle_for,
+            )?);
+        }
+        let mut gnu = gnu_tail_follow();
+        gnu.args(&quiet);
+        match bench::idle("GNU tail -F", &mut gnu, quiet.len(), warmup, args.idle_for) {
+            Ok(result) => idles.push(result),
+            Err(err) => eprintln!("concur: GNU tail not measured: {err}"),
+        }
+    }
+
+    let mut cpu = Vec::new();
+    if args.cases.contains(&BenchCase::Cpu) {
+        for mode in MODES {
+            let mut command = concur(mode);
+            command.arg("-F");
+            cpu.push(bench::cpu_per_line(
+                &format!("{} -F", name(mode)),
+                &mut command,
+                dir.path(),
+                args.rate,
+                args.rate_for,
+            )?);
+        }
+        match bench::cpu_per_line(
+            "GNU tail -F",
+            &mut gnu_tail_follow(),
+            dir.path(),
+            args.rate,
+            args.rate_for,
+        ) {
+            Ok(result) => cpu.push(result),
+            Err(err) => eprintln!("concur: GNU tail not measured: {err}"),
+        }
     }
 
     if args.json {
-        let report = serde_json::json!({ "latency": latencies, "throughput": throughputs });
+        let report = serde_json::json!({
+            "latency": latencies,
+            "throughput": throughputs,
+            "idle": idles,
+            "cpu_per_line": cpu,
+        });
         writeln!(out, "{report}")?;
         return Ok(Outcome::Success);
     }
-    writeln!(
-        out,
-        "Append-to-output latency ({} lines, one every 10 ms):",
-        args.samples
-    )?;
-    writeln!(
-        out,
-        "{:<10} {:<12} {:>8} {:>8}",
-        "mode", "wake-up", "p50 ms", "p99 ms"
-    )?;
-    for l in &latencies {
+    if !latencies.is_empty() {
         writeln!(
             out,
-            "{:<10} {:<12} {:>8.3} {:>8.3}",
-            bench::mode_name(l.mode),
-            l.wake,
-            l.p50_ms,
-            l.p99_ms
+            "Append-to-output latency ({} lines, one every 10 ms):",
+            args.samples
         )?;
+        writeln!(
+            out,
+            "{:<10} {:<12} {:>8} {:>8}",
+            "mode", "wake-up", "p50 ms", "p99 ms"
+        )?;
+        for l in &latencies {
+            writeln!(
+                out,
+                "{:<10} {:<12} {:>8.3} {:>8.3}",
+                bench::mode_name(l.mode),
+                l.wake,
+                l.p50_ms,
+                l.p99_ms
+            )?;
+        }
     }
-    writeln!(
-        out,
-        "\nThroughput, {files} files of {} lines (about 60 bytes each):",
-        args.lines
-    )?;
-    writeln!(
-        out,
-        "{:<30} {:<12} {:>10} {:>14}",
-        "tailer", "workload", "seconds", "lines/s"
-    )?;
-    for t in &throughputs {
+    if !throughputs.is_empty() {
         writeln!(
             out,
-            "{:<30} {:<12} {:>10.3} {:>14.0}",
-            t.tailer, t.workload, t.seconds, t.lines_per_second
+            "\nThroughput, 8 files of {} lines (about 60 bytes each):",
+            args.lines
         )?;
+        writeln!(
+            out,
+            "{:<30} {:<12} {:>10} {:>14}",
+            "tailer", "workload", "seconds", "lines/s"
+        )?;
+        for t in &throughputs {
+            writeln!(
+                out,
+                "{:<30} {:<12} {:>10.3} {:>14.0}",
+                t.tailer, t.workload, t.seconds, t.lines_per_second
+            )?;
+        }
+    }
+    if !idles.is_empty() {
+        writeln!(
+            out,
+            "\nQuiet files ({} files, {:.0} s after 3 s of warm-up):",
+            args.idle_files,
+            args.idle_for.as_secs_f64()
+        )?;
+        writeln!(
+            out,
+            "{:<34} {:>8} {:>12} {:>8}",
+            "tailer", "CPU %", "wake-ups/s", "threads"
+        )?;
+        for i in &idles {
+            writeln!(
+                out,
+                "{:<34} {:>8.3} {:>12.1} {:>8}",
+                i.tailer, i.cpu_percent, i.wakeups_per_second, i.threads
+            )?;
+        }
+    }
+    if !cpu.is_empty() {
+        let gnu = cpu
+            .iter()
+            .find(|c| c.tailer.starts_with("GNU"))
+            .map(|c| c.cpu_seconds);
+        writeln!(
+            out,
+            "\nCPU per line ({} lines/s over 4 files for {:.0} s):",
+            args.rate,
+            args.rate_for.as_secs_f64()
+        )?;
+        writeln!(
+            out,
+            "{:<34} {:>10} {:>10} {:>8} {:>12} {:>8}",
+            "tailer", "lines", "delivered", "CPU s", "µs per line", "vs GNU"
+        )?;
+        for c in &cpu {
+            let ratio = gnu
+                .filter(|&g| g > 0.0)
+                .map_or_else(|| "-".to_owned(), |g| format!("{:.2}×", c.cpu_seconds / g));
+            writeln!(
+                out,
+                "{:<34} {:>10} {:>10} {:>8.2} {:>12.2} {:>8}",
+                c.tailer, c.lines, c.delivered, c.cpu_seconds, c.cpu_us_per_line, ratio
+            )?;
+        }
     }
     Ok(Outcome::Success)
 }
@@ -290,7 +450,7 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
     if let Some(TailCommand::Bench(bench_args)) = args.command {
         return bench(bench_args, out);
     }
-    if args.debug_slow.is_some() && args.mode == Mode::Threads {
+    if args.debug_slow.is_some() && matches!(args.mode, Mode::Threads | Mode::Events) {
         return Err(UsageError(
             "--debug-slow watches async tasks: use it with --mode mixed or async".into(),
         )

@@ -253,8 +253,203 @@ pub fn live_throughput(
 /// The command-line name of a mode.
 pub fn mode_name(mode: Mode) -> &'static str {
     match mode {
+        Mode::Events => "events",
         Mode::Threads => "threads",
         Mode::Mixed => "mixed",
         Mode::Async => "async",
     }
+}
+
+/// What a tailer costs while its files are quiet.
+#[derive(Clone, Debug, Serialize)]
+pub struct Idle {
+    /// What ran.
+    pub tailer: String,
+    /// Files followed.
+    pub files: usize,
+    /// Seconds measured (after a warm-up).
+    pub seconds: f64,
+    /// CPU used, in percent of one core (from `/proc/PID/task/*/schedstat`, in ns).
+    pub cpu_percent: f64,
+    /// Context switches of all its threads, per second: how often it woke up.
+    pub wakeups_per_second: f64,
+    /// Its threads.
+    pub threads: usize,
+}
+
+/// What a tailer costs per line at a steady rate.
+#[derive(Clone, Debug, Serialize)]
+pub struct CpuPerLine {
+    /// What ran.
+    pub tailer: String,
+    /// Lines written per second, over 4 files.
+    pub rate: u64,
+    /// Lines written.
+    pub lines: u64,
+    /// Lines that came out.
+    pub delivered: u64,
+    /// CPU seconds the tailer used (user + system, all threads).
+    pub cpu_seconds: f64,
+    /// CPU microseconds per line.
+    pub cpu_us_per_line: f64,
+    /// Percent of one core.
+    pub cpu_percent: f64,
+}
+
+/// Per thread of `pid`: CPU nanoseconds and context switches so far.
+fn tasks(pid: u32) -> std::collections::HashMap<String, (u64, u64)> {
+    let mut by_task = std::collections::HashMap::new();
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_task;
+    };
+    for task in entries.flatten() {
+        let cpu = fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let switches: u64 = fs::read_to_string(task.path().join("status"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        by_task.insert(
+            task.file_name().to_string_lossy().into_owned(),
+            (cpu, switches),
+        );
+    }
+    by_task
+}
+
+/// Runs `command` (a tailer following `files` quiet files, its output discarded), lets
+/// it settle for `warmup`, then measures its CPU and wake-ups for `seconds`.
+pub fn idle(
+    name: &str,
+    command: &mut Command,
+    files: usize,
+    warmup: Duration,
+    seconds: Duration,
+) -> io::Result<Idle> {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()?;
+    thread::sleep(warmup);
+    let before = tasks(child.id());
+    let started = Instant::now();
+    thread::sleep(seconds);
+    let after = tasks(child.id());
+    let elapsed = started.elapsed().as_secs_f64();
+    let exited = child.try_wait()?;
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Some(status) = exited {
+        return Err(io::Error::other(format!("{name} exited early: {status}")));
+    }
+    let (mut cpu_ns, mut switches) = (0u64, 0u64);
+    for (tid, (cpu, sw)) in &after {
+        let (cpu0, sw0) = before.get(tid).copied().unwrap_or((0, 0));
+        cpu_ns += cpu.saturating_sub(cpu0);
+        switches += sw.saturating_sub(sw0);
+    }
+    Ok(Idle {
+        tailer: name.to_owned(),
+        files,
+        seconds: elapsed,
+        cpu_percent: cpu_ns as f64 / 1e9 / elapsed * 100.0,
+        wakeups_per_second: switches as f64 / elapsed,
+        threads: after.len(),
+    })
+}
+
+/// Writes `files` empty quiet files (one line each) for the idle case.
+pub fn quiet_files(dir: &Path, files: usize) -> io::Result<Vec<PathBuf>> {
+    let dir = dir.join("quiet");
+    fs::create_dir_all(&dir)?;
+    (0..files)
+        .map(|i| {
+            let path = dir.join(format!("quiet{i}.log"));
+            fs::write(&path, line(i, 0))?;
+            Ok(path)
+        })
+        .collect()
+}
+
+/// Starts `command` on 4 empty files, writes `rate` lines per second across them for
+/// `seconds`, waits for the lines to come out (up to 5 s more), and reports the
+/// tailer's CPU per line. `command` gets the files' paths appended.
+pub fn cpu_per_line(
+    name: &str,
+    command: &mut Command,
+    dir: &Path,
+    rate: u64,
+    seconds: Duration,
+) -> io::Result<CpuPerLine> {
+    let dir = dir.join("rate");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    let paths: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("rate{i}.log"))).collect();
+    for path in &paths {
+        File::create(path)?;
+    }
+    let mut child = spawn(command.args(&paths))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
+    let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = {
+        let counted = std::sync::Arc::clone(&counted);
+        thread::spawn(move || {
+            let mut buf = vec![0; 1 << 16];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let lines = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+                counted.fetch_add(lines, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(500)); // let it start watching
+    let cpu_before = crate::measure::cpu_seconds(Some(child.id())).unwrap_or(0.0);
+    let mut outs = paths
+        .iter()
+        .map(|p| OpenOptions::new().append(true).open(p))
+        .collect::<io::Result<Vec<_>>>()?;
+    // 100 ticks a second; each tick writes its share of lines, one write per file.
+    let per_tick = (rate / 100).max(1);
+    let ticks = (seconds.as_secs_f64() * 100.0) as u64;
+    let start = Instant::now();
+    let mut n = 0u64;
+    for tick in 0..ticks {
+        for (i, out) in outs.iter_mut().enumerate() {
+            let share = per_tick / 4 + u64::from((i as u64) < per_tick % 4);
+            let chunk: String = (0..share).map(|k| line(i, n + k)).collect();
+            out.write_all(chunk.as_bytes())?;
+            n += share;
+        }
+        let next = start + Duration::from_millis(10 * (tick + 1));
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let written_for = start.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counted.load(std::sync::atomic::Ordering::Relaxed) < n && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let cpu = crate::measure::cpu_seconds(Some(child.id())).unwrap_or(0.0) - cpu_before;
+    stop(child);
+    let _ = counter.join();
+    let delivered = counted.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = fs::remove_dir_all(&dir);
+    Ok(CpuPerLine {
+        tailer: name.to_owned(),
+        rate,
+        lines: n,
+        delivered,
+        cpu_seconds: cpu,
+        cpu_us_per_line: cpu / n.max(1) as f64 * 1e6,
+        cpu_percent: cpu / written_for.as_secs_f64() * 100.0,
+    })
 }

@@ -28,9 +28,9 @@ pub(crate) fn run(
                 loop {
                     // The read is blocking file I/O: off the runtime, as the book's
                     // `await loop.run_in_executor(None, readline, handle)`.
-                    let poll_shared = Arc::clone(&shared);
+                    let (poll_shared, poll_wake) = (Arc::clone(&shared), Arc::clone(&wake));
                     let Ok((back, step)) = tokio::task::spawn_blocking(move || {
-                        let step = poll_once(&mut source, &poll_shared);
+                        let step = poll_once(&mut source, &poll_wake, &poll_shared);
                         (source, step)
                     })
                     .await

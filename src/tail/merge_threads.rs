@@ -17,7 +17,7 @@ pub(crate) fn tail_blocking(
 ) {
     let Tailer { mut source, wake } = tailer;
     loop {
-        let step = poll_once(&mut source, shared);
+        let step = poll_once(&mut source, &wake, shared);
         if !step.batch.is_empty()
             && let Err(err) = emit(step.batch)
         {

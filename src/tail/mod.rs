@@ -31,6 +31,7 @@ pub mod bench;
 pub mod debug;
 mod globbing;
 pub mod merge_async;
+pub mod merge_events;
 pub mod merge_mixed;
 pub mod merge_threads;
 mod source;
@@ -63,6 +64,8 @@ use writer::Output;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    /// One thread: inotify, reads and writes in one loop, like GNU tail (the default).
+    Events,
     /// A thread per file and a locked writer.
     Threads,
     /// Blocking tailers on `spawn_blocking`, an async writer task.
@@ -101,7 +104,7 @@ pub struct TailOptions {
 impl Default for TailOptions {
     fn default() -> Self {
         Self {
-            mode: Mode::Threads,
+            mode: Mode::Events,
             interval: Duration::from_millis(100),
             idle_exit: None,
             follow: FollowOptions::default(),
@@ -310,7 +313,11 @@ impl Shared {
         lock(&self.wakes).push(Arc::clone(&wake));
         lock(&self.followed).insert(path);
         self.files.fetch_add(1, Ordering::Relaxed);
-        feed.send(Tailer { source, wake }).is_ok()
+        let sent = feed.send(Tailer { source, wake }).is_ok();
+        if let Some(watch) = &self.watch {
+            watch.kick(); // the events loop takes it at once
+        }
+        sent
     }
 
     /// Records that `bytes` more bytes, holding the lines of `marks`, are in the output
@@ -397,13 +404,15 @@ fn mark(source: &mut Source, shared: &Shared) -> Option<(String, Vec<Position>)>
     Some((state_key(source.path()), positions))
 }
 
-pub(crate) fn poll_once(source: &mut Source, shared: &Shared) -> Step {
+pub(crate) fn poll_once(source: &mut Source, wake: &Wake, shared: &Shared) -> Step {
     let stopping = shared.stopping();
     let mut batch_bytes = Vec::new();
+    // Without inotify, or for a file it cannot speak for, every look checks the name.
+    let look_at_name = wake.take_name() || shared.sleep_for(source).is_some();
     let polled = if stopping {
         source.finish(&mut batch_bytes)
     } else {
-        source.poll(&mut batch_bytes)
+        source.poll_with(&mut batch_bytes, look_at_name)
     };
     let batch = |bytes, source: &mut Source| Batch {
         bytes,
@@ -543,7 +552,12 @@ pub fn run(
     let watch = if options.poll_only {
         None
     } else {
-        match Watch::start(&[]) {
+        let started = if options.mode == Mode::Events {
+            Watch::manual()
+        } else {
+            Watch::start(&[])
+        };
+        match started {
             Ok(watch) => Some(watch),
             Err(err) => {
                 log(format!(
@@ -603,6 +617,7 @@ pub fn run(
             .map_err(TailError::Start)?
     };
     let ran = match options.mode {
+        Mode::Events => merge_events::run(feed, options, output, &shared),
         Mode::Threads => merge_threads::run(feed, options, output, &shared),
         Mode::Mixed => merge_mixed::run(feed, options, output, &shared),
         Mode::Async => merge_async::run(feed, options, output, &shared),

@@ -121,6 +121,8 @@ struct Read {
     grew: bool,
     more: bool,
     cut: u64,
+    /// The file no longer holds what was read (truncated): nothing was consumed.
+    truncated: bool,
 }
 
 /// An open file and where we are in it.
@@ -250,24 +252,13 @@ impl Reader {
         Ok(bytes)
     }
 
-    /// Whether the file was truncated: shorter than our offset, or no longer holding
-    /// the bytes we last read just before it (truncated, then rewritten past us).
-    fn truncated(&self) -> io::Result<bool> {
-        let len = self.file.metadata()?.len();
-        if len < self.offset {
-            return Ok(true);
-        }
-        if self.fingerprint.is_empty() {
-            return Ok(false);
-        }
-        // The file may be truncated after `metadata` too; then fewer bytes come back,
-        // which differ from the fingerprint, and that is the right answer.
-        let from = self.offset - self.fingerprint.len() as u64;
-        Ok(self.read_up_to(from, self.offset)? != self.fingerprint)
-    }
-
     /// Reads what the file gained; appends its complete lines to `out`, and cuts an
     /// unfinished line that grew past `max_line` (writing it out with `marker`).
+    ///
+    /// One `pread` per call in the common case: it starts at the fingerprint (the last
+    /// bytes read), so the same read that brings the new bytes also shows whether the
+    /// file was truncated (the fingerprint is short or differs: `truncated` is set and
+    /// nothing is consumed). A short read is the end of the file for now.
     fn read_lines(
         &mut self,
         prefix: &[u8],
@@ -278,23 +269,41 @@ impl Reader {
     ) -> io::Result<Read> {
         let mut total = 0;
         let mut read = Read::default();
+        let mut check = self.fingerprint.len();
+        if check == 0 && self.offset > 0 {
+            // No fingerprint to check against: the length is the only sign.
+            read.truncated = self.file.metadata()?.len() < self.offset;
+            if read.truncated {
+                return Ok(read);
+            }
+        }
         loop {
-            let n = match self.file.read_at(buf, self.offset) {
+            let from = self.offset - check as u64;
+            let n = match self.file.read_at(buf, from) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            if n == 0 {
+            if check > 0 {
+                if n < check || buf[..check] != self.fingerprint[..] {
+                    read.truncated = true;
+                    return Ok(read);
+                }
+                if n == check {
+                    return Ok(read); // nothing new
+                }
+            } else if n == 0 {
                 read.grew = total > 0;
                 return Ok(read);
             }
-            let data = &buf[..n];
-            self.offset += n as u64;
-            total += n;
-            let keep = FINGERPRINT.min(n);
+            let data = &buf[check..n];
+            let got = data.len();
+            self.offset += got as u64;
+            total += got;
+            let keep = FINGERPRINT.min(got);
             let old = FINGERPRINT.saturating_sub(keep).min(self.fingerprint.len());
             self.fingerprint.drain(..self.fingerprint.len() - old);
-            self.fingerprint.extend_from_slice(&data[n - keep..]);
+            self.fingerprint.extend_from_slice(&data[got - keep..]);
             split_lines(prefix, &mut self.partial, data, out);
             if self.partial.len() >= max_line {
                 out.extend_from_slice(prefix);
@@ -304,11 +313,15 @@ impl Reader {
                 self.partial = Vec::new();
                 read.cut += 1;
             }
+            read.grew = true;
             if total >= MAX_BATCH {
-                read.grew = true;
                 read.more = true;
                 return Ok(read);
             }
+            if n < buf.len() {
+                return Ok(read); // a short read: the end, for now
+            }
+            check = 0; // the rest follows on directly
         }
     }
 
@@ -865,6 +878,16 @@ impl Source {
     /// Reads whatever the file gained since the last poll and appends its complete
     /// lines to `out`.
     pub fn poll(&mut self, out: &mut Vec<u8>) -> Result<Polled, SourceError> {
+        self.poll_with(out, true)
+    }
+
+    /// [`poll`](Self::poll), looking at the name (for a rotation) only when
+    /// `name_may_have_changed`: a wake for a plain write needs just the read.
+    pub fn poll_with(
+        &mut self,
+        out: &mut Vec<u8>,
+        name_may_have_changed: bool,
+    ) -> Result<Polled, SourceError> {
         let mut polled = Polled::default();
         if !self.pending.is_empty() || !self.pending_notes.is_empty() {
             polled.grew = !self.pending.is_empty();
@@ -875,7 +898,7 @@ impl Source {
             self.poll_stream(out, &mut polled)?;
             return Ok(polled);
         }
-        if self.options.follow_name || self.current.is_none() {
+        if (self.options.follow_name && name_may_have_changed) || self.current.is_none() {
             match self.check_name(out, &mut polled) {
                 Ok(Name::Followed) => {
                     self.gone_since = None;
@@ -912,14 +935,18 @@ impl Source {
             polled.cut += read.cut;
             if read.grew {
                 *last_grew = Instant::now();
-            } else if last_grew.elapsed() >= RETIRE_AFTER {
+            } else if read.truncated || last_grew.elapsed() >= RETIRE_AFTER {
                 old.flush_partial(prefix, out);
                 *retired = None;
             }
         }
         if let Some(reader) = current {
-            let read = reader.truncated().and_then(|truncated| {
-                if truncated {
+            let read = reader
+                .read_lines(prefix, buf, out, max_line, marker)
+                .and_then(|read| {
+                    if !read.truncated {
+                        return Ok(read);
+                    }
                     if follow_name {
                         recover_from_copy(path, reader, prefix, buf, out, &mut polled)?;
                     }
@@ -930,9 +957,8 @@ impl Source {
                         "{}: file truncated; reading it from the start",
                         path.display()
                     ));
-                }
-                reader.read_lines(prefix, buf, out, max_line, marker)
-            });
+                    reader.read_lines(prefix, buf, out, max_line, marker)
+                });
             match read {
                 Ok(read) => {
                     polled.grew |= read.grew;

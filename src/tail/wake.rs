@@ -18,15 +18,15 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use rustix::io::Errno;
@@ -35,42 +35,104 @@ use rustix::io::Errno;
 /// without an event.
 pub const RECHECK: Duration = Duration::from_secs(5);
 
-/// A "look again" signal for one tailer. Many wakes before a wait count as one.
-#[derive(Debug)]
+/// A "look again" signal for one tailer. Many wakes before a wait count as one. A wake
+/// also says whether the file's *name* may point elsewhere now (an entry created,
+/// moved or deleted, a mode changed, or no way to know): only then does the tailer
+/// `stat` the name; a plain write needs just the read.
 pub struct Wake {
-    tx: Sender<()>,
-    rx: Receiver<()>,
+    /// (woken, a thread is waiting): a wake with nobody waiting needs no system call.
+    woken: Mutex<(bool, bool)>,
+    cv: Condvar,
     notify: tokio::sync::Notify,
+    name: AtomicBool,
+    /// Also called by each wake: how a thread that is not waiting on this wake (the
+    /// `events` design's loop, in `poll`) hears of it.
+    kick: std::sync::OnceLock<Kick>,
 }
+
+impl std::fmt::Debug for Wake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wake")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ends a wait somewhere else (see [`Watch::kicker`]).
+pub type Kick = Arc<dyn Fn() + Send + Sync>;
 
 impl Default for Wake {
     fn default() -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(1);
         Self {
-            tx,
-            rx,
+            // A new tailer looks at its file first, woken or not.
+            woken: Mutex::new((true, false)),
+            cv: Condvar::new(),
             notify: tokio::sync::Notify::new(),
+            // The first look checks the name.
+            name: AtomicBool::new(true),
+            kick: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Wake {
-    /// Signals the tailer.
+    /// Signals the tailer: the file was written to.
     pub fn wake(&self) {
-        let _ = self.tx.try_send(());
+        let mut woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        woken.0 = true;
+        let waiting = woken.1;
+        drop(woken);
+        if waiting {
+            self.cv.notify_one();
+        }
         self.notify.notify_one();
+        if let Some(kick) = self.kick.get() {
+            kick();
+        }
+    }
+
+    /// Calls `kick` on every wake from now on (for wakes that come from another
+    /// thread than the one that checks them).
+    pub fn set_kick(&self, kick: Kick) {
+        let _ = self.kick.set(kick);
+    }
+
+    /// Whether woken since the last look, without waiting; clears it.
+    pub fn take_woken(&self) -> bool {
+        std::mem::replace(
+            &mut self.woken.lock().unwrap_or_else(PoisonError::into_inner).0,
+            false,
+        )
+    }
+
+    /// Signals the tailer: the name may point elsewhere now.
+    pub fn wake_name(&self) {
+        self.name.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Whether the name may have changed since the last call.
+    pub fn take_name(&self) -> bool {
+        self.name.swap(false, Ordering::SeqCst)
     }
 
     /// Blocks until woken, or until `timeout` passes (`None`: no timeout).
     pub fn wait(&self, timeout: Option<Duration>) {
-        match timeout {
-            Some(timeout) => {
-                let _ = self.rx.recv_timeout(timeout);
-            }
-            None => {
-                let _ = self.rx.recv();
-            }
+        let mut woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        if !woken.0 {
+            woken.1 = true;
+            woken = match timeout {
+                Some(timeout) => {
+                    self.cv
+                        .wait_timeout(woken, timeout)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self.cv.wait(woken).unwrap_or_else(PoisonError::into_inner),
+            };
+            woken.1 = false;
         }
+        woken.0 = false;
     }
 
     /// The async form of [`wait`](Self::wait).
@@ -81,7 +143,20 @@ impl Wake {
             }
             None => self.notify.notified().await,
         }
-        let _ = self.rx.try_recv(); // keep the two signals in step
+        // Keep the two signals in step.
+        self.woken.lock().unwrap_or_else(PoisonError::into_inner).0 = false;
+    }
+
+    #[cfg(test)]
+    fn woken_within(&self, timeout: Duration) -> bool {
+        let mut woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        woken.1 = true;
+        let (mut woken, _) = self
+            .cv
+            .wait_timeout_while(woken, timeout, |w| !w.0)
+            .unwrap_or_else(PoisonError::into_inner);
+        woken.1 = false;
+        std::mem::replace(&mut woken.0, false)
     }
 }
 
@@ -140,7 +215,7 @@ impl State {
 
     fn wake_dir(&self, dir: &Path) {
         for followed in self.files.get(dir).into_iter().flat_map(HashMap::values) {
-            followed.wakes.iter().for_each(|w| w.wake());
+            followed.wakes.iter().for_each(|w| w.wake_name());
         }
         for listener in self.listeners.get(dir).into_iter().flatten() {
             listener(None);
@@ -163,6 +238,7 @@ impl State {
 struct Inner {
     inotify: OwnedFd,
     state: Mutex<State>,
+    next_recheck: Mutex<Instant>,
 }
 
 const DIR_EVENTS: WatchFlags = WatchFlags::MODIFY
@@ -231,7 +307,11 @@ impl Inner {
         match name {
             Some(name) => {
                 if let Some(followed) = state.files.get(&dir).and_then(|f| f.get(name)) {
-                    followed.wakes.iter().for_each(|w| w.wake());
+                    if mask == ReadFlags::MODIFY {
+                        followed.wakes.iter().for_each(|w| w.wake());
+                    } else {
+                        followed.wakes.iter().for_each(|w| w.wake_name());
+                    }
                 }
                 let changed_entries = ReadFlags::CREATE
                     | ReadFlags::DELETE
@@ -276,7 +356,7 @@ impl Inner {
                 let now = snapshot(&dir.join(name));
                 if now != followed.seen {
                     followed.seen = now;
-                    followed.wakes.iter().for_each(|w| w.wake());
+                    followed.wakes.iter().for_each(|w| w.wake_name());
                 }
             }
         }
@@ -289,6 +369,8 @@ pub struct Watch {
     inner: Arc<Inner>,
     stop: Option<OwnedFd>,
     thread: Option<JoinHandle<()>>,
+    /// Without a thread: a pipe that [`kick`](Self::kick) writes to end a `pump`.
+    kick: Option<(OwnedFd, OwnedFd)>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -313,40 +395,70 @@ fn split(path: &Path) -> (PathBuf, OsString) {
 impl Watch {
     /// Starts watching `files`; `Err` (no inotify, out of watches) means polling only.
     pub fn start(files: &[(PathBuf, Arc<Wake>)]) -> io::Result<Self> {
-        let inotify = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
-        let inner = Arc::new(Inner {
-            inotify,
-            state: Mutex::new(State::default()),
-        });
-        {
-            let mut state = inner.state();
-            for (path, wake) in files {
-                let (dir, name) = split(path);
-                let followed = state
-                    .files
-                    .entry(dir)
-                    .or_default()
-                    .entry(name)
-                    .or_insert_with(|| Followed {
-                        wakes: Vec::new(),
-                        seen: snapshot(path),
-                    });
-                followed.wakes.push(Arc::clone(wake));
-            }
-            inner.arm(&mut state)?;
+        let mut watch = Self::manual()?;
+        for (path, wake) in files {
+            watch.add_file(path, Arc::clone(wake))?;
         }
         let (stop_rx, stop_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let thread = {
-            let inner = Arc::clone(&inner);
+            let inner = Arc::clone(&watch.inner);
             std::thread::Builder::new()
                 .name("tail-inotify".into())
                 .spawn(move || watch_loop(&inner, &stop_rx))?
         };
+        watch.stop = Some(stop_tx);
+        watch.thread = Some(thread);
+        watch.kick = None;
+        Ok(watch)
+    }
+
+    /// A watch without a thread of its own: the caller runs it with
+    /// [`pump`](Self::pump), between its own work (the `events` design's one loop).
+    pub fn manual() -> io::Result<Self> {
+        let inotify = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
+        let kick = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )?;
         Ok(Self {
-            inner,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            inner: Arc::new(Inner {
+                inotify,
+                state: Mutex::new(State::default()),
+                next_recheck: Mutex::new(Instant::now() + RECHECK),
+            }),
+            stop: None,
+            thread: None,
+            kick: Some(kick),
         })
+    }
+
+    /// Whether this watch has no thread and must be [pumped](Self::pump).
+    pub fn is_manual(&self) -> bool {
+        self.thread.is_none()
+    }
+
+    /// For a [manual](Self::manual) watch: waits up to `timeout` (or until the next
+    /// safety re-check, a [kick](Self::kick), or `stop` becoming readable) for inotify
+    /// events, and wakes the tailers they concern. Returns false once `stop` is
+    /// readable.
+    pub fn pump(&self, stop: BorrowedFd<'_>, timeout: Option<Duration>) -> bool {
+        let kick = self.kick.as_ref().map(|(rx, _)| rx.as_fd());
+        self.inner.pump(stop, kick, timeout)
+    }
+
+    /// Ends a [`pump`](Self::pump) in progress (from another thread).
+    pub fn kick(&self) {
+        if let Some((_, tx)) = &self.kick {
+            let _ = rustix::io::write(tx, &[1]);
+        }
+    }
+
+    /// A [`Kick`] that ends a [`pump`](Self::pump) in progress, for other threads.
+    pub fn kicker(&self) -> Option<Kick> {
+        let (_, tx) = self.kick.as_ref()?;
+        let tx = tx.try_clone().ok()?;
+        Some(Arc::new(move || {
+            let _ = rustix::io::write(&tx, &[1]);
+        }))
     }
 
     /// Starts waking `wake` for changes to `path` too.
@@ -411,29 +523,64 @@ impl Drop for Watch {
 }
 
 fn watch_loop(inner: &Inner, stop: &OwnedFd) {
-    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
-    let recheck = Timespec {
-        tv_sec: RECHECK.as_secs() as _,
-        tv_nsec: 0,
-    };
-    loop {
-        let mut fds = [
-            PollFd::new(&inner.inotify, PollFlags::IN),
-            PollFd::new(stop, PollFlags::IN),
+    while inner.pump(stop.as_fd(), None, None) {}
+}
+
+impl Inner {
+    /// Waits for inotify events (or `kick`, or `timeout`, or the next re-check) and
+    /// wakes the tailers they concern. Returns false once `stop` is readable.
+    fn pump(
+        &self,
+        stop: BorrowedFd<'_>,
+        kick: Option<BorrowedFd<'_>>,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let next_recheck = *self
+            .next_recheck
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut wait = next_recheck.saturating_duration_since(Instant::now());
+        if let Some(timeout) = timeout {
+            wait = wait.min(timeout);
+        }
+        let timespec = Timespec {
+            tv_sec: wait.as_secs() as _,
+            tv_nsec: wait.subsec_nanos() as _,
+        };
+        let mut fds = vec![
+            PollFd::new(&self.inotify, PollFlags::IN),
+            PollFd::from_borrowed_fd(stop, PollFlags::IN),
         ];
-        match poll(&mut fds, Some(&recheck)) {
-            Ok(0) => {
-                inner.recheck();
-                continue;
-            }
-            Ok(_) => {}
-            Err(Errno::INTR) => continue,
-            Err(_) => return,
+        if let Some(kick) = kick {
+            fds.push(PollFd::from_borrowed_fd(kick, PollFlags::IN));
+        }
+        match poll(&mut fds, Some(&timespec)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(_) => return false,
         }
         if !fds[1].revents().is_empty() {
-            return;
+            return false;
         }
-        let mut reader = inotify::Reader::new(inner.inotify.as_fd(), &mut buf);
+        if let Some(kick) = kick
+            && !fds[2].revents().is_empty()
+        {
+            let mut drain = [0u8; 64];
+            let _ = rustix::io::read(kick, &mut drain);
+        }
+        if Instant::now() >= next_recheck {
+            self.recheck();
+            *self
+                .next_recheck
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Instant::now() + RECHECK;
+        }
+        if fds[0].revents().is_empty() {
+            return true;
+        }
+        // One read takes every queued event (up to the buffer); then back to poll,
+        // rather than a second read to hear EAGAIN.
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
+        let mut reader = inotify::Reader::new(self.inotify.as_fd(), &mut buf);
         loop {
             let (wd, mask, name) = match reader.next() {
                 Ok(event) => (
@@ -445,16 +592,20 @@ fn watch_loop(inner: &Inner, stop: &OwnedFd) {
                 ),
                 Err(Errno::AGAIN | Errno::INTR) => break,
                 Err(_) => {
-                    inner.state().wake_all();
-                    return;
+                    self.state().wake_all();
+                    return true;
                 }
             };
-            if inner.handle(wd, mask, name.as_deref()).is_err() {
+            if self.handle(wd, mask, name.as_deref()).is_err() {
                 // Out of watches while re-arming: look at everything; the re-check
                 // keeps the rest going.
-                inner.state().wake_all();
+                self.state().wake_all();
+            }
+            if reader.is_buffer_empty() {
+                break;
             }
         }
+        true
     }
 }
 
@@ -463,7 +614,7 @@ mod tests {
     use super::*;
 
     fn woken(wake: &Wake) -> bool {
-        wake.rx.recv_timeout(Duration::from_secs(5)).is_ok()
+        wake.woken_within(Duration::from_secs(5))
     }
 
     #[test]
@@ -476,10 +627,13 @@ mod tests {
         let watch = Watch::start(&[(a.clone(), wa.clone()), (b, wb.clone())]).unwrap();
         assert_eq!(watch.watched_dirs(), 1, "one watch for the directory");
         // Arming a directory wakes its tailers once, to look; take those wakes.
-        let _ = (wa.rx.try_recv(), wb.rx.try_recv());
+        let _ = (
+            wa.woken_within(Duration::ZERO),
+            wb.woken_within(Duration::ZERO),
+        );
         std::fs::write(&a, "x\n").unwrap();
         assert!(woken(&wa));
-        assert!(wb.rx.recv_timeout(Duration::from_millis(200)).is_err());
+        assert!(!wb.woken_within(Duration::from_millis(200)));
     }
 
     #[test]
