@@ -298,6 +298,13 @@ impl Reader {
             }
             let data = &buf[check..n];
             let got = data.len();
+            // Keep the first bytes of this generation of the file (after a truncation
+            // the file starts again): they tell its copies from other files.
+            let start = self.offset;
+            if start < HEAD as u64 && self.head.len() as u64 == start {
+                let want = (HEAD - self.head.len()).min(got);
+                self.head.extend_from_slice(&data[..want]);
+            }
             self.offset += got as u64;
             total += got;
             let keep = FINGERPRINT.min(got);
@@ -414,9 +421,12 @@ pub(crate) fn is_copy_name(name: &[u8], base: &[u8]) -> bool {
 
 /// After a truncation: the copy (`copytruncate`'s `app.log.1`) that holds what the file
 /// had before, found by holding our last bytes read at our offset and being longer.
-fn find_copy(path: &Path, reader: &Reader) -> Option<(PathBuf, File)> {
+///
+/// Last bytes alone can be ambiguous (many log lines end alike), so the copy must also
+/// begin with the file's first bytes, and a copy already read from is never used again.
+fn find_copy(path: &Path, reader: &Reader, used: &[(u64, u64)]) -> Option<(PathBuf, File)> {
     use std::os::unix::ffi::OsStrExt;
-    if reader.fingerprint.is_empty() {
+    if reader.fingerprint.is_empty() || reader.head.is_empty() {
         return None;
     }
     let dir = match path.parent() {
@@ -434,7 +444,11 @@ fn find_copy(path: &Path, reader: &Reader) -> Option<(PathBuf, File)> {
             continue;
         };
         let Ok(meta) = file.metadata() else { continue };
-        if (meta.dev(), meta.ino()) == reader.id || meta.len() <= reader.offset {
+        let id = (meta.dev(), meta.ino());
+        if id == reader.id || used.contains(&id) || meta.len() <= reader.offset {
+            continue;
+        }
+        if !starts_with(&file, &reader.head) {
             continue;
         }
         let mut held = vec![0; reader.fingerprint.len()];
@@ -550,6 +564,8 @@ pub struct Source {
     pending_notes: Vec<String>,
     /// The positions last handed to the writer (`--state`), to send only changes.
     pub(crate) last_mark: Vec<Position>,
+    /// Copies already read from after a truncation (device, inode).
+    copies_read: Vec<(u64, u64)>,
 }
 
 impl Source {
@@ -591,6 +607,7 @@ impl Source {
             pending: Vec::new(),
             pending_notes: Vec::new(),
             last_mark: Vec::new(),
+            copies_read: Vec::new(),
         })
     }
 
@@ -746,6 +763,7 @@ impl Source {
             pending: Vec::new(),
             pending_notes: Vec::new(),
             last_mark: Vec::new(),
+            copies_read: Vec::new(),
         })
     }
 
@@ -921,6 +939,7 @@ impl Source {
             current,
             path,
             marker,
+            copies_read,
             ..
         } = self;
         if let Some((old, last_grew)) = retired {
@@ -948,11 +967,20 @@ impl Source {
                         return Ok(read);
                     }
                     if follow_name {
-                        recover_from_copy(path, reader, prefix, buf, out, &mut polled)?;
+                        recover_from_copy(
+                            path,
+                            reader,
+                            copies_read,
+                            prefix,
+                            buf,
+                            out,
+                            &mut polled,
+                        )?;
                     }
                     reader.flush_partial(prefix, out);
                     reader.offset = 0;
                     reader.fingerprint.clear();
+                    reader.head.clear();
                     polled.notes.push(format!(
                         "{}: file truncated; reading it from the start",
                         path.display()
@@ -1093,15 +1121,20 @@ fn describe(path: &Path, err: &io::Error) -> String {
 fn recover_from_copy(
     path: &Path,
     reader: &mut Reader,
+    used: &mut Vec<(u64, u64)>,
     prefix: &[u8],
     buf: &mut [u8],
     out: &mut Vec<u8>,
     polled: &mut Polled,
 ) -> io::Result<()> {
-    let Some((copy_path, copy)) = find_copy(path, reader) else {
+    let Some((copy_path, copy)) = find_copy(path, reader, used) else {
         return Ok(());
     };
     let meta = copy.metadata()?;
+    used.push((meta.dev(), meta.ino()));
+    if used.len() > 8 {
+        used.remove(0);
+    }
     let mut copy = Reader {
         file: copy,
         id: (meta.dev(), meta.ino()),
@@ -1340,5 +1373,32 @@ mod tests {
         assert_eq!(last_lines_offset(&file, 6, 0).unwrap(), 6);
         assert_eq!(line_offset(&file, 6, 2).unwrap(), 2);
         assert_eq!(line_offset(&file, 6, 9).unwrap(), 6);
+    }
+
+    /// Many log lines end alike, so the last bytes read can match an older copy at the
+    /// same offset: the copy must also begin as the file did.
+    #[test]
+    fn an_older_copy_whose_last_bytes_match_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"gen2 line one xxxxxxxxxxxxxxxx\n").unwrap();
+        let options = FollowOptions {
+            follow_name: true,
+            ..FollowOptions::default()
+        };
+        let mut source = Source::open(&path, false, options).unwrap();
+        let mut out = Vec::new();
+        source.poll(&mut out).unwrap();
+        std::fs::write(
+            dir.path().join("app.log.2"),
+            b"gen1 line one xxxxxxxxxxxxxxxx\ngen1 line two xxxxxxxxxxxxxxxx\n",
+        )
+        .unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(0).unwrap();
+        (&file).write_all(b"gen3\n").unwrap();
+        out.clear();
+        source.poll(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "gen3\n");
     }
 }
