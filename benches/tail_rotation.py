@@ -4,7 +4,7 @@ duplicated and split, per rotation config x write rate x tailer, all tailers in 
 same run over the same files.
 
     benches/tail_rotation.py [--concur PATH] [--seconds 10] [--rates 1000,20000]
-                             [--configs create,copytruncate,...] [--json]
+                             [--configs create,copytruncate,...] [--json FILE]
 
 It installs logrotate with apt-get when it is missing. Four log files are written at
 RATE lines/s in total by a writer that behaves like an application: it reopens its
@@ -72,12 +72,15 @@ class Writer(threading.Thread):
         tick = 0
         while time.monotonic() - start < self.seconds:
             for i, path in enumerate(self.paths):
+                # Reopen once logrotate has created the new file; never create it here
+                # (that would race logrotate's own create, which truncates).
                 try:
                     if os.stat(path).st_ino != os.fstat(fds[i]).st_ino:
-                        raise FileNotFoundError
-                except FileNotFoundError:
-                    os.close(fds[i])
-                    fds[i] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+                        os.close(fds[i])
+                        fds[i] = fd
+                except OSError:
+                    pass
                 share = per_tick // len(self.paths) + (1 if i < per_tick % len(self.paths) else 0)
                 n = self.written[i]
                 chunk = b"".join(b"f%d %09d %s\n" % (i, n + k, b"x" * 40) for k in range(share))
@@ -183,7 +186,7 @@ def main():
     ap.add_argument("--rates", default="1000,20000")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--modes", default="events,threads,mixed,async")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", metavar="FILE", help="also write every row as JSON to FILE")
     args = ap.parse_args()
     ensure_logrotate()
     as_nobody = os.geteuid() == 0 and shutil.which("setpriv") is not None
@@ -199,15 +202,14 @@ def main():
     for config in args.configs.split(","):
         for rate in (int(r) for r in args.rates.split(",")):
             rows += one(config, rate, args.seconds, concur, args.modes.split(","), as_nobody)
-            if not args.json:
-                for r in rows[-(len(args.modes.split(",")) + 1):]:
-                    print(f"{r['config']:<24} {r['rate']:>6} {r['tailer']:<16} {r['written']:>8} "
-                          f"{r['lost']:>7} {r['lost_percent']:>7.2f}% {r['duplicated']:>5} {r['split']:>5} "
-                          f"{r['cpu_seconds'] or 0:>6.2f}", flush=True)
+            for r in rows[-(len(args.modes.split(",")) + 1):]:
+                print(f"{r['config']:<24} {r['rate']:>6} {r['tailer']:<16} {r['written']:>8} "
+                      f"{r['lost']:>7} {r['lost_percent']:>7.2f}% {r['duplicated']:>5} {r['split']:>5} "
+                      f"{r['cpu_seconds'] or 0:>6.2f}", flush=True)
     if args.json:
-        json.dump({"user": "nobody" if as_nobody else os.environ.get("USER", "?"),
-                   "seconds": args.seconds, "rows": rows}, sys.stdout)
-        print()
+        with open(args.json, "w") as out:
+            json.dump({"user": "nobody" if as_nobody else os.environ.get("USER", "?"),
+                       "seconds": args.seconds, "rows": rows}, out)
 
 
 if __name__ == "__main__":
