@@ -110,7 +110,7 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
     )?;
     writeln!(
         out,
-        "The book's log tailer, in its three designs: 5 files, 10 lines each written at random\n\
+        "The book's log tailer, in its three designs and concur's own: 5 files, 10 lines each written at random\n\
          intervals, merged into one output with `path: ` prefixes, until 400 ms pass quietly.\n"
     )?;
     let dir = tempfile::Builder::new()
@@ -120,7 +120,7 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
     let designs = [
         (
             Mode::Events,
-            "one thread: inotify, reads, writes (concur's default)",
+            "one loop for inotify, reads, writes (the default)",
         ),
         (
             Mode::Threads,
@@ -247,10 +247,14 @@ fn service(out: &mut dyn Write, dir: &std::path::Path) -> Result<(), TourError> 
         .poll(&mut merged)
         .map_err(|e| TourError::Demo(std::io::Error::other(e)))?;
     let lines = merged.iter().filter(|&&b| b == b'\n').count();
+    let came_out = if lines == 2100 {
+        "all 2,100 lines out".to_owned()
+    } else {
+        format!("{lines} of 2,100 lines out")
+    };
     writeln!(
         out,
-        "  copytruncate with 1,000 lines written but not yet read: {lines} of 2,100 lines out \
-         ({})",
+        "  copytruncate with 1,000 lines written but not yet read: {came_out} ({})",
         polled
             .notes
             .iter()
