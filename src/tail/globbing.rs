@@ -41,10 +41,7 @@ pub(crate) fn glob_dirs(patterns: &[String]) -> Result<Vec<GlobDir>, TailError> 
                 .file_name()
                 .and_then(|n| n.to_str())
                 .ok_or_else(|| error("it must end in a file-name pattern"))?;
-            let dir = match path.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-                _ => PathBuf::from("."),
-            };
+            let dir = super::state::dir_of(path).to_owned();
             if has_wildcard(&dir.to_string_lossy()) {
                 return Err(error(
                     "only the last part of the path may hold wildcards (the directory is watched, not searched)",

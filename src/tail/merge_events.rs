@@ -9,7 +9,7 @@
 
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::writer::Output;
 use super::{Batch, Feed, Shared, TailError, TailOptions, Tailer, poll_once};
@@ -111,9 +111,6 @@ pub(crate) fn run(
             None => {
                 let _ = shared.halt.subscribe().recv_timeout(interval);
             }
-        }
-        if entries.is_empty() && feed_open && shared.watch.is_none() {
-            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }

@@ -139,6 +139,9 @@ pub enum TailError {
     /// Threads or the runtime could not be started.
     #[error("cannot start the tailers")]
     Start(#[source] io::Error),
+    /// `--state` was asked for with the output on standard output.
+    #[error("--state needs the output to be a file (-o OUT), to cut it back on restart")]
+    StateNeedsFile,
     /// The `--state` file could not be read or written.
     #[error(transparent)]
     State(#[from] state::StateError),
@@ -668,9 +671,7 @@ fn start_progress(
             - Duration::from_millis(500)
     });
     let Output::File(out) = output else {
-        return Err(TailError::NoFiles(
-            "--state needs the output to be a file (-o OUT)".into(),
-        ));
+        return Err(TailError::StateNeedsFile);
     };
     let len = out.metadata().map_err(TailError::Write)?.len();
     if loaded.version == 0 {

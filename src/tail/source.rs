@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::state::{HEAD, Position, find_by_inode, hex, starts_with, unhex, written_since};
+use super::state::{HEAD, Position, dir_of, find_by_inode, hex, starts_with, unhex, written_since};
 use super::wake::Wake;
 
 /// The most bytes one poll reads from one file before returning, so that one busy file
@@ -429,10 +429,7 @@ fn find_copy(path: &Path, reader: &Reader, used: &[(u64, u64)]) -> Option<(PathB
     if reader.fingerprint.is_empty() || reader.head.is_empty() {
         return None;
     }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = dir_of(path);
     let base = path.file_name()?.as_bytes();
     let from = reader.offset - reader.fingerprint.len() as u64;
     let mut best: Option<(std::time::SystemTime, PathBuf, File)> = None;
@@ -628,10 +625,7 @@ impl Source {
         };
         let mut source = Self::open(path, prefix, resumed)?;
         let named = source.current.take();
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
+        let dir = dir_of(path);
         let mut olds = Vec::new();
         let mut current = None;
         for position in saved {
@@ -1166,6 +1160,21 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// `name` in `dir` holding `contents`, followed by name and read once (the lines
+    /// read are returned).
+    fn followed(dir: &Path, name: &str, contents: &[u8]) -> (PathBuf, Source, Vec<u8>) {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        let options = FollowOptions {
+            follow_name: true,
+            ..FollowOptions::default()
+        };
+        let mut source = Source::open(&path, false, options).unwrap();
+        let mut out = Vec::new();
+        source.poll(&mut out).unwrap();
+        (path, source, out)
+    }
+
     #[test]
     fn split_lines_keeps_partial_lines_and_adds_prefixes() {
         let mut partial = Vec::new();
@@ -1220,15 +1229,7 @@ mod tests {
     #[test]
     fn rotation_drains_the_old_file_then_follows_the_new_one() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        std::fs::write(&path, b"1\n").unwrap();
-        let options = FollowOptions {
-            follow_name: true,
-            ..FollowOptions::default()
-        };
-        let mut source = Source::open(&path, false, options).unwrap();
-        let mut out = Vec::new();
-        source.poll(&mut out).unwrap();
+        let (path, mut source, mut out) = followed(dir.path(), "log", b"1\n");
         let mut old = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -1322,15 +1323,7 @@ mod tests {
     #[test]
     fn a_copytruncate_rotation_reads_what_it_missed_from_the_copy() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.log");
-        std::fs::write(&path, b"1\n2\n3\n").unwrap();
-        let options = FollowOptions {
-            follow_name: true,
-            ..FollowOptions::default()
-        };
-        let mut source = Source::open(&path, false, options).unwrap();
-        let mut out = Vec::new();
-        source.poll(&mut out).unwrap();
+        let (path, mut source, mut out) = followed(dir.path(), "app.log", b"1\n2\n3\n");
         assert_eq!(out, b"1\n2\n3\n");
         let mut file = std::fs::OpenOptions::new()
             .append(true)
@@ -1380,15 +1373,8 @@ mod tests {
     #[test]
     fn an_older_copy_whose_last_bytes_match_is_not_read() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.log");
-        std::fs::write(&path, b"gen2 line one xxxxxxxxxxxxxxxx\n").unwrap();
-        let options = FollowOptions {
-            follow_name: true,
-            ..FollowOptions::default()
-        };
-        let mut source = Source::open(&path, false, options).unwrap();
-        let mut out = Vec::new();
-        source.poll(&mut out).unwrap();
+        let (path, mut source, mut out) =
+            followed(dir.path(), "app.log", b"gen2 line one xxxxxxxxxxxxxxxx\n");
         std::fs::write(
             dir.path().join("app.log.2"),
             b"gen1 line one xxxxxxxxxxxxxxxx\ngen1 line two xxxxxxxxxxxxxxxx\n",

@@ -129,11 +129,7 @@ impl State {
             path: path.to_owned(),
             source,
         };
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir_of(path)).map_err(error)?;
         let text = serde_json::to_vec(self)
             .map_err(io::Error::other)
             .map_err(error)?;
@@ -144,14 +140,17 @@ impl State {
     }
 }
 
-/// The file with inode `(dev, ino)` starting with `head`, among the entries of `dir` and
-/// of the directories directly in it: where a file the name no longer points to went.
-pub(crate) fn find_by_inode(
-    dir: &Path,
-    dev: u64,
-    ino: u64,
-    head: &[u8],
-) -> Option<(PathBuf, File)> {
+/// The directory a path is in (`.` for a bare name).
+pub(crate) fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// `dir` and the directories directly in it: where rotated copies of a file in `dir`
+/// can be (`app.log.1`, or a logrotate `olddir`).
+fn dir_and_subdirs(dir: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![dir.to_owned()];
     if let Ok(entries) = std::fs::read_dir(dir) {
         dirs.extend(
@@ -161,7 +160,18 @@ pub(crate) fn find_by_inode(
                 .map(|e| e.path()),
         );
     }
-    for dir in dirs {
+    dirs
+}
+
+/// The file with inode `(dev, ino)` starting with `head`, among the entries of `dir` and
+/// of the directories directly in it: where a file the name no longer points to went.
+pub(crate) fn find_by_inode(
+    dir: &Path,
+    dev: u64,
+    ino: u64,
+    head: &[u8],
+) -> Option<(PathBuf, File)> {
+    for dir in dir_and_subdirs(dir) {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -190,21 +200,8 @@ pub(crate) fn written_since(path: &Path, since: std::time::SystemTime) -> Vec<(P
     let Some(base) = path.file_name() else {
         return Vec::new();
     };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut dirs = vec![dir.to_owned()];
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        dirs.extend(
-            entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path()),
-        );
-    }
     let mut found = Vec::new();
-    for dir in dirs {
+    for dir in dir_and_subdirs(dir_of(path)) {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             if !super::source::is_copy_name(entry.file_name().as_bytes(), base.as_bytes()) {
                 continue;
