@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::writer::Output;
-use super::{Batch, Feed, Shared, TailError, TailOptions, Tailer, poll_once};
+use super::{Feed, Mark, Shared, TailError, TailOptions, Tailer, poll_once};
 
 /// A followed file in the loop, and when it was last looked at.
 struct Entry {
@@ -50,7 +50,9 @@ pub(crate) fn run(
             }
         }
         let stopping = shared.stopping();
-        let mut batches: Vec<Batch> = Vec::new();
+        // Only the marks are kept until the flush: a batch's bytes go as soon as they
+        // are written (a round can read a 100 MB line in 4 MiB batches).
+        let mut marks: Vec<Mark> = Vec::new();
         let mut bytes = 0u64;
         let mut failed = None;
         let mut timer = false;
@@ -76,9 +78,7 @@ pub(crate) fn run(
                     return true;
                 }
                 bytes += step.batch.bytes.len() as u64;
-                if !step.batch.is_empty() {
-                    batches.push(step.batch);
-                }
+                marks.extend(step.batch.mark);
                 if step.done {
                     shared.release(entry.tailer.source.path(), &entry.tailer.wake);
                     return false;
@@ -94,8 +94,8 @@ pub(crate) fn run(
             shared.write_failed(err);
             return Ok(());
         }
-        if !batches.is_empty() {
-            shared.committed(bytes, &batches);
+        if bytes > 0 || !marks.is_empty() {
+            shared.committed(bytes, marks);
         }
         if stopping || (entries.is_empty() && !feed_open) {
             if !stopping {

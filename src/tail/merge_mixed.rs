@@ -62,18 +62,18 @@ pub(crate) fn run(
             while let Some(batch) = rx.recv().await {
                 let mut n = batch.bytes.len();
                 let mut written = out.write_all(&batch.bytes).await;
-                let mut batches = vec![batch];
+                let mut marks: Vec<_> = batch.mark.into_iter().collect();
                 while written.is_ok() {
                     let Ok(more) = rx.try_recv() else { break };
                     n += more.bytes.len();
                     written = out.write_all(&more.bytes).await;
-                    batches.push(more);
+                    marks.extend(more.mark);
                 }
                 if let Err(err) = written.and(out.flush().await) {
                     writer_shared.write_failed(err);
                     return;
                 }
-                writer_shared.committed(n as u64, &batches);
+                writer_shared.committed(n as u64, marks);
             }
         });
         let handle = tokio::runtime::Handle::current();

@@ -59,7 +59,7 @@ pub(crate) fn run(
                         out.write_all(&batch.bytes)?;
                         out.flush()?;
                         // Under the writer's lock: the positions match the output.
-                        shared.committed(batch.bytes.len() as u64, [&batch]);
+                        shared.committed(batch.bytes.len() as u64, batch.mark);
                         Ok(())
                     });
                 });

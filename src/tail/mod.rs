@@ -199,11 +199,14 @@ struct Progress {
     failed: bool,
 }
 
+/// A followed path's key in the state file, and its positions.
+pub(crate) type Mark = (String, Vec<Position>);
+
 /// Lines on their way to the output, and (with `--state`) where their file has been
 /// read up to once they are written.
 pub(crate) struct Batch {
     pub(crate) bytes: Vec<u8>,
-    pub(crate) mark: Option<(String, Vec<Position>)>,
+    pub(crate) mark: Option<Mark>,
 }
 
 /// The key of a followed path in the state file.
@@ -325,15 +328,13 @@ impl Shared {
 
     /// Records that `bytes` more bytes, holding the lines of `marks`, are in the output
     /// (called after they were written and flushed).
-    pub(crate) fn committed<'a>(&self, bytes: u64, marks: impl IntoIterator<Item = &'a Batch>) {
+    pub(crate) fn committed(&self, bytes: u64, marks: impl IntoIterator<Item = Mark>) {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         if let Some(progress) = &self.progress {
             let mut progress = lock(progress);
             progress.state.output_len += bytes;
-            for batch in marks {
-                if let Some((key, positions)) = &batch.mark {
-                    progress.state.files.insert(key.clone(), positions.clone());
-                }
+            for (key, positions) in marks {
+                progress.state.files.insert(key, positions);
             }
             let _ = progress.dirty.try_send(());
         }
@@ -395,7 +396,7 @@ impl Batch {
 }
 
 /// With `--state`, the source's positions when they changed since the last batch.
-fn mark(source: &mut Source, shared: &Shared) -> Option<(String, Vec<Position>)> {
+fn mark(source: &mut Source, shared: &Shared) -> Option<Mark> {
     if shared.progress.is_none() || source.is_streamed() {
         return None;
     }

@@ -68,10 +68,11 @@ pub(crate) fn write_all_batches(
     shared: &Shared,
 ) {
     let mut out = BufWriter::with_capacity(256 * 1024, out);
-    let mut batches = Vec::new();
+    // Only the marks wait for the flush: each batch's bytes go once written.
+    let mut marks = Vec::new();
     while let Some(batch) = next() {
         let mut written = out.write_all(&batch.bytes).map(|()| batch.bytes.len());
-        batches.push(batch);
+        marks.extend(batch.mark);
         // Take whatever else is queued before paying for a flush.
         while written.is_ok() {
             match try_next() {
@@ -79,15 +80,14 @@ pub(crate) fn write_all_batches(
                     written = out
                         .write_all(&more.bytes)
                         .map(|()| written.unwrap_or(0) + more.bytes.len());
-                    batches.push(more);
+                    marks.extend(more.mark);
                 }
                 None => break,
             }
         }
         match written.and_then(|n| out.flush().map(|()| n)) {
             Ok(n) => {
-                shared.committed(n as u64, &batches);
-                batches.clear();
+                shared.committed(n as u64, marks.drain(..));
             }
             Err(err) => {
                 shared.write_failed(err);
