@@ -532,7 +532,7 @@ fn an_endless_line_does_not_stay_in_memory() {
         let dir = Dir::new();
         dir.create("long.log", vec![b'x'; 64 << 20]);
         let out = dir.path().join("out.log");
-        let mut tailer = dir
+        let tailer = dir
             .concur(["tail", "--mode", mode, "-o", "out.log", "long.log"])
             .spawn();
         // Pieces of 1 MiB or a little more, each ending in the marker; the last
