@@ -502,7 +502,9 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
             }
         }),
         Err(TailError::NoFiles(why)) => Err(UsageError(format!("no file to follow: {why}")).into()),
-        Err(err @ TailError::Glob { .. }) => Err(UsageError(err.to_string()).into()),
+        Err(err @ (TailError::Glob { .. } | TailError::State(_) | TailError::StateNeedsFile)) => {
+            Err(UsageError(crate::error_chain(&err)).into())
+        }
         Err(TailError::Write(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(Outcome::Success)
         }

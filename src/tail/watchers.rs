@@ -82,7 +82,14 @@ pub(crate) fn pid_exit(
                     use std::os::fd::AsFd;
                     wait_for(fd.as_fd(), PollFlags::IN, &shared)
                 }
-                Err(Errno::SRCH) => true,
+                Err(Errno::SRCH) => {
+                    (shared.log)(format!(
+                        "--pid {}: no such process; draining and stopping",
+                        pid.as_raw_nonzero()
+                    ));
+                    shared.stop();
+                    return;
+                }
                 Err(_) => {
                     let halted = shared.halt.subscribe();
                     loop {
