@@ -36,6 +36,7 @@ pub mod merge_mixed;
 pub mod merge_threads;
 mod source;
 pub mod state;
+mod stream;
 pub mod wake;
 mod watchers;
 pub mod writer;

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use super::state::{HEAD, Position, dir_of, find_by_inode, hex, starts_with, unhex, written_since};
+use super::stream::{Stream, StreamInput};
 use super::wake::Wake;
 
 /// The most bytes one poll reads from one file before returning, so that one busy file
 /// cannot starve the others (and a batch stays a reasonable size).
-const MAX_BATCH: usize = 4 << 20;
+pub(crate) const MAX_BATCH: usize = 4 << 20;
 
 /// How many of the last bytes read are kept to recognise the file on the next poll.
 const FINGERPRINT: usize = 16;
@@ -312,12 +313,7 @@ impl Reader {
             self.fingerprint.drain(..self.fingerprint.len() - old);
             self.fingerprint.extend_from_slice(&data[got - keep..]);
             split_lines(prefix, &mut self.partial, data, out);
-            if self.partial.len() >= max_line {
-                out.extend_from_slice(prefix);
-                out.extend_from_slice(&self.partial);
-                out.extend_from_slice(marker);
-                // Give the memory back: the next long line starts small again.
-                self.partial = Vec::new();
+            if cut_long_line(prefix, &mut self.partial, max_line, marker, out) {
                 read.cut += 1;
             }
             read.grew = true;
@@ -370,11 +366,7 @@ impl Reader {
     /// Emits an unfinished last line that will never be finished (its file was rotated
     /// or truncated, or tailing stops), with a newline added, so that nothing is lost.
     fn flush_partial(&mut self, prefix: &[u8], out: &mut Vec<u8>) {
-        if !self.partial.is_empty() {
-            out.extend_from_slice(prefix);
-            out.append(&mut self.partial);
-            out.push(b'\n');
-        }
+        flush_line(prefix, &mut self.partial, out);
     }
 }
 
@@ -407,6 +399,36 @@ pub(crate) fn split_lines(prefix: &[u8], partial: &mut Vec<u8>, data: &[u8], out
         }
     }
     partial.extend_from_slice(rest);
+}
+
+/// Writes out an unfinished line that grew to `max_line` bytes, ending it with
+/// `marker`, and gives its memory back. Returns whether it cut.
+pub(crate) fn cut_long_line(
+    prefix: &[u8],
+    partial: &mut Vec<u8>,
+    max_line: usize,
+    marker: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    if partial.len() < max_line {
+        return false;
+    }
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(partial);
+    out.extend_from_slice(marker);
+    // The next long line starts small again.
+    *partial = Vec::new();
+    true
+}
+
+/// Emits an unfinished last line that will never be finished, with a newline added,
+/// so that nothing read is lost.
+pub(crate) fn flush_line(prefix: &[u8], partial: &mut Vec<u8>, out: &mut Vec<u8>) {
+    if !partial.is_empty() {
+        out.extend_from_slice(prefix);
+        out.append(partial);
+        out.push(b'\n');
+    }
 }
 
 /// Names that rotation tools give a file's copies, so `app.log` → `app.log.1`,
@@ -460,72 +482,6 @@ fn find_copy(path: &Path, reader: &Reader, used: &[(u64, u64)]) -> Option<(PathB
         }
     }
     best.map(|(_, path, file)| (path, file))
-}
-
-/// A source that can only be read forward: standard input, a FIFO, a pipe. A thread
-/// does the blocking reads and hands chunks over; end of input closes the source.
-#[derive(Debug)]
-struct Stream {
-    /// Where the reads come from, until the reader thread starts (on `attach`).
-    input: Option<StreamInput>,
-    chunks: Option<crossbeam_channel::Receiver<io::Result<Vec<u8>>>>,
-    partial: Vec<u8>,
-    ended: bool,
-}
-
-#[derive(Debug)]
-enum StreamInput {
-    /// Already open (standard input).
-    Open(File),
-    /// A FIFO, opened by the reader thread (the open waits for a writer).
-    Fifo(PathBuf),
-}
-
-impl Stream {
-    fn start(&mut self, wake: Arc<Wake>) {
-        let Some(input) = self.input.take() else {
-            return;
-        };
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        self.chunks = Some(rx);
-        let spawned = std::thread::Builder::new()
-            .name("tail-stream".into())
-            .spawn(move || {
-                use std::io::Read;
-                let mut file = match input {
-                    StreamInput::Open(file) => file,
-                    StreamInput::Fifo(path) => match File::open(&path) {
-                        Ok(file) => file,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            wake.wake();
-                            return;
-                        }
-                    },
-                };
-                let mut buf = vec![0; 64 * 1024];
-                loop {
-                    let chunk = match file.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => Ok(buf[..n].to_vec()),
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => Err(e),
-                    };
-                    let failed = chunk.is_err();
-                    if tx.send(chunk).is_err() || failed {
-                        break;
-                    }
-                    wake.wake();
-                }
-                drop(tx); // the end of input
-                wake.wake();
-            });
-        if spawned.is_err() {
-            // No thread, no input: end it rather than wait for ever.
-            self.ended = true;
-            self.chunks = None;
-        }
-    }
 }
 
 /// How `check_name` found the name.
@@ -748,12 +704,7 @@ impl Source {
             trouble: None,
             gone_since: None,
             marker: format!(" [concur: line cut at {} bytes]\n", options.max_line).into_bytes(),
-            stream: Some(Stream {
-                input: Some(input),
-                chunks: None,
-                partial: Vec::new(),
-                ended: false,
-            }),
+            stream: Some(Stream::new(input)),
             pending: Vec::new(),
             pending_notes: Vec::new(),
             last_mark: Vec::new(),
@@ -790,47 +741,18 @@ impl Source {
         let Some(stream) = &mut self.stream else {
             return Ok(());
         };
-        let mut total = 0;
-        while let Some(chunks) = &stream.chunks {
-            match chunks.try_recv() {
-                Ok(Ok(data)) => {
-                    total += data.len();
-                    split_lines(&self.prefix, &mut stream.partial, &data, out);
-                    if stream.partial.len() >= self.options.max_line {
-                        out.extend_from_slice(&self.prefix);
-                        out.extend_from_slice(&stream.partial);
-                        out.extend_from_slice(&self.marker);
-                        stream.partial = Vec::new();
-                        polled.cut += 1;
-                    }
-                    if total >= MAX_BATCH {
-                        polled.more = true;
-                        break;
-                    }
-                }
-                Ok(Err(source)) => {
-                    return Err(SourceError::Read {
-                        path: self.path.clone(),
-                        source,
-                    });
-                }
-                Err(crossbeam_channel::TryRecvError::Empty) => break,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    stream.ended = true;
-                    stream.chunks = None;
-                }
-            }
-        }
-        polled.grew |= total > 0;
-        if stream.ended {
-            if !stream.partial.is_empty() {
-                out.extend_from_slice(&self.prefix);
-                out.append(&mut stream.partial);
-                out.push(b'\n');
-            }
-            polled.closed = true;
-        }
-        Ok(())
+        stream
+            .poll(
+                &self.prefix,
+                self.options.max_line,
+                &self.marker,
+                out,
+                polled,
+            )
+            .map_err(|source| SourceError::Read {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// The followed path.
@@ -1087,12 +1009,8 @@ impl Source {
         if let Some(reader) = &mut self.current {
             reader.flush_partial(prefix, out);
         }
-        if let Some(stream) = &mut self.stream
-            && !stream.partial.is_empty()
-        {
-            out.extend_from_slice(prefix);
-            out.append(&mut stream.partial);
-            out.push(b'\n');
+        if let Some(stream) = &mut self.stream {
+            stream.finish(prefix, out);
         }
         Ok(polled)
     }
