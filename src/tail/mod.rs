@@ -4,10 +4,13 @@
 //! threads and coroutines (`run_in_executor` for the blocking tailers,
 //! `run_coroutine_threadsafe` for their writes); then fully async, with a dedicated
 //! writer thread so that file writes never block the event loop, and debug mode to
-//! catch the ones that do. concur has the three designs over one core:
+//! catch the ones that do. concur has the three designs, and its own, over one core:
 //!
 //! * [`Source`]: one followed file. It reads what the file gained, cuts it into whole
-//!   lines (holding an unfinished one back), and copes with truncation and rotation.
+//!   lines (holding an unfinished one back), and copes with truncation, rotation,
+//!   unreadable moments (retries) and `copytruncate` (it reads the copy).
+//! * [`merge_events`] (the default): one thread pumps inotify, reads and writes, as GNU
+//!   tail does; the least CPU per line.
 //! * [`merge_threads`]: a thread per file and a locked writer (the book's Example 3).
 //! * [`merge_mixed`]: blocking tailers on `spawn_blocking`, handing batches to an async
 //!   writer task through the runtime handle.
@@ -19,7 +22,9 @@
 //! cannot speak for (an old file drained after a rotation, a file being retried).
 //! Output is written in batches of whole lines, so lines never interleave, and every
 //! file's lines keep their order. [`debug::Watched`] reports task polls that block the
-//! runtime.
+//! runtime. [`state`] saves and resumes positions (`--state`); `globbing` follows new
+//! files that match a pattern; `watchers` stop tailing when the output's reader or the
+//! `--pid` process goes away.
 //!
 //! **What Rust changes.** The three designs differ only in who reads and who writes;
 //! the risky part (partial lines, truncation, rotation) is one `Source` they share, so
