@@ -670,7 +670,7 @@ impl Source {
     }
 
     /// Follows standard input (`-`) or a FIFO: read forward until its end, then closed.
-    /// Reading starts once the source is [attached](Self::attach) to its tailer.
+    /// Reading starts once the source is attached to its tailer.
     pub fn open_stream(
         path: &Path,
         prefix: bool,
