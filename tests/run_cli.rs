@@ -46,6 +46,37 @@ fn shell_mode_runs_each_line_and_quotes_lines_into_a_script() {
     assert_eq!(run.stdout(), "[a; echo injected]\n");
 }
 
+/// The injection issue 15 found: `{}` was single-quoted, so a script's own double
+/// quotes around it (`echo "{}"`) turned `$(touch pw)` back into code. Now the input
+/// is data bare, in double quotes and in single quotes, whatever it holds.
+#[test]
+fn hostile_input_is_data_wherever_the_script_puts_braces() {
+    let dir = Dir::new();
+    let hostile =
+        "$(touch pw1)\n`touch pw2`\na;touch pw3\n'; touch pw4; '\n\"; touch pw5; \"\na|touch pw6\n";
+    for script in ["echo {}", "echo \"{}\"", "echo '{}'"] {
+        dir.concur(["run", "--shell", "--", script])
+            .stdin(hostile)
+            .run();
+        let made: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            made.is_empty(),
+            "{script}: input ran as code and made {made:?}"
+        );
+    }
+    // Bare, every line comes out exactly as it went in.
+    let run = dir
+        .concur(["run", "--keep-order", "--shell", "--", "printf '%s\\n' {}"])
+        .stdin(hostile)
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), hostile);
+}
+
 /// Deterministic "random" durations: 0-40 ms in a scrambled order.
 fn scrambled_sleeps(n: usize) -> String {
     (0..n)

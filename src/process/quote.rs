@@ -22,6 +22,47 @@ pub fn quote(word: &str) -> Cow<'_, str> {
     }
 }
 
+/// Quotes `word` with backslashes, as GNU parallel does, for substitution into a shell
+/// script the user wrote: every character that could mean something to the shell gets
+/// a backslash, and a newline becomes `'` newline `'`.
+///
+/// Unlike single quotes, this stays data in every context a script can put `{}` in:
+/// bare (`echo {}`), inside double quotes (`echo "{}"`, where `\$`, `` \` ``, `\"`
+/// and `\\` are literal and other backslashes stay as they are), and inside single
+/// quotes (`echo '{}'`, where an input `'` ends the quote but everything after it is
+/// still escaped). Inside quotes the text can come out with extra backslashes, as in
+/// GNU parallel; it is never run.
+///
+/// ```
+/// use concur::process::quote_backslash;
+///
+/// assert_eq!(quote_backslash("file.txt"), "file.txt");
+/// assert_eq!(quote_backslash("two words"), r"two\ words");
+/// assert_eq!(quote_backslash("$(touch pw)"), r"\$\(touch\ pw\)");
+/// assert_eq!(quote_backslash(""), "''");
+/// ```
+pub fn quote_backslash(word: &str) -> Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+:,./-".contains(c);
+    if word.is_empty() {
+        return Cow::Borrowed("''");
+    }
+    if word.chars().all(plain) {
+        return Cow::Borrowed(word);
+    }
+    let mut quoted = String::with_capacity(word.len() * 2);
+    for c in word.chars() {
+        if c == '\n' {
+            quoted.push_str("'\n'");
+        } else {
+            if !plain(c) {
+                quoted.push('\\');
+            }
+            quoted.push(c);
+        }
+    }
+    Cow::Owned(quoted)
+}
+
 /// A command line, each word quoted, joined by spaces.
 pub fn quote_command<'a>(words: impl IntoIterator<Item = &'a (impl AsRef<OsStr> + 'a)>) -> String {
     words
@@ -55,5 +96,43 @@ mod tests {
                 .unwrap();
             assert_eq!(String::from_utf8(out.stdout).unwrap(), word, "{script}");
         }
+    }
+
+    /// Hostile inputs put into a script bare, in double quotes and in single quotes:
+    /// none of them runs anything, and bare they come out exactly.
+    #[test]
+    fn backslash_quoting_is_data_in_every_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let hostile = [
+            "$(touch pw1)",
+            "`touch pw2`",
+            "a;touch pw3",
+            "a|touch pw4",
+            "'; touch pw5; '",
+            "\"; touch pw6; \"",
+            "a\ntouch pw7",
+            "back\\slash $HOME * ~ # & > x",
+            "a=b",
+            "é ü",
+        ];
+        for word in hostile {
+            let q = quote_backslash(word);
+            for (script, exact) in [
+                (format!("printf %s {q}"), true),
+                (format!("printf %s \"{q}\""), false),
+                (format!("printf %s '{q}'"), false),
+            ] {
+                let out = std::process::Command::new("sh")
+                    .args(["-c", &script])
+                    .current_dir(dir.path())
+                    .output()
+                    .unwrap();
+                if exact {
+                    assert_eq!(String::from_utf8_lossy(&out.stdout), word, "{script}");
+                }
+            }
+        }
+        let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert!(made.is_empty(), "the shell ran input as code: {made:?}");
     }
 }

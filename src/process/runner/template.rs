@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::process::{Cmd, quote, quote_command};
+use crate::process::{Cmd, quote_backslash, quote_command};
 
 /// How each input line becomes a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,8 +13,9 @@ pub enum Template {
     /// anywhere, the line is appended as the last argument (as `xargs -n1` does).
     Args(Vec<String>),
     /// Run through `sh -c`. Without a script, the line *is* the shell command. With
-    /// one, `{}` in the script is replaced by the line, shell-quoted (or the quoted line
-    /// is appended), so input cannot inject shell syntax.
+    /// one, `{}` in the script is replaced by the line, backslash-quoted as GNU parallel
+    /// does (or the quoted line is appended), so input cannot inject shell syntax, even
+    /// where the script puts `{}` in quotes of its own.
     Shell(Option<String>),
 }
 
@@ -65,7 +66,7 @@ impl Template {
     /// let t = Template::new(vec!["echo".into()], false).unwrap();
     /// assert_eq!(t.command("appended").1, "echo appended");
     /// let t = Template::new(vec!["wc -l < {}".into()], true).unwrap();
-    /// assert_eq!(t.command("a;b").1, "wc -l < 'a;b'");
+    /// assert_eq!(t.command("a;b").1, r"wc -l < a\;b");
     /// ```
     pub fn command(&self, line: &str) -> (Cmd, String) {
         self.command_with(line, None)
@@ -89,7 +90,9 @@ impl Template {
             }
             Template::Shell(None) => (Cmd::shell(line), line.to_owned()),
             Template::Shell(Some(script)) => {
-                let quoted = quote(line);
+                // Backslashes, not single quotes: a user's own quotes around `{}`
+                // ("{}" or '{}') cannot turn the input back into code.
+                let quoted = quote_backslash(line);
                 let script = if script.contains("{}") {
                     script.replace("{}", &quoted)
                 } else {
