@@ -11,6 +11,7 @@ mod life_strategies;
 mod life_view;
 mod process;
 mod run_cli;
+mod run_compat;
 mod tail;
 mod tail_sre;
 mod threads_cli;

@@ -1,70 +1,100 @@
-//! `concur run`: the parallel job runner.
+//! `concur run`: the parallel job runner, with GNU parallel's interface.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
 
 use super::output::progress_bar;
 use super::signals::SignalCancel;
-use super::value::{parse_duration, parse_positive};
+use super::value::{parse_bytes, parse_duration, parse_positive};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
-use crate::process::runner::{self, Reporter, RunOptions, Streams, Template};
+use crate::process::runner::{
+    self, Grouping, Halt, Input, InputOptions, Jobs, Reporter, RunError, RunOptions, Source,
+    Streams, Template, TemplateOptions, Timeout, read_joblog,
+};
 
 const RUN_ABOUT: &str =
-    "Run a command once per input line, in parallel, like xargs -P or GNU parallel (item 52)";
+    "Run a command for each input, in parallel, with GNU parallel's interface (item 52)";
 
 const RUN_AFTER: &str = "\
-Each line of standard input is one job. Every {} in CMD is replaced by the line; with no
-{}, the line is appended as the last argument. With --shell, each line is a shell
-command (or, given CMD, {} in the CMD script is replaced by the shell-quoted line).
+Inputs, as in GNU parallel: lines of standard input; `::: a b c` lists and `:::: FILE`
+files after the command (several give every combination; `:::+`/`::::+` pair a source
+with the one before, --link pairs them all); -a FILE; -0 / -d for other delimiters;
+--colsep to split records into {1} {2} ...
+
+The command's words are joined into one shell command line, with every replacement
+string replaced by its argument, backslash-quoted so input is data wherever the command
+puts it ({}, \"{}\" or '{}'). Commands with no shell syntax in their words run without a
+shell. With no command, each input is a command line. With no replacement string, the
+arguments are appended.
+
+Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {1.} {1/} {1//} {1/.} and, with
+--header :, the column names. -I STR renames {}.
 
 Each job runs in its own process group. Its stdout and stderr are printed whole when it
-finishes, never interleaved with another job's (with --keep-order: in input order, as
-soon as every earlier job is done). A timeout, Ctrl-C or SIGTERM stops a job's whole
-group: SIGTERM, then SIGKILL after --grace.
+finishes, never mixed with another job's (with -k: in input order, as soon as every
+earlier job is done). A timeout, --halt now, Ctrl-C or SIGTERM stops a job's whole group:
+SIGTERM, then SIGKILL after --grace. A job ends when its process exits: output from
+processes it left behind is collected for 100 ms more, then they are stopped too.
 
 Exit status:
   0       every job succeeded
   1-100   that many jobs failed (capped at 100)
   124     a job timed out
-  127     a command was not found
+  127     a command was not found (run directly; through sh, 127 is a failure)
   130/143 interrupted by Ctrl-C / SIGTERM (running jobs were stopped)
+  141     standard output was closed before every job's output was written
   255     concur run itself failed: bad arguments, unreadable input, unwritable joblog
 When several apply, the first in this order wins: 130/143, 127, 124, the count.
 
 Examples:
-  seq 1 10 | concur run -j 4 -- sh -c 'sleep 1; echo {}'
-  ls *.log | concur run --keep-order --joblog run.log -- gzip -k {}
-  printf 'make a\\nmake b\\n' | concur run --shell --timeout 10m --halt-on-error";
+  concur run echo ::: a b c ::: 1 2
+  ls *.log | concur run -k --joblog run.log gzip -k {}
+  concur run --tag -j 4 'sleep 1; echo {.}' ::: x.txt y.txt
+  concur run --resume-failed --joblog run.log ./process {} :::: inputs.txt";
 
 /// Arguments of `concur run`.
 #[derive(Debug, Args)]
 #[command(about = RUN_ABOUT, after_help = RUN_AFTER)]
 pub struct RunArgs {
-    /// Jobs to run at once [default: the number of cores].
-    #[arg(short, long, value_parser = parse_positive, value_name = "N")]
-    jobs: Option<NonZeroUsize>,
+    /// Jobs at once: N, +N / -N (cores plus or minus N), N% (of the cores), 0 (1024)
+    /// [default: the number of cores].
+    #[arg(short, long, value_parser = parse_jobs, value_name = "N", allow_hyphen_values = true)]
+    jobs: Option<JobCount>,
 
-    /// Stop any job running longer than this, e.g. 30s.
-    #[arg(long, value_parser = parse_duration, value_name = "D")]
-    timeout: Option<Duration>,
+    /// Stop any job running longer than this: seconds (30, 1.5) or with a unit (30s,
+    /// 2m), or P% of the median runtime of the jobs that succeeded so far.
+    #[arg(long, value_parser = parse_timeout, value_name = "D")]
+    timeout: Option<Timeout>,
 
     /// Wait this long after SIGTERM before SIGKILL when stopping a job.
     #[arg(long, value_parser = parse_duration, value_name = "D", default_value = "2s")]
     grace: Duration,
 
+    /// Wait this long between job starts (seconds or with a unit).
+    #[arg(long, value_parser = parse_seconds_or_duration, value_name = "D")]
+    delay: Option<Duration>,
+
     /// Print outputs in input order (still streaming, with bounded memory).
     #[arg(short, long)]
     keep_order: bool,
 
-    /// Start no new job after the first failure; wait for the running ones.
-    #[arg(long)]
+    /// When to stop: never, soon,fail=N, now,fail=N, soon,fail=P%, now,success=N, ...
+    /// `soon` starts no new job; `now` also stops the running ones.
+    #[arg(long, value_parser = parse_halt, value_name = "WHEN")]
+    halt: Option<HaltSpec>,
+
+    /// Same as --halt soon,fail=1.
+    #[arg(long, conflicts_with = "halt")]
     halt_on_error: bool,
 
     /// Run a failed job up to N more times; only the last attempt's output is printed.
@@ -76,13 +106,260 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     joblog: Option<PathBuf>,
 
-    /// Run through sh -c: each input line is a shell command.
+    /// Skip the jobs the --joblog already holds, and add to it.
+    #[arg(long, requires = "joblog")]
+    resume: bool,
+
+    /// Like --resume, but run the jobs the joblog shows failed again.
+    #[arg(long, requires = "joblog", conflicts_with = "resume")]
+    resume_failed: bool,
+
+    /// Read arguments from FILE (repeatable; `-` is standard input).
+    #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
+    arg_file: Vec<PathBuf>,
+
+    /// Records end with NUL, not newline (for find -print0).
+    #[arg(short = '0', long)]
+    null: bool,
+
+    /// Records end with DELIM (one byte; \n, \t, \0 and \\ are understood).
+    #[arg(short = 'd', long, value_name = "DELIM", conflicts_with = "null")]
+    delimiter: Option<String>,
+
+    /// Split each record into columns {1} {2} ... at matches of REGEX.
+    #[arg(long, short = 'C', value_name = "REGEX")]
+    colsep: Option<String>,
+
+    /// `--header :`: the first record of each input names its columns ({name}).
+    #[arg(long, value_name = ":")]
+    header: Option<String>,
+
+    /// Pair the inputs instead of combining them; shorter ones wrap around.
+    #[arg(long, visible_alias = "xapply")]
+    link: bool,
+
+    /// N records per job, as {1} .. {N}.
+    #[arg(short = 'N', value_name = "N", value_parser = parse_positive)]
+    max_replace_args: Option<NonZeroUsize>,
+
+    /// At most N arguments per job (as xargs -n).
+    #[arg(short = 'n', long = "max-args", value_name = "N", value_parser = parse_positive)]
+    max_args: Option<NonZeroUsize>,
+
+    /// As many arguments per job as fit, each word holding {} repeated per argument.
+    #[arg(short = 'X', conflicts_with_all = ["max_replace_args", "max_args", "multiple"])]
+    context: bool,
+
+    /// As many arguments per job as fit, {} standing for all of them.
+    #[arg(short = 'm', conflicts_with_all = ["max_replace_args", "max_args"])]
+    multiple: bool,
+
+    /// Use STR instead of {} for the argument.
+    #[arg(short = 'I', value_name = "STR")]
+    replace: Option<String>,
+
+    /// Run the command's words as they are (program and arguments), with no shell.
+    #[arg(short, long)]
+    quote: bool,
+
+    /// Prefix each output line with the job's arguments and a tab.
     #[arg(long)]
+    tag: bool,
+
+    /// Prefix each output line with STR (replacement strings allowed) and a tab.
+    #[arg(long, value_name = "STR", conflicts_with = "tag")]
+    tagstring: Option<String>,
+
+    /// Print each command instead of running it.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Print each command before its output.
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// Run the jobs in a random order (reads all input first).
+    #[arg(long)]
+    shuf: bool,
+
+    /// Show the progress bar (it shows on a terminal anyway; never when not one).
+    #[arg(long, visible_aliases = ["eta", "progress"])]
+    bar: bool,
+
+    /// Inputs longer than this are not run (reported, at most 80 bytes quoted).
+    #[arg(long, value_parser = parse_bytes, value_name = "BYTES", default_value = "1M")]
+    max_line_bytes: u64,
+
+    /// Accepted for GNU parallel scripts; does nothing.
+    #[arg(long, hide = true)]
+    will_cite: bool,
+
+    /// Kept for older concur scripts: commands already go through sh when they need to.
+    #[arg(long, hide = true)]
     shell: bool,
 
-    /// The command and its arguments; {} stands for the input line.
+    /// The command, then `::: ARGS`, `:::+ ARGS`, `:::: FILES`, `::::+ FILES`.
     #[arg(trailing_var_arg = true, value_name = "CMD")]
-    command: Vec<String>,
+    command: Vec<OsString>,
+}
+
+/// `-j` as written.
+#[derive(Clone, Copy, Debug)]
+enum JobCount {
+    Exactly(usize),
+    Plus(usize),
+    Minus(usize),
+    Percent(f64),
+}
+
+impl JobCount {
+    /// How many jobs, on a machine with `cores`.
+    fn resolve(self, cores: usize) -> NonZeroUsize {
+        let n = match self {
+            JobCount::Exactly(0) => 1024,
+            JobCount::Exactly(n) => n,
+            JobCount::Plus(n) => cores.saturating_add(n),
+            JobCount::Minus(n) => cores.saturating_sub(n),
+            JobCount::Percent(p) => (cores as f64 * p / 100.0).floor() as usize,
+        };
+        NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+    }
+}
+
+fn parse_jobs(text: &str) -> Result<JobCount, String> {
+    let bad = || format!("invalid -j {text:?}: expected N, +N, -N or N%");
+    let number = |t: &str| t.parse::<usize>().map_err(|_| bad());
+    if let Some(p) = text.strip_suffix('%') {
+        let p: f64 = p.parse().map_err(|_| bad())?;
+        return (p > 0.0).then_some(JobCount::Percent(p)).ok_or_else(bad);
+    }
+    Ok(match text.as_bytes().first() {
+        Some(b'+') => JobCount::Plus(number(&text[1..])?),
+        Some(b'-') => JobCount::Minus(number(&text[1..])?),
+        _ => JobCount::Exactly(number(text)?),
+    })
+}
+
+/// A duration in GNU parallel's way (a bare number is seconds) or concur's (`2s`).
+fn parse_seconds_or_duration(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) => {
+            Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {text:?}"))
+        }
+        Err(_) => parse_duration(text),
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Timeout, String> {
+    if let Some(p) = text.strip_suffix('%') {
+        return match p.parse::<f64>() {
+            Ok(p) if p > 0.0 => Ok(Timeout::PercentOfMedian(p)),
+            _ => Err(format!(
+                "invalid --timeout {text:?}: a percentage must be above 0"
+            )),
+        };
+    }
+    let d = parse_seconds_or_duration(text)?;
+    if d.is_zero() {
+        return Err(
+            "--timeout 0 would stop every job at once; leave --timeout out for none".into(),
+        );
+    }
+    Ok(Timeout::Fixed(d))
+}
+
+/// `--halt never` is a value of its own.
+#[derive(Clone, Copy, Debug)]
+enum HaltSpec {
+    Never,
+    When(Halt),
+}
+
+fn parse_halt(text: &str) -> Result<HaltSpec, String> {
+    match text {
+        "never" | "0" => Ok(HaltSpec::Never),
+        _ => text.parse().map(HaltSpec::When),
+    }
+}
+
+fn parse_delimiter(text: &str) -> Result<u8, UsageError> {
+    let byte = match text {
+        "\\n" => Some(b'\n'),
+        "\\t" => Some(b'\t'),
+        "\\0" => Some(0),
+        "\\r" => Some(b'\r'),
+        "\\\\" => Some(b'\\'),
+        _ if text.len() == 1 => text.bytes().next(),
+        _ => None,
+    };
+    byte.ok_or_else(|| {
+        UsageError(format!(
+            "-d {text:?}: the delimiter must be one byte (or \\n, \\t, \\0, \\r, \\\\)"
+        ))
+    })
+}
+
+/// The command words and the input sources after them.
+fn split_command(words: Vec<OsString>) -> Result<(Vec<String>, Vec<Input>), UsageError> {
+    let mut command = Vec::new();
+    let mut inputs: Vec<Input> = Vec::new();
+    // Where the words now go: the command, a ::: list, or :::: files.
+    let (mut in_files, mut in_sources, mut link_next) = (false, false, false);
+    for word in words {
+        let marker = match word.to_str() {
+            Some(":::") => Some((false, false)),
+            Some(":::+") => Some((false, true)),
+            Some("::::") => Some((true, false)),
+            Some("::::+") => Some((true, true)),
+            _ => None,
+        };
+        if let Some((files, linked)) = marker {
+            if linked && !in_sources {
+                return Err(UsageError(format!(
+                    "{} needs an input source before it to pair with",
+                    word.to_string_lossy()
+                )));
+            }
+            (in_files, in_sources) = (files, true);
+            if files {
+                link_next = linked;
+            } else {
+                inputs.push(Input {
+                    source: Source::List(Vec::new()),
+                    linked,
+                });
+            }
+            continue;
+        }
+        if !in_sources {
+            command.push(word.into_string().map_err(|w| {
+                UsageError(format!(
+                    "the command word {:?} is not UTF-8; pass such names as input",
+                    w.to_string_lossy()
+                ))
+            })?);
+        } else if in_files {
+            let path = PathBuf::from(word);
+            let source = if path.as_os_str() == "-" {
+                Source::Stdin
+            } else {
+                Source::File(path)
+            };
+            // Each file after :::: is a source of its own; only the first after
+            // ::::+ is paired with the one before.
+            inputs.push(Input {
+                source,
+                linked: std::mem::take(&mut link_next),
+            });
+        } else if let Some(Input {
+            source: Source::List(values),
+            ..
+        }) = inputs.last_mut()
+        {
+            values.push(word.into_vec());
+        }
+    }
+    Ok((command, inputs))
 }
 
 /// Prints job output with the progress bar out of the way. Stderr is locked per write,
@@ -90,12 +367,18 @@ pub struct RunArgs {
 struct BarReporter<'a> {
     streams: Streams<&'a mut dyn Write, io::Stderr>,
     bar: ProgressBar,
+    total_known: bool,
 }
 
 impl Reporter for BarReporter<'_> {
-    fn job_output(&mut self, stdout: &mut Spool, stderr: &mut Spool) -> io::Result<()> {
+    fn job_output(
+        &mut self,
+        stdout: &mut Spool,
+        stderr: &mut Spool,
+        tag: Option<&[u8]>,
+    ) -> io::Result<()> {
         let streams = &mut self.streams;
-        self.bar.suspend(|| streams.job_output(stdout, stderr))
+        self.bar.suspend(|| streams.job_output(stdout, stderr, tag))
     }
 
     fn note(&mut self, message: &str) -> io::Result<()> {
@@ -104,8 +387,14 @@ impl Reporter for BarReporter<'_> {
     }
 
     fn progress(&mut self, done: usize, _started: usize, total: Option<usize>) {
-        if let Some(total) = total {
-            self.bar.set_length(total as u64);
+        match total {
+            Some(total) if !self.total_known => {
+                self.total_known = true;
+                super::output::set_bar_style(&self.bar, "jobs");
+                self.bar.set_length(total as u64);
+            }
+            Some(total) => self.bar.set_length(total as u64),
+            None => {}
         }
         self.bar.set_position(done as u64);
     }
@@ -113,40 +402,133 @@ impl Reporter for BarReporter<'_> {
 
 /// Runs `concur run`.
 pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let template =
-        Template::new(args.command, args.shell).map_err(|e| UsageError(e.to_string()))?;
-    let mut options = RunOptions::new(template);
-    if let Some(jobs) = args.jobs {
-        options.jobs = jobs;
+    let (words, mut inputs) = split_command(args.command)?;
+    // -a files come before the ::: sources, as in GNU parallel.
+    let arg_files = args.arg_file.iter().map(|path| Input {
+        source: if path.as_os_str() == "-" {
+            Source::Stdin
+        } else {
+            Source::File(path.clone())
+        },
+        linked: false,
+    });
+    inputs = arg_files.chain(inputs).collect();
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let jobs = args
+        .jobs
+        .map_or(NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN), |j| {
+            j.resolve(cores)
+        });
+
+    let mut input = InputOptions::new();
+    input.inputs = inputs;
+    input.link_all = args.link;
+    input.max_record = usize::try_from(args.max_line_bytes.max(1)).unwrap_or(usize::MAX);
+    input.slots = jobs.get();
+    if args.null {
+        input.delimiter = 0;
     }
-    options.timeout = args.timeout;
-    options.grace = args.grace;
-    options.keep_order = args.keep_order;
-    options.halt_on_error = args.halt_on_error;
-    options.retries = args.retries;
-    options.joblog = args.joblog;
+    if let Some(d) = &args.delimiter {
+        input.delimiter = parse_delimiter(d)?;
+    }
+    if let Some(colsep) = &args.colsep {
+        input.colsep = Some(
+            regex::bytes::Regex::new(colsep)
+                .map_err(|e| UsageError(format!("--colsep {colsep:?} is not a regex: {e}")))?,
+        );
+    }
+    match args.header.as_deref() {
+        None => {}
+        Some(":") => input.header = true,
+        Some(other) => {
+            return Err(UsageError(format!(
+                "--header {other:?}: only `--header :` (the first record) is supported"
+            ))
+            .into());
+        }
+    }
+    input.grouping = match (args.max_replace_args, args.max_args) {
+        _ if args.context || args.multiple => Grouping::Fill,
+        (Some(n), _) | (None, Some(n)) => Grouping::Records(n.get()),
+        (None, None) => Grouping::One,
+    };
 
     let signals = SignalCancel::install("run-signals")?;
+    // Open the inputs first: --header names are needed to read the command.
+    let opened = Jobs::open(&input, None).context("cannot read the job list")?;
+    let template_options = TemplateOptions {
+        replace: args.replace.clone(),
+        quote: args.quote,
+        context: args.context,
+        names: opened.names().to_vec(),
+    };
+    let template =
+        Template::parse(&words, &template_options).map_err(|e| UsageError(e.to_string()))?;
+    let tag = match (&args.tagstring, args.tag) {
+        (Some(text), _) => Some(Template::text(text, &template_options)),
+        (None, true) => Some(Template::text("{}", &TemplateOptions::default())),
+        (None, false) => None,
+    }
+    .transpose()
+    .map_err(|e| UsageError(format!("--tagstring: {e}")))?;
+
+    let mut options = RunOptions::new(template);
+    options.jobs = jobs;
+    options.timeout = args.timeout;
+    options.grace = args.grace;
+    options.delay = args.delay;
+    options.keep_order = args.keep_order;
+    options.halt = match (args.halt, args.halt_on_error) {
+        (Some(HaltSpec::When(halt)), _) => Some(halt),
+        (_, true) => Some(Halt::ON_ERROR),
+        _ => None,
+    };
+    options.retries = args.retries;
+    options.input = input;
+    options.dry_run = args.dry_run;
+    options.verbose = args.verbose;
+    options.tag = tag;
+    options.shuffle = args.shuf;
+    if args.resume || args.resume_failed {
+        let path = args.joblog.as_deref().unwrap_or(std::path::Path::new(""));
+        let logged = read_joblog(path)
+            .with_context(|| format!("cannot read the joblog {} for --resume", path.display()))?;
+        options.skip = logged
+            .iter()
+            .filter(|job| args.resume || job.succeeded())
+            .map(|job| job.seq)
+            .collect::<HashSet<_>>();
+        options.joblog_append = true;
+    }
+    options.joblog = args.joblog;
 
     let bar = progress_bar(0, "jobs");
+    super::output::set_spinner_style(&bar, "jobs");
     let mut reporter = BarReporter {
         streams: Streams {
             out,
             err: io::stderr(),
         },
         bar: bar.clone(),
+        total_known: false,
     };
-    let input = Box::new(io::BufReader::new(io::stdin()));
-    let result = runner::run(&options, input, &mut reporter, signals.token());
+    let result = runner::run_jobs(&options, opened, &mut reporter, signals.token());
     bar.finish_and_clear();
     drop(signals);
 
-    let summary = result?;
+    let summary = match result {
+        Ok(summary) => summary,
+        // Standard output went away (`| head -1`): jobs' output was lost, so this is
+        // no success; 141 is what a shell shows for a pipeline writer killed by SIGPIPE.
+        Err(RunError::Output(err)) if err.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(Outcome::Code(141));
+        }
+        Err(err) => return Err(err.into()),
+    };
     if summary.failed > 0 && summary.interrupted_by.is_none() {
-        let halted = if summary.halted {
-            "; stopped starting jobs (--halt-on-error)"
-        } else {
-            ""
+        let halted = match (summary.halted, options.halt) {
+            (true, Some(halt)) => format!("; stopped starting jobs (--halt {halt})"),
+            _ => String::new(),
         };
         reporter.note(&format!(
             "{} of {} jobs failed{halted}",
@@ -154,4 +536,62 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         ))?;
     }
     Ok(Outcome::Code(summary.exit_code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn jobs_forms_resolve_against_the_cores() {
+        let j = |t: &str| parse_jobs(t).unwrap().resolve(4).get();
+        assert_eq!(
+            (j("3"), j("+1"), j("-1"), j("-9"), j("50%"), j("0")),
+            (3, 5, 3, 1, 2, 1024)
+        );
+        assert!(parse_jobs("x").is_err() && parse_jobs("+").is_err() && parse_jobs("0%").is_err());
+    }
+
+    #[test]
+    fn the_command_and_its_sources_are_split_at_the_markers() {
+        let (command, inputs) = split_command(os(&[
+            "echo", "{}", ":::", "a", "b", ":::+", "1", "::::", "f", "g",
+        ]))
+        .unwrap();
+        assert_eq!(command, ["echo", "{}"]);
+        let shape: Vec<_> = inputs
+            .iter()
+            .map(|i| match &i.source {
+                Source::List(v) => (format!("list {}", v.len()), i.linked),
+                Source::File(p) => (p.display().to_string(), i.linked),
+                Source::Stdin => ("-".into(), i.linked),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("list 2".to_owned(), false),
+                ("list 1".to_owned(), true),
+                ("f".to_owned(), false),
+                ("g".to_owned(), false)
+            ]
+        );
+        assert!(split_command(os(&["echo", ":::+", "a"])).is_err());
+    }
+
+    #[test]
+    fn timeouts_and_delimiters_are_checked() {
+        assert!(parse_timeout("0").unwrap_err().contains("every job"));
+        assert!(
+            matches!(parse_timeout("1.5"), Ok(Timeout::Fixed(d)) if d == Duration::from_millis(1500))
+        );
+        assert!(matches!(parse_timeout("200%"), Ok(Timeout::PercentOfMedian(p)) if p == 200.0));
+        assert_eq!(parse_delimiter("\\0").unwrap(), 0);
+        assert_eq!(parse_delimiter(",").unwrap(), b',');
+        assert!(parse_delimiter("ab").is_err());
+    }
 }

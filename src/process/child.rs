@@ -141,9 +141,13 @@ impl Child {
             stdin: self.stdin.take().map(|file| (file, input)),
             readers,
         };
-        let pumped = self
-            .group
-            .pump(io, deadline, self.cmd.get_grace(), cancel)?;
+        let pumped = self.group.pump(
+            io,
+            deadline,
+            self.cmd.get_grace(),
+            self.cmd.get_linger(),
+            cancel,
+        )?;
         let received = if captures_stdout { pumped.read[0] } else { 0 };
         Ok((pumped, received))
     }

@@ -69,6 +69,7 @@ pub struct Cmd {
     stderr: Stream,
     timeout: Option<Duration>,
     grace: Duration,
+    linger: Option<Duration>,
 }
 
 /// What a finished child produced (the book's `CompletedProcess`).
@@ -139,6 +140,7 @@ impl Cmd {
             stderr: Stream::Capture,
             timeout: None,
             grace: DEFAULT_GRACE,
+            linger: None,
         }
     }
 
@@ -211,6 +213,19 @@ impl Cmd {
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
+    }
+
+    /// Once the child itself exits, waits at most `linger` for processes it left
+    /// behind (a backgrounded `sleep &`) to close its stdout and stderr, then stops its
+    /// group. Without it, the output is collected until every writer has closed it.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = Some(linger);
+        self
+    }
+
+    /// The configured linger time.
+    pub fn get_linger(&self) -> Option<Duration> {
+        self.linger
     }
 
     /// The configured timeout.

@@ -94,6 +94,11 @@ pub(crate) struct Pumped {
 
 enum Phase {
     Running,
+    /// The first member exited; its leftovers may still write until `until`, then
+    /// the group is stopped.
+    Lingering {
+        until: Instant,
+    },
     /// SIGTERM was sent; SIGKILL follows at `kill_at`.
     Terminating {
         kill_at: Instant,
@@ -148,6 +153,7 @@ impl Group {
         io: Pump<'_>,
         deadline: Option<Instant>,
         grace: Duration,
+        linger: Option<Duration>,
         cancel: Option<&CancelToken>,
     ) -> io::Result<Pumped> {
         let mut stdin = io.stdin;
@@ -178,7 +184,23 @@ impl Group {
                 break;
             }
             let now = Instant::now();
+            if let (Phase::Running, Some(linger)) = (&phase, linger)
+                && self.members.first().is_some_and(|m| m.status.is_some())
+            {
+                // The job's own process is done: what it left behind gets `linger`
+                // to finish writing, not the run's time.
+                phase = Phase::Lingering {
+                    until: now + linger,
+                };
+            }
             match phase {
+                Phase::Lingering { until } if now >= until => {
+                    self.signal(Signal::TERM);
+                    phase = Phase::Terminating {
+                        kill_at: now + grace,
+                    };
+                    continue;
+                }
                 Phase::Running => {
                     let why = if cancel.is_some_and(CancelToken::is_cancelled) {
                         Some(Stop::Cancel)
@@ -214,6 +236,7 @@ impl Group {
 
             let wake_at = match phase {
                 Phase::Running => deadline,
+                Phase::Lingering { until } => Some(until),
                 Phase::Terminating { kill_at } => Some(kill_at),
                 // Past give-up, only the members' exits are awaited (SIGKILL was sent).
                 Phase::Killed { give_up_at } => Some(give_up_at).filter(|&t| t > now),

@@ -44,7 +44,7 @@ pub use command::{Cmd, DEFAULT_GRACE, Ending, Execution, Input, Output, Stream, 
 pub use error::ProcessError;
 pub use manager::{ProcessManager, ProcessResult};
 pub use pipeline::{Pipeline, PipelineOutput};
-pub use quote::{quote, quote_backslash, quote_command};
+pub use quote::{quote, quote_backslash, quote_backslash_bytes, quote_command};
 pub use spool::Spool;
 
 /// A duration the way concur prints them: `100ms`, `1.5s`, `2s`.

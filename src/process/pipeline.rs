@@ -133,7 +133,7 @@ impl Pipeline {
         };
         let deadline = self.timeout.map(|t| start + t);
         let pumped = group
-            .pump(io, deadline, self.grace, None)
+            .pump(io, deadline, self.grace, None, None)
             .map_err(|source| ProcessError::Io {
                 command: self.display(),
                 source,

@@ -42,22 +42,38 @@ pub fn quote(word: &str) -> Cow<'_, str> {
 /// assert_eq!(quote_backslash(""), "''");
 /// ```
 pub fn quote_backslash(word: &str) -> Cow<'_, str> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+:,./-".contains(c);
-    if word.is_empty() {
-        return Cow::Borrowed("''");
+    match quote_backslash_bytes(word.as_bytes()) {
+        Cow::Borrowed(_) => Cow::Borrowed(word),
+        // Only ASCII bytes were added, next to whole characters: still UTF-8.
+        Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
     }
-    if word.chars().all(plain) {
+}
+
+/// [`quote_backslash`] for bytes that need not be UTF-8 (a file name, say). Bytes from
+/// 0x80 up mean nothing to the shell and pass unchanged.
+///
+/// ```
+/// use concur::process::quote_backslash_bytes;
+///
+/// assert_eq!(&*quote_backslash_bytes(b"a b\xff"), b"a\\ b\xff");
+/// ```
+pub fn quote_backslash_bytes(word: &[u8]) -> Cow<'_, [u8]> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"_@%+:,./-".contains(&b) || b >= 0x80;
+    if word.is_empty() {
+        return Cow::Borrowed(b"''");
+    }
+    if word.iter().all(|&b| plain(b)) {
         return Cow::Borrowed(word);
     }
-    let mut quoted = String::with_capacity(word.len() * 2);
-    for c in word.chars() {
-        if c == '\n' {
-            quoted.push_str("'\n'");
+    let mut quoted = Vec::with_capacity(word.len() * 2);
+    for &b in word {
+        if b == b'\n' {
+            quoted.extend_from_slice(b"'\n'");
         } else {
-            if !plain(c) {
-                quoted.push('\\');
+            if !plain(b) {
+                quoted.push(b'\\');
             }
-            quoted.push(c);
+            quoted.push(b);
         }
     }
     Cow::Owned(quoted)

@@ -104,9 +104,97 @@ impl JobLog {
         Ok(log)
     }
 
+    /// Opens `path` to add records after those it holds (for `--resume`); a missing
+    /// or empty file is started with the header.
+    pub fn append(path: &Path) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let empty = file.metadata()?.len() == 0;
+        let mut log = Self {
+            out: BufWriter::new(file),
+        };
+        if empty {
+            writeln!(log.out, "{HEADER}")?;
+            log.out.flush()?;
+        }
+        Ok(log)
+    }
+
     /// Appends one record.
     pub fn write(&mut self, record: &JobRecord) -> io::Result<()> {
         writeln!(self.out, "{}", record.line())?;
         self.out.flush()
     }
+}
+
+/// What a joblog says about one job: its sequence number, exit value and signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// The job's sequence number.
+    pub seq: usize,
+    /// Its exit value.
+    pub exitval: i32,
+    /// The signal that killed it, or 0.
+    pub signal: i32,
+}
+
+impl Logged {
+    /// Whether the job succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.exitval == 0 && self.signal == 0
+    }
+}
+
+/// Reads a joblog written by concur or GNU parallel (the same columns). A missing file
+/// holds no jobs; a line that is not a record is an error naming its line number.
+///
+/// ```
+/// use concur::process::runner::read_joblog;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("log");
+/// std::fs::write(&path, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n\
+///     2\t:\t1.000\t0.1\t0\t0\t1\t0\tfalse\n").unwrap();
+/// let jobs = read_joblog(&path).unwrap();
+/// assert_eq!((jobs[0].seq, jobs[0].succeeded()), (2, false));
+/// ```
+pub fn read_joblog(path: &Path) -> io::Result<Vec<Logged>> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut jobs = Vec::new();
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() || line.starts_with(b"Seq\t") {
+            continue;
+        }
+        let fields: Vec<&[u8]> = line.splitn(9, |&b| b == b'\t').collect();
+        let number = |k: usize| {
+            fields
+                .get(k)
+                .and_then(|f| std::str::from_utf8(f).ok())
+                .and_then(|f| f.trim().parse::<i64>().ok())
+        };
+        match (number(0), number(6), number(7)) {
+            (Some(seq), Some(exitval), Some(signal)) if seq > 0 => jobs.push(Logged {
+                seq: usize::try_from(seq).unwrap_or(usize::MAX),
+                exitval: i32::try_from(exitval).unwrap_or(-1),
+                signal: i32::try_from(signal).unwrap_or(-1),
+            }),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "line {} is not a joblog record: {}",
+                        i + 1,
+                        crate::lines::excerpt(&String::from_utf8_lossy(line), 80)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(jobs)
 }

@@ -16,25 +16,35 @@
 //! in memory only up to 64 KiB (then in an unnamed temp file), and with `keep_order`
 //! at most [`RunOptions::window`] jobs run or wait ahead of the oldest unprinted one.
 
+mod control;
+mod input;
 mod joblog;
 mod template;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufRead, Write};
 use std::num::NonZeroUsize;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, never, select};
+use crossbeam_channel::{Receiver, Sender, after, never, select};
 use thiserror::Error;
 
-pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord};
-pub use template::{EmptyTemplate, Template};
+pub use control::{Halt, HaltOn, HaltWhen, RunningMedian, Threshold, Timeout};
+pub use input::{
+    DEFAULT_FILL_BYTES, Grouping, Input, InputError, InputOptions, JobArgs, Jobs, Source,
+};
+pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, read_joblog};
+pub use template::{EmptyTemplate, Rendered, Template, TemplateError, TemplateOptions};
 
 use super::{CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration};
+
+/// How long output from a job's leftover processes is still collected after the job's
+/// own process exits.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(100);
 
 /// How to run the jobs.
 #[derive(Clone, Debug)]
@@ -42,19 +52,39 @@ pub struct RunOptions {
     /// Jobs running at once.
     pub jobs: NonZeroUsize,
     /// Stop any job that runs longer than this.
-    pub timeout: Option<Duration>,
+    pub timeout: Option<Timeout>,
     /// Pause between SIGTERM and SIGKILL when a job must be stopped.
     pub grace: Duration,
     /// Print outputs in input order.
     pub keep_order: bool,
-    /// Start no new job after the first failure.
-    pub halt_on_error: bool,
+    /// When to stop starting jobs, or stop the running ones (`--halt`).
+    pub halt: Option<Halt>,
     /// Run a failed job up to this many more times; only the last attempt is printed.
     pub retries: u32,
     /// Write GNU parallel's joblog here.
     pub joblog: Option<PathBuf>,
-    /// How each line becomes a command.
+    /// Append to the joblog instead of starting it afresh (`--resume`).
+    pub joblog_append: bool,
+    /// Sequence numbers not to run again (from a joblog, for `--resume`).
+    pub skip: HashSet<usize>,
+    /// How each job's arguments become a command.
     pub template: Template,
+    /// Where the arguments come from.
+    pub input: InputOptions,
+    /// Print each command instead of running it (`--dry-run`).
+    pub dry_run: bool,
+    /// Print each command before its output (`-v`).
+    pub verbose: bool,
+    /// Prefix every output line with this, rendered per job, and a tab (`--tag`,
+    /// `--tagstring`).
+    pub tag: Option<Template>,
+    /// Run the jobs in a random order (`--shuf`); reads all input first.
+    pub shuffle: bool,
+    /// Wait this long between job starts (`--delay`).
+    pub delay: Option<Duration>,
+    /// After a job's process exits, how long output from processes it left behind is
+    /// still collected before its group is stopped.
+    pub linger: Duration,
 }
 
 impl RunOptions {
@@ -65,10 +95,19 @@ impl RunOptions {
             timeout: None,
             grace: DEFAULT_GRACE,
             keep_order: false,
-            halt_on_error: false,
+            halt: None,
             retries: 0,
             joblog: None,
+            joblog_append: false,
+            skip: HashSet::new(),
             template,
+            input: InputOptions::new(),
+            dry_run: false,
+            verbose: false,
+            tag: None,
+            shuffle: false,
+            delay: None,
+            linger: DEFAULT_LINGER,
         }
     }
 
@@ -82,8 +121,14 @@ impl RunOptions {
 /// Where the runner's output goes. One value owns both streams, so job outputs and
 /// concur's own notes never interleave.
 pub trait Reporter {
-    /// Prints one finished job's output: all of its stdout, then all of its stderr.
-    fn job_output(&mut self, stdout: &mut Spool, stderr: &mut Spool) -> io::Result<()>;
+    /// Prints one finished job's output: all of its stdout, then all of its stderr,
+    /// every line prefixed by `tag` if there is one.
+    fn job_output(
+        &mut self,
+        stdout: &mut Spool,
+        stderr: &mut Spool,
+        tag: Option<&[u8]>,
+    ) -> io::Result<()>;
     /// Prints a note from concur itself (a timeout, a missing command) to stderr.
     fn note(&mut self, message: &str) -> io::Result<()>;
     /// Progress: jobs finished, jobs started, and the total once the input has ended.
@@ -100,15 +145,64 @@ pub struct Streams<O, E> {
 }
 
 impl<O: Write, E: Write> Reporter for Streams<O, E> {
-    fn job_output(&mut self, stdout: &mut Spool, stderr: &mut Spool) -> io::Result<()> {
-        stdout.copy_to(&mut self.out)?;
-        self.out.flush()?;
-        stderr.copy_to(&mut self.err)?;
+    fn job_output(
+        &mut self,
+        stdout: &mut Spool,
+        stderr: &mut Spool,
+        tag: Option<&[u8]>,
+    ) -> io::Result<()> {
+        match tag {
+            Some(tag) => {
+                stdout.copy_to(&mut Tagged::new(&mut self.out, tag))?;
+                self.out.flush()?;
+                stderr.copy_to(&mut Tagged::new(&mut self.err, tag))?;
+            }
+            None => {
+                stdout.copy_to(&mut self.out)?;
+                self.out.flush()?;
+                stderr.copy_to(&mut self.err)?;
+            }
+        }
         self.err.flush()
     }
 
     fn note(&mut self, message: &str) -> io::Result<()> {
         writeln!(self.err, "concur: {message}")
+    }
+}
+
+/// A writer that puts `tag` at the start of every line written through it.
+pub struct Tagged<'a> {
+    out: &'a mut dyn Write,
+    tag: &'a [u8],
+    at_line_start: bool,
+}
+
+impl<'a> Tagged<'a> {
+    /// Tags what is written to `out`.
+    pub fn new(out: &'a mut dyn Write, tag: &'a [u8]) -> Self {
+        Self {
+            out,
+            tag,
+            at_line_start: true,
+        }
+    }
+}
+
+impl Write for Tagged<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            if self.at_line_start {
+                self.out.write_all(self.tag)?;
+            }
+            self.out.write_all(line)?;
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -127,8 +221,13 @@ pub struct Summary {
     pub cancelled: usize,
     /// The signal that cancelled the run (2 for Ctrl-C, 15 for SIGTERM), if any.
     pub interrupted_by: Option<i32>,
-    /// Whether `halt_on_error` stopped new jobs from starting.
+    /// Jobs skipped because a joblog showed them done (`--resume`).
+    pub resumed: usize,
+    /// Whether `--halt` stopped new jobs from starting.
     pub halted: bool,
+    /// With `--halt`, the exit status of the job that triggered it (0 for a halt on
+    /// success): the run's own exit status then, as in GNU parallel.
+    pub halt_status: Option<u8>,
 }
 
 impl Summary {
@@ -138,6 +237,9 @@ impl Summary {
     pub fn exit_code(&self) -> u8 {
         if let Some(signal) = self.interrupted_by {
             return u8::try_from(128 + signal).unwrap_or(255);
+        }
+        if let Some(status) = self.halt_status {
+            return status;
         }
         if self.not_found > 0 {
             127
@@ -153,14 +255,8 @@ impl Summary {
 #[derive(Debug, Error)]
 pub enum RunError {
     /// Reading the input failed.
-    #[error("cannot read the job list (line {line})")]
-    Input {
-        /// The line being read.
-        line: usize,
-        /// What failed.
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot read the job list")]
+    Input(#[source] InputError),
     /// Writing job output failed (a closed pipe, a full disk).
     #[error("cannot write job output")]
     Output(#[source] io::Error),
@@ -184,49 +280,95 @@ pub enum RunError {
     },
 }
 
-/// An input line, or why it cannot be a job.
-type Line = Result<String, String>;
+/// A job's arguments, or why it cannot be a job.
+type Line = Result<JobArgs, String>;
 
 struct Job {
     seq: usize,
-    line: String,
+    args: JobArgs,
+    timeout: Option<Duration>,
 }
 
 /// How one job ended, after retries.
 enum Outcome {
     Ran(Execution),
     Error(ProcessError),
+    /// `--dry-run`: the command was printed, not run.
+    Shown,
     /// The line could not become a command.
     Unusable(String),
     /// Queued, but not started: the run was halted or cancelled first.
     Skipped,
 }
 
+impl Finished {
+    /// A job that was never started.
+    fn skipped(seq: usize) -> Self {
+        Self {
+            seq,
+            command: String::new(),
+            tag: None,
+            timeout: None,
+            record: None,
+            outcome: Outcome::Skipped,
+            attempts: 0,
+            stdout: Spool::default(),
+            stderr: Spool::default(),
+        }
+    }
+}
+
 struct Finished {
     seq: usize,
     command: String,
+    /// The rendered `--tag`/`--tagstring` prefix, tab included.
+    tag: Option<Vec<u8>>,
+    /// The timeout the job ran with.
+    timeout: Option<Duration>,
+    /// Its joblog line, once accounted for.
+    record: Option<JobRecord>,
     outcome: Outcome,
     attempts: u32,
     stdout: Spool,
     stderr: Spool,
 }
 
-/// Runs one job per line of `input` and prints their outputs through `reporter`.
+/// Runs one job per input record (from `options.input`; `stdin` stands in for standard
+/// input if given) and prints their outputs through `reporter`.
 ///
 /// Returns the [`Summary`] when every started job has finished; job failures are in the
 /// summary, not errors. Errors are for the runner itself: unreadable input, unwritable
 /// output or joblog. After such an error, running jobs are stopped before returning.
 pub fn run(
     options: &RunOptions,
-    input: Box<dyn BufRead + Send>,
+    stdin: Option<Box<dyn BufRead + Send>>,
+    reporter: &mut dyn Reporter,
+    cancel: &CancelToken,
+) -> Result<Summary, RunError> {
+    let jobs_in = Jobs::open(&options.input, stdin).map_err(RunError::Input)?;
+    run_jobs(options, jobs_in, reporter, cancel)
+}
+
+/// [`run`], with the input already opened (so that `--header` names could be read and
+/// the template parsed with them).
+pub fn run_jobs(
+    options: &RunOptions,
+    input: Jobs,
     reporter: &mut dyn Reporter,
     cancel: &CancelToken,
 ) -> Result<Summary, RunError> {
     let mut joblog = match &options.joblog {
-        Some(path) => Some(JobLog::create(path).map_err(|source| RunError::Joblog {
-            path: path.clone(),
-            source,
-        })?),
+        Some(path) => {
+            let opened = if options.joblog_append {
+                JobLog::append(path)
+            } else {
+                JobLog::create(path)
+            };
+            Some(opened.map_err(|source| RunError::Joblog {
+                path: path.clone(),
+                source,
+            })?)
+        }
         None => None,
     };
     let jobs = options.jobs.get();
@@ -235,24 +377,26 @@ pub fn run(
 
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Finished>();
-    let (line_tx, line_rx) = crossbeam_channel::bounded::<(usize, io::Result<Line>)>(256);
+    let (line_tx, line_rx) = crossbeam_channel::bounded::<Result<(usize, Line), InputError>>(256);
 
     // The reader is detached: if the run stops early it may still be blocked reading
     // (say, a terminal); it ends with the input or the process.
+    let shuffle = options.shuffle;
     thread::Builder::new()
         .name("run-input".into())
-        .spawn(move || read_lines(input, &line_tx))
+        .spawn(move || read_jobs(input, shuffle, &line_tx))
         .map_err(|source| RunError::Start { jobs, source })?;
 
-    let halted = AtomicBool::new(false);
+    let halt = HaltFlag::default();
+    let halted = &halt.halted;
     thread::scope(|scope| {
         let mut started = Ok(());
         for i in 0..jobs {
-            let (job_rx, done_tx, halted) = (job_rx.clone(), done_tx.clone(), &halted);
+            let (job_rx, done_tx, halted) = (job_rx.clone(), done_tx.clone(), &halt);
             let spawned = thread::Builder::new()
                 .name(format!("run-worker-{i}"))
                 .spawn_scoped(scope, move || {
-                    work(options, &job_rx, &done_tx, cancel, halted)
+                    work(options, i + 1, &job_rx, &done_tx, cancel, halted)
                 });
             if let Err(source) = spawned {
                 started = Err(RunError::Start { jobs, source });
@@ -261,7 +405,7 @@ pub fn run(
         }
         drop(done_tx);
         let result = started.and_then(|()| {
-            let mut scheduler = Scheduler::new(options, reporter, joblog.as_mut(), cancel, &halted);
+            let mut scheduler = Scheduler::new(options, reporter, joblog.as_mut(), cancel, halted);
             scheduler.drive(&line_rx, &job_tx, &done_rx)
         });
         // Closing the job channel lets the workers finish; the scope joins them.
@@ -270,83 +414,130 @@ pub fn run(
     })
 }
 
-fn read_lines(mut input: Box<dyn BufRead + Send>, lines: &Sender<(usize, io::Result<Line>)>) {
-    let mut buf = Vec::new();
-    for number in 1.. {
-        buf.clear();
-        let item = match input.read_until(b'\n', &mut buf) {
-            Ok(0) => return,
-            Ok(_) => {
-                if buf.last() == Some(&b'\n') {
-                    buf.pop();
+fn read_jobs(mut input: Jobs, shuffle: bool, out: &Sender<Result<(usize, Line), InputError>>) {
+    if shuffle {
+        let mut all = Vec::new();
+        loop {
+            match input.next_job() {
+                Ok(Some(job)) => all.push(job),
+                Ok(None) => break,
+                Err(err) => {
+                    let _ = out.send(Err(err));
+                    return;
                 }
-                Ok(String::from_utf8(std::mem::take(&mut buf)).map_err(|e| {
-                    let at = e.utf8_error().valid_up_to();
-                    format!(
-                        "input line {number} is not valid UTF-8 (byte 0x{:02x} at column {}); not run",
-                        e.as_bytes()[at],
-                        at + 1
-                    )
-                }))
             }
-            Err(e) => Err(e),
+        }
+        use rand::seq::SliceRandom;
+        all.shuffle(&mut rand::rng());
+        for (i, job) in all.into_iter().enumerate() {
+            if out.send(Ok((i + 1, job))).is_err() {
+                return;
+            }
+        }
+        return;
+    }
+    for seq in 1.. {
+        let item = match input.next_job() {
+            Ok(Some(job)) => Ok((seq, job)),
+            Ok(None) => return,
+            Err(err) => Err(err),
         };
         let stop = item.is_err();
-        if lines.send((number, item)).is_err() || stop {
+        if out.send(item).is_err() || stop {
             return;
         }
     }
 }
 
-/// A worker: runs jobs until the job channel closes. A job still queued when the run
-/// halts or is cancelled comes back as skipped, never started.
+/// A worker (job slot `slot`): runs jobs until the job channel closes. A job still
+/// queued when the run halts or is cancelled comes back as skipped, never started.
 fn work(
     options: &RunOptions,
+    slot: usize,
     jobs: &Receiver<Job>,
     done: &Sender<Finished>,
     cancel: &CancelToken,
-    halted: &AtomicBool,
+    halt: &HaltFlag,
 ) {
     let program = options.template.resolve_program();
     for job in jobs {
-        if halted.load(Ordering::SeqCst) || cancel.is_cancelled() {
-            let skipped = Finished {
-                seq: job.seq,
-                command: String::new(),
-                outcome: Outcome::Skipped,
-                attempts: 0,
-                stdout: Spool::default(),
-                stderr: Spool::default(),
-            };
-            if done.send(skipped).is_err() {
+        if halt.halted.load(Ordering::SeqCst) || cancel.is_cancelled() {
+            if done.send(Finished::skipped(job.seq)).is_err() {
                 return;
             }
             continue;
         }
-        let (mut cmd, command) = options.template.command_with(&job.line, program.as_deref());
-        cmd = cmd.grace(options.grace);
-        if let Some(timeout) = options.timeout {
+        let Rendered { mut cmd, line } =
+            options
+                .template
+                .render(&job.args, job.seq, slot, program.as_deref());
+        let command = String::from_utf8_lossy(&line).into_owned();
+        let tag = options.tag.as_ref().map(|tag| {
+            let mut text = tag.render_text(&job.args, job.seq, slot);
+            text.push(b'\t');
+            text
+        });
+        if options.dry_run {
+            let mut stdout = Spool::default();
+            let shown = stdout
+                .write_all(&line)
+                .and_then(|()| stdout.write_all(b"\n"));
+            let finished = Finished {
+                seq: job.seq,
+                command,
+                tag,
+                timeout: None,
+                record: None,
+                outcome: match shown {
+                    Ok(()) => Outcome::Shown,
+                    Err(source) => Outcome::Error(ProcessError::Io {
+                        command: String::from_utf8_lossy(&line).into_owned(),
+                        source,
+                    }),
+                },
+                attempts: 0,
+                stdout,
+                stderr: Spool::default(),
+            };
+            if done.send(finished).is_err() {
+                return;
+            }
+            continue;
+        }
+        cmd = cmd.grace(options.grace).linger(options.linger);
+        if let Some(timeout) = job.timeout {
             cmd = cmd.timeout(timeout);
         }
         let mut attempts = 0;
         let finished = loop {
             attempts += 1;
             let (mut stdout, mut stderr) = (Spool::default(), Spool::default());
-            let outcome = match cmd.execute(&mut stdout, &mut stderr, Some(cancel)) {
-                Ok(run) => Outcome::Ran(run),
-                Err(err) => Outcome::Error(err),
+            let shown = if options.verbose {
+                stdout
+                    .write_all(&line)
+                    .and_then(|()| stdout.write_all(b"\n"))
+            } else {
+                Ok(())
+            };
+            let outcome = match shown.map(|()| cmd.execute(&mut stdout, &mut stderr, Some(cancel)))
+            {
+                Ok(Ok(run)) => Outcome::Ran(run),
+                Ok(Err(err)) => Outcome::Error(err),
+                Err(source) => Outcome::Error(ProcessError::Io {
+                    command: command.clone(),
+                    source,
+                }),
             };
             let retry =
                 attempts <= options.retries && !cancel.is_cancelled() && !succeeded(&outcome);
             if !retry {
-                if options.halt_on_error && !succeeded(&outcome) {
-                    // Raised here, before reporting, so that no job queued behind this
-                    // one (on any worker) starts after the failure.
-                    halted.store(true, Ordering::SeqCst);
-                }
+                halt.count(options.halt, succeeded(&outcome));
                 break Finished {
                     seq: job.seq,
                     command,
+                    tag,
+                    timeout: job.timeout,
+                    record: None,
                     outcome,
                     attempts,
                     stdout,
@@ -357,6 +548,43 @@ fn work(
         if done.send(finished).is_err() {
             return;
         }
+    }
+}
+
+/// Shared by the workers: raised as soon as a `--halt` count is reached, before the
+/// job's result is even reported, so no job queued behind it (on any worker) starts.
+#[derive(Default)]
+struct HaltFlag {
+    halted: AtomicBool,
+    counted: std::sync::atomic::AtomicUsize,
+}
+
+impl HaltFlag {
+    fn count(&self, halt: Option<Halt>, succeeded: bool) {
+        let Some(halt) = halt else { return };
+        if let Threshold::Count(n) = halt.threshold
+            && succeeded == (halt.on == HaltOn::Success)
+            && self.counted.fetch_add(1, Ordering::SeqCst) + 1 >= n
+        {
+            self.halted.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One job's exit status the way a shell reports it: its exit code, 124 for a timeout,
+/// 128 + the signal that killed it, 127 for a missing command, 255 for a job that
+/// could not run.
+fn job_status(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Ran(run) if run.ending == Ending::TimedOut => 124,
+        Outcome::Ran(run) => match (run.status.code(), run.status.signal()) {
+            (Some(code), _) => u8::try_from(code).unwrap_or(255),
+            (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
+            (None, None) => 255,
+        },
+        Outcome::Error(err) if err.is_not_found() => 127,
+        Outcome::Error(_) | Outcome::Unusable(_) => 255,
+        Outcome::Shown | Outcome::Skipped => 0,
     }
 }
 
@@ -382,6 +610,12 @@ struct Scheduler<'a> {
     running: usize,
     done: usize,
     input_ended: bool,
+    /// Jobs counted towards `--halt` (failures or successes).
+    halt_counted: usize,
+    /// Runtimes of the jobs that succeeded, for `--timeout P%`.
+    runtimes: RunningMedian,
+    /// With `--delay`, when the next job may start.
+    next_start: Option<Instant>,
     /// The first error of the runner itself; once set, nothing new starts.
     error: Option<RunError>,
 }
@@ -407,6 +641,9 @@ impl<'a> Scheduler<'a> {
             running: 0,
             done: 0,
             input_ended: false,
+            halt_counted: 0,
+            runtimes: RunningMedian::default(),
+            next_start: None,
             error: None,
         }
     }
@@ -422,11 +659,12 @@ impl<'a> Scheduler<'a> {
             && !self.stopping()
             && self.running < 2 * self.options.jobs.get()
             && (!self.options.keep_order || self.next_seq - self.next_print < self.options.window())
+            && self.next_start.is_none_or(|at| Instant::now() >= at)
     }
 
     fn drive(
         &mut self,
-        lines: &Receiver<(usize, io::Result<Line>)>,
+        lines: &Receiver<Result<(usize, Line), InputError>>,
         jobs: &Sender<Job>,
         done: &Receiver<Finished>,
     ) -> Result<Summary, RunError> {
@@ -436,36 +674,51 @@ impl<'a> Scheduler<'a> {
             if self.running == 0 && (self.input_ended || self.stopping()) {
                 break;
             }
-            let lines = if self.can_start() { lines } else { &never() };
+            let can_start = self.can_start();
+            let lines = if can_start { lines } else { &never() };
+            // With --delay, wake when the next start is due.
+            let delayed = match self.next_start {
+                Some(at) if !can_start && !self.input_ended && !self.stopping() => {
+                    after(at.saturating_duration_since(Instant::now()))
+                }
+                _ => never(),
+            };
             let cancelled_rx = if cancel_seen { &never() } else { &cancelled };
             select! {
                 recv(lines) -> item => match item {
                     Err(_) => self.end_input(),
-                    Ok((line, Err(source))) => {
-                        self.fail(RunError::Input { line, source });
+                    Ok(Err(err)) => {
+                        self.fail(RunError::Input(err));
                         self.end_input();
                     }
-                    Ok((seq, Ok(Err(reason)))) => {
+                    Ok(Ok((seq, job))) => {
                         self.next_seq = seq + 1;
                         self.summary.jobs += 1;
-                        self.finish(Finished {
-                            seq,
-                            command: String::new(),
-                            outcome: Outcome::Unusable(reason),
-                            attempts: 0,
-                            stdout: Spool::default(),
-                            stderr: Spool::default(),
-                        });
-                    }
-                    Ok((seq, Ok(Ok(line)))) => {
-                        self.next_seq = seq + 1;
-                        self.summary.jobs += 1;
-                        self.running += 1;
-                        // Workers outlive this loop, so the job channel cannot be closed.
-                        let _ = jobs.send(Job { seq, line });
-                        self.progress();
+                        if self.options.skip.contains(&seq) {
+                            self.summary.resumed += 1;
+                            self.finish(Finished::skipped(seq));
+                            continue;
+                        }
+                        match job {
+                            Err(reason) => self.finish(Finished {
+                                outcome: Outcome::Unusable(reason),
+                                ..Finished::skipped(seq)
+                            }),
+                            Ok(args) => {
+                                self.running += 1;
+                                let timeout =
+                                    self.options.timeout.and_then(|t| t.for_next(&self.runtimes));
+                                // Workers outlive this loop, so the channel cannot be closed.
+                                let _ = jobs.send(Job { seq, args, timeout });
+                                if let Some(delay) = self.options.delay {
+                                    self.next_start = Some(Instant::now() + delay);
+                                }
+                                self.progress();
+                            }
+                        }
                     }
                 },
+                recv(delayed) -> _ => {}
                 recv(done) -> finished => match finished {
                     Ok(finished) => {
                         self.running -= 1;
@@ -502,13 +755,19 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn finish(&mut self, finished: Finished) {
+    fn finish(&mut self, mut finished: Finished) {
+        if let Outcome::Ran(run) = &finished.outcome
+            && run.ending == Ending::Exited
+            && run.status.success()
+        {
+            self.runtimes.push(run.runtime);
+        }
         if matches!(finished.outcome, Outcome::Skipped) {
             // Never started: not a job, but its place in the order must still pass.
             self.summary.jobs -= 1;
         } else {
             self.done += 1;
-            self.account(&finished);
+            self.account(&mut finished);
         }
         if self.options.keep_order {
             self.waiting.insert(finished.seq, finished);
@@ -523,19 +782,17 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Counts the outcome, writes its joblog line and notes, and halts if asked to.
-    fn account(&mut self, finished: &Finished) {
-        let shell = self.options.template.is_shell();
+    fn account(&mut self, finished: &mut Finished) {
         let (record, failed, note) = match &finished.outcome {
             Outcome::Ran(run) => {
                 let status = run.status;
-                let not_found = shell && status.code() == Some(127);
                 let note = match run.ending {
                     Ending::TimedOut => {
                         self.summary.timed_out += 1;
                         Some(format!(
                             "job {} timed out after {}: {}",
                             finished.seq,
-                            format_duration(self.options.timeout.unwrap_or_default()),
+                            format_duration(finished.timeout.unwrap_or_default()),
                             finished.command
                         ))
                     }
@@ -543,13 +800,13 @@ impl<'a> Scheduler<'a> {
                         self.summary.cancelled += 1;
                         None
                     }
-                    Ending::Exited if not_found => {
-                        self.summary.not_found += 1;
-                        None // the shell already said "not found" on the job's stderr
-                    }
+                    // Through sh, 127 may be the shell's "not found" or the job's own
+                    // status: it is counted as a failure, never as "not found".
                     Ending::Exited => None,
                 };
-                let record = JobRecord {
+                // A job stopped by Ctrl-C, SIGTERM or `--halt now` did not finish: it
+                // is left out of the joblog, so that `--resume` runs it again.
+                let record = (run.ending != Ending::Cancelled).then(|| JobRecord {
                     seq: finished.seq,
                     start: run.started,
                     runtime: run.runtime,
@@ -558,7 +815,7 @@ impl<'a> Scheduler<'a> {
                     exitval: status.code().unwrap_or(-1),
                     signal: status.signal().unwrap_or(0),
                     command: finished.command.clone(),
-                };
+                });
                 let failed = !(run.ending == Ending::Exited && status.success());
                 (record, failed, note)
             }
@@ -569,15 +826,15 @@ impl<'a> Scheduler<'a> {
                 let exitval = if err.is_not_found() { 127 } else { -1 };
                 let record = JobRecord::not_run(finished.seq, exitval, &finished.command);
                 (
-                    record,
+                    Some(record),
                     true,
                     Some(format!("job {}: {}", finished.seq, crate::error_chain(err))),
                 )
             }
-            Outcome::Skipped => return,
+            Outcome::Skipped | Outcome::Shown => return,
             Outcome::Unusable(reason) => {
                 let record = JobRecord::not_run(finished.seq, -1, "");
-                (record, true, Some(reason.clone()))
+                (Some(record), true, Some(reason.clone()))
             }
         };
         let note = match (note, finished.attempts > 1) {
@@ -586,9 +843,23 @@ impl<'a> Scheduler<'a> {
         };
         if failed {
             self.summary.failed += 1;
-            if self.options.halt_on_error && !self.summary.halted {
+        }
+        if let Some(halt) = self.options.halt
+            && (failed == (halt.on == HaltOn::Fail))
+        {
+            self.halt_counted += 1;
+            if !self.summary.halted && halt.reached(self.halt_counted, self.summary.jobs) {
                 self.summary.halted = true;
+                // As in GNU parallel: the run exits as the job that halted it did
+                // (0 for a halt on success).
+                self.summary.halt_status = Some(match halt.on {
+                    HaltOn::Success => 0,
+                    HaltOn::Fail => job_status(&finished.outcome),
+                });
                 self.halted.store(true, Ordering::SeqCst);
+                if halt.when == HaltWhen::Now {
+                    self.cancel.cancel();
+                }
             }
         }
         if let Some(note) = note
@@ -596,22 +867,29 @@ impl<'a> Scheduler<'a> {
         {
             self.fail(RunError::Output(err));
         }
-        if let (Some(log), Some(path)) = (self.joblog.as_deref_mut(), &self.options.joblog)
-            && let Err(source) = log.write(&record)
+        // Written when the output is printed, so that with -k the joblog is in
+        // input order too, as GNU parallel writes it.
+        finished.record = record;
+    }
+
+    fn print(&mut self, mut finished: Finished) {
+        if let (Some(log), Some(path), Some(record)) = (
+            self.joblog.as_deref_mut(),
+            &self.options.joblog,
+            finished.record.take(),
+        ) && let Err(source) = log.write(&record)
         {
             let path = path.clone();
             self.fail(RunError::Joblog { path, source });
         }
-    }
-
-    fn print(&mut self, mut finished: Finished) {
         if self.error.is_some() || matches!(finished.outcome, Outcome::Skipped) {
             return; // output is broken: drop the rest quietly
         }
-        if let Err(err) = self
-            .reporter
-            .job_output(&mut finished.stdout, &mut finished.stderr)
-        {
+        if let Err(err) = self.reporter.job_output(
+            &mut finished.stdout,
+            &mut finished.stderr,
+            finished.tag.as_deref(),
+        ) {
             self.fail(RunError::Output(err));
         }
     }
@@ -642,7 +920,8 @@ mod tests {
 
     #[test]
     fn keep_order_window_is_bounded() {
-        let mut options = RunOptions::new(Template::Shell(None));
+        let mut options =
+            RunOptions::new(Template::parse(&[], &TemplateOptions::default()).unwrap());
         options.jobs = NonZeroUsize::new(2).unwrap();
         assert_eq!(options.window(), 64);
         options.jobs = NonZeroUsize::new(10_000).unwrap();

@@ -1,112 +1,539 @@
-//! Turning an input line into a command: `{}` substitution, or a shell command.
+//! Turning a job's arguments into a command, as GNU parallel does.
+//!
+//! The command's words are joined by spaces into one shell command line, and every
+//! replacement string in it is replaced by its argument, backslash-quoted (so input is
+//! data wherever the line puts it: bare, in `"…"` or in `'…'`). The line runs with
+//! `sh -c`. When the words hold nothing the shell would interpret (no spaces, quotes,
+//! `;`, `|`, `$`, globs, …), the same words are run directly instead, sparing a shell
+//! per job: the result is what the shell would have run.
+//!
+//! Replacement strings: `{}` (the argument), `{.}` (without extension), `{/}`
+//! (basename), `{//}` (dirname), `{/.}` (basename without extension), `{#}` (job
+//! sequence number), `{%}` (job slot), `{N}` and `{N.}`, `{N/}`, `{N//}`, `{N/.}` (the
+//! Nth argument), and `{name}` for a `--header` column. A command with none of the
+//! argument strings gets the arguments appended. A `{…}` made of replacement-string
+//! characters that is none of these (`{..}`, `{1x}` is not, `{=perl=}` is) is an error.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::process::{Cmd, quote_backslash, quote_command};
+use thiserror::Error;
 
-/// How each input line becomes a command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Template {
-    /// Run a program: every `{}` in the words is replaced by the line; with no `{}`
-    /// anywhere, the line is appended as the last argument (as `xargs -n1` does).
-    Args(Vec<String>),
-    /// Run through `sh -c`. Without a script, the line *is* the shell command. With
-    /// one, `{}` in the script is replaced by the line, backslash-quoted as GNU parallel
-    /// does (or the quoted line is appended), so input cannot inject shell syntax, even
-    /// where the script puts `{}` in quotes of its own.
-    Shell(Option<String>),
+use super::input::JobArgs;
+use crate::process::{Cmd, quote_backslash_bytes};
+
+/// What a replacement string does to its argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Modifier {
+    /// As it is.
+    Whole,
+    /// `.`: without its extension.
+    NoExtension,
+    /// `/`: the part after the last `/`.
+    Basename,
+    /// `//`: the directory part.
+    Dirname,
+    /// `/.`: the basename without its extension.
+    BasenameNoExtension,
 }
 
-/// A template with no command to run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "no command given: put it after --, e.g. `concur run -- gzip {{}}`, or use --shell to run each input line as a command"
-)]
-pub struct EmptyTemplate;
-
-impl Template {
-    /// Builds a template from the words after `--`.
-    pub fn new(words: Vec<String>, shell: bool) -> Result<Self, EmptyTemplate> {
-        match (shell, words.is_empty()) {
-            (true, true) => Ok(Template::Shell(None)),
-            (true, false) => Ok(Template::Shell(Some(words.join(" ")))),
-            (false, true) => Err(EmptyTemplate),
-            (false, false) => Ok(Template::Args(words)),
-        }
+impl Modifier {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "" => Modifier::Whole,
+            "." => Modifier::NoExtension,
+            "/" => Modifier::Basename,
+            "//" => Modifier::Dirname,
+            "/." => Modifier::BasenameNoExtension,
+            _ => return None,
+        })
     }
 
-    /// Looks the program up in `PATH` once, for templates whose program does not depend
-    /// on the input. Every job then runs it by path, instead of every spawn searching
-    /// `PATH` again (one failed `execve` per directory before the right one). Returns
-    /// `None` when there is nothing to resolve or the program is not found (each job
-    /// then reports "command not found" itself).
+    /// Applies the modifier, with GNU parallel's rules (`dirname` as Perl's
+    /// `File::Basename` has it).
+    fn apply<'a>(self, value: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        use std::borrow::Cow;
+        let basename = |v: &'a [u8]| match v.iter().rposition(|&b| b == b'/') {
+            Some(i) => &v[i + 1..],
+            None => v,
+        };
+        let no_extension = |v: &'a [u8]| match v.iter().rposition(|&b| b == b'.') {
+            Some(i) if !v[i..].contains(&b'/') => &v[..i],
+            _ => v,
+        };
+        match self {
+            Modifier::Whole => Cow::Borrowed(value),
+            Modifier::NoExtension => Cow::Borrowed(no_extension(value)),
+            Modifier::Basename => Cow::Borrowed(basename(value)),
+            Modifier::BasenameNoExtension => Cow::Borrowed(no_extension(basename(value))),
+            Modifier::Dirname => {
+                let trimmed = trim_slashes(value);
+                if value.is_empty() {
+                    return Cow::Borrowed(b".");
+                }
+                if trimmed.is_empty() {
+                    return Cow::Borrowed(b"/");
+                }
+                match trimmed.iter().rposition(|&b| b == b'/') {
+                    None => Cow::Borrowed(b"."),
+                    Some(i) => match trim_slashes(&trimmed[..i]) {
+                        [] => Cow::Borrowed(b"/"),
+                        dir => Cow::Owned(dir.to_vec()),
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn trim_slashes(v: &[u8]) -> &[u8] {
+    let end = v.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    &v[..end]
+}
+
+/// A replacement string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Replacement {
+    /// `{}` and its modified forms: every argument of the job.
+    All(Modifier),
+    /// `{N}` and its modified forms (1-based); also `{name}` with `--header`.
+    Nth(usize, Modifier),
+    /// `{#}`: the job's sequence number.
+    Seq,
+    /// `{%}`: the job slot, 1 to `-j`.
+    Slot,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Text(Vec<u8>),
+    Replace(Replacement),
+}
+
+/// A command word: text and replacement strings.
+type Word = Vec<Token>;
+
+/// How the command runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// No command given: each job's arguments, joined by spaces, are the shell command.
+    Lines,
+    /// The words, joined into one shell command line.
+    Shell,
+    /// The words as the program and its arguments: nothing in them is shell syntax,
+    /// or `-q` asked for them to be taken literally.
+    Direct,
+}
+
+/// How the command's words are read.
+#[derive(Clone, Debug, Default)]
+pub struct TemplateOptions {
+    /// `-I STR`: the string that stands for the argument, instead of `{}`.
+    pub replace: Option<String>,
+    /// `-q`: run the words as they are (the program and its arguments), with no shell.
+    pub quote: bool,
+    /// `-X`: a word holding `{}` is repeated for each argument (context replacement).
+    pub context: bool,
+    /// Column names from `--header :`.
+    pub names: Vec<String>,
+}
+
+/// A command with replacement strings: how each job's arguments become a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    words: Vec<Word>,
+    kind: Kind,
+    context: bool,
+}
+
+/// A command that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TemplateError {
+    /// A `{…}` that looks like a replacement string but is not one.
+    #[error(
+        "unknown replacement string {0} in the command (known: {{}} {{.}} {{/}} {{//}} {{/.}} {{#}} {{%}} {{N}} {{N.}} {{N/}} {{N//}} {{N/.}}, and --header names)"
+    )]
+    Unknown(String),
+    /// `{0}`: positions start at 1.
+    #[error("replacement string {{0}} in the command: positions start at {{1}}")]
+    Zero,
+}
+
+/// A command with no arguments to run, kept for callers of the old API.
+pub type EmptyTemplate = TemplateError;
+
+/// A command rendered for one job.
+#[derive(Debug)]
+pub struct Rendered {
+    /// What to run.
+    pub cmd: Cmd,
+    /// The command line as the shell would read it: for the joblog, `--dry-run`, `-v`.
+    pub line: Vec<u8>,
+}
+
+/// Bytes that mean nothing to the shell in a command word: a word made only of these
+/// runs the same with or without `sh -c`.
+fn shell_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_@%+:,./-".contains(&b) || b >= 0x80
+}
+
+impl Template {
+    /// Reads the command's words. No words means each job's arguments are the command.
+    pub fn parse(words: &[String], options: &TemplateOptions) -> Result<Self, TemplateError> {
+        if words.is_empty() {
+            return Ok(Template {
+                words: Vec::new(),
+                kind: Kind::Lines,
+                context: false,
+            });
+        }
+        let mut parsed = words
+            .iter()
+            .map(|w| parse_word(w, options))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Any replacement string, {#} included, keeps the arguments from being appended.
+        let takes_arguments = parsed
+            .iter()
+            .flatten()
+            .any(|t| matches!(t, Token::Replace(_)));
+        if !takes_arguments {
+            parsed.push(vec![Token::Replace(Replacement::All(Modifier::Whole))]);
+        }
+        let plain = parsed.iter().enumerate().all(|(i, word)| {
+            !word.is_empty()
+                && word.iter().all(|t| match t {
+                    // `A=b cmd` would set a variable in the shell.
+                    Token::Text(text) => {
+                        text.iter().all(|&b| shell_plain(b) || (b == b'=' && i > 0))
+                    }
+                    Token::Replace(_) => true,
+                })
+        });
+        let kind = if options.quote || plain {
+            Kind::Direct
+        } else {
+            Kind::Shell
+        };
+        Ok(Template {
+            words: parsed,
+            kind,
+            context: options.context,
+        })
+    }
+
+    /// A template from the words, with `{}` for the argument (the old API).
+    pub fn new(words: Vec<String>, _shell: bool) -> Result<Self, TemplateError> {
+        Self::parse(&words, &TemplateOptions::default())
+    }
+
+    /// Whether commands run through `sh -c`.
+    pub fn is_shell(&self) -> bool {
+        self.kind != Kind::Direct
+    }
+
+    /// Looks the program up in `PATH` once, when every job runs the same program
+    /// directly: each job then runs it by path, instead of every spawn searching `PATH`
+    /// again (one failed `execve` per directory before the right one). `None` when
+    /// there is nothing to resolve or the program is not found (each job then reports
+    /// "command not found" itself).
     pub fn resolve_program(&self) -> Option<PathBuf> {
-        let Template::Args(words) = self else {
+        if self.kind != Kind::Direct {
+            return None;
+        }
+        let [Token::Text(program)] = self.words.first()?.as_slice() else {
             return None;
         };
-        let program = words.first()?;
-        if program.contains("{}") || program.contains('/') {
+        if program.contains(&b'/') {
             return None;
         }
         let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
         std::env::split_paths(&path)
-            .map(|dir| dir.join(program))
+            .map(|dir| dir.join(OsStr::from_bytes(program)))
             .find(|candidate| is_executable(candidate))
     }
 
-    /// The command for one input line, and how to show it in logs.
+    /// The command for one job: its arguments, sequence number and slot.
     ///
     /// ```
-    /// use concur::process::runner::Template;
+    /// use concur::process::runner::{JobArgs, Template, TemplateOptions};
     ///
-    /// let t = Template::new(vec!["gzip".into(), "-k".into(), "{}".into()], false).unwrap();
-    /// assert_eq!(t.command("my file.txt").1, "gzip -k 'my file.txt'");
-    /// let t = Template::new(vec!["echo".into()], false).unwrap();
-    /// assert_eq!(t.command("appended").1, "echo appended");
-    /// let t = Template::new(vec!["wc -l < {}".into()], true).unwrap();
-    /// assert_eq!(t.command("a;b").1, r"wc -l < a\;b");
+    /// let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    /// let arg = |a: &str| JobArgs::single(vec![a.as_bytes().to_vec()]);
+    /// let t = Template::parse(&words(&["gzip", "-k", "{}"]), &TemplateOptions::default()).unwrap();
+    /// assert_eq!(t.render(&arg("my file.txt"), 1, 1, None).line, b"gzip -k my\\ file.txt");
+    /// let t = Template::parse(&words(&["echo"]), &TemplateOptions::default()).unwrap();
+    /// assert_eq!(t.render(&arg("appended"), 1, 1, None).line, b"echo appended");
+    /// let t = Template::parse(&words(&["wc -l < {.}.txt"]), &TemplateOptions::default()).unwrap();
+    /// assert_eq!(t.render(&arg("a;b.csv"), 1, 1, None).line, b"wc -l < a\\;b.txt");
     /// ```
-    pub fn command(&self, line: &str) -> (Cmd, String) {
-        self.command_with(line, None)
+    pub fn render(
+        &self,
+        args: &JobArgs,
+        seq: usize,
+        slot: usize,
+        program: Option<&Path>,
+    ) -> Rendered {
+        let mut line = ShellLine(Vec::new());
+        if self.kind == Kind::Lines {
+            let script = args.joined(b" ");
+            return Rendered {
+                cmd: Cmd::shell(OsStr::from_bytes(&script)),
+                line: script,
+            };
+        }
+        let job = Job { args, seq, slot };
+        for (i, word) in self.words.iter().enumerate() {
+            if i > 0 {
+                line.0.push(b' ');
+            }
+            self.render_word(word, &job, &mut line);
+        }
+        let cmd = if self.kind == Kind::Direct {
+            let mut argv = Argv::default();
+            for word in &self.words {
+                self.render_word(word, &job, &mut argv);
+                argv.end_word();
+            }
+            let mut words = argv.words.into_iter().map(OsString::from_vec);
+            let first = words.next().unwrap_or_default();
+            let cmd = match program {
+                Some(path) => Cmd::new(path),
+                None => Cmd::new(first),
+            };
+            cmd.args(words)
+        } else {
+            Cmd::shell(OsStr::from_bytes(&line.0))
+        };
+        Rendered { cmd, line: line.0 }
     }
 
-    /// [`command`](Self::command), running `program` (from
-    /// [`resolve_program`](Self::resolve_program)) in place of the first word.
-    pub fn command_with(&self, line: &str, program: Option<&Path>) -> (Cmd, String) {
-        match self {
-            Template::Args(words) => {
-                let mut argv: Vec<String> = words.iter().map(|w| w.replace("{}", line)).collect();
-                if !words.iter().any(|w| w.contains("{}")) {
-                    argv.push(line.to_owned());
-                }
-                let shown = quote_command(&argv);
-                let cmd = match program {
-                    Some(path) => Cmd::new(path),
-                    None => Cmd::new(&argv[0]),
-                };
-                (cmd.args(&argv[1..]), shown)
+    /// Renders `{}`-style replacement strings with their arguments as they are (no
+    /// quoting): for `--tagstring` and `--results` paths.
+    pub fn render_text(&self, args: &JobArgs, seq: usize, slot: usize) -> Vec<u8> {
+        let mut text = RawText(Vec::new());
+        let job = Job { args, seq, slot };
+        for (i, word) in self.words.iter().enumerate() {
+            if i > 0 {
+                text.0.push(b' ');
             }
-            Template::Shell(None) => (Cmd::shell(line), line.to_owned()),
-            Template::Shell(Some(script)) => {
-                // Backslashes, not single quotes: a user's own quotes around `{}`
-                // ("{}" or '{}') cannot turn the input back into code.
-                let quoted = quote_backslash(line);
-                let script = if script.contains("{}") {
-                    script.replace("{}", &quoted)
-                } else {
-                    format!("{script} {quoted}")
+            self.render_word(word, &job, &mut text);
+        }
+        text.0
+    }
+
+    /// Parses a `--tagstring`-like text: the words are not joined to arguments.
+    pub fn text(text: &str, options: &TemplateOptions) -> Result<Self, TemplateError> {
+        Ok(Template {
+            words: vec![parse_word(text, options)?],
+            kind: Kind::Shell,
+            context: false,
+        })
+    }
+
+    fn render_word(&self, word: &Word, job: &Job<'_>, sink: &mut dyn Sink) {
+        let repeats = self.context
+            && word
+                .iter()
+                .any(|t| matches!(t, Token::Replace(Replacement::All(_))));
+        if repeats {
+            // -X: the whole word once per record, the record's values in place of {}.
+            for (i, record) in job.args.records().enumerate() {
+                if i > 0 {
+                    sink.split();
+                }
+                let one = JobArgs {
+                    values: record.to_vec(),
+                    columns: job.args.columns,
                 };
-                (Cmd::shell(&script), script)
+                let job = Job { args: &one, ..*job };
+                render_tokens(word, &job, sink);
+            }
+        } else {
+            render_tokens(word, job, sink);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    args: &'a JobArgs,
+    seq: usize,
+    slot: usize,
+}
+
+fn render_tokens(word: &Word, job: &Job<'_>, sink: &mut dyn Sink) {
+    for token in word {
+        match token {
+            Token::Text(text) => sink.text(text),
+            Token::Replace(Replacement::Seq) => sink.text(job.seq.to_string().as_bytes()),
+            Token::Replace(Replacement::Slot) => sink.text(job.slot.to_string().as_bytes()),
+            Token::Replace(Replacement::Nth(n, modifier)) => {
+                // A position past the job's arguments (the last job of -N 3 may
+                // have fewer) is left out altogether, as in GNU parallel.
+                if let Some(value) = job.args.values.get(n - 1) {
+                    sink.value(&modifier.apply(value));
+                }
+            }
+            Token::Replace(Replacement::All(modifier)) => {
+                for (i, value) in job.args.values.iter().enumerate() {
+                    if i > 0 {
+                        sink.split();
+                    }
+                    sink.value(&modifier.apply(value));
+                }
+                if job.args.values.is_empty() {
+                    sink.value(b"");
+                }
             }
         }
     }
+}
 
-    /// Whether commands run through `sh -c` (where exit status 127 means "not found").
-    pub fn is_shell(&self) -> bool {
-        matches!(self, Template::Shell(_))
+/// Where a rendered word goes: a shell line (values quoted) or an argv (values as
+/// they are, several values making several words).
+trait Sink {
+    fn text(&mut self, text: &[u8]);
+    fn value(&mut self, value: &[u8]);
+    /// Between two values of one replacement string.
+    fn split(&mut self);
+}
+
+struct ShellLine(Vec<u8>);
+
+impl Sink for ShellLine {
+    fn text(&mut self, text: &[u8]) {
+        self.0.extend_from_slice(text);
     }
+    fn value(&mut self, value: &[u8]) {
+        self.0.extend_from_slice(&quote_backslash_bytes(value));
+    }
+    fn split(&mut self) {
+        self.0.push(b' ');
+    }
+}
+
+struct RawText(Vec<u8>);
+
+impl Sink for RawText {
+    fn text(&mut self, text: &[u8]) {
+        self.0.extend_from_slice(text);
+    }
+    fn value(&mut self, value: &[u8]) {
+        self.0.extend_from_slice(value);
+    }
+    fn split(&mut self) {
+        self.0.push(b' ');
+    }
+}
+
+#[derive(Default)]
+struct Argv {
+    words: Vec<Vec<u8>>,
+    current: Vec<u8>,
+    /// Whether the current word got anything, even an empty value: a word made only
+    /// of missing positions is no word (the shell would see nothing there).
+    started: bool,
+}
+
+impl Argv {
+    fn end_word(&mut self) {
+        if std::mem::take(&mut self.started) {
+            self.words.push(std::mem::take(&mut self.current));
+        }
+    }
+}
+
+impl Sink for Argv {
+    fn text(&mut self, text: &[u8]) {
+        self.started = true;
+        self.current.extend_from_slice(text);
+    }
+    fn value(&mut self, value: &[u8]) {
+        self.started = true;
+        self.current.extend_from_slice(value);
+    }
+    fn split(&mut self) {
+        self.end_word();
+    }
+}
+
+/// Splits one word into text and replacement strings.
+fn parse_word(word: &str, options: &TemplateOptions) -> Result<Word, TemplateError> {
+    let mut tokens = Vec::new();
+    let mut text = Vec::new();
+    let mut rest = word;
+    let flush = |text: &mut Vec<u8>, tokens: &mut Vec<Token>| {
+        if !text.is_empty() {
+            tokens.push(Token::Text(std::mem::take(text)));
+        }
+    };
+    while !rest.is_empty() {
+        if let Some(custom) = options.replace.as_deref().filter(|r| !r.is_empty())
+            && let Some(after) = rest.strip_prefix(custom)
+        {
+            flush(&mut text, &mut tokens);
+            tokens.push(Token::Replace(Replacement::All(Modifier::Whole)));
+            rest = after;
+            continue;
+        }
+        if rest.starts_with('{')
+            && let Some(end) = rest.find('}')
+        {
+            let inner = &rest[1..end];
+            if let Some(replacement) = parse_replacement(inner, options)? {
+                flush(&mut text, &mut tokens);
+                tokens.push(Token::Replace(replacement));
+                rest = &rest[end + 1..];
+                continue;
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        let mut buf = [0; 4];
+        text.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        rest = &rest[c.len_utf8()..];
+    }
+    flush(&mut text, &mut tokens);
+    Ok(tokens)
+}
+
+/// What `{inner}` means: a replacement string, literal text (`None`: `{print $1}`,
+/// `{a,b}`), or an error for something that looks like a replacement string but is
+/// none.
+fn parse_replacement(
+    inner: &str,
+    options: &TemplateOptions,
+) -> Result<Option<Replacement>, TemplateError> {
+    let custom = options.replace.is_some();
+    // With -I, only the custom string stands for the argument; {.} and the rest stay.
+    if let Some(modifier) = Modifier::parse(inner).filter(|_| !(custom && inner.is_empty())) {
+        return Ok(Some(Replacement::All(modifier)));
+    }
+    match inner {
+        "#" => return Ok(Some(Replacement::Seq)),
+        "%" => return Ok(Some(Replacement::Slot)),
+        _ => {}
+    }
+    let digits = inner.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0
+        && let Some(modifier) = Modifier::parse(&inner[digits..])
+    {
+        return match inner[..digits].parse::<usize>() {
+            Ok(0) => Err(TemplateError::Zero),
+            Ok(n) => Ok(Some(Replacement::Nth(n, modifier))),
+            Err(_) => Err(TemplateError::Unknown(format!("{{{inner}}}"))),
+        };
+    }
+    if let Some(i) = options.names.iter().position(|name| name == inner) {
+        return Ok(Some(Replacement::Nth(i + 1, Modifier::Whole)));
+    }
+    let looks_like_one = !inner.is_empty() && inner.bytes().all(|b| b"0123456789./#%".contains(&b));
+    let perl = inner.len() >= 2 && inner.starts_with('=') && inner.ends_with('=');
+    if looks_like_one || perl {
+        return Err(TemplateError::Unknown(format!("{{{inner}}}")));
+    }
+    Ok(None)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -118,16 +545,150 @@ fn is_executable(path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn line(template: &[&str], options: &TemplateOptions, args: &[&str]) -> String {
+        let t = Template::parse(&words(template), options).unwrap();
+        let job = JobArgs::single(args.iter().map(|a| a.as_bytes().to_vec()).collect());
+        String::from_utf8(t.render(&job, 7, 2, None).line).unwrap()
+    }
+
+    #[test]
+    fn modifiers_follow_gnu_parallel() {
+        // Expected values printed by GNU parallel 20221122 for
+        // `parallel -k echo '{.}:{/}:{//}:{/.}' ::: …`.
+        let cases = [
+            ("a.b/c", "a.b/c:c:a.b:c"),
+            (".bashrc", ":.bashrc:.:"),
+            ("a.", "a:a.:.:a"),
+            ("/x", "/x:x:/:x"),
+            ("/", "/::/:"),
+            ("x/", "x/::.:"),
+            ("a.tar.gz", "a.tar:a.tar.gz:.:a.tar"),
+            ("dir/.hid", "dir/:.hid:dir:"),
+            ("", "::.:"),
+            ("x/y/", "x/y/::x:"),
+        ];
+        let t =
+            Template::parse(&words(&["{.}:{/}:{//}:{/.}"]), &TemplateOptions::default()).unwrap();
+        for (input, expected) in cases {
+            let job = JobArgs::single(vec![input.as_bytes().to_vec()]);
+            assert_eq!(
+                String::from_utf8(t.render_text(&job, 1, 1)).unwrap(),
+                expected,
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn replacement_strings_and_appending() {
+        let o = TemplateOptions::default();
+        assert_eq!(
+            line(&["echo", "{#}", "{%}", "{2}", "{1/.}"], &o, &["d/a.x", "b"]),
+            "echo 7 2 b a"
+        );
+        assert_eq!(line(&["echo"], &o, &["a b", "c"]), r"echo a\ b c");
+        assert_eq!(line(&["echo", "{#}"], &o, &["a"]), "echo 7");
+        assert_eq!(line(&["echo", "{3}", "{1}"], &o, &["a"]), "echo  a");
+        let custom = TemplateOptions {
+            replace: Some("XX".into()),
+            ..TemplateOptions::default()
+        };
+        assert_eq!(
+            line(&["mv", "XX", "XX.bak", "{}"], &custom, &["f"]),
+            "mv f f.bak {}"
+        );
+        let named = TemplateOptions {
+            names: vec!["x".into(), "y".into()],
+            ..TemplateOptions::default()
+        };
+        assert_eq!(line(&["echo", "{y}{x}"], &named, &["1", "2"]), "echo 21");
+    }
+
+    #[test]
+    fn literal_braces_stay_and_lookalikes_are_errors() {
+        let o = TemplateOptions::default();
+        assert_eq!(
+            line(&["awk '{print $1}'"], &o, &["f"]),
+            "awk '{print $1}' f"
+        );
+        assert_eq!(line(&["echo", "{a,b}"], &o, &["f"]), "echo {a,b} f");
+        for bad in ["{..}", "{1..}", "{./}", "{=s/a/b/=}", "{#.}"] {
+            let err = Template::parse(&words(&["echo", bad]), &o).unwrap_err();
+            assert_eq!(err, TemplateError::Unknown(bad.into()));
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        assert_eq!(
+            Template::parse(&words(&["{0}"]), &o).unwrap_err(),
+            TemplateError::Zero
+        );
+    }
+
+    #[test]
+    fn plain_words_run_directly_and_the_rest_through_sh() {
+        let o = TemplateOptions::default();
+        let kind = |w: &[&str]| Template::parse(&words(w), &o).unwrap().kind;
+        assert_eq!(kind(&["gzip", "-k", "{}"]), Kind::Direct);
+        assert_eq!(kind(&["sh", "-c", "sleep 1; echo {}"]), Kind::Shell);
+        assert_eq!(kind(&["A=1", "env"]), Kind::Shell);
+        assert_eq!(kind(&["env", "A=1"]), Kind::Direct);
+        assert_eq!(kind(&["echo", ""]), Kind::Shell);
+        assert_eq!(kind(&[]), Kind::Lines);
+        let quoted = TemplateOptions {
+            quote: true,
+            ..TemplateOptions::default()
+        };
+        assert_eq!(
+            Template::parse(&words(&["a b", "{}"]), &quoted)
+                .unwrap()
+                .kind,
+            Kind::Direct
+        );
+    }
+
+    #[test]
+    fn context_replacement_repeats_the_word_per_argument() {
+        let x = TemplateOptions {
+            context: true,
+            ..TemplateOptions::default()
+        };
+        let t = Template::parse(&words(&["echo", "pre{}post"]), &x).unwrap();
+        let job = JobArgs {
+            values: vec![b"a".to_vec(), b"b c".to_vec()],
+            columns: 1,
+        };
+        assert_eq!(
+            t.render(&job, 1, 1, None).line,
+            br"echo preapost preb\ cpost"
+        );
+        let m =
+            Template::parse(&words(&["echo", "pre{}post"]), &TemplateOptions::default()).unwrap();
+        assert_eq!(m.render(&job, 1, 1, None).line, br"echo prea b\ cpost");
+    }
+
     #[test]
     fn resolves_fixed_programs_only() {
-        let args = |words: &[&str]| Template::Args(words.iter().map(|w| (*w).to_owned()).collect());
-        let sh = args(&["sh", "-c", "true"])
+        let o = TemplateOptions::default();
+        let t = |w: &[&str]| Template::parse(&words(w), &o).unwrap();
+        let sh = t(&["sh", "-c", "sleep 1; true"]);
+        assert_eq!(
+            sh.resolve_program(),
+            None,
+            "runs through sh: nothing to resolve"
+        );
+        let echo = t(&["echo", "{}"])
             .resolve_program()
-            .expect("sh is on PATH");
-        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
-        assert_eq!(args(&["{}"]).resolve_program(), None);
-        assert_eq!(args(&["./local-script"]).resolve_program(), None);
-        assert_eq!(args(&["concur-no-such-program"]).resolve_program(), None);
-        assert_eq!(Template::Shell(None).resolve_program(), None);
+            .expect("echo is on PATH");
+        assert!(
+            echo.is_absolute() && echo.ends_with("echo"),
+            "{}",
+            echo.display()
+        );
+        assert_eq!(t(&["{}"]).resolve_program(), None);
+        assert_eq!(t(&["./local-script"]).resolve_program(), None);
+        assert_eq!(t(&["concur-no-such-program"]).resolve_program(), None);
     }
 }

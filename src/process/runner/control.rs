@@ -1,0 +1,253 @@
+//! When to stop (`--halt`) and how long a job may run (`--timeout`, fixed or a
+//! percentage of the median runtime), in GNU parallel's terms.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Whether a halt waits for the running jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HaltWhen {
+    /// Start no new job; let the running ones finish.
+    Soon,
+    /// Stop the running jobs too (their process groups, SIGTERM then SIGKILL).
+    Now,
+}
+
+/// What is counted towards a halt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HaltOn {
+    /// Failed jobs.
+    Fail,
+    /// Succeeded jobs.
+    Success,
+}
+
+/// How many it takes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Threshold {
+    /// This many jobs.
+    Count(usize),
+    /// This percentage of the jobs started so far (at least one job counted).
+    Percent(f64),
+}
+
+/// `--halt`: when to stop.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Halt {
+    /// Soon or now.
+    pub when: HaltWhen,
+    /// Failures or successes.
+    pub on: HaltOn,
+    /// How many.
+    pub threshold: Threshold,
+}
+
+impl Halt {
+    /// `--halt-on-error`: `soon,fail=1`.
+    pub const ON_ERROR: Halt = Halt {
+        when: HaltWhen::Soon,
+        on: HaltOn::Fail,
+        threshold: Threshold::Count(1),
+    };
+
+    /// Whether `counted` jobs (of `started`) reach the threshold.
+    pub fn reached(&self, counted: usize, started: usize) -> bool {
+        match self.threshold {
+            Threshold::Count(n) => counted >= n,
+            Threshold::Percent(p) => {
+                counted > 0 && started > 0 && counted as f64 * 100.0 >= p * started as f64
+            }
+        }
+    }
+}
+
+impl FromStr for Halt {
+    type Err = String;
+
+    /// GNU parallel's forms: `never`, `soon,fail=N`, `now,fail=N`, `soon,fail=P%`,
+    /// `now,success=N`, …, and the old numbers `0` (never), `1` (soon,fail=1),
+    /// `2` (now,fail=1).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "invalid --halt {text:?}: expected never, soon,fail=N, now,fail=N, soon,fail=P%, now,success=N (or 0, 1, 2)"
+            )
+        };
+        match text {
+            "1" => return Ok(Halt::ON_ERROR),
+            "2" => {
+                return Ok(Halt {
+                    when: HaltWhen::Now,
+                    ..Halt::ON_ERROR
+                });
+            }
+            _ => {}
+        }
+        let (when, rest) = text.split_once(',').ok_or_else(bad)?;
+        let when = match when {
+            "soon" => HaltWhen::Soon,
+            "now" => HaltWhen::Now,
+            _ => return Err(bad()),
+        };
+        let (on, count) = rest.split_once('=').ok_or_else(bad)?;
+        let on = match on {
+            "fail" => HaltOn::Fail,
+            "success" => HaltOn::Success,
+            _ => return Err(bad()),
+        };
+        let threshold = match count.strip_suffix('%') {
+            Some(p) => match p.parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => Threshold::Percent(p),
+                _ => return Err(bad()),
+            },
+            None => match count.parse::<usize>() {
+                Ok(n) if n > 0 => Threshold::Count(n),
+                _ => return Err(bad()),
+            },
+        };
+        Ok(Halt {
+            when,
+            on,
+            threshold,
+        })
+    }
+}
+
+impl fmt::Display for Halt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let when = match self.when {
+            HaltWhen::Soon => "soon",
+            HaltWhen::Now => "now",
+        };
+        let on = match self.on {
+            HaltOn::Fail => "fail",
+            HaltOn::Success => "success",
+        };
+        match self.threshold {
+            Threshold::Count(n) => write!(f, "{when},{on}={n}"),
+            Threshold::Percent(p) => write!(f, "{when},{on}={p}%"),
+        }
+    }
+}
+
+/// `--timeout`: a fixed time, or a percentage of the median runtime of the jobs that
+/// succeeded so far (no timeout until three have).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Timeout {
+    /// This long.
+    Fixed(Duration),
+    /// This percentage of the median.
+    PercentOfMedian(f64),
+}
+
+impl Timeout {
+    /// The timeout for the next job, given the runtimes seen so far.
+    pub fn for_next(&self, median: &RunningMedian) -> Option<Duration> {
+        match *self {
+            Timeout::Fixed(d) => Some(d),
+            Timeout::PercentOfMedian(p) => median
+                .median()
+                .filter(|_| median.len() >= 3)
+                .map(|m| m.mul_f64(p / 100.0)),
+        }
+    }
+}
+
+/// The median of a growing set of durations, in O(log n) per added value: the lower
+/// half in a max-heap, the upper half in a min-heap.
+#[derive(Clone, Debug, Default)]
+pub struct RunningMedian {
+    low: BinaryHeap<Duration>,
+    high: BinaryHeap<Reverse<Duration>>,
+}
+
+impl RunningMedian {
+    /// Adds one value.
+    pub fn push(&mut self, value: Duration) {
+        if self.low.peek().is_none_or(|&top| value <= top) {
+            self.low.push(value);
+        } else {
+            self.high.push(Reverse(value));
+        }
+        if self.low.len() > self.high.len() + 1 {
+            if let Some(top) = self.low.pop() {
+                self.high.push(Reverse(top));
+            }
+        } else if self.high.len() > self.low.len()
+            && let Some(Reverse(bottom)) = self.high.pop()
+        {
+            self.low.push(bottom);
+        }
+    }
+
+    /// How many values were added.
+    pub fn len(&self) -> usize {
+        self.low.len() + self.high.len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The median (the lower middle one for an even count).
+    pub fn median(&self) -> Option<Duration> {
+        self.low.peek().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halt_parses_gnu_forms() {
+        assert_eq!("1".parse::<Halt>(), Ok(Halt::ON_ERROR));
+        assert_eq!("soon,fail=1".parse::<Halt>(), Ok(Halt::ON_ERROR));
+        let now = "now,success=2".parse::<Halt>().unwrap();
+        assert_eq!(
+            (now.when, now.on, now.threshold),
+            (HaltWhen::Now, HaltOn::Success, Threshold::Count(2))
+        );
+        let pct = "soon,fail=20%".parse::<Halt>().unwrap();
+        assert_eq!(pct.threshold, Threshold::Percent(20.0));
+        assert!(pct.reached(1, 5) && !pct.reached(1, 6));
+        for bad in [
+            "",
+            "later,fail=1",
+            "now,fail=0",
+            "now,fail=x",
+            "soon,fail=150%",
+            "soon",
+        ] {
+            let err = bad.parse::<Halt>().unwrap_err();
+            assert!(err.contains("--halt"), "{err}");
+        }
+        assert_eq!(now.to_string(), "now,success=2");
+    }
+
+    #[test]
+    fn running_median_matches_a_sort() {
+        let values = [5u64, 1, 9, 3, 7, 7, 2, 8, 100, 0];
+        let mut median = RunningMedian::default();
+        for (i, &v) in values.iter().enumerate() {
+            median.push(Duration::from_millis(v));
+            let mut sorted = values[..=i].to_vec();
+            sorted.sort_unstable();
+            let expected = sorted[(sorted.len() - 1) / 2];
+            assert_eq!(
+                median.median(),
+                Some(Duration::from_millis(expected)),
+                "after {i}"
+            );
+        }
+        let pct = Timeout::PercentOfMedian(200.0);
+        let mut few = RunningMedian::default();
+        few.push(Duration::from_secs(1));
+        assert_eq!(pct.for_next(&few), None, "no timeout before three runtimes");
+        assert_eq!(pct.for_next(&median), Some(Duration::from_millis(10)));
+    }
+}

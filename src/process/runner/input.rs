@@ -1,0 +1,654 @@
+//! Where the jobs' arguments come from, in GNU parallel's terms: standard input, `-a`
+//! files, `:::` lists and `::::` files; records split by a delimiter (newline, NUL with
+//! `-0`, any byte with `-d`) and into columns (`--colsep`); several sources combined
+//! into their cartesian product, or paired (`:::+`, `--link`); and records grouped
+//! into jobs (`-N`, `-n`, `-X`, `-m`).
+//!
+//! Arguments are bytes from end to end: a file name that is not UTF-8 reaches the job
+//! as it was read. Memory stays bounded for the first input source, which is streamed
+//! (a job list of any size on standard input starts jobs at once); the other sources of
+//! a product are read whole first, as they must be, since each is walked many times.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+
+use regex::bytes::Regex;
+use thiserror::Error;
+
+/// One input source.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Standard input (also `-a -` and `:::: -`).
+    Stdin,
+    /// A file read record by record (`-a FILE`, `:::: FILE`).
+    File(PathBuf),
+    /// Arguments given on the command line (`::: a b c`).
+    List(Vec<Vec<u8>>),
+}
+
+impl Source {
+    fn name(&self) -> String {
+        match self {
+            Source::Stdin => "standard input".into(),
+            Source::File(path) => path.display().to_string(),
+            Source::List(_) => "the ::: list".into(),
+        }
+    }
+}
+
+/// A source and how it joins the one before it.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// Where the records come from.
+    pub source: Source,
+    /// `:::+` / `::::+`: paired with the previous source (the shorter one decides how
+    /// many jobs there are), instead of multiplied with it.
+    pub linked: bool,
+}
+
+/// How records are grouped into one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grouping {
+    /// One record per job (the default).
+    One,
+    /// Up to N records per job (`-N`, `-n`).
+    Records(usize),
+    /// As many records as fit on one command line (`-X`, `-m`); once the input has
+    /// ended, what is left is spread evenly over the job slots, as GNU parallel does.
+    Fill,
+}
+
+/// Everything about reading the input.
+#[derive(Clone, Debug)]
+pub struct InputOptions {
+    /// The sources, in command-line order; none means standard input.
+    pub inputs: Vec<Input>,
+    /// `--link`: pair every source, the shorter ones wrapping around.
+    pub link_all: bool,
+    /// The byte that ends a record.
+    pub delimiter: u8,
+    /// `--colsep`: split each record into columns.
+    pub colsep: Option<Regex>,
+    /// `--header :`: the first record of each source names its columns.
+    pub header: bool,
+    /// A record longer than this is not run; its job is reported unusable.
+    pub max_record: usize,
+    /// How records become jobs.
+    pub grouping: Grouping,
+    /// Job slots, for spreading the last records with [`Grouping::Fill`].
+    pub slots: usize,
+    /// With [`Grouping::Fill`], the argument bytes one job may hold.
+    pub fill_bytes: usize,
+}
+
+impl InputOptions {
+    /// Newline-delimited standard input, one record per job, 1 MiB per record.
+    pub fn new() -> Self {
+        Self {
+            inputs: Vec::new(),
+            link_all: false,
+            delimiter: b'\n',
+            colsep: None,
+            header: false,
+            max_record: 1 << 20,
+            grouping: Grouping::One,
+            slots: 1,
+            fill_bytes: DEFAULT_FILL_BYTES,
+        }
+    }
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Argument bytes one `-X`/`-m` job takes: GNU parallel's usual limit for a command
+/// line here is 131,071 bytes; the command's own words take a little of that.
+pub const DEFAULT_FILL_BYTES: usize = 128 * 1024;
+
+/// The arguments of one job: `records` records of `columns` values each, flattened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobArgs {
+    /// Every value, record after record.
+    pub values: Vec<Vec<u8>>,
+    /// Values per record.
+    pub columns: usize,
+}
+
+impl JobArgs {
+    /// A job with one record.
+    pub fn single(values: Vec<Vec<u8>>) -> Self {
+        let columns = values.len();
+        Self { values, columns }
+    }
+
+    /// The records, each a slice of `columns` values.
+    pub fn records(&self) -> impl Iterator<Item = &[Vec<u8>]> {
+        self.values.chunks(self.columns.max(1))
+    }
+
+    /// Every value, joined by `separator`, for tags and display.
+    pub fn joined(&self, separator: &[u8]) -> Vec<u8> {
+        self.values.join(separator)
+    }
+}
+
+/// What the input failed with.
+#[derive(Debug, Error)]
+pub enum InputError {
+    /// A source could not be opened or read.
+    #[error("cannot read {name} (record {record})")]
+    Read {
+        /// Which source.
+        name: String,
+        /// The record being read, 1-based.
+        record: usize,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// A `--header` source had no header record.
+    #[error("{name} has no header record for --header")]
+    NoHeader {
+        /// Which source.
+        name: String,
+    },
+}
+
+/// A record of one source, or why it cannot be used (it was too long).
+type Record = Result<Vec<Vec<u8>>, String>;
+
+/// Reads one source record by record.
+struct Reader {
+    name: String,
+    kind: ReaderKind,
+    delimiter: u8,
+    max: usize,
+    colsep: Option<Regex>,
+    number: usize,
+}
+
+enum ReaderKind {
+    Stream(Box<dyn BufRead + Send>),
+    List(std::vec::IntoIter<Vec<u8>>),
+}
+
+impl Reader {
+    fn open(source: &Source, options: &InputOptions) -> Result<Self, InputError> {
+        let name = source.name();
+        let kind = match source {
+            Source::Stdin => ReaderKind::Stream(Box::new(BufReader::new(io::stdin()))),
+            Source::File(path) => {
+                let file = File::open(path).map_err(|source| InputError::Read {
+                    name: name.clone(),
+                    record: 0,
+                    source,
+                })?;
+                ReaderKind::Stream(Box::new(BufReader::with_capacity(64 * 1024, file)))
+            }
+            Source::List(values) => ReaderKind::List(values.clone().into_iter()),
+        };
+        Ok(Self {
+            name,
+            kind,
+            delimiter: options.delimiter,
+            max: options.max_record,
+            colsep: options.colsep.clone(),
+            number: 0,
+        })
+    }
+
+    fn from_stream(name: &str, stream: Box<dyn BufRead + Send>, options: &InputOptions) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind: ReaderKind::Stream(stream),
+            delimiter: options.delimiter,
+            max: options.max_record,
+            colsep: options.colsep.clone(),
+            number: 0,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Record>, InputError> {
+        let raw = match &mut self.kind {
+            ReaderKind::List(values) => values.next().map(Ok),
+            ReaderKind::Stream(stream) => read_record(stream.as_mut(), self.delimiter, self.max)
+                .map_err(|source| InputError::Read {
+                    name: self.name.clone(),
+                    record: self.number + 1,
+                    source,
+                })?,
+        };
+        let Some(raw) = raw else { return Ok(None) };
+        self.number += 1;
+        Ok(Some(match raw {
+            Ok(bytes) => Ok(match &self.colsep {
+                Some(re) => re.split(&bytes).map(<[u8]>::to_vec).collect(),
+                None => vec![bytes],
+            }),
+            Err((head, len)) => Err(format!(
+                "record {} of {} is {len} bytes, longer than --max-line-bytes {}; not run: {}",
+                self.number,
+                self.name,
+                self.max,
+                crate::lines::excerpt(&String::from_utf8_lossy(&head), 80)
+            )),
+        }))
+    }
+
+    fn read_all(mut self) -> Result<Vec<Record>, InputError> {
+        let mut all = Vec::new();
+        while let Some(record) = self.next()? {
+            all.push(record);
+        }
+        Ok(all)
+    }
+}
+
+/// A record's bytes, or the first bytes and the length of one that was too long.
+type RawRecord = Result<Vec<u8>, (Vec<u8>, u64)>;
+
+/// Reads one record (without its delimiter). A record longer than `max` is skipped to
+/// its end and comes back as `Err((first bytes, length))`, holding at most `max` bytes.
+fn read_record(
+    reader: &mut dyn BufRead,
+    delimiter: u8,
+    max: usize,
+) -> io::Result<Option<RawRecord>> {
+    let mut record = Vec::new();
+    let mut too_long: Option<u64> = None;
+    let mut seen_any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            if !seen_any {
+                return Ok(None);
+            }
+            break;
+        }
+        seen_any = true;
+        let (take, complete) = match available.iter().position(|&b| b == delimiter) {
+            Some(i) => (i, true),
+            None => (available.len(), false),
+        };
+        match &mut too_long {
+            Some(len) => *len += take as u64,
+            None if record.len() + take > max => {
+                too_long = Some((record.len() + take) as u64);
+                record.truncate(80);
+            }
+            None => record.extend_from_slice(&available[..take]),
+        }
+        if too_long.is_some() && record.len() < 80 {
+            let room = 80 - record.len();
+            record.extend_from_slice(&available[..take.min(room)]);
+        }
+        reader.consume(take + usize::from(complete));
+        if complete {
+            break;
+        }
+    }
+    Ok(Some(match too_long {
+        Some(len) => Err((record, len)),
+        None => Ok(record),
+    }))
+}
+
+/// The jobs' arguments, in order: an iterator over `Ok(job)` or `Err(reason)` for a
+/// job that cannot run, ending early with an [`InputError`] if a source fails.
+pub struct Jobs {
+    /// The first group of sources, streamed.
+    first: Group,
+    /// The other groups, read whole: their records are walked once per earlier record.
+    rest: Vec<Vec<Record>>,
+    /// The record of the first group being combined with the rest, and where the walk
+    /// over the rest stands.
+    current: Option<(Record, Vec<usize>)>,
+    grouping: Grouping,
+    slots: usize,
+    fill_bytes: usize,
+    /// Records read ahead for [`Grouping::Fill`], waiting to become jobs.
+    pending: VecDeque<Record>,
+    ended: bool,
+    /// Records per job once the input has ended, with [`Grouping::Fill`].
+    spread: Option<usize>,
+    /// Column names from `--header`, in column order.
+    names: Vec<String>,
+}
+
+/// Sources paired with each other (`:::+`, `--link`).
+struct Group {
+    readers: Vec<Reader>,
+    /// With `--link`, shorter sources wrap around: they are read whole.
+    wrapped: Option<(Vec<Vec<Record>>, usize)>,
+}
+
+impl Group {
+    fn next(&mut self) -> Result<Option<Record>, InputError> {
+        if let Some((all, at)) = &mut self.wrapped {
+            let longest = all.iter().map(Vec::len).max().unwrap_or(0);
+            if *at >= longest || all.iter().any(Vec::is_empty) {
+                return Ok(None);
+            }
+            let parts: Vec<&Record> = all
+                .iter()
+                .map(|records| &records[*at % records.len()])
+                .collect();
+            *at += 1;
+            return Ok(Some(concat(parts.into_iter().cloned())));
+        }
+        let mut parts = Vec::with_capacity(self.readers.len());
+        for reader in &mut self.readers {
+            match reader.next()? {
+                Some(record) => parts.push(record),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(concat(parts.into_iter())))
+    }
+}
+
+/// The columns of several records side by side; unusable if any part is.
+fn concat(parts: impl Iterator<Item = Record>) -> Record {
+    let mut values = Vec::new();
+    for part in parts {
+        values.extend(part?);
+    }
+    Ok(values)
+}
+
+impl Jobs {
+    /// Opens every source. `stdin` replaces standard input (for tests and embedding);
+    /// with no sources, standard input (or `stdin`) is the only one.
+    pub fn open(
+        options: &InputOptions,
+        stdin: Option<Box<dyn BufRead + Send>>,
+    ) -> Result<Self, InputError> {
+        let mut stdin = stdin;
+        let default = [Input {
+            source: Source::Stdin,
+            linked: false,
+        }];
+        let inputs = if options.inputs.is_empty() {
+            &default[..]
+        } else {
+            &options.inputs[..]
+        };
+        let mut readers = Vec::new();
+        for input in inputs {
+            let reader = match (&input.source, stdin.take()) {
+                (Source::Stdin, Some(stream)) => {
+                    Reader::from_stream("standard input", stream, options)
+                }
+                (source, taken) => {
+                    stdin = taken;
+                    Reader::open(source, options)?
+                }
+            };
+            readers.push((reader, input.linked));
+        }
+        let mut names = Vec::new();
+        if options.header {
+            for (reader, _) in &mut readers {
+                let Some(Ok(columns)) = reader.next()? else {
+                    return Err(InputError::NoHeader {
+                        name: reader.name.clone(),
+                    });
+                };
+                names.extend(
+                    columns
+                        .iter()
+                        .map(|c| String::from_utf8_lossy(c).into_owned()),
+                );
+            }
+        }
+        // Split into groups: `--link` makes one; `:::+` joins its predecessor's.
+        let mut groups: Vec<Vec<Reader>> = Vec::new();
+        for (reader, linked) in readers {
+            match groups.last_mut() {
+                Some(group) if linked || options.link_all => group.push(reader),
+                _ => groups.push(vec![reader]),
+            }
+        }
+        let mut groups = groups.into_iter().map(|readers| {
+            if options.link_all && readers.len() > 1 {
+                let all = readers
+                    .into_iter()
+                    .map(Reader::read_all)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Group {
+                    readers: Vec::new(),
+                    wrapped: Some((all, 0)),
+                })
+            } else {
+                Ok(Group {
+                    readers,
+                    wrapped: None,
+                })
+            }
+        });
+        let first = groups.next().unwrap_or(Ok(Group {
+            readers: Vec::new(),
+            wrapped: None,
+        }))?;
+        let mut rest = Vec::new();
+        for group in groups {
+            let mut group = group?;
+            let mut records = Vec::new();
+            while let Some(record) = group.next()? {
+                records.push(record);
+            }
+            rest.push(records);
+        }
+        Ok(Self {
+            first,
+            rest,
+            current: None,
+            grouping: options.grouping,
+            slots: options.slots.max(1),
+            fill_bytes: options.fill_bytes.max(1),
+            pending: VecDeque::new(),
+            ended: false,
+            spread: None,
+            names,
+        })
+    }
+
+    /// Column names from `--header :`, in column order (empty without it).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The next record of the cartesian product: the first group varies slowest.
+    fn next_record(&mut self) -> Result<Option<Record>, InputError> {
+        if self.rest.iter().any(Vec::is_empty) {
+            return Ok(None);
+        }
+        loop {
+            if let Some((record, at)) = &mut self.current {
+                let record = record.clone();
+                let parts = std::iter::once(record).chain(
+                    at.iter()
+                        .zip(&self.rest)
+                        .map(|(&i, records)| records[i].clone()),
+                );
+                let combined = concat(parts);
+                // Advance the odometer; the last source varies fastest.
+                let mut carry = true;
+                for (i, records) in at.iter_mut().zip(&self.rest).rev() {
+                    *i += 1;
+                    if *i < records.len() {
+                        carry = false;
+                        break;
+                    }
+                    *i = 0;
+                }
+                if carry {
+                    self.current = None;
+                }
+                return Ok(Some(combined));
+            }
+            match self.first.next()? {
+                Some(record) => self.current = Some((record, vec![0; self.rest.len()])),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next job.
+    pub fn next_job(&mut self) -> Result<Option<Result<JobArgs, String>>, InputError> {
+        let take = match self.grouping {
+            Grouping::One => 1,
+            Grouping::Records(n) => n.max(1),
+            Grouping::Fill => {
+                // Read ahead until one record more than fits, or the input ends.
+                let size = |record: &Record| {
+                    record
+                        .as_ref()
+                        .map_or(0, |v| v.iter().map(|a| a.len() + 3).sum::<usize>())
+                };
+                let mut bytes: usize = self.pending.iter().map(size).sum();
+                while !self.ended && bytes <= self.fill_bytes {
+                    match self.next_record()? {
+                        Some(record) => {
+                            bytes += size(&record);
+                            self.pending.push_back(record);
+                        }
+                        None => self.ended = true,
+                    }
+                }
+                if self.ended && bytes <= self.fill_bytes {
+                    // Spread what is left over the job slots, in equal jobs.
+                    let slots = self.slots;
+                    let left = self.pending.len();
+                    *self
+                        .spread
+                        .get_or_insert_with(|| left.div_ceil(slots).max(1))
+                } else {
+                    self.pending.len().saturating_sub(1).max(1)
+                }
+            }
+        };
+        let mut records = Vec::with_capacity(take);
+        while records.len() < take {
+            let record = match self.pending.pop_front() {
+                Some(record) => record,
+                None => match self.next_record()? {
+                    Some(record) => record,
+                    None => break,
+                },
+            };
+            records.push(record);
+        }
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let mut job = JobArgs::default();
+        for record in records {
+            match record {
+                Ok(values) => {
+                    job.columns = values.len();
+                    job.values.extend(values);
+                }
+                Err(reason) => return Ok(Some(Err(reason))),
+            }
+        }
+        Ok(Some(Ok(job)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(values: &[&str], linked: bool) -> Input {
+        Input {
+            source: Source::List(values.iter().map(|v| v.as_bytes().to_vec()).collect()),
+            linked,
+        }
+    }
+
+    fn all(options: &InputOptions, stdin: &'static [u8]) -> Vec<String> {
+        let mut jobs = Jobs::open(options, Some(Box::new(stdin))).unwrap();
+        let mut out = Vec::new();
+        while let Some(job) = jobs.next_job().unwrap() {
+            out.push(match job {
+                Ok(job) => String::from_utf8(job.joined(b" ")).unwrap(),
+                Err(reason) => format!("ERR {reason}"),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lists_multiply_with_the_last_varying_fastest_and_link_pairs() {
+        let mut options = InputOptions::new();
+        options.inputs = vec![list(&["a", "b"], false), list(&["1", "2"], false)];
+        assert_eq!(all(&options, b""), ["a 1", "a 2", "b 1", "b 2"]);
+        options.inputs = vec![list(&["a", "b", "c"], false), list(&["1", "2"], true)];
+        assert_eq!(all(&options, b""), ["a 1", "b 2"]);
+        options.inputs[1].linked = false;
+        options.link_all = true;
+        assert_eq!(all(&options, b""), ["a 1", "b 2", "c 1"]);
+    }
+
+    #[test]
+    fn records_split_on_the_delimiter_and_columns_on_colsep() {
+        let mut options = InputOptions::new();
+        options.delimiter = 0;
+        assert_eq!(all(&options, b"a\nb\0c"), ["a\nb", "c"]);
+        options.delimiter = b'\n';
+        options.colsep = Some(Regex::new(",").unwrap());
+        let mut jobs = Jobs::open(&options, Some(Box::new(&b"x,y\n"[..]))).unwrap();
+        let job = jobs.next_job().unwrap().unwrap().unwrap();
+        assert_eq!(job, JobArgs::single(vec![b"x".to_vec(), b"y".to_vec()]));
+    }
+
+    #[test]
+    fn a_record_past_the_limit_is_reported_and_the_next_is_read() {
+        let mut options = InputOptions::new();
+        options.max_record = 4;
+        let out = all(&options, b"ok\n0123456789\nnext\n");
+        assert_eq!(out[0], "ok");
+        assert!(
+            out[1].starts_with("ERR record 2 of standard input is 10 bytes"),
+            "{out:?}"
+        );
+        assert!(out[1].contains("\"0123456789\""), "{out:?}");
+        assert_eq!(out[2], "next");
+    }
+
+    #[test]
+    fn grouping_takes_n_records_or_spreads_the_last_over_the_slots() {
+        let mut options = InputOptions::new();
+        options.grouping = Grouping::Records(2);
+        assert_eq!(all(&options, b"a\nb\nc\n"), ["a b", "c"]);
+        options.grouping = Grouping::Fill;
+        options.slots = 4;
+        assert_eq!(
+            all(&options, b"1\n2\n3\n4\n5\n6\n7\n"),
+            ["1 2", "3 4", "5 6", "7"]
+        );
+        options.fill_bytes = 8; // two 1-byte records, counted as 4 bytes each, fill a job
+        options.slots = 1;
+        assert_eq!(all(&options, b"1\n2\n3\n4\n5\n"), ["1 2", "3 4", "5"]);
+    }
+
+    #[test]
+    fn header_names_the_columns_and_is_not_a_job() {
+        let mut options = InputOptions::new();
+        options.header = true;
+        options.inputs = vec![list(&["x", "a"], false), list(&["y", "1", "2"], false)];
+        let jobs = Jobs::open(&options, None).unwrap();
+        assert_eq!(jobs.names(), ["x", "y"]);
+        assert_eq!(all(&options, b""), ["a 1", "a 2"]);
+    }
+}
