@@ -247,7 +247,8 @@ fn halt_on_error_starts_nothing_after_the_first_failure() {
         ])
         .stdin("0\n4\n0\n0\n")
         .run()
-        .expect_code(1)
+        // As in GNU parallel, a halted run exits as the job that halted it.
+        .expect_code(4)
         .expect_stderr("1 of 2 jobs failed; stopped starting jobs (--halt soon,fail=1)");
     assert_eq!(run.stdout(), "0\n4\n");
     let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
@@ -379,4 +380,29 @@ fn on_a_terminal_the_progress_bar_draws_on_stderr_and_never_blocks_output() {
         let expected_lines = if name == "run" { 20 } else { 5 };
         assert_eq!(out.lines().count(), expected_lines, "{name}: {out:?}");
     }
+}
+
+/// While the input has not ended, the total is unknown: the bar is a spinner with a
+/// count, never `N/0`.
+#[test]
+fn an_unknown_total_shows_a_count_not_n_of_0() {
+    let dir = Dir::new();
+    let exe = env!("CARGO_BIN_EXE_concur");
+    let command = format!("(seq 1 3; sleep 1) | '{exe}' run -j 2 'sleep 0.2; echo {{}}' > out.txt");
+    let output = concur::process::Cmd::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        terminal.contains("jobs done"),
+        "no spinner count: {terminal:?}"
+    );
+    assert!(
+        !terminal.contains("/0 jobs"),
+        "a total of 0 was drawn: {terminal:?}"
+    );
 }

@@ -12,6 +12,7 @@ mod life_view;
 mod process;
 mod run_cli;
 mod run_compat;
+mod run_gnu;
 mod tail;
 mod tail_sre;
 mod threads_cli;

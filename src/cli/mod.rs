@@ -148,9 +148,14 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
         Command::Worker(args) => gcd::worker(args),
         Command::Life(args) => life::run(*args, &mut out),
     }
-    .and_then(|outcome| {
-        out.flush()?;
-        Ok(outcome)
+    .and_then(|outcome| match out.flush() {
+        // A reader that went away is no error for a command that succeeded (exit 0,
+        // as `| head` expects), and changes nothing for one that already chose its
+        // status (`concur run` reports lost output as 141).
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe && outcome != Outcome::Success => {
+            Ok(outcome)
+        }
+        flushed => flushed.map(|()| outcome).map_err(anyhow::Error::from),
     });
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -55,6 +55,8 @@ Exit status:
   141     standard output was closed before every job's output was written
   255     concur run itself failed: bad arguments, unreadable input, unwritable joblog
 When several apply, the first in this order wins: 130/143, 127, 124, the count.
+After --halt, the run exits as the job that halted it did (0 for --halt ...,success=N),
+as GNU parallel does.
 
 Examples:
   concur run echo ::: a b c ::: 1 2

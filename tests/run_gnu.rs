@@ -1,0 +1,310 @@
+//! `concur run` with GNU parallel's interface: what the recorded suite
+//! (`run_compat`) cannot show by comparing output, and the defects issue 15 found.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use crate::util::{Dir, eventually, processes_with};
+
+/// Inputs that would run code if they reached a shell unquoted. The last holds a byte
+/// that is not UTF-8.
+const HOSTILE: [&[u8]; 7] = [
+    b"$(touch pw1)",
+    b"`touch pw2`",
+    b"a;touch pw3",
+    b"a|touch pw4",
+    b"'; touch pw5; '",
+    b"\"; touch pw6; \"",
+    b"caf\xe9 $(touch pw7)",
+];
+
+fn made_files(dir: &Dir, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !keep.contains(&name.as_str()))
+        .collect()
+}
+
+/// Every input path (stdin, `:::`, `::::`, `-a`, `-0` with a newline inside a record)
+/// with every place a command can put `{}` (bare and run directly, bare through sh, in
+/// double quotes, in single quotes): nothing is executed, and bare the bytes come out
+/// exactly, non-UTF-8 included.
+#[test]
+fn hostile_input_is_data_through_every_input_path() {
+    let dir = Dir::new();
+    let mut lines = Vec::new();
+    let mut nul = Vec::new();
+    for h in HOSTILE {
+        lines.extend_from_slice(h);
+        lines.push(b'\n');
+        nul.extend_from_slice(h);
+        nul.push(0);
+    }
+    nul.extend_from_slice(b"two\nlines $(touch pw8)\0");
+    dir.create("args.txt", &lines);
+    dir.create("args0.txt", &nul);
+    let keep = ["args.txt", "args0.txt"];
+    let list: Vec<&OsStr> = HOSTILE.iter().map(|h| OsStr::from_bytes(h)).collect();
+
+    let forms: [&[&str]; 5] = [
+        &["echo", "{}"],
+        &["echo {} >/dev/null"],
+        &["echo \"{}\""],
+        &["echo '{}'"],
+        &["printf '%s\\n' {}"],
+    ];
+    for form in forms {
+        let paths: Vec<(Vec<&OsStr>, Option<&[u8]>)> = vec![
+            (vec![], Some(&lines[..])),
+            (
+                [OsStr::new(":::")]
+                    .into_iter()
+                    .chain(list.iter().copied())
+                    .collect(),
+                None,
+            ),
+            (vec![OsStr::new("::::"), OsStr::new("args.txt")], None),
+            (vec![], None), // -a below
+            (vec![], Some(&nul[..])),
+        ];
+        for (i, (tail, stdin)) in paths.into_iter().enumerate() {
+            let mut cmd = dir.concur(["run", "-k"]);
+            if i == 3 {
+                cmd = cmd.args(["-a", "args.txt"]);
+            }
+            if i == 4 {
+                cmd = cmd.arg("-0");
+            }
+            let cmd = cmd.arg("--").args(form).args(tail);
+            let cmd = match stdin {
+                Some(data) => cmd.stdin(data.to_vec()),
+                None => cmd,
+            };
+            let run = cmd.run();
+            // Inside '…', an input quote can leave the line unbalanced: sh refuses
+            // it (a failed job), which is fine as long as nothing ran.
+            if form != ["echo '{}'"] {
+                assert_eq!(run.code(), Some(0), "{form:?} path {i}\n{run}");
+            }
+            let made = made_files(&dir, &keep);
+            assert!(
+                made.is_empty(),
+                "{form:?} path {i}: input ran as code: {made:?}\n{run}"
+            );
+            if form[0].starts_with("printf") {
+                let expected = if i == 4 { nul.clone() } else { lines.clone() };
+                let expected: Vec<u8> = expected
+                    .iter()
+                    .map(|&b| if b == 0 { b'\n' } else { b })
+                    .collect();
+                assert_eq!(run.output.stdout, expected, "{form:?} path {i}");
+            }
+        }
+    }
+}
+
+/// A job is over when its process exits: a background child that keeps stdout open
+/// gets a short drain, then its group is stopped. It is neither waited for (it was
+/// 3 s against GNU parallel's 0.13 s) nor reported as timed out.
+#[test]
+fn a_job_ends_when_its_process_exits_not_when_leftovers_close_stdout() {
+    let dir = Dir::new();
+    let run = dir
+        .concur([
+            "run",
+            "--timeout",
+            "20s",
+            "sleep 31.4161 & echo started {}",
+            ":::",
+            "a",
+        ])
+        .run_within(Duration::from_secs(15))
+        .expect_success();
+    assert_eq!(run.stdout(), "started a\n");
+    eventually("the leftover sleep to be stopped", || {
+        processes_with("sleep 31.4161").is_empty()
+    });
+}
+
+/// Jobs stopped by SIGTERM did not finish: they are left out of the joblog, so that
+/// `--resume` runs them, and only them, again.
+#[test]
+fn interrupted_jobs_are_not_logged_and_resume_runs_them() {
+    let dir = Dir::new();
+    let child = dir
+        .concur([
+            "run",
+            "-j",
+            "4",
+            "--joblog",
+            "log",
+            "--",
+            "sleep {}; echo {}",
+            ":::",
+            "0",
+            "0",
+            "31.4162",
+            "31.4162",
+        ])
+        .spawn();
+    eventually(
+        "the long jobs to run and the short ones to be logged",
+        || {
+            let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+            processes_with("sleep 31.4162").len() == 2 && log.lines().count() == 3
+        },
+    );
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    let seqs: Vec<&str> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 2, "only the finished jobs: {log}");
+    assert!(seqs.contains(&"1") && seqs.contains(&"2"), "{log}");
+
+    let run = dir
+        .concur([
+            "run",
+            "-k",
+            "--resume",
+            "--joblog",
+            "log",
+            "echo again {#}",
+            ":::",
+            "0",
+            "0",
+            "x",
+            "y",
+        ])
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "again 3\nagain 4\n");
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert_eq!(
+        log.lines().count(),
+        5,
+        "header, two old records, two new: {log}"
+    );
+}
+
+/// With stdout closed early (`| head -c 10`), output was lost: the exit status says
+/// so (141, the SIGPIPE convention) instead of 0.
+#[test]
+fn a_closed_stdout_is_reported_not_success() {
+    let dir = Dir::new();
+    let mut child = dir
+        .concur([
+            "run",
+            "-k",
+            "-j",
+            "1",
+            "head -c 200000 /dev/zero",
+            ":::",
+            "1",
+            "2",
+            "3",
+        ])
+        .spawn();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(141));
+}
+
+#[test]
+fn bad_arguments_are_refused_by_name() {
+    let dir = Dir::new();
+    dir.concur(["run", "--timeout", "0", "echo", ":::", "a"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("--timeout 0 would stop every job at once");
+    dir.concur(["run", "--halt", "soon,fail=0", "echo", ":::", "a"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("invalid --halt");
+    dir.concur(["run", "echo", "{=s/a/b/=}", ":::", "a"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("unknown replacement string {=s/a/b/=}");
+    dir.concur(["run", "echo", ":::", "a", "::::", "no-such-file"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("no-such-file");
+    dir.concur(["run", "--header", "x", "echo", ":::", "a"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("only `--header :`");
+    dir.concur(["run", "--colsep", "(", "echo", ":::", "a"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("--colsep \"(\" is not a regex");
+}
+
+#[test]
+fn dry_run_runs_nothing() {
+    let dir = Dir::new();
+    let run = dir
+        .concur(["run", "-k", "--dry-run", "touch", "{}", ":::", "x", "y z"])
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "touch x\ntouch y\\ z\n");
+    assert!(made_files(&dir, &[]).is_empty());
+}
+
+/// `-X` packs as many arguments per command line as fit (128 KiB of them), and every
+/// argument is in exactly one job.
+#[test]
+fn x_fills_command_lines_and_loses_no_argument() {
+    let dir = Dir::new();
+    let input: String = (1..=40_000).map(|i| format!("{i}\n")).collect();
+    let run = dir
+        .concur(["run", "-j", "2", "-X", "echo"])
+        .stdin(input)
+        .run()
+        .expect_success();
+    let out = run.stdout();
+    let jobs: Vec<&str> = out.lines().collect();
+    assert!(jobs.len() >= 2, "{} jobs", jobs.len());
+    assert!(
+        jobs.iter().all(|j| j.len() <= 128 * 1024),
+        "a line past 128 KiB"
+    );
+    let mut numbers: Vec<u32> = jobs
+        .iter()
+        .flat_map(|j| j.split(' '))
+        .map(|n| n.parse().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=40_000).collect::<Vec<_>>());
+}
+
+/// Tags go on every line of a job's stdout and stderr.
+#[test]
+fn tags_prefix_every_line_of_both_streams() {
+    let dir = Dir::new();
+    let run = dir
+        .concur([
+            "run",
+            "-k",
+            "--tagstring",
+            "[{#}]",
+            "printf 'a\\nb\\n'; echo err >&2; true",
+            ":::",
+            "x",
+        ])
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "[1]\ta\n[1]\tb\n");
+    assert_eq!(run.stderr(), "[1]\terr\n");
+}
