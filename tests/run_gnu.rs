@@ -308,3 +308,44 @@ fn tags_prefix_every_line_of_both_streams() {
     assert_eq!(run.stdout(), "[1]\ta\n[1]\tb\n");
     assert_eq!(run.stderr(), "[1]\terr\n");
 }
+
+/// `--line-buffer` prints a running job's lines as they come, and never a half line
+/// mixed with another job's.
+#[test]
+fn line_buffer_prints_whole_lines_while_jobs_run() {
+    use std::io::BufRead;
+    let dir = Dir::new();
+    let mut child = dir
+        .concur([
+            "run",
+            "--line-buffer",
+            "-j",
+            "3",
+            ":::",
+            "echo one-start; until [ -e go ]; do sleep 0.01; done; echo one-end",
+            "printf par; touch a; until [ -e b ]; do sleep 0.01; done; printf 'tial\\n'",
+            "until [ -e a ]; do sleep 0.01; done; echo x; touch b",
+        ])
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(20));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    // The first job is still waiting for `go`: with output grouped per job, nothing
+    // of it could be printed yet.
+    while !lines.contains(&"one-start".to_owned()) {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "ended early: {lines:?}"
+        );
+        lines.push(line.trim_end().to_owned());
+    }
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    lines.extend(rest.lines().map(str::to_owned));
+    assert!(child.wait().unwrap().success());
+    drop(watchdog);
+    lines.sort();
+    assert_eq!(lines, ["one-end", "one-start", "partial", "x"]);
+}

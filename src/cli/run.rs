@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::num::NonZeroUsize;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -18,8 +19,8 @@ use super::value::{parse_bytes, parse_duration, parse_positive};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::process::runner::{
-    self, Grouping, Halt, Input, InputOptions, Jobs, Reporter, RunError, RunOptions, Source,
-    Streams, Template, TemplateOptions, Timeout, read_joblog,
+    self, Grouping, Halt, Input, InputOptions, Jobs, Live, LiveOutput, Reporter, Results, RunError,
+    RunOptions, Source, Streams, Template, TemplateOptions, Timeout, read_joblog,
 };
 
 const RUN_ABOUT: &str =
@@ -171,6 +172,31 @@ pub struct RunArgs {
     /// Prefix each output line with STR (replacement strings allowed) and a tab.
     #[arg(long, value_name = "STR", conflicts_with = "tag")]
     tagstring: Option<String>,
+
+    /// Print output lines as jobs print them (whole lines, never a half line mixed
+    /// with another), instead of each job's output whole at its end. With -k, output
+    /// stays grouped in order.
+    #[arg(long, visible_alias = "lb", conflicts_with = "ungroup")]
+    line_buffer: bool,
+
+    /// Print output as it comes, bytes from different jobs mixed (fastest). With -k,
+    /// output stays grouped in order.
+    #[arg(short = 'u', long)]
+    ungroup: bool,
+
+    /// Save each job's output instead of printing it: DIR/1/ARG/stdout, stderr, seq
+    /// (one level pair per input source); a name with replacement strings (NAME,
+    /// NAME.err, NAME.seq); or one table for a name ending in .csv or .tsv.
+    #[arg(long, visible_alias = "res", value_name = "DIR")]
+    results: Option<String>,
+
+    /// Save each job's stdout in a temporary file and print the file's name.
+    #[arg(long, conflicts_with = "results")]
+    files: bool,
+
+    /// Where --files puts its files [default: $TMPDIR or /tmp].
+    #[arg(long, value_name = "DIR")]
+    tmpdir: Option<PathBuf>,
 
     /// Print each command instead of running it.
     #[arg(long)]
@@ -364,6 +390,23 @@ fn split_command(words: Vec<OsString>) -> Result<(Vec<String>, Vec<Input>), Usag
     Ok((command, inputs))
 }
 
+/// Writes with the progress bar out of the way, from any thread.
+struct AroundBar<W> {
+    bar: ProgressBar,
+    inner: W,
+}
+
+impl<W: Write> Write for AroundBar<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Prints job output with the progress bar out of the way. Stderr is locked per write,
 /// never for the whole run: the bar's ticker thread draws to stderr too.
 struct BarReporter<'a> {
@@ -491,6 +534,15 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.verbose = args.verbose;
     options.tag = tag;
     options.shuffle = args.shuf;
+    options.results = match (&args.results, args.files) {
+        (Some(results), _) => {
+            Some(Results::parse(results).map_err(|e| UsageError(format!("--results: {e}")))?)
+        }
+        (None, true) => Some(Results::Files(
+            args.tmpdir.clone().unwrap_or_else(std::env::temp_dir),
+        )),
+        (None, false) => None,
+    };
     if args.resume || args.resume_failed {
         let path = args.joblog.as_deref().unwrap_or(std::path::Path::new(""));
         let logged = read_joblog(path)
@@ -506,6 +558,26 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
 
     let bar = progress_bar(0, "jobs");
     super::output::set_spinner_style(&bar, "jobs");
+    let live = match (args.line_buffer, args.ungroup) {
+        _ if args.keep_order => None,
+        (true, _) => Some(Live::Lines),
+        (_, true) => Some(Live::Ungrouped),
+        _ => None,
+    };
+    if let Some(mode) = live {
+        out.flush()?;
+        options.live = Some(Arc::new(LiveOutput::new(
+            mode,
+            Box::new(AroundBar {
+                bar: bar.clone(),
+                inner: io::stdout(),
+            }),
+            Box::new(AroundBar {
+                bar: bar.clone(),
+                inner: io::stderr(),
+            }),
+        )));
+    }
     let mut reporter = BarReporter {
         streams: Streams {
             out,

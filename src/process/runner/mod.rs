@@ -19,6 +19,8 @@
 mod control;
 mod input;
 mod joblog;
+mod live;
+mod results;
 mod template;
 
 use std::collections::{BTreeMap, HashSet};
@@ -38,6 +40,8 @@ pub use input::{
     DEFAULT_FILL_BYTES, Grouping, Input, InputError, InputOptions, JobArgs, Jobs, Source,
 };
 pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, read_joblog};
+pub use live::{JobWriter, Live, LiveOutput};
+pub use results::{ResultWriter, Results};
 pub use template::{EmptyTemplate, Rendered, Template, TemplateError, TemplateOptions};
 
 use super::{CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration};
@@ -85,6 +89,10 @@ pub struct RunOptions {
     /// After a job's process exits, how long output from processes it left behind is
     /// still collected before its group is stopped.
     pub linger: Duration,
+    /// Print output while jobs run (`--line-buffer`, `-u`) instead of whole per job.
+    pub live: Option<std::sync::Arc<LiveOutput>>,
+    /// Save output instead of printing it (`--results`, `--files`).
+    pub results: Option<Results>,
 }
 
 impl RunOptions {
@@ -108,6 +116,8 @@ impl RunOptions {
             shuffle: false,
             delay: None,
             linger: DEFAULT_LINGER,
+            live: None,
+            results: None,
         }
     }
 
@@ -269,6 +279,15 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    /// A `--results` or `--files` file could not be written.
+    #[error("cannot write results to {}", path.display())]
+    Results {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
     /// Worker threads could not be started.
     #[error("cannot start {jobs} worker threads")]
     Start {
@@ -310,6 +329,8 @@ impl Finished {
             tag: None,
             timeout: None,
             record: None,
+            args: JobArgs::default(),
+            slot: 0,
             outcome: Outcome::Skipped,
             attempts: 0,
             stdout: Spool::default(),
@@ -327,6 +348,9 @@ struct Finished {
     timeout: Option<Duration>,
     /// Its joblog line, once accounted for.
     record: Option<JobRecord>,
+    /// Its arguments and slot, for `--results`.
+    args: JobArgs,
+    slot: usize,
     outcome: Outcome,
     attempts: u32,
     stdout: Spool,
@@ -371,6 +395,17 @@ pub fn run_jobs(
         }
         None => None,
     };
+    let results = match &options.results {
+        Some(results) => {
+            Some(
+                ResultWriter::open(results.clone()).map_err(|err| RunError::Results {
+                    path: err.path,
+                    source: err.source,
+                })?,
+            )
+        }
+        None => None,
+    };
     let jobs = options.jobs.get();
     crate::limits::ensure_threads(jobs + 1, crate::limits::DEFAULT_STACK)
         .map_err(|source| RunError::Start { jobs, source })?;
@@ -406,6 +441,7 @@ pub fn run_jobs(
         drop(done_tx);
         let result = started.and_then(|()| {
             let mut scheduler = Scheduler::new(options, reporter, joblog.as_mut(), cancel, halted);
+            scheduler.results = results;
             scheduler.drive(&line_rx, &job_tx, &done_rx)
         });
         // Closing the job channel lets the workers finish; the scope joins them.
@@ -488,6 +524,8 @@ fn work(
                 tag,
                 timeout: None,
                 record: None,
+                args: job.args,
+                slot,
                 outcome: match shown {
                     Ok(()) => Outcome::Shown,
                     Err(source) => Outcome::Error(ProcessError::Io {
@@ -512,15 +550,20 @@ fn work(
         let finished = loop {
             attempts += 1;
             let (mut stdout, mut stderr) = (Spool::default(), Spool::default());
-            let shown = if options.verbose {
-                stdout
-                    .write_all(&line)
-                    .and_then(|()| stdout.write_all(b"\n"))
-            } else {
-                Ok(())
+            let executed = match options.live.as_deref() {
+                Some(live) => {
+                    let mut out = live.writer(false, tag.as_deref());
+                    let mut err = live.writer(true, tag.as_deref());
+                    let shown = show(options.verbose, &line, &mut out);
+                    let executed = shown.map(|()| cmd.execute(&mut out, &mut err, Some(cancel)));
+                    // A closed output is recorded in `live` and ends the run there.
+                    let _ = (out.finish(), err.finish());
+                    executed
+                }
+                None => show(options.verbose, &line, &mut stdout)
+                    .map(|()| cmd.execute(&mut stdout, &mut stderr, Some(cancel))),
             };
-            let outcome = match shown.map(|()| cmd.execute(&mut stdout, &mut stderr, Some(cancel)))
-            {
+            let outcome = match executed {
                 Ok(Ok(run)) => Outcome::Ran(run),
                 Ok(Err(err)) => Outcome::Error(err),
                 Err(source) => Outcome::Error(ProcessError::Io {
@@ -538,6 +581,8 @@ fn work(
                     tag,
                     timeout: job.timeout,
                     record: None,
+                    args: job.args,
+                    slot,
                     outcome,
                     attempts,
                     stdout,
@@ -588,6 +633,15 @@ fn job_status(outcome: &Outcome) -> u8 {
     }
 }
 
+/// With `-v`, the command line before the job's output.
+fn show(verbose: bool, line: &[u8], out: &mut dyn Write) -> io::Result<()> {
+    if verbose {
+        out.write_all(line)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 fn succeeded(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Ran(run) if run.ending == Ending::Exited && run.status.success())
 }
@@ -616,6 +670,8 @@ struct Scheduler<'a> {
     runtimes: RunningMedian,
     /// With `--delay`, when the next job may start.
     next_start: Option<Instant>,
+    /// With `--results` or `--files`, where output is saved.
+    results: Option<ResultWriter>,
     /// The first error of the runner itself; once set, nothing new starts.
     error: Option<RunError>,
 }
@@ -644,6 +700,7 @@ impl<'a> Scheduler<'a> {
             halt_counted: 0,
             runtimes: RunningMedian::default(),
             next_start: None,
+            results: None,
             error: None,
         }
     }
@@ -756,6 +813,14 @@ impl<'a> Scheduler<'a> {
     }
 
     fn finish(&mut self, mut finished: Finished) {
+        if let Some(err) = self
+            .options
+            .live
+            .as_deref()
+            .and_then(LiveOutput::take_error)
+        {
+            self.fail(RunError::Output(err));
+        }
         if let Outcome::Ran(run) = &finished.outcome
             && run.ending == Ending::Exited
             && run.status.success()
@@ -873,6 +938,28 @@ impl<'a> Scheduler<'a> {
     }
 
     fn print(&mut self, mut finished: Finished) {
+        if matches!(finished.outcome, Outcome::Skipped) {
+            return;
+        }
+        let mut printed = None;
+        if self.error.is_none()
+            && let Some(results) = self.results.as_mut()
+        {
+            let job = results::JobResult {
+                seq: finished.seq,
+                slot: finished.slot,
+                args: &finished.args,
+                record: finished.record.as_ref(),
+                command: &finished.command,
+            };
+            match results.save(&job, &mut finished.stdout, &mut finished.stderr) {
+                Ok(line) => printed = Some(line),
+                Err(err) => self.fail(RunError::Results {
+                    path: err.path,
+                    source: err.source,
+                }),
+            }
+        }
         if let (Some(log), Some(path), Some(record)) = (
             self.joblog.as_deref_mut(),
             &self.options.joblog,
@@ -882,14 +969,29 @@ impl<'a> Scheduler<'a> {
             let path = path.clone();
             self.fail(RunError::Joblog { path, source });
         }
-        if self.error.is_some() || matches!(finished.outcome, Outcome::Skipped) {
+        if self.error.is_some() {
             return; // output is broken: drop the rest quietly
         }
-        if let Err(err) = self.reporter.job_output(
-            &mut finished.stdout,
-            &mut finished.stderr,
-            finished.tag.as_deref(),
-        ) {
+        let written = match printed {
+            // Saved: GNU parallel prints nothing, or with --files the file's name.
+            Some(None) => Ok(()),
+            Some(Some(line)) => {
+                let mut name = Spool::default();
+                name.write_all(&line).and_then(|()| {
+                    self.reporter.job_output(
+                        &mut name,
+                        &mut Spool::default(),
+                        finished.tag.as_deref(),
+                    )
+                })
+            }
+            None => self.reporter.job_output(
+                &mut finished.stdout,
+                &mut finished.stderr,
+                finished.tag.as_deref(),
+            ),
+        };
+        if let Err(err) = written {
             self.fail(RunError::Output(err));
         }
     }

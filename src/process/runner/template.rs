@@ -228,6 +228,14 @@ impl Template {
         Self::parse(&words, &TemplateOptions::default())
     }
 
+    /// Whether any replacement string is in it.
+    pub fn has_replacements(&self) -> bool {
+        self.words
+            .iter()
+            .flatten()
+            .any(|t| matches!(t, Token::Replace(_)))
+    }
+
     /// Whether commands run through `sh -c`.
     pub fn is_shell(&self) -> bool {
         self.kind != Kind::Direct

@@ -1,0 +1,300 @@
+//! Saving each job's output instead of printing it: `--results DIR` (GNU parallel's
+//! tree: `DIR/1/ARG1/2/ARG2/stdout`, `stderr`, `seq`), `--results` with replacement
+//! strings (`FILE`, `FILE.err`, `FILE.seq`), `--results X.csv` / `X.tsv` (one table),
+//! and `--files` (stdout to a temporary file whose name is printed).
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use super::input::JobArgs;
+use super::joblog::JobRecord;
+use super::template::{Template, TemplateOptions};
+use crate::process::Spool;
+
+/// Where results go.
+#[derive(Clone, Debug)]
+pub enum Results {
+    /// GNU parallel's directory tree, one level pair per argument.
+    Tree(PathBuf),
+    /// A path with replacement strings: stdout to it, stderr to `.err`, seq to `.seq`.
+    Named(Template),
+    /// One table, with this separator (`,` for `.csv`, tab for `.tsv`).
+    Table(PathBuf, u8),
+    /// `--files`: each job's stdout in a temporary file in this directory; its name
+    /// is printed instead.
+    Files(PathBuf),
+}
+
+impl Results {
+    /// What `--results ARG` means: a table for `.csv`/`.tsv`, a named path if it holds
+    /// replacement strings, else the tree.
+    pub fn parse(arg: &str) -> Result<Self, super::TemplateError> {
+        if arg.ends_with(".csv") {
+            return Ok(Results::Table(arg.into(), b','));
+        }
+        if arg.ends_with(".tsv") {
+            return Ok(Results::Table(arg.into(), b'\t'));
+        }
+        let named = Template::text(arg, &TemplateOptions::default())?;
+        if named.has_replacements() {
+            Ok(Results::Named(named))
+        } else {
+            Ok(Results::Tree(arg.into()))
+        }
+    }
+
+    /// The file or directory, for messages.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Results::Tree(p) | Results::Table(p, _) | Results::Files(p) => p.clone(),
+            Results::Named(_) => PathBuf::from("--results"),
+        }
+    }
+}
+
+/// Writes results as jobs are printed.
+pub struct ResultWriter {
+    results: Results,
+    table: Option<BufWriter<File>>,
+    header_written: bool,
+}
+
+/// A results write that failed, and where.
+#[derive(Debug)]
+pub struct ResultError {
+    /// The file.
+    pub path: PathBuf,
+    /// What failed.
+    pub source: io::Error,
+}
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> ResultError + '_ {
+    move |source| ResultError {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One job's part of the results.
+pub struct JobResult<'a> {
+    /// Its sequence number.
+    pub seq: usize,
+    /// Its job slot.
+    pub slot: usize,
+    /// Its arguments.
+    pub args: &'a JobArgs,
+    /// Its joblog record, if it ran.
+    pub record: Option<&'a JobRecord>,
+    /// Its command line.
+    pub command: &'a str,
+}
+
+impl ResultWriter {
+    /// Starts writing (creates the table, if it is one).
+    pub fn open(results: Results) -> Result<Self, ResultError> {
+        let table = match &results {
+            Results::Table(path, _) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs::create_dir_all(dir).map_err(at(dir))?;
+                }
+                Some(BufWriter::new(File::create(path).map_err(at(path))?))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            results,
+            table,
+            header_written: false,
+        })
+    }
+
+    /// Saves one job's output; for `--files`, returns the line to print instead.
+    pub fn save(
+        &mut self,
+        job: &JobResult<'_>,
+        stdout: &mut Spool,
+        stderr: &mut Spool,
+    ) -> Result<Option<Vec<u8>>, ResultError> {
+        match &self.results {
+            Results::Tree(dir) => {
+                let mut path = dir.clone();
+                for (i, value) in job.args.values.iter().enumerate() {
+                    path.push((i % job.args.columns.max(1) + 1).to_string());
+                    path.push(std::ffi::OsStr::from_bytes(&escape_component(value)));
+                }
+                fs::create_dir_all(&path).map_err(at(&path))?;
+                save_to(&path.join("stdout"), stdout)?;
+                save_to(&path.join("stderr"), stderr)?;
+                let seq = path.join("seq");
+                fs::write(&seq, job.seq.to_string()).map_err(at(&seq))?;
+                Ok(None)
+            }
+            Results::Named(template) => {
+                let name = template.render_text(job.args, job.seq, job.slot);
+                let path = PathBuf::from(std::ffi::OsStr::from_bytes(&name));
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs::create_dir_all(dir).map_err(at(dir))?;
+                }
+                let with = |suffix: &str| {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    PathBuf::from(p)
+                };
+                save_to(&path, stdout)?;
+                save_to(&with(".err"), stderr)?;
+                let seq = with(".seq");
+                fs::write(&seq, job.seq.to_string()).map_err(at(&seq))?;
+                Ok(None)
+            }
+            Results::Files(dir) => {
+                let file = tempfile::Builder::new()
+                    .prefix("par")
+                    .suffix(".par")
+                    .tempfile_in(dir)
+                    .map_err(at(dir))?;
+                let (mut file, path) = file.keep().map_err(|e| ResultError {
+                    path: dir.clone(),
+                    source: e.error,
+                })?;
+                stdout.copy_to(&mut file).map_err(at(&path))?;
+                let mut line = path.as_os_str().as_bytes().to_vec();
+                line.push(b'\n');
+                Ok(Some(line))
+            }
+            Results::Table(path, sep) => {
+                let (path, sep) = (path.clone(), *sep);
+                let Some(table) = self.table.as_mut() else {
+                    return Ok(None);
+                };
+                let columns = job.args.columns.max(1);
+                if !self.header_written {
+                    self.header_written = true;
+                    let mut header = String::from(
+                        "Seq,Host,Starttime,JobRuntime,Send,Receive,Exitval,Signal,Command",
+                    );
+                    for i in 1..=columns {
+                        header.push_str(&format!(",V{i}"));
+                    }
+                    header.push_str(",Stdout,Stderr\n");
+                    table
+                        .write_all(
+                            &header
+                                .replace(',', &char::from(sep).to_string())
+                                .into_bytes(),
+                        )
+                        .map_err(at(&path))?;
+                }
+                let row = table_row(job, stdout, stderr, sep).map_err(at(&path))?;
+                table
+                    .write_all(&row)
+                    .and_then(|()| table.flush())
+                    .map_err(at(&path))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// A spool's bytes into a new file at `path`.
+fn save_to(path: &Path, spool: &mut Spool) -> Result<(), ResultError> {
+    let mut file = File::create(path).map_err(at(path))?;
+    spool.copy_to(&mut file).map_err(at(path))
+}
+
+/// An argument as one path component, as GNU parallel writes it: `\` doubled, `/` as
+/// `\_`, and an empty argument as `\0` would be invalid, so it is written as `''`.
+fn escape_component(value: &[u8]) -> Vec<u8> {
+    if value.is_empty() {
+        return b"''".to_vec();
+    }
+    let mut out = Vec::with_capacity(value.len());
+    for &b in value {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'/' => out.extend_from_slice(b"\\_"),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+/// One table row: the joblog's columns, the arguments, stdout and stderr; fields
+/// quoted as GNU parallel quotes them (the command and non-empty outputs always,
+/// other fields when they hold the separator, a quote or a line break).
+fn table_row(
+    job: &JobResult<'_>,
+    stdout: &mut Spool,
+    stderr: &mut Spool,
+    sep: u8,
+) -> io::Result<Vec<u8>> {
+    let quote = |field: &[u8], always: bool| -> Vec<u8> {
+        let needs = always
+            || field
+                .iter()
+                .any(|&b| b == sep || b == b'"' || b == b'\n' || b == b'\r');
+        if !needs {
+            return field.to_vec();
+        }
+        let mut q = vec![b'"'];
+        for &b in field {
+            if b == b'"' {
+                q.push(b'"');
+            }
+            q.push(b);
+        }
+        q.push(b'"');
+        q
+    };
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    let record = job.record;
+    let start = record.map_or(0.0, |r| {
+        r.start
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    });
+    fields.push(job.seq.to_string().into_bytes());
+    fields.push(b":".to_vec());
+    fields.push(format!("{start:.3}").into_bytes());
+    fields.push(format!("{:.3}", record.map_or(0.0, |r| r.runtime.as_secs_f64())).into_bytes());
+    fields.push(record.map_or(0, |r| r.send).to_string().into_bytes());
+    fields.push(record.map_or(0, |r| r.receive).to_string().into_bytes());
+    fields.push(record.map_or(-1, |r| r.exitval).to_string().into_bytes());
+    fields.push(record.map_or(0, |r| r.signal).to_string().into_bytes());
+    fields.push(quote(job.command.as_bytes(), true));
+    for value in &job.args.values {
+        fields.push(quote(value, false));
+    }
+    for spool in [stdout, stderr] {
+        let mut bytes = Vec::new();
+        spool.copy_to(&mut bytes)?;
+        fields.push(if bytes.is_empty() {
+            bytes
+        } else {
+            quote(&bytes, true)
+        });
+    }
+    let mut row = fields.join(&sep);
+    row.push(b'\n');
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_are_escaped_as_gnu_parallel_does() {
+        assert_eq!(escape_component(b"b/c"), b"b\\_c");
+        assert_eq!(escape_component(b"a\\b"), b"a\\\\b");
+        assert_eq!(escape_component(b""), b"''");
+        assert_eq!(
+            escape_component(b".."),
+            b"..".to_vec(),
+            "harmless below a numbered level"
+        );
+    }
+}
