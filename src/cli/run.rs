@@ -19,8 +19,9 @@ use super::value::{parse_bytes, parse_duration, parse_positive};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::process::runner::{
-    self, Grouping, Halt, Input, InputOptions, Jobs, Live, LiveOutput, Reporter, Results, RunError,
-    RunOptions, Source, Streams, Template, TemplateOptions, Timeout, read_joblog,
+    self, Blocks, Grouping, Halt, Input, InputOptions, JobSource, Jobs, Live, LiveOutput,
+    PipeOptions, Reporter, Results, RunError, RunOptions, Source, Streams, Template,
+    TemplateOptions, Timeout, read_joblog,
 };
 
 const RUN_ABOUT: &str =
@@ -218,6 +219,23 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_bytes, value_name = "BYTES", default_value = "1M")]
     max_line_bytes: u64,
 
+    /// Cut standard input into blocks of whole records and give each job one block
+    /// on its stdin (instead of reading arguments).
+    #[arg(long, conflicts_with_all = ["arg_file", "shuf"])]
+    pipe: bool,
+
+    /// With --pipe: bytes per block, about (cut at the last record end before it).
+    #[arg(long, visible_alias = "bs", value_parser = parse_block, value_name = "SIZE", default_value = "1M")]
+    block: u64,
+
+    /// With --pipe: the string that ends a record [default: \n].
+    #[arg(long, value_name = "STR")]
+    recend: Option<String>,
+
+    /// With --pipe: the string that starts a record.
+    #[arg(long, value_name = "STR")]
+    recstart: Option<String>,
+
     /// Accepted for GNU parallel scripts; does nothing.
     #[arg(long, hide = true)]
     will_cite: bool,
@@ -325,6 +343,61 @@ fn parse_delimiter(text: &str) -> Result<u8, UsageError> {
             "-d {text:?}: the delimiter must be one byte (or \\n, \\t, \\0, \\r, \\\\)"
         ))
     })
+}
+
+/// A `--block` size as GNU parallel reads it: `K`, `M`, `G`, `T` multiply by powers of
+/// 1024, `k`, `m`, `g`, `t` by powers of 1000.
+fn parse_block(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size, as in 1M or 100k"))?;
+    let scale: f64 = match unit {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024f64.powi(4),
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        "t" => 1e12,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (K M G T, or k m g t for 1000s)"
+            ));
+        }
+    };
+    let bytes = (n * scale).round();
+    if bytes < 1.0 {
+        return Err(format!("--block {text:?} must be at least 1 byte"));
+    }
+    Ok(bytes as u64)
+}
+
+/// `--recend`/`--recstart` text with `\n`, `\t`, `\r`, `\0` and `\\` understood.
+fn unescape(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'0') => out.push(0),
+            Some(other) => out.push(other),
+            None => out.push(b'\\'),
+        }
+    }
+    out
 }
 
 /// The command words and the input sources after them.
@@ -499,13 +572,30 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
 
     let signals = SignalCancel::install("run-signals")?;
+    let pipe = args.pipe.then(|| PipeOptions {
+        block: usize::try_from(args.block.max(1)).unwrap_or(usize::MAX),
+        recend: args
+            .recend
+            .as_deref()
+            .map_or_else(|| b"\n".to_vec(), unescape),
+        recstart: args.recstart.as_deref().map(unescape).unwrap_or_default(),
+        records: args.max_replace_args.map(NonZeroUsize::get),
+    });
     // Open the inputs first: --header names are needed to read the command.
-    let opened = Jobs::open(&input, None).context("cannot read the job list")?;
+    let source = match &pipe {
+        Some(pipe) => JobSource::Pipe(Blocks::new(Box::new(io::stdin()), pipe.clone())),
+        None => JobSource::Args(Jobs::open(&input, None).context("cannot read the job list")?),
+    };
+    let names = match &source {
+        JobSource::Args(jobs) => jobs.names().to_vec(),
+        JobSource::Pipe(_) => Vec::new(),
+    };
     let template_options = TemplateOptions {
         replace: args.replace.clone(),
         quote: args.quote,
         context: args.context,
-        names: opened.names().to_vec(),
+        names,
+        no_append: pipe.is_some(),
     };
     let template =
         Template::parse(&words, &template_options).map_err(|e| UsageError(e.to_string()))?;
@@ -534,6 +624,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.verbose = args.verbose;
     options.tag = tag;
     options.shuffle = args.shuf;
+    options.pipe = pipe;
     options.results = match (&args.results, args.files) {
         (Some(results), _) => {
             Some(Results::parse(results).map_err(|e| UsageError(format!("--results: {e}")))?)
@@ -586,7 +677,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         bar: bar.clone(),
         total_known: false,
     };
-    let result = runner::run_jobs(&options, opened, &mut reporter, signals.token());
+    let result = runner::run_jobs(&options, source, &mut reporter, signals.token());
     bar.finish_and_clear();
     drop(signals);
 
@@ -667,5 +758,9 @@ mod tests {
         assert_eq!(parse_delimiter("\\0").unwrap(), 0);
         assert_eq!(parse_delimiter(",").unwrap(), b',');
         assert!(parse_delimiter("ab").is_err());
+        assert_eq!(parse_block("1M"), Ok(1 << 20));
+        assert_eq!(parse_block("100k"), Ok(100_000));
+        assert_eq!(parse_block("2K"), Ok(2048));
+        assert!(parse_block("0").is_err() && parse_block("1x").is_err());
     }
 }

@@ -20,6 +20,7 @@ mod control;
 mod input;
 mod joblog;
 mod live;
+mod pipe;
 mod results;
 mod template;
 
@@ -41,6 +42,7 @@ pub use input::{
 };
 pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, read_joblog};
 pub use live::{JobWriter, Live, LiveOutput};
+pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
 pub use template::{EmptyTemplate, Rendered, Template, TemplateError, TemplateOptions};
 
@@ -93,6 +95,9 @@ pub struct RunOptions {
     pub live: Option<std::sync::Arc<LiveOutput>>,
     /// Save output instead of printing it (`--results`, `--files`).
     pub results: Option<Results>,
+    /// `--pipe`: standard input is cut into blocks, one per job's stdin, instead of
+    /// being read as arguments.
+    pub pipe: Option<PipeOptions>,
 }
 
 impl RunOptions {
@@ -118,6 +123,7 @@ impl RunOptions {
             linger: DEFAULT_LINGER,
             live: None,
             results: None,
+            pipe: None,
         }
     }
 
@@ -299,12 +305,50 @@ pub enum RunError {
     },
 }
 
-/// A job's arguments, or why it cannot be a job.
-type Line = Result<JobArgs, String>;
+/// A job's input, or why it cannot be a job.
+type Line = Result<JobInput, String>;
+
+/// What a job is given: arguments, and with `--pipe` a block for its stdin.
+struct JobInput {
+    args: JobArgs,
+    stdin: Option<std::sync::Arc<[u8]>>,
+}
+
+/// Where jobs come from.
+pub enum JobSource {
+    /// Arguments, from the input sources.
+    Args(Jobs),
+    /// Blocks of standard input (`--pipe`).
+    Pipe(Blocks),
+}
+
+impl JobSource {
+    fn next(&mut self) -> Result<Option<Line>, InputError> {
+        match self {
+            JobSource::Args(jobs) => Ok(jobs
+                .next_job()?
+                .map(|job| job.map(|args| JobInput { args, stdin: None }))),
+            JobSource::Pipe(blocks) => {
+                let block = blocks.next_block().map_err(|source| InputError::Read {
+                    name: "standard input".into(),
+                    record: 0,
+                    source,
+                })?;
+                Ok(block.map(|data| {
+                    Ok(JobInput {
+                        args: JobArgs::default(),
+                        stdin: Some(std::sync::Arc::from(data)),
+                    })
+                }))
+            }
+        }
+    }
+}
 
 struct Job {
     seq: usize,
     args: JobArgs,
+    stdin: Option<std::sync::Arc<[u8]>>,
     timeout: Option<Duration>,
 }
 
@@ -369,15 +413,24 @@ pub fn run(
     reporter: &mut dyn Reporter,
     cancel: &CancelToken,
 ) -> Result<Summary, RunError> {
-    let jobs_in = Jobs::open(&options.input, stdin).map_err(RunError::Input)?;
-    run_jobs(options, jobs_in, reporter, cancel)
+    let source = match &options.pipe {
+        Some(pipe) => {
+            let reader: Box<dyn io::Read + Send> = match stdin {
+                Some(stdin) => Box::new(stdin),
+                None => Box::new(io::stdin()),
+            };
+            JobSource::Pipe(Blocks::new(reader, pipe.clone()))
+        }
+        None => JobSource::Args(Jobs::open(&options.input, stdin).map_err(RunError::Input)?),
+    };
+    run_jobs(options, source, reporter, cancel)
 }
 
 /// [`run`], with the input already opened (so that `--header` names could be read and
 /// the template parsed with them).
 pub fn run_jobs(
     options: &RunOptions,
-    input: Jobs,
+    input: JobSource,
     reporter: &mut dyn Reporter,
     cancel: &CancelToken,
 ) -> Result<Summary, RunError> {
@@ -412,7 +465,9 @@ pub fn run_jobs(
 
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Finished>();
-    let (line_tx, line_rx) = crossbeam_channel::bounded::<Result<(usize, Line), InputError>>(256);
+    // With --pipe each item is a block: hold one ahead, not 256.
+    let ahead = if options.pipe.is_some() { 1 } else { 256 };
+    let (line_tx, line_rx) = crossbeam_channel::bounded::<Result<(usize, Line), InputError>>(ahead);
 
     // The reader is detached: if the run stops early it may still be blocked reading
     // (say, a terminal); it ends with the input or the process.
@@ -450,11 +505,11 @@ pub fn run_jobs(
     })
 }
 
-fn read_jobs(mut input: Jobs, shuffle: bool, out: &Sender<Result<(usize, Line), InputError>>) {
+fn read_jobs(mut input: JobSource, shuffle: bool, out: &Sender<Result<(usize, Line), InputError>>) {
     if shuffle {
         let mut all = Vec::new();
         loop {
-            match input.next_job() {
+            match input.next() {
                 Ok(Some(job)) => all.push(job),
                 Ok(None) => break,
                 Err(err) => {
@@ -473,7 +528,7 @@ fn read_jobs(mut input: Jobs, shuffle: bool, out: &Sender<Result<(usize, Line), 
         return;
     }
     for seq in 1.. {
-        let item = match input.next_job() {
+        let item = match input.next() {
             Ok(Some(job)) => Ok((seq, job)),
             Ok(None) => return,
             Err(err) => Err(err),
@@ -543,6 +598,9 @@ fn work(
             continue;
         }
         cmd = cmd.grace(options.grace).linger(options.linger);
+        if let Some(data) = &job.stdin {
+            cmd = cmd.stdin(super::Input::Bytes(std::sync::Arc::clone(data)));
+        }
         if let Some(timeout) = job.timeout {
             cmd = cmd.timeout(timeout);
         }
@@ -761,12 +819,17 @@ impl<'a> Scheduler<'a> {
                                 outcome: Outcome::Unusable(reason),
                                 ..Finished::skipped(seq)
                             }),
-                            Ok(args) => {
+                            Ok(JobInput { args, stdin }) => {
                                 self.running += 1;
                                 let timeout =
                                     self.options.timeout.and_then(|t| t.for_next(&self.runtimes));
                                 // Workers outlive this loop, so the channel cannot be closed.
-                                let _ = jobs.send(Job { seq, args, timeout });
+                                let _ = jobs.send(Job {
+                                    seq,
+                                    args,
+                                    stdin,
+                                    timeout,
+                                });
                                 if let Some(delay) = self.options.delay {
                                     self.next_start = Some(Instant::now() + delay);
                                 }

@@ -138,6 +138,8 @@ pub struct TemplateOptions {
     pub context: bool,
     /// Column names from `--header :`.
     pub names: Vec<String>,
+    /// `--pipe`: jobs take their input on stdin; nothing is appended.
+    pub no_append: bool,
 }
 
 /// A command with replacement strings: how each job's arguments become a command.
@@ -198,7 +200,7 @@ impl Template {
             .iter()
             .flatten()
             .any(|t| matches!(t, Token::Replace(_)));
-        if !takes_arguments {
+        if !takes_arguments && !options.no_append {
             parsed.push(vec![Token::Replace(Replacement::All(Modifier::Whole))]);
         }
         let plain = parsed.iter().enumerate().all(|(i, word)| {

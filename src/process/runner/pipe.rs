@@ -1,0 +1,219 @@
+//! `--pipe`: standard input cut into blocks, each block one job's standard input.
+//!
+//! A block is about `--block` bytes, cut at a record boundary (after `--recend`,
+//! before `--recstart`, or between the two when both are given), so no record is ever
+//! split between two jobs; with `-N`, a block is N records instead. Blocks are read as
+//! jobs can take them: the reader holds at most one block ahead, so memory stays near
+//! (jobs running + jobs queued + 2) × block, whatever the input's size.
+
+use std::io::{self, Read};
+
+use memchr::memmem;
+
+/// How to cut the input.
+#[derive(Clone, Debug)]
+pub struct PipeOptions {
+    /// Bytes per block, about: the cut is at the last record boundary before it.
+    pub block: usize,
+    /// The string that ends a record (`\n` by default; may be empty with `recstart`).
+    pub recend: Vec<u8>,
+    /// The string that starts a record (none by default).
+    pub recstart: Vec<u8>,
+    /// With `-N`: records per block, instead of a size.
+    pub records: Option<usize>,
+}
+
+impl Default for PipeOptions {
+    fn default() -> Self {
+        Self {
+            block: 1 << 20,
+            recend: b"\n".to_vec(),
+            recstart: Vec::new(),
+            records: None,
+        }
+    }
+}
+
+/// A record longer than this many blocks is cut where it stands, so one endless
+/// record cannot take all memory.
+const MAX_BLOCKS_PER_RECORD: usize = 64;
+
+/// Reads blocks of whole records.
+pub struct Blocks {
+    reader: Box<dyn Read + Send>,
+    options: PipeOptions,
+    /// Read but not yet handed out.
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl Blocks {
+    /// Blocks of `reader`.
+    pub fn new(reader: Box<dyn Read + Send>, mut options: PipeOptions) -> Self {
+        options.block = options.block.max(1);
+        if options.recend.is_empty() && options.recstart.is_empty() {
+            options.recend = b"\n".to_vec();
+        }
+        Self {
+            reader,
+            options,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Reads until `buf` holds `want` bytes or the input ends.
+    fn fill(&mut self, want: usize) -> io::Result<()> {
+        while self.buf.len() < want && !self.eof {
+            let old = self.buf.len();
+            let room = (want - old).clamp(64 * 1024, 4 << 20);
+            self.buf.resize(old + room, 0);
+            match self.reader.read(&mut self.buf[old..]) {
+                Ok(0) => {
+                    self.buf.truncate(old);
+                    self.eof = true;
+                }
+                Ok(n) => self.buf.truncate(old + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a block may end: after the last record boundary within `buf[..limit]`,
+    /// else after the first one past it (a record longer than a block goes whole);
+    /// with `-N`, after the Nth boundary. Never at 0.
+    fn cut(&self, limit: usize) -> Option<usize> {
+        let (end, start) = (&self.options.recend, &self.options.recstart);
+        let mut separator = end.clone();
+        separator.extend_from_slice(start);
+        let mut boundaries = memmem::find_iter(&self.buf, &separator)
+            .map(|at| at + end.len())
+            .filter(|&p| p > 0);
+        match self.options.records {
+            Some(n) => boundaries.nth(n.max(1) - 1),
+            None => {
+                let window = &self.buf[..(limit + start.len()).min(self.buf.len())];
+                memmem::rfind_iter(window, &separator)
+                    .map(|at| at + end.len())
+                    .find(|&p| p > 0 && p <= limit)
+                    .or_else(|| boundaries.next())
+            }
+        }
+    }
+
+    /// The next block, or `None` at the end of the input.
+    pub fn next_block(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let block = self.options.block;
+        let mut want = match self.options.records {
+            Some(_) => block,
+            None => block + self.options.recstart.len(),
+        };
+        loop {
+            self.fill(want)?;
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            let limit = match self.options.records {
+                Some(_) => self.buf.len(),
+                None => block.min(self.buf.len()),
+            };
+            let at = match self.cut(limit) {
+                // A size block that is full, or an -N block: cut here.
+                Some(at)
+                    if self.options.records.is_some() || self.buf.len() >= block || self.eof =>
+                {
+                    Some(at)
+                }
+                _ if self.eof => Some(self.buf.len()),
+                _ if self.buf.len() >= MAX_BLOCKS_PER_RECORD * block => Some(self.buf.len()),
+                _ => None,
+            };
+            if let Some(at) = at {
+                let rest = self.buf.split_off(at);
+                return Ok(Some(std::mem::replace(&mut self.buf, rest)));
+            }
+            // No boundary yet: one record is longer than a block; read on.
+            want = self.buf.len() * 2;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(input: &'static [u8], options: PipeOptions) -> Vec<String> {
+        let mut blocks = Blocks::new(Box::new(input), options);
+        let mut out = Vec::new();
+        while let Some(b) = blocks.next_block().unwrap() {
+            out.push(String::from_utf8(b).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn blocks_end_at_the_last_record_end_within_the_size() {
+        let options = PipeOptions {
+            block: 8,
+            ..PipeOptions::default()
+        };
+        assert_eq!(
+            blocks(b"aaa\nbbb\nccc\nd", options.clone()),
+            ["aaa\nbbb\n", "ccc\nd"]
+        );
+        // A record longer than a block is passed whole.
+        assert_eq!(
+            blocks(b"0123456789abc\nx\n", options),
+            ["0123456789abc\n", "x\n"]
+        );
+    }
+
+    #[test]
+    fn n_records_per_block_and_record_start_strings() {
+        let by_two = PipeOptions {
+            records: Some(2),
+            ..PipeOptions::default()
+        };
+        assert_eq!(
+            blocks(b"1\n2\n3\n4\n5\n", by_two),
+            ["1\n2\n", "3\n4\n", "5\n"]
+        );
+        let fasta = PipeOptions {
+            block: 4,
+            recend: Vec::new(),
+            recstart: b">".to_vec(),
+            records: None,
+        };
+        assert_eq!(blocks(b">a\nAC\n>b\nGT\n", fasta), [">a\nAC\n", ">b\nGT\n"]);
+        let both = PipeOptions {
+            block: 6,
+            recend: b"END\n".to_vec(),
+            recstart: b"BEGIN".to_vec(),
+            records: None,
+        };
+        assert_eq!(
+            blocks(b"BEGIN 1 END\nBEGIN 2 END\n", both),
+            ["BEGIN 1 END\n", "BEGIN 2 END\n"]
+        );
+    }
+
+    #[test]
+    fn every_byte_is_in_exactly_one_block() {
+        let input: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let input: &'static [u8] = Box::leak(input.into_boxed_slice());
+        let options = PipeOptions {
+            block: 1000,
+            ..PipeOptions::default()
+        };
+        let out = blocks(input, options);
+        assert!(out.iter().all(|b| b.ends_with('\n') && b.len() <= 1000));
+        assert_eq!(out.concat().as_bytes(), input);
+    }
+}
