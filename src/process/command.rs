@@ -44,6 +44,13 @@ pub enum Stream {
 /// The default pause between SIGTERM and SIGKILL when a child must be stopped.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 
+/// The kernel's default pipe capacity.
+const DEFAULT_PIPE_SIZE: usize = 64 * 1024;
+
+/// The largest stdin pipe asked for: the default `pipe-max-size` of an unprivileged
+/// process.
+const MAX_PIPE_SIZE: usize = 1 << 20;
+
 /// A command to run: program, arguments, environment, wiring, timeout.
 ///
 /// The child always runs in a process group of its own, so stopping it (on timeout,
@@ -298,6 +305,14 @@ impl Cmd {
         // The Command may hold pipe ends; drop it so the parent keeps no stray copies.
         drop(command);
         let stdin = child.stdin.take().map(|p| File::from(OwnedFd::from(p)));
+        if let (Some(pipe), Input::Bytes(data)) = (&stdin, &self.input)
+            && data.len() > DEFAULT_PIPE_SIZE
+        {
+            // A bigger pipe takes a large input (a `run --pipe` block) in a few
+            // writes and wake-ups instead of one per 64 KiB. Best effort: the kernel
+            // may refuse past /proc/sys/fs/pipe-max-size, and the default still works.
+            let _ = rustix::pipe::fcntl_setpipe_size(pipe, data.len().min(MAX_PIPE_SIZE));
+        }
         let stdout = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
         let stderr = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
         let group = Group::new(Member::new(child));

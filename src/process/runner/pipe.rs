@@ -65,20 +65,13 @@ impl Blocks {
     /// Reads until `buf` holds `want` bytes or the input ends.
     fn fill(&mut self, want: usize) -> io::Result<()> {
         while self.buf.len() < want && !self.eof {
-            let old = self.buf.len();
-            let room = (want - old).clamp(64 * 1024, 4 << 20);
-            self.buf.resize(old + room, 0);
-            match self.reader.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(old + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+            let room = (want - self.buf.len()) as u64;
+            // `read_to_end` reads into spare capacity without zeroing it first.
+            match (&mut self.reader).take(room).read_to_end(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -134,8 +127,11 @@ impl Blocks {
                 _ => None,
             };
             if let Some(at) = at {
-                let rest = self.buf.split_off(at);
-                return Ok(Some(std::mem::replace(&mut self.buf, rest)));
+                // The rest starts the next block, in a buffer with room for all of it.
+                let mut next = Vec::with_capacity(want.max(self.buf.len() - at) + 64 * 1024);
+                next.extend_from_slice(&self.buf[at..]);
+                self.buf.truncate(at);
+                return Ok(Some(std::mem::replace(&mut self.buf, next)));
             }
             // No boundary yet: one record is longer than a block; read on.
             want = self.buf.len() * 2;
