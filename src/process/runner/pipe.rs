@@ -115,7 +115,10 @@ impl Blocks {
                 Some(_) => self.buf.len(),
                 None => block.min(self.buf.len()),
             };
+            let last = self.eof && self.options.records.is_none() && self.buf.len() <= block;
             let at = match self.cut(limit) {
+                // What is left fits one block: it is the last block.
+                _ if last => Some(self.buf.len()),
                 // A size block that is full, or an -N block: cut here.
                 Some(at)
                     if self.options.records.is_some() || self.buf.len() >= block || self.eof =>
