@@ -34,7 +34,7 @@ hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$out/run.json" \
   -n "GNU parallel -j 2 -k" "sh -c 'seq 1 $JOBS | parallel --will-cite -j 2 -k echo {} >/dev/null'" \
   >&2
 
-seq 1 200000000 | head -c "${PIPE_MB}000000" > "$out/big.txt"
+(seq 1 200000000 || true) | head -c "${PIPE_MB}000000" > "$out/big.txt"
 hyperfine -N --warmup 1 --runs 3 --export-json "$out/pipe.json" \
   -n "concur run --pipe" "sh -c '$concur run --pipe --block 1M wc -l < $out/big.txt >/dev/null'" \
   -n "concur run --pipe --block 4M" "sh -c '$concur run --pipe --block 4M wc -l < $out/big.txt >/dev/null'" \

@@ -260,13 +260,14 @@ fn retries_rerun_a_failing_job() {
     let dir = Dir::new();
     // Fails on its first two runs, succeeds on the third (a counter file keeps track).
     let flaky = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo try $n; [ $n -ge 3 ]";
-    dir.concur(["run", "--retries", "1", "--shell"])
+    // GNU parallel's count: --retries N is N attempts in all.
+    dir.concur(["run", "--retries", "2", "--shell"])
         .stdin(format!("{flaky}\n"))
         .run()
         .expect_code(1);
     std::fs::remove_file(dir.path().join("count")).unwrap();
     let run = dir
-        .concur(["run", "--retries", "2", "--shell"])
+        .concur(["run", "--retries", "3", "--shell"])
         .stdin(format!("{flaky}\n"))
         .run()
         .expect_success();

@@ -349,3 +349,178 @@ fn line_buffer_prints_whole_lines_while_jobs_run() {
     lines.sort();
     assert_eq!(lines, ["one-end", "one-start", "partial", "x"]);
 }
+
+/// GNU parallel, or a one-line reason to skip (a failure under CI=true).
+fn gnu_parallel() -> Option<()> {
+    if std::process::Command::new("parallel")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"GNU parallel"))
+    {
+        return Some(());
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "GNU parallel is required under CI=true (.ci/run installs it)"
+    );
+    eprintln!("skipped: GNU parallel is not installed (apt-get install parallel)");
+    None
+}
+
+/// GNU parallel run in `dir`, with /bin/sh as its shell as concur has.
+fn gnu(dir: &Dir, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("parallel")
+        .arg("--will-cite")
+        .args(args)
+        .env("SHELL", "/bin/sh")
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+}
+
+/// Joblogs go both ways: concur resumes from GNU parallel's joblog, and GNU parallel
+/// from concur's, each running only what the other left failed or undone.
+#[test]
+fn joblogs_resume_across_gnu_parallel_and_concur() {
+    if gnu_parallel().is_none() {
+        return;
+    }
+    let job = "echo {}; [ {} != 3 ] || [ -e fixed ]";
+    // GNU parallel runs 1-4; job 3 fails.
+    let dir = Dir::new();
+    let first = gnu(
+        &dir,
+        &["-k", "--joblog", "log", job, ":::", "1", "2", "3", "4"],
+    );
+    assert_eq!(first.stdout, b"1\n2\n3\n4\n");
+    dir.create("fixed", "");
+    let run = dir
+        .concur([
+            "run",
+            "-k",
+            "--resume-failed",
+            "--joblog",
+            "log",
+            job,
+            ":::",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+        ])
+        .run()
+        .expect_success();
+    assert_eq!(
+        run.stdout(),
+        "3\n5\n",
+        "only the failed job and the new one"
+    );
+    // GNU parallel now finds everything done.
+    let again = gnu(
+        &dir,
+        &[
+            "-k",
+            "--resume-failed",
+            "--joblog",
+            "log",
+            job,
+            ":::",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        "",
+        "GNU parallel reran jobs concur had done"
+    );
+
+    // And the other way round.
+    let dir = Dir::new();
+    dir.concur([
+        "run", "-k", "--joblog", "log", job, ":::", "1", "2", "3", "4",
+    ])
+    .run()
+    .expect_code(1);
+    dir.create("fixed", "");
+    let resumed = gnu(
+        &dir,
+        &[
+            "-k",
+            "--resume-failed",
+            "--joblog",
+            "log",
+            job,
+            ":::",
+            "1",
+            "2",
+            "3",
+            "4",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&resumed.stdout),
+        "3\n",
+        "GNU parallel reran the wrong jobs"
+    );
+    let run = dir
+        .concur([
+            "run", "-k", "--resume", "--joblog", "log", job, ":::", "1", "2", "3", "4",
+        ])
+        .run()
+        .expect_success();
+    assert_eq!(
+        run.stdout(),
+        "",
+        "concur reran jobs GNU parallel had logged"
+    );
+}
+
+/// `--memfree` holds jobs back while too little memory is available (here: more than
+/// any machine has), and `--load` lets them run below the limit.
+#[test]
+fn memfree_and_load_gate_job_starts() {
+    let dir = Dir::new();
+    let child = dir
+        .concur([
+            "run",
+            "--memfree",
+            "100000G",
+            "touch",
+            "{}",
+            ":::",
+            "started",
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !dir.path().join("started").exists(),
+        "a job started without the memory"
+    );
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(143));
+
+    dir.concur([
+        "run",
+        "--load",
+        "100000",
+        "--memfree",
+        "1K",
+        "touch",
+        "{}",
+        ":::",
+        "ran",
+    ])
+    .run()
+    .expect_success();
+    assert!(dir.path().join("ran").exists());
+    dir.concur(["run", "--load", "x", "true", ":::", "a"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("invalid --load");
+}

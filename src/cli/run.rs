@@ -19,7 +19,7 @@ use super::value::{parse_bytes, parse_duration, parse_positive};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::process::runner::{
-    self, Blocks, Grouping, Halt, Input, InputOptions, JobSource, Jobs, Live, LiveOutput,
+    self, Blocks, Gate, Grouping, Halt, Input, InputOptions, JobSource, Jobs, Live, LiveOutput,
     PipeOptions, Reporter, Results, RunError, RunOptions, Source, Streams, Template,
     TemplateOptions, Timeout, read_joblog,
 };
@@ -101,7 +101,8 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "halt")]
     halt_on_error: bool,
 
-    /// Run a failed job up to N more times; only the last attempt's output is printed.
+    /// Try a failing job up to N times in all, as GNU parallel counts (0 and 1: once);
+    /// only the last attempt's output is printed.
     #[arg(long, default_value_t = 0, value_name = "N")]
     retries: u32,
 
@@ -236,6 +237,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "STR")]
     recstart: Option<String>,
 
+    /// Start a job only while the 1-minute load average is below N (or N% of the
+    /// cores). Running jobs are not stopped.
+    #[arg(long, value_name = "N", value_parser = parse_load)]
+    load: Option<LoadLimit>,
+
+    /// Start a job only while at least SIZE of memory is available (MemAvailable;
+    /// K, M, G as in --block). Running jobs are not stopped.
+    #[arg(long, value_name = "SIZE", value_parser = parse_block)]
+    memfree: Option<u64>,
+
     /// Accepted for GNU parallel scripts; does nothing.
     #[arg(long, hide = true)]
     will_cite: bool,
@@ -312,6 +323,31 @@ fn parse_timeout(text: &str) -> Result<Timeout, String> {
         );
     }
     Ok(Timeout::Fixed(d))
+}
+
+/// `--load` as written.
+#[derive(Clone, Copy, Debug)]
+enum LoadLimit {
+    Absolute(f64),
+    PercentOfCores(f64),
+}
+
+fn parse_load(text: &str) -> Result<LoadLimit, String> {
+    let bad = || format!("invalid --load {text:?}: expected a load such as 1.5, or 80%");
+    match text.strip_suffix('%') {
+        Some(p) => p
+            .parse::<f64>()
+            .ok()
+            .filter(|p| *p > 0.0)
+            .map(LoadLimit::PercentOfCores)
+            .ok_or_else(bad),
+        None => text
+            .parse::<f64>()
+            .ok()
+            .filter(|n| *n > 0.0)
+            .map(LoadLimit::Absolute)
+            .ok_or_else(bad),
+    }
 }
 
 /// `--halt never` is a value of its own.
@@ -618,13 +654,21 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         (_, true) => Some(Halt::ON_ERROR),
         _ => None,
     };
-    options.retries = args.retries;
+    // GNU parallel's N counts every attempt; the library's, the ones after the first.
+    options.retries = args.retries.saturating_sub(1);
     options.input = input;
     options.dry_run = args.dry_run;
     options.verbose = args.verbose;
     options.tag = tag;
     options.shuffle = args.shuf;
     options.pipe = pipe;
+    options.gate = Gate {
+        max_load: args.load.map(|load| match load {
+            LoadLimit::Absolute(n) => n,
+            LoadLimit::PercentOfCores(p) => cores as f64 * p / 100.0,
+        }),
+        min_free: args.memfree,
+    };
     options.results = match (&args.results, args.files) {
         (Some(results), _) => {
             Some(Results::parse(results).map_err(|e| UsageError(format!("--results: {e}")))?)

@@ -80,12 +80,70 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
         Ok(output) => writeln!(out, "`sleep 10` was not stopped: {:?}", output.status)?,
         Err(err) => return Err(err.into()),
     }
+    gnu_parallel(out)?;
     writeln!(
         out,
         "\nRust: a pipe end that moves into the next stage is gone from the parent (the book\n\
          must close encrypt_proc.stdout by hand for SIGPIPE to work), and Drop kills and reaps\n\
          a child's whole process group. `concur run` builds a job runner on this: see\n\
          benches/run_vs_xargs.sh for its speed against xargs and GNU parallel."
+    )?;
+    Ok(())
+}
+
+/// `concur run`'s GNU parallel interface, in-process: a `:::` product, replacement
+/// strings, and an input that would run code in `"{}"` under GNU parallel 20221122's
+/// quoting, kept as data.
+fn gnu_parallel(out: &mut dyn Write) -> Result<(), TourError> {
+    use crate::process::runner::{
+        self, Input, JobSource, Jobs, RunOptions, Source, Streams, Template, TemplateOptions,
+    };
+    let dir = tempfile::tempdir()?;
+    let marker = dir.path().join("ran-as-code");
+    let hostile = format!("$(touch {})", marker.display());
+    let words: Vec<String> = ["echo", "{#}", "{1/.}", "\"{2}\""]
+        .map(String::from)
+        .to_vec();
+    let template = Template::parse(&words, &TemplateOptions::default())
+        .map_err(|e| TourError::Demo(std::io::Error::other(e)))?;
+    let mut options = RunOptions::new(template);
+    options.keep_order = true;
+    options.input.inputs = vec![
+        Input {
+            source: Source::List(vec![b"/data/a.tar.gz".to_vec(), b"/data/b.txt".to_vec()]),
+            linked: false,
+        },
+        Input {
+            source: Source::List(vec![b"x".to_vec(), hostile.into_bytes()]),
+            linked: false,
+        },
+    ];
+    let jobs =
+        Jobs::open(&options.input, None).map_err(|e| TourError::Demo(std::io::Error::other(e)))?;
+    let mut streams = Streams {
+        out: Vec::new(),
+        err: Vec::new(),
+    };
+    let cancel = crate::process::CancelToken::new()?;
+    let summary = runner::run_jobs(&options, JobSource::Args(jobs), &mut streams, &cancel)?;
+    writeln!(
+        out,
+        "\n`concur run echo {{#}} {{1/.}} '\"{{2}}\"' ::: /data/a.tar.gz /data/b.txt ::: x '$(touch …)'`\n\
+         (GNU parallel's interface; {} jobs, the product in GNU parallel's order):",
+        summary.jobs
+    )?;
+    for line in String::from_utf8_lossy(&streams.out).lines() {
+        writeln!(out, "  {line}")?;
+    }
+    writeln!(
+        out,
+        "input `$(touch …)` inside \"{{}}\": {} (GNU parallel 20221122 quotes with single\n\
+         quotes, which the command's own double quotes undo: it runs it; concur backslash-quotes)",
+        if marker.exists() {
+            "RAN AS CODE"
+        } else {
+            "stayed data, nothing ran"
+        }
     )?;
     Ok(())
 }

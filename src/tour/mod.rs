@@ -59,6 +59,9 @@ pub enum TourError {
     /// A child-process demonstration failed.
     #[error("the child-process part failed")]
     Process(#[from] ProcessError),
+    /// The job-runner demonstration failed.
+    #[error("the job-runner part failed")]
+    Run(#[from] crate::process::runner::RunError),
     /// The CPU-parallelism demonstration failed.
     #[error("the CPU-parallelism part failed")]
     Gcd(#[from] BenchError),

@@ -251,3 +251,46 @@ mod tests {
         assert_eq!(pct.for_next(&median), Some(Duration::from_millis(10)));
     }
 }
+
+/// `--load` and `--memfree`: a new job starts only while the machine's load average is
+/// below `max_load` and its available memory above `min_free`. Running jobs are left
+/// alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Gate {
+    /// Highest 1-minute load average at which a job may start.
+    pub max_load: Option<f64>,
+    /// Least available memory (`MemAvailable`, bytes) at which a job may start.
+    pub min_free: Option<u64>,
+}
+
+impl Gate {
+    /// Whether a gate is set at all.
+    pub fn is_set(&self) -> bool {
+        self.max_load.is_some() || self.min_free.is_some()
+    }
+
+    /// Whether a job may start now. A value that cannot be read does not block.
+    pub fn is_open(&self) -> bool {
+        let load_ok = self
+            .max_load
+            .is_none_or(|max| load_average().is_none_or(|load| load < max));
+        let memory_ok = self
+            .min_free
+            .is_none_or(|min| memory_available().is_none_or(|free| free >= min));
+        load_ok && memory_ok
+    }
+}
+
+/// The 1-minute load average, from `/proc/loadavg`.
+pub(super) fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Available memory in bytes (`MemAvailable` in `/proc/meminfo`).
+pub(super) fn memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, after, never, select};
 use thiserror::Error;
 
-pub use control::{Halt, HaltOn, HaltWhen, RunningMedian, Threshold, Timeout};
+pub use control::{Gate, Halt, HaltOn, HaltWhen, RunningMedian, Threshold, Timeout};
 pub use input::{
     DEFAULT_FILL_BYTES, Grouping, Input, InputError, InputOptions, JobArgs, Jobs, Source,
 };
@@ -47,6 +47,9 @@ pub use results::{ResultWriter, Results};
 pub use template::{EmptyTemplate, Rendered, Template, TemplateError, TemplateOptions};
 
 use super::{CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration};
+
+/// How often `--load` and `--memfree` are read while they hold jobs back.
+const GATE_REFRESH: Duration = Duration::from_millis(100);
 
 /// How long output from a job's leftover processes is still collected after the job's
 /// own process exits.
@@ -98,6 +101,8 @@ pub struct RunOptions {
     /// `--pipe`: standard input is cut into blocks, one per job's stdin, instead of
     /// being read as arguments.
     pub pipe: Option<PipeOptions>,
+    /// `--load`, `--memfree`: start jobs only while the machine has room.
+    pub gate: Gate,
 }
 
 impl RunOptions {
@@ -124,6 +129,7 @@ impl RunOptions {
             live: None,
             results: None,
             pipe: None,
+            gate: Gate::default(),
         }
     }
 
@@ -730,6 +736,8 @@ struct Scheduler<'a> {
     next_start: Option<Instant>,
     /// With `--results` or `--files`, where output is saved.
     results: Option<ResultWriter>,
+    /// With `--load`/`--memfree`: when the gate was last read, and what it said.
+    gate: Option<(Instant, bool)>,
     /// The first error of the runner itself; once set, nothing new starts.
     error: Option<RunError>,
 }
@@ -759,6 +767,7 @@ impl<'a> Scheduler<'a> {
             runtimes: RunningMedian::default(),
             next_start: None,
             results: None,
+            gate: None,
             error: None,
         }
     }
@@ -767,7 +776,7 @@ impl<'a> Scheduler<'a> {
         self.summary.halted || self.cancel.is_cancelled() || self.error.is_some()
     }
 
-    fn can_start(&self) -> bool {
+    fn can_start(&mut self) -> bool {
         // Up to one job per worker waits queued beyond the running ones, so a worker
         // that finishes never waits for this thread to hand it the next job.
         !self.input_ended
@@ -775,6 +784,23 @@ impl<'a> Scheduler<'a> {
             && self.running < 2 * self.options.jobs.get()
             && (!self.options.keep_order || self.next_seq - self.next_print < self.options.window())
             && self.next_start.is_none_or(|at| Instant::now() >= at)
+            && self.gate_open()
+    }
+
+    /// `--load`/`--memfree`, read at most every 100 ms (reading `/proc` costs).
+    fn gate_open(&mut self) -> bool {
+        if !self.options.gate.is_set() {
+            return true;
+        }
+        let now = Instant::now();
+        match self.gate {
+            Some((at, open)) if now.duration_since(at) < GATE_REFRESH => open,
+            _ => {
+                let open = self.options.gate.is_open();
+                self.gate = Some((now, open));
+                open
+            }
+        }
     }
 
     fn drive(
@@ -791,11 +817,14 @@ impl<'a> Scheduler<'a> {
             }
             let can_start = self.can_start();
             let lines = if can_start { lines } else { &never() };
-            // With --delay, wake when the next start is due.
-            let delayed = match self.next_start {
-                Some(at) if !can_start && !self.input_ended && !self.stopping() => {
+            // With --delay, wake when the next start is due; with a closed --load or
+            // --memfree gate, look again shortly.
+            let waiting = !can_start && !self.input_ended && !self.stopping();
+            let delayed = match (self.next_start, self.gate) {
+                (Some(at), _) if waiting && Instant::now() < at => {
                     after(at.saturating_duration_since(Instant::now()))
                 }
+                (_, Some((_, false))) if waiting => after(GATE_REFRESH),
                 _ => never(),
             };
             let cancelled_rx = if cancel_seen { &never() } else { &cancelled };
