@@ -524,3 +524,107 @@ fn memfree_and_load_gate_job_starts() {
         .expect_code(255)
         .expect_stderr("invalid --load");
 }
+
+/// A job list streamed on stdin starts jobs before it ends: the first job's output
+/// comes while stdin is still open.
+#[test]
+fn jobs_start_before_the_input_ends() {
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    let dir = Dir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concur"))
+        .args(["run", "echo", "got"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(20));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"first\n").unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "got first\n", "the job ran while the input was open");
+    stdin.write_all(b"second\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "got second\n");
+    assert!(child.wait().unwrap().success());
+    drop(watchdog);
+}
+
+/// `-j FILE` reads the job count from a file, and again when it changes: one job at a
+/// time at first, then up to three once the file says 3.
+#[test]
+fn jobs_file_is_read_again_when_it_changes() {
+    let dir = Dir::new();
+    dir.create("procfile", "1\n");
+    let child = dir
+        .concur([
+            "run",
+            "-j",
+            "procfile",
+            "-k",
+            "echo start {} >> events; sleep 0.4; echo end {} >> events",
+            ":::",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+            "7",
+            "8",
+            "9",
+        ])
+        .spawn();
+    let events = || std::fs::read_to_string(dir.path().join("events")).unwrap_or_default();
+    eventually("two jobs to end", || events().matches("end").count() >= 2);
+    dir.create("procfile", "3\n");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let log = events();
+    let (mut running, mut most) = (0i32, 0i32);
+    let mut before_change = Vec::new();
+    for (i, event) in log.lines().enumerate() {
+        running += if event.starts_with("start") { 1 } else { -1 };
+        most = most.max(running);
+        if i < 4 {
+            before_change.push(running);
+        }
+    }
+    assert_eq!(
+        before_change,
+        [1, 0, 1, 0],
+        "with 1 in the file, one at a time:\n{log}"
+    );
+    assert!(most <= 3, "more than 3 at once:\n{log}");
+    assert!(most >= 2, "the new count was never used:\n{log}");
+    assert_eq!(log.lines().count(), 18);
+}
+
+/// `--timeout 300%`: once three jobs have succeeded, a job running past three times
+/// their median is stopped.
+#[test]
+fn a_percentage_timeout_follows_the_median_runtime() {
+    let dir = Dir::new();
+    dir.concur([
+        "run",
+        "-j",
+        "1",
+        "--timeout",
+        "300%",
+        "sleep {}",
+        ":::",
+        "0.1",
+        "0.1",
+        "0.1",
+        "31.4163",
+    ])
+    .run_within(Duration::from_secs(25))
+    .expect_code(124)
+    .expect_stderr("job 4 timed out after");
+}

@@ -19,9 +19,9 @@ use super::value::{parse_bytes, parse_duration, parse_positive};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::process::runner::{
-    self, Blocks, Gate, Grouping, Halt, Input, InputOptions, JobSource, Jobs, Live, LiveOutput,
-    PipeOptions, Reporter, Results, RunError, RunOptions, Source, Streams, Template,
-    TemplateOptions, Timeout, read_joblog,
+    self, Blocks, Gate, Grouping, Halt, Input, InputOptions, JobCount, JobSource, Jobs, JobsFile,
+    Live, LiveOutput, PipeOptions, Reporter, Results, RunError, RunOptions, Source, Streams,
+    Template, TemplateOptions, Timeout, read_joblog,
 };
 
 const RUN_ABOUT: &str =
@@ -70,10 +70,11 @@ Examples:
 #[derive(Debug, Args)]
 #[command(about = RUN_ABOUT, after_help = RUN_AFTER)]
 pub struct RunArgs {
-    /// Jobs at once: N, +N / -N (cores plus or minus N), N% (of the cores), 0 (1024)
-    /// [default: the number of cores].
+    /// Jobs at once: N, +N / -N (cores plus or minus N), N% (of the cores), 0 (1024),
+    /// or a FILE holding one of these, read again when it changes [default: the number
+    /// of cores].
     #[arg(short, long, value_parser = parse_jobs, value_name = "N", allow_hyphen_values = true)]
-    jobs: Option<JobCount>,
+    jobs: Option<JobsArg>,
 
     /// Stop any job running longer than this: seconds (30, 1.5) or with a unit (30s,
     /// 2m), or P% of the median runtime of the jobs that succeeded so far.
@@ -260,41 +261,19 @@ pub struct RunArgs {
     command: Vec<OsString>,
 }
 
-/// `-j` as written.
-#[derive(Clone, Copy, Debug)]
-enum JobCount {
-    Exactly(usize),
-    Plus(usize),
-    Minus(usize),
-    Percent(f64),
+/// `-j` as written: a count, or a file holding one (read again when it changes).
+#[derive(Clone, Debug)]
+enum JobsArg {
+    Count(JobCount),
+    File(PathBuf),
 }
 
-impl JobCount {
-    /// How many jobs, on a machine with `cores`.
-    fn resolve(self, cores: usize) -> NonZeroUsize {
-        let n = match self {
-            JobCount::Exactly(0) => 1024,
-            JobCount::Exactly(n) => n,
-            JobCount::Plus(n) => cores.saturating_add(n),
-            JobCount::Minus(n) => cores.saturating_sub(n),
-            JobCount::Percent(p) => (cores as f64 * p / 100.0).floor() as usize,
-        };
-        NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+fn parse_jobs(text: &str) -> Result<JobsArg, String> {
+    match text.parse::<JobCount>() {
+        Ok(count) => Ok(JobsArg::Count(count)),
+        Err(_) if std::path::Path::new(text).is_file() => Ok(JobsArg::File(text.into())),
+        Err(err) => Err(err),
     }
-}
-
-fn parse_jobs(text: &str) -> Result<JobCount, String> {
-    let bad = || format!("invalid -j {text:?}: expected N, +N, -N or N%");
-    let number = |t: &str| t.parse::<usize>().map_err(|_| bad());
-    if let Some(p) = text.strip_suffix('%') {
-        let p: f64 = p.parse().map_err(|_| bad())?;
-        return (p > 0.0).then_some(JobCount::Percent(p)).ok_or_else(bad);
-    }
-    Ok(match text.as_bytes().first() {
-        Some(b'+') => JobCount::Plus(number(&text[1..])?),
-        Some(b'-') => JobCount::Minus(number(&text[1..])?),
-        _ => JobCount::Exactly(number(text)?),
-    })
 }
 
 /// A duration in GNU parallel's way (a bare number is seconds) or concur's (`2s`).
@@ -568,11 +547,15 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     });
     inputs = arg_files.chain(inputs).collect();
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let jobs = args
-        .jobs
-        .map_or(NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN), |j| {
-            j.resolve(cores)
-        });
+    let jobs_file = match &args.jobs {
+        Some(JobsArg::File(path)) => Some(JobsFile { path: path.clone() }),
+        _ => None,
+    };
+    let jobs = match (&args.jobs, &jobs_file) {
+        (_, Some(file)) => file.read(cores).map_err(UsageError)?,
+        (Some(JobsArg::Count(count)), None) => count.resolve(cores),
+        (_, None) => NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN),
+    };
 
     let mut input = InputOptions::new();
     input.inputs = inputs;
@@ -662,6 +645,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.tag = tag;
     options.shuffle = args.shuf;
     options.pipe = pipe;
+    options.jobs_file = jobs_file;
     options.gate = Gate {
         max_load: args.load.map(|load| match load {
             LoadLimit::Absolute(n) => n,
@@ -757,12 +741,20 @@ mod tests {
 
     #[test]
     fn jobs_forms_resolve_against_the_cores() {
-        let j = |t: &str| parse_jobs(t).unwrap().resolve(4).get();
+        let j = |t: &str| t.parse::<JobCount>().unwrap().resolve(4).get();
         assert_eq!(
             (j("3"), j("+1"), j("-1"), j("-9"), j("50%"), j("0")),
             (3, 5, 3, 1, 2, 1024)
         );
         assert!(parse_jobs("x").is_err() && parse_jobs("+").is_err() && parse_jobs("0%").is_err());
+        let file = tempfile::NamedTempFile::new().unwrap();
+        assert!(
+            matches!(
+                parse_jobs(file.path().to_str().unwrap()),
+                Ok(JobsArg::File(_))
+            ),
+            "a file holds the count"
+        );
     }
 
     #[test]

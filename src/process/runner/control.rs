@@ -294,3 +294,76 @@ pub(super) fn memory_available() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// `-j` as GNU parallel writes it: `N`, `+N` / `-N` (the cores plus or minus N), `N%`
+/// (of the cores), `0` (as many as possible: 1,024 here).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum JobCount {
+    /// Exactly N (0: 1,024).
+    Exactly(usize),
+    /// The cores plus N.
+    Plus(usize),
+    /// The cores minus N (at least 1).
+    Minus(usize),
+    /// This percentage of the cores (at least 1).
+    Percent(f64),
+}
+
+impl JobCount {
+    /// How many jobs, on a machine with `cores`.
+    pub fn resolve(self, cores: usize) -> std::num::NonZeroUsize {
+        let n = match self {
+            JobCount::Exactly(0) => 1024,
+            JobCount::Exactly(n) => n,
+            JobCount::Plus(n) => cores.saturating_add(n),
+            JobCount::Minus(n) => cores.saturating_sub(n),
+            JobCount::Percent(p) => (cores as f64 * p / 100.0).floor() as usize,
+        };
+        std::num::NonZeroUsize::new(n).unwrap_or(std::num::NonZeroUsize::MIN)
+    }
+}
+
+impl FromStr for JobCount {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let bad = || format!("invalid -j {text:?}: expected N, +N, -N, N% or a file holding one");
+        let number = |t: &str| t.parse::<usize>().map_err(|_| bad());
+        if let Some(p) = text.strip_suffix('%') {
+            let p: f64 = p.parse().map_err(|_| bad())?;
+            return (p > 0.0).then_some(JobCount::Percent(p)).ok_or_else(bad);
+        }
+        Ok(match text.as_bytes().first() {
+            Some(b'+') => JobCount::Plus(number(&text[1..])?),
+            Some(b'-') => JobCount::Minus(number(&text[1..])?),
+            _ => JobCount::Exactly(number(text)?),
+        })
+    }
+}
+
+/// `-j FILE`: the job count is read from a file, and read again when the file has
+/// changed as a job completes (GNU parallel's procfile).
+#[derive(Clone, Debug)]
+pub struct JobsFile {
+    /// The file.
+    pub path: std::path::PathBuf,
+}
+
+impl JobsFile {
+    /// The file's modification time, to tell whether it changed.
+    pub fn modified(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// The job count the file holds now, on a machine with `cores`.
+    pub fn read(&self, cores: usize) -> Result<std::num::NonZeroUsize, String> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| format!("cannot read -j {}: {e}", self.path.display()))?;
+        text.parse::<JobCount>()
+            .map(|count| count.resolve(cores))
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}

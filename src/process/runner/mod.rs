@@ -29,6 +29,7 @@ use std::io::{self, BufRead, Write};
 use std::num::NonZeroUsize;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -36,7 +37,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, after, never, select};
 use thiserror::Error;
 
-pub use control::{Gate, Halt, HaltOn, HaltWhen, RunningMedian, Threshold, Timeout};
+pub use control::{
+    Gate, Halt, HaltOn, HaltWhen, JobCount, JobsFile, RunningMedian, Threshold, Timeout,
+};
 pub use input::{
     DEFAULT_FILL_BYTES, Grouping, Input, InputError, InputOptions, JobArgs, Jobs, Source,
 };
@@ -103,6 +106,9 @@ pub struct RunOptions {
     pub pipe: Option<PipeOptions>,
     /// `--load`, `--memfree`: start jobs only while the machine has room.
     pub gate: Gate,
+    /// `-j FILE`: `jobs` is read again from this file when it changes; workers are
+    /// added as the count grows, and a shrinking count starts fewer jobs.
+    pub jobs_file: Option<JobsFile>,
 }
 
 impl RunOptions {
@@ -130,6 +136,7 @@ impl RunOptions {
             results: None,
             pipe: None,
             gate: Gate::default(),
+            jobs_file: None,
         }
     }
 
@@ -355,7 +362,6 @@ struct Job {
     seq: usize,
     args: JobArgs,
     stdin: Option<std::sync::Arc<[u8]>>,
-    timeout: Option<Duration>,
 }
 
 /// How one job ended, after retries.
@@ -483,27 +489,38 @@ pub fn run_jobs(
         .spawn(move || read_jobs(input, shuffle, &line_tx))
         .map_err(|source| RunError::Start { jobs, source })?;
 
-    let halt = HaltFlag::default();
+    let halt = WorkerShared::default();
     let halted = &halt.halted;
     thread::scope(|scope| {
-        let mut started = Ok(());
-        for i in 0..jobs {
-            let (job_rx, done_tx, halted) = (job_rx.clone(), done_tx.clone(), &halt);
-            let spawned = thread::Builder::new()
-                .name(format!("run-worker-{i}"))
+        // Starts the worker for job slot `slot`.
+        let spawn = |slot: usize, done_tx: Sender<Finished>| {
+            let (job_rx, halted) = (job_rx.clone(), &halt);
+            thread::Builder::new()
+                .name(format!("run-worker-{}", slot - 1))
                 .spawn_scoped(scope, move || {
-                    work(options, i + 1, &job_rx, &done_tx, cancel, halted)
-                });
-            if let Err(source) = spawned {
+                    work(options, slot, &job_rx, &done_tx, cancel, halted)
+                })
+                .map(drop)
+        };
+        let mut started = Ok(());
+        for slot in 1..=jobs {
+            if let Err(source) = spawn(slot, done_tx.clone()) {
                 started = Err(RunError::Start { jobs, source });
                 break;
             }
         }
-        drop(done_tx);
+        // With -j FILE, more workers may be started later; otherwise the channel
+        // closes when the last worker ends (if one panicked, the run still ends).
+        let growing = options.jobs_file.is_some().then_some(done_tx);
+        let mut grow = |slot: usize| match &growing {
+            Some(done_tx) => crate::limits::ensure_threads(slot + 1, crate::limits::DEFAULT_STACK)
+                .and_then(|()| spawn(slot, done_tx.clone())),
+            None => Err(io::Error::other("the number of jobs is fixed")),
+        };
         let result = started.and_then(|()| {
             let mut scheduler = Scheduler::new(options, reporter, joblog.as_mut(), cancel, halted);
             scheduler.results = results;
-            scheduler.drive(&line_rx, &job_tx, &done_rx)
+            scheduler.drive(&line_rx, &job_tx, &done_rx, &mut grow)
         });
         // Closing the job channel lets the workers finish; the scope joins them.
         drop(job_tx);
@@ -554,7 +571,7 @@ fn work(
     jobs: &Receiver<Job>,
     done: &Sender<Finished>,
     cancel: &CancelToken,
-    halt: &HaltFlag,
+    halt: &WorkerShared,
 ) {
     let program = options.template.resolve_program();
     for job in jobs {
@@ -607,7 +624,12 @@ fn work(
         if let Some(data) = &job.stdin {
             cmd = cmd.stdin(super::Input::Bytes(std::sync::Arc::clone(data)));
         }
-        if let Some(timeout) = job.timeout {
+        // Decided as the job starts, not when it was queued: `--timeout P%` needs the
+        // runtimes of every job that finished before.
+        let timeout = options.timeout.and_then(|t| {
+            t.for_next(&halt.runtimes.lock().unwrap_or_else(PoisonError::into_inner))
+        });
+        if let Some(timeout) = timeout {
             cmd = cmd.timeout(timeout);
         }
         let mut attempts = 0;
@@ -639,11 +661,19 @@ fn work(
                 attempts <= options.retries && !cancel.is_cancelled() && !succeeded(&outcome);
             if !retry {
                 halt.count(options.halt, succeeded(&outcome));
+                if let Outcome::Ran(run) = &outcome
+                    && succeeded(&outcome)
+                {
+                    halt.runtimes
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(run.runtime);
+                }
                 break Finished {
                     seq: job.seq,
                     command,
                     tag,
-                    timeout: job.timeout,
+                    timeout,
                     record: None,
                     args: job.args,
                     slot,
@@ -661,14 +691,16 @@ fn work(
 }
 
 /// Shared by the workers: raised as soon as a `--halt` count is reached, before the
-/// job's result is even reported, so no job queued behind it (on any worker) starts.
+/// job's result is even reported, so no job queued behind it (on any worker) starts;
+/// and the runtimes of the jobs that succeeded, for `--timeout P%`.
 #[derive(Default)]
-struct HaltFlag {
+struct WorkerShared {
     halted: AtomicBool,
     counted: std::sync::atomic::AtomicUsize,
+    runtimes: std::sync::Mutex<RunningMedian>,
 }
 
-impl HaltFlag {
+impl WorkerShared {
     fn count(&self, halt: Option<Halt>, succeeded: bool) {
         let Some(halt) = halt else { return };
         if let Threshold::Count(n) = halt.threshold
@@ -730,14 +762,17 @@ struct Scheduler<'a> {
     input_ended: bool,
     /// Jobs counted towards `--halt` (failures or successes).
     halt_counted: usize,
-    /// Runtimes of the jobs that succeeded, for `--timeout P%`.
-    runtimes: RunningMedian,
     /// With `--delay`, when the next job may start.
     next_start: Option<Instant>,
     /// With `--results` or `--files`, where output is saved.
     results: Option<ResultWriter>,
     /// With `--load`/`--memfree`: when the gate was last read, and what it said.
     gate: Option<(Instant, bool)>,
+    /// Jobs to run at once now (changes with -j FILE), and workers started.
+    jobs: usize,
+    workers: usize,
+    /// With -j FILE: its modification time when last read.
+    jobs_file_seen: Option<std::time::SystemTime>,
     /// The first error of the runner itself; once set, nothing new starts.
     error: Option<RunError>,
 }
@@ -764,10 +799,12 @@ impl<'a> Scheduler<'a> {
             done: 0,
             input_ended: false,
             halt_counted: 0,
-            runtimes: RunningMedian::default(),
             next_start: None,
             results: None,
             gate: None,
+            jobs: options.jobs.get(),
+            workers: options.jobs.get(),
+            jobs_file_seen: options.jobs_file.as_ref().and_then(JobsFile::modified),
             error: None,
         }
     }
@@ -778,13 +815,57 @@ impl<'a> Scheduler<'a> {
 
     fn can_start(&mut self) -> bool {
         // Up to one job per worker waits queued beyond the running ones, so a worker
-        // that finishes never waits for this thread to hand it the next job.
+        // that finishes never waits for this thread to hand it the next job. With
+        // -j FILE the count can shrink below the workers there are: then no job
+        // waits queued, so at most `jobs` run.
+        let limit = match self.options.jobs_file {
+            Some(_) => self.jobs,
+            None => 2 * self.jobs,
+        };
         !self.input_ended
             && !self.stopping()
-            && self.running < 2 * self.options.jobs.get()
+            && self.running < limit
             && (!self.options.keep_order || self.next_seq - self.next_print < self.options.window())
             && self.next_start.is_none_or(|at| Instant::now() >= at)
             && self.gate_open()
+    }
+
+    /// With -j FILE: reads the file again if it changed, and starts workers up to the
+    /// new count.
+    fn reread_jobs_file(&mut self, grow: &mut dyn FnMut(usize) -> io::Result<()>) {
+        let Some(file) = &self.options.jobs_file else {
+            return;
+        };
+        let modified = file.modified();
+        if modified == self.jobs_file_seen {
+            return;
+        }
+        self.jobs_file_seen = modified;
+        let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let jobs = match file.read(cores) {
+            Ok(jobs) => jobs.get(),
+            Err(message) => {
+                // Keep the count there is; say why once per change of the file.
+                if let Err(err) = self
+                    .reporter
+                    .note(&format!("{message}; keeping -j {}", self.jobs))
+                {
+                    self.fail(RunError::Output(err));
+                }
+                return;
+            }
+        };
+        while self.workers < jobs {
+            if let Err(err) = grow(self.workers + 1) {
+                let note = format!("cannot start more than {} workers: {err}", self.workers);
+                if let Err(err) = self.reporter.note(&note) {
+                    self.fail(RunError::Output(err));
+                }
+                break;
+            }
+            self.workers += 1;
+        }
+        self.jobs = jobs.min(self.workers);
     }
 
     /// `--load`/`--memfree`, read at most every 100 ms (reading `/proc` costs).
@@ -808,6 +889,7 @@ impl<'a> Scheduler<'a> {
         lines: &Receiver<Result<(usize, Line), InputError>>,
         jobs: &Sender<Job>,
         done: &Receiver<Finished>,
+        grow: &mut dyn FnMut(usize) -> io::Result<()>,
     ) -> Result<Summary, RunError> {
         let cancelled = self.cancel.subscribe();
         let mut cancel_seen = false;
@@ -850,15 +932,8 @@ impl<'a> Scheduler<'a> {
                             }),
                             Ok(JobInput { args, stdin }) => {
                                 self.running += 1;
-                                let timeout =
-                                    self.options.timeout.and_then(|t| t.for_next(&self.runtimes));
                                 // Workers outlive this loop, so the channel cannot be closed.
-                                let _ = jobs.send(Job {
-                                    seq,
-                                    args,
-                                    stdin,
-                                    timeout,
-                                });
+                                let _ = jobs.send(Job { seq, args, stdin });
                                 if let Some(delay) = self.options.delay {
                                     self.next_start = Some(Instant::now() + delay);
                                 }
@@ -872,6 +947,7 @@ impl<'a> Scheduler<'a> {
                     Ok(finished) => {
                         self.running -= 1;
                         self.finish(finished);
+                        self.reread_jobs_file(grow);
                     }
                     // Every worker is gone: nothing more can finish.
                     Err(_) => break,
@@ -912,12 +988,6 @@ impl<'a> Scheduler<'a> {
             .and_then(LiveOutput::take_error)
         {
             self.fail(RunError::Output(err));
-        }
-        if let Outcome::Ran(run) = &finished.outcome
-            && run.ending == Ending::Exited
-            && run.status.success()
-        {
-            self.runtimes.push(run.runtime);
         }
         if matches!(finished.outcome, Outcome::Skipped) {
             // Never started: not a job, but its place in the order must still pass.
