@@ -42,6 +42,8 @@ mod shim;
 pub mod sink;
 pub mod sync;
 pub mod tail;
+#[cfg(test)]
+mod testing;
 pub mod threads;
 pub mod thumbnails;
 pub mod tour;

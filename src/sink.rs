@@ -331,18 +331,8 @@ mod tests {
 
     #[test]
     fn a_healthy_output_gets_every_line_in_order() {
-        let shared = Arc::new(Mutex::new(Vec::new()));
-        struct Shared(Arc<Mutex<Vec<u8>>>);
-        impl Write for Shared {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let printer = Printer::spawn("test-healthy", Shared(Arc::clone(&shared)), 8, "> ").unwrap();
+        let shared = crate::testing::SharedBuf::default();
+        let printer = Printer::spawn("test-healthy", shared.clone(), 8, "> ").unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         for i in 0..100 {
             assert!(printer.send_until(format!("{i}"), deadline));
@@ -356,7 +346,7 @@ mod tests {
                 unwritten: 0
             }
         );
-        let text = String::from_utf8(shared.lock().unwrap().clone()).unwrap();
+        let text = shared.text();
         let expected: String = (0..100).map(|i| format!("> {i}\n")).collect();
         assert_eq!(text, expected);
     }

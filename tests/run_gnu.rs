@@ -50,8 +50,11 @@ fn hostile_input_is_data_through_every_input_path() {
     let keep = ["args.txt", "args0.txt"];
     let list: Vec<&OsStr> = HOSTILE.iter().map(|h| OsStr::from_bytes(h)).collect();
 
-    let forms: [&[&str]; 5] = [
+    let forms: [&[&str]; 6] = [
         &["echo", "{}"],
+        // The README's old pattern: the words are joined, as in GNU parallel, so this
+        // is `sh -c echo <quoted input>; true`; it ran hostile input before.
+        &["sh", "-c", "echo {}; true"],
         &["echo {} >/dev/null"],
         &["echo \"{}\""],
         &["echo '{}'"],
@@ -368,14 +371,15 @@ fn gnu_parallel() -> Option<()> {
 }
 
 /// GNU parallel run in `dir`, with /bin/sh as its shell as concur has.
-fn gnu(dir: &Dir, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("parallel")
+fn gnu(dir: &Dir, args: &[String]) -> String {
+    let out = std::process::Command::new("parallel")
         .arg("--will-cite")
         .args(args)
         .env("SHELL", "/bin/sh")
         .current_dir(dir.path())
         .output()
-        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Joblogs go both ways: concur resumes from GNU parallel's joblog, and GNU parallel
@@ -385,94 +389,44 @@ fn joblogs_resume_across_gnu_parallel_and_concur() {
     if gnu_parallel().is_none() {
         return;
     }
-    let job = "echo {}; [ {} != 3 ] || [ -e fixed ]";
-    // GNU parallel runs 1-4; job 3 fails.
+    // The same arguments for both tools: -k, a resume flag, the joblog, a job that
+    // fails for 3 until the file `fixed` exists, and the inputs 1..=n.
+    let args = |resume: &str, n: u32| -> Vec<String> {
+        let mut args: Vec<String> = ["-k", resume, "--joblog", "log"]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .map(String::from)
+            .collect();
+        args.push("echo {}; [ {} != 3 ] || [ -e fixed ]".into());
+        args.push(":::".into());
+        args.extend((1..=n).map(|i| i.to_string()));
+        args
+    };
+    let concur = |dir: &Dir, resume: &str, n: u32| {
+        dir.concur(std::iter::once("run".to_owned()).chain(args(resume, n)))
+            .run()
+    };
+
+    // GNU parallel runs 1-4 and job 3 fails; concur runs only 3 and the new 5.
     let dir = Dir::new();
-    let first = gnu(
-        &dir,
-        &["-k", "--joblog", "log", job, ":::", "1", "2", "3", "4"],
-    );
-    assert_eq!(first.stdout, b"1\n2\n3\n4\n");
+    assert_eq!(gnu(&dir, &args("", 4)), "1\n2\n3\n4\n");
     dir.create("fixed", "");
-    let run = dir
-        .concur([
-            "run",
-            "-k",
-            "--resume-failed",
-            "--joblog",
-            "log",
-            job,
-            ":::",
-            "1",
-            "2",
-            "3",
-            "4",
-            "5",
-        ])
-        .run()
-        .expect_success();
+    let run = concur(&dir, "--resume-failed", 5).expect_success();
     assert_eq!(
         run.stdout(),
         "3\n5\n",
         "only the failed job and the new one"
     );
-    // GNU parallel now finds everything done.
-    let again = gnu(
-        &dir,
-        &[
-            "-k",
-            "--resume-failed",
-            "--joblog",
-            "log",
-            job,
-            ":::",
-            "1",
-            "2",
-            "3",
-            "4",
-            "5",
-        ],
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&again.stdout),
-        "",
-        "GNU parallel reran jobs concur had done"
-    );
+    let again = gnu(&dir, &args("--resume-failed", 5));
+    assert_eq!(again, "", "GNU parallel reran jobs concur had done");
 
     // And the other way round.
     let dir = Dir::new();
-    dir.concur([
-        "run", "-k", "--joblog", "log", job, ":::", "1", "2", "3", "4",
-    ])
-    .run()
-    .expect_code(1);
+    concur(&dir, "", 4).expect_code(1);
     dir.create("fixed", "");
-    let resumed = gnu(
-        &dir,
-        &[
-            "-k",
-            "--resume-failed",
-            "--joblog",
-            "log",
-            job,
-            ":::",
-            "1",
-            "2",
-            "3",
-            "4",
-        ],
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&resumed.stdout),
-        "3\n",
-        "GNU parallel reran the wrong jobs"
-    );
-    let run = dir
-        .concur([
-            "run", "-k", "--resume", "--joblog", "log", job, ":::", "1", "2", "3", "4",
-        ])
-        .run()
-        .expect_success();
+    let resumed = gnu(&dir, &args("--resume-failed", 4));
+    assert_eq!(resumed, "3\n", "GNU parallel reran the wrong jobs");
+    let run = concur(&dir, "--resume", 4).expect_success();
     assert_eq!(
         run.stdout(),
         "",

@@ -42,6 +42,9 @@ pub fn quote(word: &str) -> Cow<'_, str> {
 /// assert_eq!(quote_backslash(""), "''");
 /// ```
 pub fn quote_backslash(word: &str) -> Cow<'_, str> {
+    if word.is_empty() {
+        return Cow::Borrowed("''");
+    }
     match quote_backslash_bytes(word.as_bytes()) {
         Cow::Borrowed(_) => Cow::Borrowed(word),
         // Only ASCII bytes were added, next to whole characters: still UTF-8.

@@ -153,25 +153,11 @@ impl Write for JobWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    /// A shared in-memory stream.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::testing::SharedBuf;
 
     #[test]
     fn lines_from_two_jobs_interleave_whole_and_tagged() {
-        let out = Shared::default();
+        let out = SharedBuf::default();
         let live = LiveOutput::new(Live::Lines, Box::new(out.clone()), Box::new(io::sink()));
         let mut a = live.writer(false, Some(b"A\t"));
         let mut b = live.writer(false, Some(b"B\t"));
@@ -180,16 +166,16 @@ mod tests {
         a.write_all(b"two\nthree").unwrap();
         b.finish().unwrap();
         a.finish().unwrap();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         assert_eq!(text, "B\tx\nA\tone two\nB\tyA\tthree");
     }
 
     #[test]
     fn ungrouped_writes_at_once() {
-        let out = Shared::default();
+        let out = SharedBuf::default();
         let live = LiveOutput::new(Live::Ungrouped, Box::new(out.clone()), Box::new(io::sink()));
         let mut a = live.writer(false, None);
         a.write_all(b"par").unwrap();
-        assert_eq!(&*out.0.lock().unwrap(), b"par");
+        assert_eq!(out.bytes(), b"par");
     }
 }
