@@ -96,15 +96,16 @@ impl JobWriter<'_> {
         let written = match self.tag {
             None => stream.write_all(bytes),
             Some(tag) => {
-                let mut result = Ok(());
-                for line in bytes.split_inclusive(|&b| b == b'\n') {
-                    if self.at_line_start {
-                        result = result.and_then(|()| stream.write_all(tag));
-                    }
-                    result = result.and_then(|()| stream.write_all(line));
-                    self.at_line_start = line.ends_with(b"\n");
-                }
-                result
+                // The same tagging as grouped output, carried on from this job's
+                // last write.
+                let mut tagged = super::Tagged {
+                    out: &mut **stream,
+                    tag,
+                    at_line_start: self.at_line_start,
+                };
+                let written = tagged.write_all(bytes);
+                self.at_line_start = tagged.at_line_start;
+                written
             }
         }
         .and_then(|()| stream.flush());
