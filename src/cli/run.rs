@@ -190,11 +190,11 @@ pub struct RunArgs {
     /// Save each job's output instead of printing it: DIR/1/ARG/stdout, stderr, seq
     /// (one level pair per input source); a name with replacement strings (NAME,
     /// NAME.err, NAME.seq); or one table for a name ending in .csv or .tsv.
-    #[arg(long, visible_alias = "res", value_name = "DIR")]
+    #[arg(long, visible_alias = "res", value_name = "DIR", conflicts_with_all = ["line_buffer", "ungroup"])]
     results: Option<String>,
 
     /// Save each job's stdout in a temporary file and print the file's name.
-    #[arg(long, conflicts_with = "results")]
+    #[arg(long, conflicts_with_all = ["results", "line_buffer", "ungroup"])]
     files: bool,
 
     /// Where --files puts its files [default: $TMPDIR or /tmp].

@@ -47,7 +47,7 @@ pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, read_joblog
 pub use live::{JobWriter, Live, LiveOutput};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
-pub use template::{EmptyTemplate, Rendered, Template, TemplateError, TemplateOptions};
+pub use template::{Rendered, Template, TemplateError, TemplateOptions};
 
 use super::{CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration};
 

@@ -163,9 +163,6 @@ pub enum TemplateError {
     Zero,
 }
 
-/// A command with no arguments to run, kept for callers of the old API.
-pub type EmptyTemplate = TemplateError;
-
 /// A command rendered for one job.
 #[derive(Debug)]
 pub struct Rendered {
@@ -223,11 +220,6 @@ impl Template {
             kind,
             context: options.context,
         })
-    }
-
-    /// A template from the words, with `{}` for the argument (the old API).
-    pub fn new(words: Vec<String>, _shell: bool) -> Result<Self, TemplateError> {
-        Self::parse(&words, &TemplateOptions::default())
     }
 
     /// Whether any replacement string is in it.
