@@ -13,6 +13,7 @@ mod process;
 mod run_cli;
 mod run_compat;
 mod run_gnu;
+mod ssh;
 mod tail;
 mod tail_sre;
 mod threads_cli;

@@ -47,8 +47,8 @@ pub struct Cli {
 enum Command {
     /// Run the chapter's demonstrations in order, with measured figures beside the book's claims.
     Tour(tour::TourArgs),
-    /// Run a command once per input line, in parallel (item 52).
-    Run(run::RunArgs),
+    /// Run a command for each input, in parallel, with GNU parallel's interface (item 52).
+    Run(Box<run::RunArgs>),
     /// Factorize numbers serially and with threads: no GIL here (item 53).
     Factorize(factorize::FactorizeArgs),
     /// Blocking system calls in threads while the main thread computes (item 53).
@@ -137,7 +137,7 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
     let mut out = io::BufWriter::new(io::stdout());
     let result = match cli.command {
         Command::Tour(args) => tour::run(args, &mut out),
-        Command::Run(args) => run::run(args, &mut out),
+        Command::Run(args) => run::run(*args, &mut out),
         Command::Factorize(args) => factorize::run(args, &mut out),
         Command::SlowIo(args) => slow_io::run(args, &mut out),
         Command::Race(args) => race::run(args, &mut out),

@@ -19,9 +19,9 @@ use super::value::{parse_bytes, parse_duration, parse_positive};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::process::runner::{
-    self, Blocks, Gate, Grouping, Halt, Input, InputOptions, JobCount, JobSource, Jobs, JobsFile,
-    Live, LiveOutput, PipeOptions, Reporter, Results, RunError, RunOptions, Source, Streams,
-    Template, TemplateOptions, Timeout, read_joblog,
+    self, Blocks, Gate, Grouping, Halt, Hosts, Input, InputOptions, JobCount, JobSource, Jobs,
+    JobsFile, Live, LiveOutput, PipeOptions, Reporter, Results, RunError, RunOptions, Source, Ssh,
+    SshLogin, Streams, Template, TemplateOptions, Timeout, read_joblog,
 };
 
 const RUN_ABOUT: &str =
@@ -247,6 +247,16 @@ pub struct RunArgs {
     /// K, M, G as in --block). Running jobs are not stopped.
     #[arg(long, value_name = "SIZE", value_parser = parse_block)]
     memfree: Option<u64>,
+
+    /// Run jobs on these machines over SSH: [N/][user@]host[:port], or : for this
+    /// one (repeatable, or comma-separated). N/ caps the jobs there; without it, -j or
+    /// the machine's core count (asked once, with nproc).
+    #[arg(short = 'S', long = "sshlogin", value_name = "SPEC")]
+    sshlogin: Vec<String>,
+
+    /// The ssh command and its options, as in GNU parallel (e.g. "ssh -i key").
+    #[arg(long, value_name = "CMD", default_value = "ssh")]
+    ssh: String,
 
     /// Accepted for GNU parallel scripts; does nothing.
     #[arg(long, hide = true)]
@@ -478,6 +488,74 @@ fn split_command(words: Vec<OsString>) -> Result<(Vec<String>, Vec<Input>), Usag
     Ok((command, inputs))
 }
 
+/// The master connections of a run with -S, closed when dropped (Ctrl-C included:
+/// the run returns before this is dropped).
+struct Masters {
+    hosts: Hosts,
+    /// Private to this run: holds the masters' sockets.
+    _dir: tempfile::TempDir,
+}
+
+impl Masters {
+    /// Opens a master to every host of `specs`; an unreachable host is reported once
+    /// and skipped. With none left, the error names each host's.
+    fn open(specs: &[String], ssh: &str, jobs: Option<&JobsArg>) -> Result<Self> {
+        let mut logins = Vec::new();
+        for spec in specs
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.trim().is_empty())
+        {
+            logins.push(spec.parse::<SshLogin>().map_err(UsageError)?);
+        }
+        // A short path: a socket's path must fit in about 100 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("concur-ssh-")
+            .tempdir_in("/tmp")
+            .context("cannot make a directory for the SSH master connections")?;
+        let ssh = Ssh {
+            command: ssh.split_whitespace().map(String::from).collect(),
+            control_dir: dir.path().to_owned(),
+        };
+        let mut hosts = Vec::new();
+        let mut errors = Vec::new();
+        for login in logins {
+            let counted = ssh
+                .start_master(&login, Duration::from_secs(10))
+                .and_then(|()| match (login.jobs, jobs) {
+                    (Some(n), _) => Ok(n),
+                    (None, Some(JobsArg::Count(count))) => {
+                        ssh.cores(&login).map(|cores| count.resolve(cores).get())
+                    }
+                    (None, _) => ssh.cores(&login),
+                });
+            match counted {
+                Ok(n) => hosts.push((login, n)),
+                Err(err) => {
+                    eprintln!("concur: {login} is unreachable, skipped: {err}");
+                    ssh.stop_master(&login);
+                    errors.push(format!("{login}: {err}"));
+                }
+            }
+        }
+        if hosts.is_empty() {
+            return Err(UsageError(format!("no host is reachable: {}", errors.join("; "))).into());
+        }
+        Ok(Self {
+            hosts: Hosts { hosts, ssh },
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Masters {
+    fn drop(&mut self) {
+        for (login, _) in &self.hosts.hosts {
+            self.hosts.ssh.stop_master(login);
+        }
+    }
+}
+
 /// Writes with the progress bar out of the way, from any thread.
 struct AroundBar<W> {
     bar: ProgressBar,
@@ -591,6 +669,20 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
 
     let signals = SignalCancel::install("run-signals")?;
+    // With -S: one master connection per reachable host, closed when this returns.
+    let masters = match args.sshlogin.is_empty() {
+        true => None,
+        false => Some(Masters::open(
+            &args.sshlogin,
+            &args.ssh,
+            args.jobs.as_ref(),
+        )?),
+    };
+    let jobs = masters
+        .as_ref()
+        .and_then(|m| NonZeroUsize::new(m.hosts.slots()))
+        .unwrap_or(jobs);
+    input.slots = jobs.get();
     let pipe = args.pipe.then(|| PipeOptions {
         block: usize::try_from(args.block.max(1)).unwrap_or(usize::MAX),
         recend: args
@@ -646,6 +738,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.shuffle = args.shuf;
     options.pipe = pipe;
     options.jobs_file = jobs_file;
+    options.jobs = jobs;
+    options.hosts = masters.as_ref().map(|m| m.hosts.clone());
     options.gate = Gate {
         max_load: args.load.map(|load| match load {
             LoadLimit::Absolute(n) => n,

@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct JobRecord {
     /// 1-based input line number.
     pub seq: usize,
+    /// Where it ran: `:` for this machine, else the `--sshlogin`.
+    pub host: String,
     /// When the (last) attempt started.
     pub start: SystemTime,
     /// How long it ran.
@@ -36,6 +38,7 @@ impl JobRecord {
     pub fn not_run(seq: usize, exitval: i32, command: &str) -> Self {
         Self {
             seq,
+            host: ":".into(),
             start: SystemTime::now(),
             runtime: Duration::ZERO,
             send: 0,
@@ -55,6 +58,7 @@ impl JobRecord {
     ///
     /// let record = JobRecord {
     ///     seq: 1,
+    ///     host: ":".into(),
     ///     start: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
     ///     runtime: Duration::from_millis(8),
     ///     send: 0,
@@ -74,8 +78,9 @@ impl JobRecord {
         // One job's command is one line: newlines inside it would break the format.
         let command = self.command.replace('\n', " ");
         format!(
-            "{}\t:\t{:.3}\t{:>10.3}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{:.3}\t{:>10.3}\t{}\t{}\t{}\t{}\t{}",
             self.seq,
+            self.host,
             start,
             self.runtime.as_secs_f64(),
             self.send,

@@ -22,6 +22,7 @@ mod joblog;
 mod live;
 mod pipe;
 mod results;
+mod ssh;
 mod template;
 
 use std::collections::{BTreeMap, HashSet};
@@ -47,6 +48,7 @@ pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, read_joblog
 pub use live::{JobWriter, Live, LiveOutput};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
+pub use ssh::{Hosts, Ssh, SshLogin};
 pub use template::{Rendered, Template, TemplateError, TemplateOptions};
 
 use super::{CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration};
@@ -109,6 +111,9 @@ pub struct RunOptions {
     /// `-j FILE`: `jobs` is read again from this file when it changes; workers are
     /// added as the count grows, and a shrinking count starts fewer jobs.
     pub jobs_file: Option<JobsFile>,
+    /// `-S`: the machines jobs run on, each job slot bound to one (`jobs` must be
+    /// their slots in all). The master connections must be open.
+    pub hosts: Option<Hosts>,
 }
 
 impl RunOptions {
@@ -137,6 +142,7 @@ impl RunOptions {
             pipe: None,
             gate: Gate::default(),
             jobs_file: None,
+            hosts: None,
         }
     }
 
@@ -387,6 +393,7 @@ impl Finished {
             record: None,
             args: JobArgs::default(),
             slot: 0,
+            host: ":".into(),
             outcome: Outcome::Skipped,
             attempts: 0,
             stdout: Spool::default(),
@@ -407,6 +414,8 @@ struct Finished {
     /// Its arguments and slot, for `--results`.
     args: JobArgs,
     slot: usize,
+    /// Where it ran: `:` here, else its `--sshlogin`.
+    host: String,
     outcome: Outcome,
     attempts: u32,
     stdout: Spool,
@@ -586,6 +595,17 @@ fn work(
                 .template
                 .render(&job.args, job.seq, slot, program.as_deref());
         let command = String::from_utf8_lossy(&line).into_owned();
+        // With -S, the slot's machine runs the command line over its master connection.
+        let host = match &options.hosts {
+            Some(hosts) => {
+                let login = hosts.for_slot(slot);
+                if !login.is_local() {
+                    cmd = hosts.ssh.wrap(login, &line);
+                }
+                login.to_string()
+            }
+            None => ":".to_owned(),
+        };
         let tag = options.tag.as_ref().map(|tag| {
             let mut text = tag.render_text(&job.args, job.seq, slot);
             text.push(b'\t');
@@ -604,6 +624,7 @@ fn work(
                 record: None,
                 args: job.args,
                 slot,
+                host,
                 outcome: match shown {
                     Ok(()) => Outcome::Shown,
                     Err(source) => Outcome::Error(ProcessError::Io {
@@ -677,6 +698,7 @@ fn work(
                     record: None,
                     args: job.args,
                     slot,
+                    host,
                     outcome,
                     attempts,
                     stdout,
@@ -1035,6 +1057,7 @@ impl<'a> Scheduler<'a> {
                 // is left out of the joblog, so that `--resume` runs it again.
                 let record = (run.ending != Ending::Cancelled).then(|| JobRecord {
                     seq: finished.seq,
+                    host: finished.host.clone(),
                     start: run.started,
                     runtime: run.runtime,
                     send: run.sent,
@@ -1051,7 +1074,10 @@ impl<'a> Scheduler<'a> {
                     self.summary.not_found += 1;
                 }
                 let exitval = if err.is_not_found() { 127 } else { -1 };
-                let record = JobRecord::not_run(finished.seq, exitval, &finished.command);
+                let record = JobRecord {
+                    host: finished.host.clone(),
+                    ..JobRecord::not_run(finished.seq, exitval, &finished.command)
+                };
                 (
                     Some(record),
                     true,
