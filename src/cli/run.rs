@@ -20,8 +20,8 @@ use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::process::runner::{
     self, Blocks, Gate, Grouping, Halt, Hosts, Input, InputOptions, JobCount, JobSource, Jobs,
-    JobsFile, Live, LiveOutput, PipeOptions, Reporter, Results, RunError, RunOptions, Source, Ssh,
-    SshLogin, Streams, Template, TemplateOptions, Timeout, read_joblog,
+    JobsFile, Live, LiveOutput, PipeOptions, Reporter, Results, RunError, RunOptions, Source,
+    LoginFile, SshLogin, Streams, Template, TemplateOptions, Timeout, Workdir, read_joblog,
 };
 
 const RUN_ABOUT: &str =
@@ -254,9 +254,38 @@ pub struct RunArgs {
     #[arg(short = 'S', long = "sshlogin", value_name = "SPEC")]
     sshlogin: Vec<String>,
 
+    /// Read --sshlogin SPECs from FILE, one per line (# starts a comment). The file
+    /// is read again when it changes: new hosts join the run.
+    #[arg(long = "slf", alias = "sshloginfile", value_name = "FILE")]
+    slf: Vec<PathBuf>,
+
     /// The ssh command and its options, as in GNU parallel (e.g. "ssh -i key").
     #[arg(long, value_name = "CMD", default_value = "ssh")]
     ssh: String,
+
+    /// With -S: where jobs run on each host (made if missing). "." is this
+    /// directory's path. Default: a directory made for the run, removed at the end.
+    #[arg(long = "workdir", alias = "wd", value_name = "DIR")]
+    workdir: Option<PathBuf>,
+
+    /// With -S: send FILE (replacement strings allowed, e.g. {}) to the job's host
+    /// before it runs, at the same path under the work directory (absolute paths
+    /// stay absolute). Over rsync, or tar through ssh where rsync is missing.
+    #[arg(long = "transferfile", alias = "tf", value_name = "FILE")]
+    transferfile: Vec<String>,
+
+    /// With -S: fetch FILE (replacement strings allowed, e.g. {.}.out) from the
+    /// job's host after it ran, to the same relative path here.
+    #[arg(long = "return", value_name = "FILE")]
+    return_file: Vec<String>,
+
+    /// With -S: remove the sent and fetched files on the host after the job.
+    #[arg(long)]
+    cleanup: bool,
+
+    /// With -S: --transferfile {} --cleanup, plus --return FILE.
+    #[arg(long, value_name = "FILE")]
+    trc: Vec<String>,
 
     /// Accepted for GNU parallel scripts; does nothing.
     #[arg(long, hide = true)]
@@ -488,72 +517,17 @@ fn split_command(words: Vec<OsString>) -> Result<(Vec<String>, Vec<Input>), Usag
     Ok((command, inputs))
 }
 
-/// The master connections of a run with -S, closed when dropped (Ctrl-C included:
-/// the run returns before this is dropped).
-struct Masters {
-    hosts: Hosts,
-    /// Private to this run: holds the masters' sockets.
-    _dir: tempfile::TempDir,
-}
-
-impl Masters {
-    /// Opens a master to every host of `specs`; an unreachable host is reported once
-    /// and skipped. With none left, the error names each host's.
-    fn open(specs: &[String], ssh: &str, jobs: Option<&JobsArg>) -> Result<Self> {
-        let mut logins = Vec::new();
-        for spec in specs
-            .iter()
-            .flat_map(|s| s.split(','))
-            .filter(|s| !s.trim().is_empty())
-        {
-            logins.push(spec.parse::<SshLogin>().map_err(UsageError)?);
-        }
-        // A short path: a socket's path must fit in about 100 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("concur-ssh-")
-            .tempdir_in("/tmp")
-            .context("cannot make a directory for the SSH master connections")?;
-        let ssh = Ssh {
-            command: ssh.split_whitespace().map(String::from).collect(),
-            control_dir: dir.path().to_owned(),
-        };
-        let mut hosts = Vec::new();
-        let mut errors = Vec::new();
-        for login in logins {
-            let counted = ssh
-                .start_master(&login, Duration::from_secs(10))
-                .and_then(|()| match (login.jobs, jobs) {
-                    (Some(n), _) => Ok(n),
-                    (None, Some(JobsArg::Count(count))) => {
-                        ssh.cores(&login).map(|cores| count.resolve(cores).get())
-                    }
-                    (None, _) => ssh.cores(&login),
-                });
-            match counted {
-                Ok(n) => hosts.push((login, n)),
-                Err(err) => {
-                    eprintln!("concur: {login} is unreachable, skipped: {err}");
-                    ssh.stop_master(&login);
-                    errors.push(format!("{login}: {err}"));
-                }
-            }
-        }
-        if hosts.is_empty() {
-            return Err(UsageError(format!("no host is reachable: {}", errors.join("; "))).into());
-        }
-        Ok(Self {
-            hosts: Hosts { hosts, ssh },
-            _dir: dir,
-        })
+/// The logins of `-S` (repeatable, comma-separated).
+fn logins(specs: &[String]) -> Result<Vec<SshLogin>> {
+    let mut logins = Vec::new();
+    for spec in specs
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.trim().is_empty())
+    {
+        logins.push(spec.parse::<SshLogin>().map_err(UsageError)?);
     }
-}
-
-impl Drop for Masters {
-    fn drop(&mut self) {
-        for (login, _) in &self.hosts.hosts {
-            self.hosts.ssh.stop_master(login);
-        }
-    }
+    Ok(logins)
 }
 
 /// Writes with the progress bar out of the way, from any thread.
@@ -670,17 +644,56 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
 
     let signals = SignalCancel::install("run-signals")?;
     // With -S: one master connection per reachable host, closed when this returns.
-    let masters = match args.sshlogin.is_empty() {
+    let remote_only = !args.transferfile.is_empty()
+        || !args.return_file.is_empty()
+        || !args.trc.is_empty()
+        || args.cleanup
+        || args.workdir.is_some();
+    if remote_only && args.sshlogin.is_empty() && args.slf.is_empty() {
+        return Err(UsageError(
+            "--workdir, --transferfile, --return, --trc and --cleanup need -S or --slf".into(),
+        )
+        .into());
+    }
+    let fixed_logins = logins(&args.sshlogin)?;
+    let hosts = match args.sshlogin.is_empty() && args.slf.is_empty() {
         true => None,
-        false => Some(Masters::open(
-            &args.sshlogin,
-            &args.ssh,
-            args.jobs.as_ref(),
-        )?),
+        false => {
+            let mut logins = fixed_logins.clone();
+            for file in &args.slf {
+                logins.extend(runner::read_login_file(file).map_err(UsageError)?);
+            }
+            let workdir = match &args.workdir {
+                None => Workdir::RunDir,
+                Some(dir) if dir.as_os_str() == "." => Workdir::Path(
+                    std::env::current_dir()
+                        .context("cannot read the current directory for --workdir .")?
+                        .into_os_string()
+                        .into_vec(),
+                ),
+                Some(dir) => Workdir::Path(dir.clone().into_os_string().into_vec()),
+            };
+            let count = match &args.jobs {
+                Some(JobsArg::Count(count)) => Some(*count),
+                _ => None,
+            };
+            let command = args.ssh.split_whitespace().map(String::from).collect();
+            let connected = Hosts::connect(logins, command, count, workdir, &mut |note| {
+                eprintln!("concur: {note}");
+            });
+            // No host at all: the run cannot start, as when every host is lost.
+            match connected {
+                Ok(hosts) => Some(Arc::new(hosts)),
+                Err(err) => {
+                    eprintln!("concur: {err}");
+                    return Ok(Outcome::Code(255));
+                }
+            }
+        }
     };
-    let jobs = masters
+    let jobs = hosts
         .as_ref()
-        .and_then(|m| NonZeroUsize::new(m.hosts.slots()))
+        .and_then(|h| NonZeroUsize::new(h.slots()))
         .unwrap_or(jobs);
     input.slots = jobs.get();
     let pipe = args.pipe.then(|| PipeOptions {
@@ -739,7 +752,30 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.pipe = pipe;
     options.jobs_file = jobs_file;
     options.jobs = jobs;
-    options.hosts = masters.as_ref().map(|m| m.hosts.clone());
+    let files = |texts: &[String], what: &str| -> Result<Vec<Template>> {
+        texts
+            .iter()
+            .map(|t| {
+                Template::text(t, &template_options)
+                    .map_err(|e| UsageError(format!("{what}: {e}")).into())
+            })
+            .collect()
+    };
+    options.transfer = files(&args.transferfile, "--transferfile")?;
+    options.returns = files(&args.return_file, "--return")?;
+    options.cleanup = args.cleanup;
+    if !args.trc.is_empty() {
+        options.transfer.push(Template::text("{}", &template_options)?);
+        options.returns.extend(files(&args.trc, "--trc")?);
+        options.cleanup = true;
+    }
+    options.hosts = hosts;
+    options.fixed_logins = fixed_logins;
+    options.login_files = args
+        .slf
+        .iter()
+        .map(|path| LoginFile { path: path.clone() })
+        .collect();
     options.gate = Gate {
         max_load: args.load.map(|load| match load {
             LoadLimit::Absolute(n) => n,
@@ -809,6 +845,11 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         // no success; 141 is what a shell shows for a pipeline writer killed by SIGPIPE.
         Err(RunError::Output(err)) if err.kind() == io::ErrorKind::BrokenPipe => {
             return Ok(Outcome::Code(141));
+        }
+        // Every host was lost: 255, as GNU parallel exits when ssh fails.
+        Err(err @ RunError::NoHosts { .. }) => {
+            reporter.note(&err.to_string())?;
+            return Ok(Outcome::Code(255));
         }
         Err(err) => return Err(err.into()),
     };

@@ -137,10 +137,12 @@ impl Child {
         if let Some(file) = self.stderr.take() {
             readers.push((file, stderr));
         }
-        let io = Pump {
-            stdin: self.stdin.take().map(|file| (file, input)),
-            readers,
+        // A held stdin stays open, unwritten, until the pump returns.
+        let (stdin, _held) = match self.cmd.input() {
+            super::Input::Held => (None, self.stdin.take()),
+            _ => (self.stdin.take().map(|file| (file, input)), None),
         };
+        let io = Pump { stdin, readers };
         let pumped = self.group.pump(
             io,
             deadline,

@@ -27,6 +27,10 @@ pub enum Input {
     Inherit,
     /// These bytes, written by the parent while it reads the child's output.
     Bytes(Arc<[u8]>),
+    /// A pipe the parent never writes to and closes only once the child is done (or
+    /// stopped): the child's end of input is the sign that its parent let it go. An
+    /// `ssh` job's remote side watches for it to stop the remote process group.
+    Held,
 }
 
 /// Where a child's stdout or stderr goes.
@@ -258,6 +262,11 @@ impl Cmd {
         }
     }
 
+    /// Where stdin comes from.
+    pub fn input(&self) -> &Input {
+        &self.input
+    }
+
     /// The program name, for "command not found".
     pub fn program(&self) -> &OsStr {
         &self.program
@@ -276,7 +285,7 @@ impl Cmd {
         command.stdin(stdin.unwrap_or_else(|| match self.input {
             Input::Null => Stdio::null(),
             Input::Inherit => Stdio::inherit(),
-            Input::Bytes(_) => Stdio::piped(),
+            Input::Bytes(_) | Input::Held => Stdio::piped(),
         }));
         command.stdout(stdio(self.stdout));
         command.stderr(stdio(self.stderr));

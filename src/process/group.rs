@@ -376,3 +376,28 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod held_input_tests {
+    use std::time::Duration;
+
+    use crate::process::{Cmd, Ending, Input};
+
+    /// A held stdin reaches end of input only when the child is stopped: `cat` keeps
+    /// reading until its timeout, while with no input it ends at once.
+    #[test]
+    fn a_held_stdin_stays_open_until_the_child_is_stopped() {
+        let run = |input: Input| {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            Cmd::new("cat")
+                .stdin(input)
+                .timeout(Duration::from_millis(300))
+                .grace(Duration::from_millis(100))
+                .execute(&mut out, &mut err, None)
+                .unwrap()
+                .ending
+        };
+        assert_eq!(run(Input::Held), Ending::TimedOut);
+        assert_eq!(run(Input::Null), Ending::Exited);
+    }
+}

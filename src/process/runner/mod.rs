@@ -48,10 +48,13 @@ pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, read_joblog
 pub use live::{JobWriter, Live, LiveOutput};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
-pub use ssh::{Hosts, Ssh, SshLogin};
+pub use ssh::{Host, Hosts, LoginFile, RemoteLine, Ssh, SshLogin, Workdir, read_login_file};
 pub use template::{Rendered, Template, TemplateError, TemplateOptions};
 
 use super::{CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration};
+
+/// How often `--slf` files are looked at when no job finishes.
+const LOGIN_FILE_CHECK: Duration = Duration::from_secs(1);
 
 /// How often `--load` and `--memfree` are read while they hold jobs back.
 const GATE_REFRESH: Duration = Duration::from_millis(100);
@@ -112,8 +115,20 @@ pub struct RunOptions {
     /// added as the count grows, and a shrinking count starts fewer jobs.
     pub jobs_file: Option<JobsFile>,
     /// `-S`: the machines jobs run on, each job slot bound to one (`jobs` must be
-    /// their slots in all). The master connections must be open.
-    pub hosts: Option<Hosts>,
+    /// their slots in all).
+    pub hosts: Option<std::sync::Arc<Hosts>>,
+    /// `--slf`: files of logins, read again when they change; new hosts get new
+    /// workers.
+    pub login_files: Vec<LoginFile>,
+    /// The `-S` logins, kept beside those of `login_files` when they are read again.
+    pub fixed_logins: Vec<SshLogin>,
+    /// With `-S`: files sent to a job's host before it runs (`--transferfile`).
+    pub transfer: Vec<Template>,
+    /// With `-S`: files fetched from a job's host after it ran (`--return`).
+    pub returns: Vec<Template>,
+    /// With `-S`: remove the sent and fetched files on the host afterwards
+    /// (`--cleanup`).
+    pub cleanup: bool,
 }
 
 impl RunOptions {
@@ -143,6 +158,11 @@ impl RunOptions {
             gate: Gate::default(),
             jobs_file: None,
             hosts: None,
+            login_files: Vec::new(),
+            fixed_logins: Vec::new(),
+            transfer: Vec::new(),
+            returns: Vec::new(),
+            cleanup: false,
         }
     }
 
@@ -260,6 +280,8 @@ pub struct Summary {
     pub resumed: usize,
     /// Whether `--halt` stopped new jobs from starting.
     pub halted: bool,
+    /// Jobs run again because their host was lost while they ran (`-S`).
+    pub requeued: usize,
     /// With `--halt`, the exit status of the job that triggered it (0 for a halt on
     /// success): the run's own exit status then, as in GNU parallel.
     pub halt_status: Option<u8>,
@@ -312,6 +334,12 @@ pub enum RunError {
         /// What failed.
         #[source]
         source: io::Error,
+    },
+    /// Every `-S` host was lost during the run.
+    #[error("no host is left: {errors}")]
+    NoHosts {
+        /// Each host and its error.
+        errors: String,
     },
     /// Worker threads could not be started.
     #[error("cannot start {jobs} worker threads")]
@@ -368,6 +396,8 @@ struct Job {
     seq: usize,
     args: JobArgs,
     stdin: Option<std::sync::Arc<[u8]>>,
+    /// Attempts lost with their host (`-S`), for the joblog once it has run.
+    lost: Vec<JobRecord>,
 }
 
 /// How one job ended, after retries.
@@ -380,6 +410,11 @@ enum Outcome {
     Unusable(String),
     /// Queued, but not started: the run was halted or cancelled first.
     Skipped,
+    /// Its files could not be sent or fetched (`-S`); it did not run, or its
+    /// results did not come back.
+    Transfer(String),
+    /// Its host was lost while it ran (`-S`): it goes back to the queue.
+    Lost(Box<Job>, String),
 }
 
 impl Finished {
@@ -396,6 +431,7 @@ impl Finished {
             host: ":".into(),
             outcome: Outcome::Skipped,
             attempts: 0,
+            lost: Vec::new(),
             stdout: Spool::default(),
             stderr: Spool::default(),
         }
@@ -418,6 +454,8 @@ struct Finished {
     host: String,
     outcome: Outcome,
     attempts: u32,
+    /// Attempts lost with their host, written to the joblog before its own line.
+    lost: Vec<JobRecord>,
     stdout: Spool,
     stderr: Spool,
 }
@@ -520,7 +558,8 @@ pub fn run_jobs(
         }
         // With -j FILE, more workers may be started later; otherwise the channel
         // closes when the last worker ends (if one panicked, the run still ends).
-        let growing = options.jobs_file.is_some().then_some(done_tx);
+        let growing =
+            (options.jobs_file.is_some() || !options.login_files.is_empty()).then_some(done_tx);
         let mut grow = |slot: usize| match &growing {
             Some(done_tx) => crate::limits::ensure_threads(slot + 1, crate::limits::DEFAULT_STACK)
                 .and_then(|()| spawn(slot, done_tx.clone())),
@@ -532,6 +571,7 @@ pub fn run_jobs(
             scheduler.drive(&line_rx, &job_tx, &done_rx, &mut grow)
         });
         // Closing the job channel lets the workers finish; the scope joins them.
+        halt.closed.store(true, Ordering::SeqCst);
         drop(job_tx);
         result
     })
@@ -574,6 +614,9 @@ fn read_jobs(mut input: JobSource, shuffle: bool, out: &Sender<Result<(usize, Li
 
 /// A worker (job slot `slot`): runs jobs until the job channel closes. A job still
 /// queued when the run halts or is cancelled comes back as skipped, never started.
+///
+/// With `-S` the slot belongs to one host. While that host is down the worker takes
+/// no jobs: it tries the host again after each back-off, until the run ends.
 fn work(
     options: &RunOptions,
     slot: usize,
@@ -583,133 +626,242 @@ fn work(
     halt: &WorkerShared,
 ) {
     let program = options.template.resolve_program();
-    for job in jobs {
+    let host = options.hosts.as_ref().map(|hosts| hosts.for_slot(slot));
+    loop {
+        if let (Some(hosts), Some(host)) = (&options.hosts, &host)
+            && !host.is_up()
+            && (host.is_retired() || !wait_for_host(hosts, host, cancel, halt))
+        {
+            return;
+        }
+        let Ok(job) = jobs.recv() else { return };
         if halt.halted.load(Ordering::SeqCst) || cancel.is_cancelled() {
             if done.send(Finished::skipped(job.seq)).is_err() {
                 return;
             }
             continue;
         }
-        let Rendered { mut cmd, line } =
-            options
-                .template
-                .render(&job.args, job.seq, slot, program.as_deref());
-        let command = String::from_utf8_lossy(&line).into_owned();
-        // With -S, the slot's machine runs the command line over its master connection.
-        let host = match &options.hosts {
-            Some(hosts) => {
-                let login = hosts.for_slot(slot);
-                if !login.is_local() {
-                    cmd = hosts.ssh.wrap(login, &line);
-                }
-                login.to_string()
-            }
-            None => ":".to_owned(),
-        };
-        let tag = options.tag.as_ref().map(|tag| {
-            let mut text = tag.render_text(&job.args, job.seq, slot);
-            text.push(b'\t');
-            text
-        });
-        if options.dry_run {
-            let mut stdout = Spool::default();
-            let shown = stdout
-                .write_all(&line)
-                .and_then(|()| stdout.write_all(b"\n"));
-            let finished = Finished {
-                seq: job.seq,
-                command,
-                tag,
-                timeout: None,
-                record: None,
-                args: job.args,
-                slot,
-                host,
-                outcome: match shown {
-                    Ok(()) => Outcome::Shown,
-                    Err(source) => Outcome::Error(ProcessError::Io {
-                        command: String::from_utf8_lossy(&line).into_owned(),
-                        source,
-                    }),
-                },
-                attempts: 0,
-                stdout,
-                stderr: Spool::default(),
-            };
-            if done.send(finished).is_err() {
-                return;
-            }
-            continue;
-        }
-        cmd = cmd.grace(options.grace).linger(options.linger);
-        if let Some(data) = &job.stdin {
-            cmd = cmd.stdin(super::Input::Bytes(std::sync::Arc::clone(data)));
-        }
-        // Decided as the job starts, not when it was queued: `--timeout P%` needs the
-        // runtimes of every job that finished before.
-        let timeout = options.timeout.and_then(|t| {
-            t.for_next(&halt.runtimes.lock().unwrap_or_else(PoisonError::into_inner))
-        });
-        if let Some(timeout) = timeout {
-            cmd = cmd.timeout(timeout);
-        }
-        let mut attempts = 0;
-        let finished = loop {
-            attempts += 1;
-            let (mut stdout, mut stderr) = (Spool::default(), Spool::default());
-            let executed = match options.live.as_deref() {
-                Some(live) => {
-                    let mut out = live.writer(false, tag.as_deref());
-                    let mut err = live.writer(true, tag.as_deref());
-                    let shown = show(options.verbose, &line, &mut out);
-                    let executed = shown.map(|()| cmd.execute(&mut out, &mut err, Some(cancel)));
-                    // A closed output is recorded in `live` and ends the run there.
-                    let _ = (out.finish(), err.finish());
-                    executed
-                }
-                None => show(options.verbose, &line, &mut stdout)
-                    .map(|()| cmd.execute(&mut stdout, &mut stderr, Some(cancel))),
-            };
-            let outcome = match executed {
-                Ok(Ok(run)) => Outcome::Ran(run),
-                Ok(Err(err)) => Outcome::Error(err),
-                Err(source) => Outcome::Error(ProcessError::Io {
-                    command: command.clone(),
-                    source,
-                }),
-            };
-            let retry =
-                attempts <= options.retries && !cancel.is_cancelled() && !succeeded(&outcome);
-            if !retry {
-                halt.count(options.halt, succeeded(&outcome));
-                if let Outcome::Ran(run) = &outcome
-                    && succeeded(&outcome)
-                {
-                    halt.runtimes
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(run.runtime);
-                }
-                break Finished {
-                    seq: job.seq,
-                    command,
-                    tag,
-                    timeout,
-                    record: None,
-                    args: job.args,
-                    slot,
-                    host,
-                    outcome,
-                    attempts,
-                    stdout,
-                    stderr,
-                };
-            }
-        };
+        let finished = run_job(options, slot, host.as_deref(), program.as_deref(), job, cancel, halt);
         if done.send(finished).is_err() {
             return;
         }
     }
+}
+
+/// Waits until `host` is back (true), or the run ends or is stopped (false).
+fn wait_for_host(hosts: &Hosts, host: &Host, cancel: &CancelToken, halt: &WorkerShared) -> bool {
+    loop {
+        let Some(retry_at) = host.revive(&hosts.ssh) else {
+            return true;
+        };
+        while Instant::now() < retry_at {
+            if cancel.is_cancelled()
+                || halt.halted.load(Ordering::SeqCst)
+                || halt.closed.load(Ordering::SeqCst)
+            {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Runs one job (with its retries) and says how it went.
+fn run_job(
+    options: &RunOptions,
+    slot: usize,
+    host: Option<&Host>,
+    program: Option<&std::path::Path>,
+    job: Job,
+    cancel: &CancelToken,
+    halt: &WorkerShared,
+) -> Finished {
+    let Rendered { mut cmd, line } = options.template.render(&job.args, job.seq, slot, program);
+    let command = String::from_utf8_lossy(&line).into_owned();
+    // With -S, the slot's machine runs the command line over its master connection.
+    let remote = options
+        .hosts
+        .as_deref()
+        .zip(host)
+        .filter(|(_, host)| !host.login.is_local());
+    if let Some((hosts, host)) = remote {
+        let workdir = hosts.workdir_on(host);
+        // A job that reads its own stdin (--pipe) cannot have it watched.
+        let watch = job.stdin.is_none().then_some(options.grace);
+        cmd = hosts.ssh.wrap(host, &line, Some(workdir), watch);
+    }
+    let tag = options.tag.as_ref().map(|tag| {
+        let mut text = tag.render_text(&job.args, job.seq, slot);
+        text.push(b'\t');
+        text
+    });
+    let mut finished = Finished {
+        seq: job.seq,
+        command,
+        tag,
+        timeout: None,
+        record: None,
+        args: JobArgs::default(),
+        slot,
+        host: host.map_or_else(|| ":".to_owned(), |h| h.login.to_string()),
+        outcome: Outcome::Skipped,
+        attempts: 0,
+        lost: Vec::new(),
+        stdout: Spool::default(),
+        stderr: Spool::default(),
+    };
+    if options.dry_run {
+        let shown = finished
+            .stdout
+            .write_all(&line)
+            .and_then(|()| finished.stdout.write_all(b"\n"));
+        finished.outcome = match shown {
+            Ok(()) => Outcome::Shown,
+            Err(source) => Outcome::Error(ProcessError::Io {
+                command: finished.command.clone(),
+                source,
+            }),
+        };
+        finished.args = job.args;
+        return finished;
+    }
+    // --transferfile, --return and --cleanup name files per job.
+    let files = |templates: &[Template]| -> Vec<Vec<u8>> {
+        templates
+            .iter()
+            .map(|t| t.render_text(&job.args, job.seq, slot))
+            .collect()
+    };
+    let (sent, returned) = match remote {
+        Some(_) => (files(&options.transfer), files(&options.returns)),
+        None => (Vec::new(), Vec::new()),
+    };
+    if let Some((hosts, host)) = remote {
+        let workdir = hosts.workdir_on(host);
+        if let Some(err) = sent
+            .iter()
+            .find_map(|path| hosts.ssh.send(host, path, workdir).err())
+        {
+            finished.outcome = Outcome::Transfer(err);
+            finished.args = job.args;
+            finished.lost = job.lost;
+            return finished;
+        }
+    }
+    cmd = cmd.grace(options.grace).linger(options.linger);
+    if let Some(data) = &job.stdin {
+        cmd = cmd.stdin(super::Input::Bytes(std::sync::Arc::clone(data)));
+    }
+    // Decided as the job starts, not when it was queued: `--timeout P%` needs the
+    // runtimes of every job that finished before.
+    finished.timeout = options.timeout.and_then(|t| {
+        t.for_next(&halt.runtimes.lock().unwrap_or_else(PoisonError::into_inner))
+    });
+    if let Some(timeout) = finished.timeout {
+        cmd = cmd.timeout(timeout);
+    }
+    loop {
+        finished.attempts += 1;
+        let (mut stdout, mut stderr) = (Spool::default(), Spool::default());
+        let tag = finished.tag.as_deref();
+        let executed = match options.live.as_deref() {
+            Some(live) => {
+                let mut out = live.writer(false, tag);
+                let mut err = live.writer(true, tag);
+                let shown = show(options.verbose, &line, &mut out);
+                let executed = shown.map(|()| cmd.execute(&mut out, &mut err, Some(cancel)));
+                // A closed output is recorded in `live` and ends the run there.
+                let _ = (out.finish(), err.finish());
+                executed
+            }
+            None => show(options.verbose, &line, &mut stdout)
+                .map(|()| cmd.execute(&mut stdout, &mut stderr, Some(cancel))),
+        };
+        let outcome = match executed {
+            Ok(Ok(run)) => Outcome::Ran(run),
+            Ok(Err(err)) => Outcome::Error(err),
+            Err(source) => Outcome::Error(ProcessError::Io {
+                command: finished.command.clone(),
+                source,
+            }),
+        };
+        // ssh exits 255 when the connection fails; so may the job itself. A master
+        // connection that is gone tells them apart.
+        if let (Some((hosts, host)), Outcome::Ran(run)) = (remote, &outcome)
+            && run.ending == Ending::Exited
+            && run.status.code() == Some(255)
+            && !hosts.ssh.master_alive(&host.login)
+        {
+            let said = String::from_utf8_lossy(&stderr.tail(400)).trim().to_owned();
+            let error = if said.is_empty() {
+                "the connection was lost".to_owned()
+            } else {
+                crate::lines::excerpt(&said, 200)
+            };
+            let mut lost = job.lost;
+            lost.push(JobRecord {
+                seq: job.seq,
+                host: finished.host.clone(),
+                start: run.started,
+                runtime: run.runtime,
+                send: run.sent,
+                receive: run.received,
+                exitval: 255,
+                signal: 0,
+                command: finished.command.clone(),
+            });
+            host.mark_down(error.clone());
+            finished.outcome = Outcome::Lost(
+                Box::new(Job {
+                    seq: job.seq,
+                    args: job.args,
+                    stdin: job.stdin,
+                    lost,
+                }),
+                error,
+            );
+            return finished;
+        }
+        let retry = finished.attempts <= options.retries
+            && !cancel.is_cancelled()
+            && !succeeded(&outcome);
+        if !retry {
+            halt.count(options.halt, succeeded(&outcome));
+            if let Outcome::Ran(run) = &outcome
+                && succeeded(&outcome)
+            {
+                halt.runtimes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(run.runtime);
+            }
+            finished.outcome = outcome;
+            finished.stdout = stdout;
+            finished.stderr = stderr;
+            break;
+        }
+    }
+    if let Some((hosts, host)) = remote {
+        let workdir = hosts.workdir_on(host);
+        let ran = matches!(&finished.outcome, Outcome::Ran(run) if run.ending != Ending::Cancelled);
+        let fetched = returned
+            .iter()
+            .filter(|_| ran)
+            .find_map(|path| hosts.ssh.fetch(host, path, workdir).err());
+        if options.cleanup {
+            let mut paths = sent;
+            paths.extend(returned);
+            if let Err(err) = hosts.ssh.remove(host, &paths, workdir) {
+                let _ = finished.stderr.write_all(format!("concur: {err}\n").as_bytes());
+            }
+        }
+        if let Some(err) = fetched {
+            finished.outcome = Outcome::Transfer(err);
+        }
+    }
+    finished.args = job.args;
+    finished.lost = job.lost;
+    finished
 }
 
 /// Shared by the workers: raised as soon as a `--halt` count is reached, before the
@@ -718,6 +870,8 @@ fn work(
 #[derive(Default)]
 struct WorkerShared {
     halted: AtomicBool,
+    /// Set when the run is over: a worker waiting for its host gives up.
+    closed: AtomicBool,
     counted: std::sync::atomic::AtomicUsize,
     runtimes: std::sync::Mutex<RunningMedian>,
 }
@@ -746,7 +900,9 @@ fn job_status(outcome: &Outcome) -> u8 {
             (None, None) => 255,
         },
         Outcome::Error(err) if err.is_not_found() => 127,
-        Outcome::Error(_) | Outcome::Unusable(_) => 255,
+        Outcome::Error(_) | Outcome::Unusable(_) | Outcome::Transfer(_) | Outcome::Lost(..) => {
+            255
+        }
         Outcome::Shown | Outcome::Skipped => 0,
     }
 }
@@ -795,6 +951,8 @@ struct Scheduler<'a> {
     workers: usize,
     /// With -j FILE: its modification time when last read.
     jobs_file_seen: Option<std::time::SystemTime>,
+    /// With --slf: each file's modification time when last read.
+    login_files_seen: Vec<Option<std::time::SystemTime>>,
     /// The first error of the runner itself; once set, nothing new starts.
     error: Option<RunError>,
 }
@@ -827,6 +985,7 @@ impl<'a> Scheduler<'a> {
             jobs: options.jobs.get(),
             workers: options.jobs.get(),
             jobs_file_seen: options.jobs_file.as_ref().and_then(JobsFile::modified),
+            login_files_seen: options.login_files.iter().map(LoginFile::modified).collect(),
             error: None,
         }
     }
@@ -844,6 +1003,8 @@ impl<'a> Scheduler<'a> {
             Some(_) => self.jobs,
             None => 2 * self.jobs,
         };
+        // With every host retired (--slf emptied), nothing can run.
+        let limit = if self.jobs == 0 { 0 } else { limit };
         !self.input_ended
             && !self.stopping()
             && self.running < limit
@@ -890,6 +1051,52 @@ impl<'a> Scheduler<'a> {
         self.jobs = jobs.min(self.workers);
     }
 
+    /// With --slf: reads the files again if one changed; new hosts get workers for
+    /// their slots, and hosts taken out start no more jobs.
+    fn reread_login_files(&mut self, grow: &mut dyn FnMut(usize) -> io::Result<()>) {
+        let (Some(hosts), false) = (&self.options.hosts, self.options.login_files.is_empty())
+        else {
+            return;
+        };
+        let seen: Vec<_> = self.options.login_files.iter().map(LoginFile::modified).collect();
+        if seen == self.login_files_seen {
+            return;
+        }
+        self.login_files_seen = seen;
+        let mut logins = Vec::new();
+        let mut notes = Vec::new();
+        for file in &self.options.login_files {
+            match read_login_file(&file.path) {
+                Ok(more) => logins.extend(more),
+                Err(err) => {
+                    // Half-written, say: keep the hosts there are until it reads.
+                    notes.push(format!("{err}; keeping the hosts there are"));
+                    logins.clear();
+                    break;
+                }
+            }
+        }
+        if notes.is_empty() {
+            logins.extend(self.options.fixed_logins.iter().cloned());
+            let (added, removed, more) = hosts.update(&logins);
+            notes.extend(more);
+            let total = hosts.slots();
+            while self.workers < total {
+                if let Err(err) = grow(self.workers + 1) {
+                    notes.push(format!("cannot start more than {} workers: {err}", self.workers));
+                    break;
+                }
+                self.workers += 1;
+            }
+            self.jobs = (self.jobs + added).saturating_sub(removed).min(self.workers);
+        }
+        for note in notes {
+            if let Err(err) = self.reporter.note(&note) {
+                self.fail(RunError::Output(err));
+            }
+        }
+    }
+
     /// `--load`/`--memfree`, read at most every 100 ms (reading `/proc` costs).
     fn gate_open(&mut self) -> bool {
         if !self.options.gate.is_set() {
@@ -932,6 +1139,12 @@ impl<'a> Scheduler<'a> {
                 _ => never(),
             };
             let cancelled_rx = if cancel_seen { &never() } else { &cancelled };
+            // --slf files are looked at every second as well as after each job.
+            let login_tick = if self.options.login_files.is_empty() || self.stopping() {
+                never()
+            } else {
+                after(LOGIN_FILE_CHECK)
+            };
             select! {
                 recv(lines) -> item => match item {
                     Err(_) => self.end_input(),
@@ -955,7 +1168,12 @@ impl<'a> Scheduler<'a> {
                             Ok(JobInput { args, stdin }) => {
                                 self.running += 1;
                                 // Workers outlive this loop, so the channel cannot be closed.
-                                let _ = jobs.send(Job { seq, args, stdin });
+                                let _ = jobs.send(Job {
+                                    seq,
+                                    args,
+                                    stdin,
+                                    lost: Vec::new(),
+                                });
                                 if let Some(delay) = self.options.delay {
                                     self.next_start = Some(Instant::now() + delay);
                                 }
@@ -966,15 +1184,20 @@ impl<'a> Scheduler<'a> {
                 },
                 recv(delayed) -> _ => {}
                 recv(done) -> finished => match finished {
+                    Ok(Finished { outcome: Outcome::Lost(job, error), host, .. }) => {
+                        self.requeue(*job, &host, &error, jobs);
+                    }
                     Ok(finished) => {
                         self.running -= 1;
                         self.finish(finished);
                         self.reread_jobs_file(grow);
+                        self.reread_login_files(grow);
                     }
                     // Every worker is gone: nothing more can finish.
                     Err(_) => break,
                 },
                 recv(cancelled_rx) -> _ => cancel_seen = true,
+                recv(login_tick) -> _ => self.reread_login_files(grow),
             }
         }
         self.summary.interrupted_by = self.cancel.reason();
@@ -982,6 +1205,28 @@ impl<'a> Scheduler<'a> {
             Some(err) => Err(err),
             None => Ok(std::mem::take(&mut self.summary)),
         }
+    }
+
+    /// A job lost with its host (`-S`) runs again on another; with no host left, the
+    /// run ends.
+    fn requeue(&mut self, job: Job, host: &str, error: &str, jobs: &Sender<Job>) {
+        self.summary.requeued += 1;
+        let hosts = self.options.hosts.as_deref();
+        if let Some(errors) = hosts.and_then(Hosts::all_down) {
+            // Not run: left out of the joblog, so that --resume runs it.
+            self.running -= 1;
+            self.fail(RunError::NoHosts { errors });
+            return;
+        }
+        let note = format!(
+            "job {} was lost with {host} ({error}); it runs again on another host",
+            job.seq
+        );
+        if let Err(err) = self.reporter.note(&note) {
+            self.fail(RunError::Output(err));
+        }
+        // The workers outlive this loop, so the channel cannot be closed.
+        let _ = jobs.send(job);
     }
 
     fn end_input(&mut self) {
@@ -1084,7 +1329,18 @@ impl<'a> Scheduler<'a> {
                     Some(format!("job {}: {}", finished.seq, crate::error_chain(err))),
                 )
             }
-            Outcome::Skipped | Outcome::Shown => return,
+            Outcome::Transfer(reason) => {
+                let record = JobRecord {
+                    host: finished.host.clone(),
+                    ..JobRecord::not_run(finished.seq, 255, &finished.command)
+                };
+                (
+                    Some(record),
+                    true,
+                    Some(format!("job {}: {reason}", finished.seq)),
+                )
+            }
+            Outcome::Skipped | Outcome::Shown | Outcome::Lost(..) => return,
             Outcome::Unusable(reason) => {
                 let record = JobRecord::not_run(finished.seq, -1, "");
                 (Some(record), true, Some(reason.clone()))
@@ -1152,10 +1408,17 @@ impl<'a> Scheduler<'a> {
             self.joblog.as_deref_mut(),
             &self.options.joblog,
             finished.record.take(),
-        ) && let Err(source) = log.write(&record)
-        {
-            let path = path.clone();
-            self.fail(RunError::Joblog { path, source });
+        ) {
+            // Attempts lost with a host come first, as retries of the same job.
+            let written = finished
+                .lost
+                .iter()
+                .chain([&record])
+                .try_for_each(|record| log.write(record));
+            if let Err(source) = written {
+                let path = path.clone();
+                self.fail(RunError::Joblog { path, source });
+            }
         }
         if self.error.is_some() {
             return; // output is broken: drop the rest quietly
