@@ -28,9 +28,14 @@ fn require_sshd() -> bool {
 }
 
 impl Sshd {
-    /// Starts sshd, or says in one line why not (a failure under CONCUR_REQUIRE_SSHD=1
-    /// or CI=true).
+    /// Starts sshd on 127.0.0.2 and 127.0.0.3, or says in one line why not (a failure
+    /// under CONCUR_REQUIRE_SSHD=1 or CI=true).
     fn start() -> Option<Self> {
+        Self::start_on(&["127.0.0.2", "127.0.0.3"])
+    }
+
+    /// [`start`](Self::start), listening on `addresses` only.
+    fn start_on(addresses: &[&str]) -> Option<Self> {
         let sshd = Path::new("/usr/sbin/sshd");
         let tools = sshd.exists() && which("ssh") && which("ssh-keygen");
         if !tools {
@@ -55,15 +60,19 @@ impl Sshd {
             dir.path().join("authorized_keys"),
         )
         .unwrap();
-        // A free port on 127.0.0.2 (the race until sshd binds it is harmless here).
-        let port = TcpListener::bind("127.0.0.2:0")
+        // A free port (the race until sshd binds it is harmless here).
+        let port = TcpListener::bind((addresses[0], 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let path = |name: &str| dir.path().join(name).display().to_string();
+        let listen: String = addresses
+            .iter()
+            .map(|a| format!("ListenAddress {a}\n"))
+            .collect();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.2\nListenAddress 127.0.0.3\nHostKey {}\n\
+            "Port {port}\n{listen}HostKey {}\n\
              AuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {}\n\
              LogLevel ERROR\nMaxStartups 200:30:400\nMaxSessions 200\n",
@@ -84,7 +93,7 @@ impl Sshd {
             .unwrap();
         let sshd = Sshd { child, port, dir };
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.3", port)).is_err() {
+        while TcpStream::connect((addresses[addresses.len() - 1], port)).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "sshd did not start"
@@ -104,6 +113,44 @@ impl Sshd {
 
     fn login(&self, host: &str, jobs: usize) -> String {
         format!("{jobs}/{host}:{}", self.port)
+    }
+
+    /// Runs `script` on `host` over a connection of its own, as a user checking on
+    /// the machine would.
+    fn remote(&self, host: &str, script: &str) -> String {
+        let ssh = self.ssh();
+        let mut words = ssh.split_whitespace();
+        let out = Command::new(words.next().unwrap())
+            .args(words)
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-p",
+                &self.port.to_string(),
+                host,
+                script,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The machine dies: the listener and every connection it serves.
+    fn kill_all(&mut self) {
+        let mut pending = vec![self.child.id()];
+        let mut tree = Vec::new();
+        while let Some(pid) = pending.pop() {
+            tree.push(pid);
+            pending.extend(crate::util::children_of(pid));
+        }
+        for pid in tree.into_iter().rev() {
+            // sshd-session children: whatever is left of the jobs is theirs to keep.
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.starts_with("sshd") {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        let _ = self.child.wait();
     }
 }
 
@@ -226,4 +273,300 @@ fn unreachable_hosts_are_skipped_and_none_left_is_255() {
         .run()
         .expect_code(255)
         .expect_stderr("no host is reachable: 127.0.0.3:1:");
+}
+
+/// `pgrep` over SSH for a process whose whole command line is `cmdline`.
+fn remote_running(sshd: &Sshd, cmdline: &str) -> bool {
+    !sshd
+        .remote("127.0.0.2", &format!("pgrep -f '^{cmdline}$' || true"))
+        .trim()
+        .is_empty()
+}
+
+/// A timeout, and Ctrl-C, stop the remote job's whole process group, not only the
+/// local `ssh`: checked with `pgrep` over SSH, after seeing the job run there.
+#[test]
+fn timeout_and_ctrl_c_stop_the_remote_process_group() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = Dir::new();
+    let login = sshd.login("127.0.0.2", 1);
+    // The job's child, not the job's shell: the whole group must go.
+    dir.concur(["run", "--ssh", &sshd.ssh(), "-S", &login, "--timeout", "1"])
+        .args(["sleep 3107; echo {}", ":::", "a"])
+        .run_within(Duration::from_secs(30))
+        .expect_code(124)
+        .expect_stderr("timed out");
+    eventually("the timed-out remote job to be gone", || {
+        !remote_running(&sshd, "sleep 3107")
+    });
+
+    let child = dir
+        .concur(["run", "--ssh", &sshd.ssh(), "-S", &login])
+        .args(["sleep 3108; echo {}", ":::", "b"])
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
+    eventually("the remote job to start", || {
+        remote_running(&sshd, "sleep 3108")
+    });
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    eventually("the interrupted remote job to be gone", || {
+        !remote_running(&sshd, "sleep 3108")
+    });
+}
+
+/// A host that dies mid-run (its sshd and connections killed) has its running
+/// jobs run again on the other host: every input's output once, exit 0, the lost
+/// attempts in the joblog as 255 on the dead host before the line that succeeded.
+#[test]
+fn a_host_lost_mid_run_has_its_jobs_run_again_elsewhere() {
+    let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
+        return;
+    };
+    let Some(mut dying) = Sshd::start_on(&["127.0.0.3"]) else {
+        return;
+    };
+    let dir = Dir::new();
+    // Both servers accept the same key: the dying one's key is added to the other.
+    let key = std::fs::read(dying.dir.path().join("user_key.pub")).unwrap();
+    let mut keys = std::fs::read(alive.dir.path().join("authorized_keys")).unwrap();
+    keys.extend_from_slice(&key);
+    std::fs::write(alive.dir.path().join("authorized_keys"), keys).unwrap();
+    let log = dir.path().join("log");
+    let child = dir
+        .concur(["run", "--joblog", "log", "--ssh", &dying.ssh(), "-S"])
+        .arg(format!(
+            "{},{}",
+            alive.login("127.0.0.2", 2),
+            dying.login("127.0.0.3", 2)
+        ))
+        .args([
+            "sleep 2; echo {}",
+            ":::",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+            "7",
+            "8",
+        ])
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
+    let dying_host = format!("127.0.0.3:{}", dying.port);
+    // Once a job has finished there, the host is running its next ones: kill it.
+    eventually("a job to finish on the host that will die", || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.lines().any(|l| l.split('\t').nth(1) == Some(&dying_host)))
+    });
+    dying.kill_all();
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let mut lines: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(lines, (1..=8).collect::<Vec<_>>(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("was lost with {dying_host}")),
+        "{stderr}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    let records: Vec<Vec<&str>> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    let lost: Vec<&Vec<&str>> = records
+        .iter()
+        .filter(|r| r[1] == dying_host && r[6] == "255")
+        .collect();
+    assert!(!lost.is_empty(), "no lost attempt in the joblog:\n{log}");
+    for attempt in lost {
+        let retried = records
+            .iter()
+            .skip_while(|r| *r != attempt)
+            .any(|r| r[0] == attempt[0] && r[6] == "0" && r[1] != dying_host);
+        assert!(
+            retried,
+            "job {} was not run again elsewhere:\n{log}",
+            attempt[0]
+        );
+    }
+}
+
+/// When the only host dies mid-run, the run ends with 255 and names its error.
+#[test]
+fn losing_every_host_ends_the_run_with_255() {
+    let Some(mut sshd) = Sshd::start_on(&["127.0.0.3"]) else {
+        return;
+    };
+    let dir = Dir::new();
+    let child = dir
+        .concur(["run", "--ssh", &sshd.ssh(), "-S"])
+        .arg(sshd.login("127.0.0.3", 2))
+        .args(["sleep 3.21{}", ":::", "1", "2", "3", "4"])
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
+    // The "remote" machine is this one: its jobs show in /proc.
+    eventually("the jobs to run on the host", || {
+        !crate::util::processes_with("sleep 3.21").is_empty()
+    });
+    sshd.kill_all();
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no host is left: 127.0.0.3:{}:", sshd.port)),
+        "{stderr}"
+    );
+}
+
+/// `--trc` sends each input file, runs the job where it landed, fetches the result
+/// to the same relative path and removes both there: by rsync, and by tar through
+/// ssh (CONCUR_RSYNC=0), with names that need quoting. Without --workdir, jobs run
+/// in a directory made for the run and removed after it.
+#[test]
+fn files_are_sent_fetched_and_cleaned_up() {
+    let Some(sshd) = Sshd::start() else { return };
+    for rsync in ["1", "0"] {
+        let dir = Dir::new();
+        let remote = Dir::new();
+        dir.create("a b.txt", "hello\n");
+        dir.create("it's.txt", "x\n");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        dir.create("sub/c$d.txt", "deep\n");
+        let run = dir
+            .concur(["run", "-k", "--ssh", &sshd.ssh(), "-S"])
+            .arg(sshd.login("127.0.0.2", 2))
+            .arg("--workdir")
+            .arg(remote.path())
+            .args(["--trc", "{}.out", "wc -c < {} > {}.out; ls"])
+            .args([":::", "a b.txt", "it's.txt", "sub/c$d.txt"])
+            .env("CONCUR_RSYNC", rsync)
+            .run()
+            .expect_success();
+        // Each job saw its own file in the work directory.
+        assert!(run.stdout().contains("a b.txt"), "{run}");
+        for (name, bytes) in [("a b.txt", 6), ("it's.txt", 2), ("sub/c$d.txt", 5)] {
+            let out = std::fs::read_to_string(dir.path().join(format!("{name}.out")))
+                .unwrap_or_else(|e| {
+                    panic!("{name}.out was not fetched (rsync={rsync}): {e}\n{run}")
+                });
+            assert_eq!(out.trim(), bytes.to_string(), "{name}");
+        }
+        let left: Vec<_> = walk(remote.path());
+        assert!(
+            left.is_empty(),
+            "left on the host (rsync={rsync}): {left:?}"
+        );
+    }
+    // The default work directory is the run's own, gone afterwards.
+    let dir = Dir::new();
+    let run = dir
+        .concur(["run", "--ssh", &sshd.ssh(), "-S"])
+        .arg(sshd.login("127.0.0.2", 1))
+        .args(["pwd", ":::", "x"])
+        .run()
+        .expect_success();
+    let workdir = PathBuf::from(run.stdout().trim());
+    assert!(
+        workdir.starts_with("/tmp") && workdir.to_string_lossy().contains("concur-run."),
+        "{run}"
+    );
+    assert!(
+        !workdir.exists(),
+        "the run directory was left: {}",
+        workdir.display()
+    );
+    // A file that cannot be sent fails its job, named.
+    dir.concur(["run", "--ssh", &sshd.ssh(), "-S"])
+        .arg(sshd.login("127.0.0.2", 1))
+        .args(["--transferfile", "{}", "cat {}", ":::", "missing.txt"])
+        .run()
+        .expect_code(1)
+        .expect_stderr("job 1: cannot send missing.txt to 127.0.0.2:");
+}
+
+/// Files (not directories) under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.path().is_dir() {
+            files.extend(walk(&entry.path()));
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+/// A host added to the --slf file mid-run joins it.
+#[test]
+fn hosts_added_to_the_login_file_join_the_run() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = Dir::new();
+    dir.create(
+        "hosts",
+        format!("# one host to start\n{}\n", sshd.login("127.0.0.2", 1)),
+    );
+    let log = dir.path().join("log");
+    let child = dir
+        .concur([
+            "run",
+            "--joblog",
+            "log",
+            "--ssh",
+            &sshd.ssh(),
+            "--slf",
+            "hosts",
+        ])
+        .args([
+            "sleep 0.5; echo {}",
+            ":::",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+            "7",
+            "8",
+        ])
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
+    eventually("the first job to finish", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.lines().count() > 1)
+    });
+    dir.create(
+        "hosts",
+        format!(
+            "{}\n{}\n",
+            sshd.login("127.0.0.2", 1),
+            sshd.login("127.0.0.3", 2)
+        ),
+    );
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    let added = format!("127.0.0.3:{}", sshd.port);
+    assert!(
+        log.lines().any(|l| l.split('\t').nth(1) == Some(&added)),
+        "no job ran on the added host:\n{log}"
+    );
+    // A bad line is named with its file and line number.
+    dir.create("bad", "127.0.0.2\n0/x\n");
+    dir.concur(["run", "--slf", "bad", "echo", ":::", "x"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("bad, line 2: invalid --sshlogin");
 }

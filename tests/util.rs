@@ -131,6 +131,11 @@ impl Cmd {
     }
 
     /// Feeds `data` to the command's stdin (otherwise stdin is empty).
+    pub(crate) fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
     pub(crate) fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
         self

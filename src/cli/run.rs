@@ -20,8 +20,8 @@ use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::process::runner::{
     self, Blocks, Gate, Grouping, Halt, Hosts, Input, InputOptions, JobCount, JobSource, Jobs,
-    JobsFile, Live, LiveOutput, PipeOptions, Reporter, Results, RunError, RunOptions, Source,
-    LoginFile, SshLogin, Streams, Template, TemplateOptions, Timeout, Workdir, read_joblog,
+    JobsFile, Live, LiveOutput, LoginFile, PipeOptions, Reporter, Results, RunError, RunOptions,
+    Source, SshLogin, Streams, Template, TemplateOptions, Timeout, Workdir, read_joblog,
 };
 
 const RUN_ABOUT: &str =
@@ -765,7 +765,9 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.returns = files(&args.return_file, "--return")?;
     options.cleanup = args.cleanup;
     if !args.trc.is_empty() {
-        options.transfer.push(Template::text("{}", &template_options)?);
+        options
+            .transfer
+            .push(Template::text("{}", &template_options)?);
         options.returns.extend(files(&args.trc, "--trc")?);
         options.cleanup = true;
     }

@@ -641,7 +641,15 @@ fn work(
             }
             continue;
         }
-        let finished = run_job(options, slot, host.as_deref(), program.as_deref(), job, cancel, halt);
+        let finished = run_job(
+            options,
+            slot,
+            host.as_deref(),
+            program.as_deref(),
+            job,
+            cancel,
+            halt,
+        );
         if done.send(finished).is_err() {
             return;
         }
@@ -754,9 +762,9 @@ fn run_job(
     }
     // Decided as the job starts, not when it was queued: `--timeout P%` needs the
     // runtimes of every job that finished before.
-    finished.timeout = options.timeout.and_then(|t| {
-        t.for_next(&halt.runtimes.lock().unwrap_or_else(PoisonError::into_inner))
-    });
+    finished.timeout = options
+        .timeout
+        .and_then(|t| t.for_next(&halt.runtimes.lock().unwrap_or_else(PoisonError::into_inner)));
     if let Some(timeout) = finished.timeout {
         cmd = cmd.timeout(timeout);
     }
@@ -822,9 +830,8 @@ fn run_job(
             );
             return finished;
         }
-        let retry = finished.attempts <= options.retries
-            && !cancel.is_cancelled()
-            && !succeeded(&outcome);
+        let retry =
+            finished.attempts <= options.retries && !cancel.is_cancelled() && !succeeded(&outcome);
         if !retry {
             halt.count(options.halt, succeeded(&outcome));
             if let Outcome::Ran(run) = &outcome
@@ -852,7 +859,9 @@ fn run_job(
             let mut paths = sent;
             paths.extend(returned);
             if let Err(err) = hosts.ssh.remove(host, &paths, workdir) {
-                let _ = finished.stderr.write_all(format!("concur: {err}\n").as_bytes());
+                let _ = finished
+                    .stderr
+                    .write_all(format!("concur: {err}\n").as_bytes());
             }
         }
         if let Some(err) = fetched {
@@ -900,9 +909,7 @@ fn job_status(outcome: &Outcome) -> u8 {
             (None, None) => 255,
         },
         Outcome::Error(err) if err.is_not_found() => 127,
-        Outcome::Error(_) | Outcome::Unusable(_) | Outcome::Transfer(_) | Outcome::Lost(..) => {
-            255
-        }
+        Outcome::Error(_) | Outcome::Unusable(_) | Outcome::Transfer(_) | Outcome::Lost(..) => 255,
         Outcome::Shown | Outcome::Skipped => 0,
     }
 }
@@ -985,7 +992,11 @@ impl<'a> Scheduler<'a> {
             jobs: options.jobs.get(),
             workers: options.jobs.get(),
             jobs_file_seen: options.jobs_file.as_ref().and_then(JobsFile::modified),
-            login_files_seen: options.login_files.iter().map(LoginFile::modified).collect(),
+            login_files_seen: options
+                .login_files
+                .iter()
+                .map(LoginFile::modified)
+                .collect(),
             error: None,
         }
     }
@@ -1058,7 +1069,12 @@ impl<'a> Scheduler<'a> {
         else {
             return;
         };
-        let seen: Vec<_> = self.options.login_files.iter().map(LoginFile::modified).collect();
+        let seen: Vec<_> = self
+            .options
+            .login_files
+            .iter()
+            .map(LoginFile::modified)
+            .collect();
         if seen == self.login_files_seen {
             return;
         }
@@ -1083,12 +1099,17 @@ impl<'a> Scheduler<'a> {
             let total = hosts.slots();
             while self.workers < total {
                 if let Err(err) = grow(self.workers + 1) {
-                    notes.push(format!("cannot start more than {} workers: {err}", self.workers));
+                    notes.push(format!(
+                        "cannot start more than {} workers: {err}",
+                        self.workers
+                    ));
                     break;
                 }
                 self.workers += 1;
             }
-            self.jobs = (self.jobs + added).saturating_sub(removed).min(self.workers);
+            self.jobs = (self.jobs + added)
+                .saturating_sub(removed)
+                .min(self.workers);
         }
         for note in notes {
             if let Err(err) = self.reporter.note(&note) {

@@ -141,7 +141,9 @@ pub struct LoginFile {
 impl LoginFile {
     /// Its modification time, to tell whether it changed.
     pub fn modified(&self) -> Option<std::time::SystemTime> {
-        std::fs::metadata(&self.path).and_then(|m| m.modified()).ok()
+        std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
     }
 }
 
@@ -277,7 +279,13 @@ impl Ssh {
     /// With `watch`, the job gets a held stdin (see [`RemoteLine`]): when this `ssh`
     /// ends (a timeout, Ctrl-C, or this process dying), the remote process group is
     /// stopped too. A job that reads its own stdin (`--pipe`) cannot be watched so.
-    pub fn wrap(&self, host: &Host, line: &[u8], workdir: Option<&[u8]>, watch: Option<Duration>) -> Cmd {
+    pub fn wrap(
+        &self,
+        host: &Host,
+        line: &[u8],
+        workdir: Option<&[u8]>,
+        watch: Option<Duration>,
+    ) -> Cmd {
         let login = &host.login;
         match &login.host {
             None => Cmd::shell(std::os::unix::ffi::OsStrExt::from_bytes(line) as &std::ffi::OsStr),
@@ -287,8 +295,16 @@ impl Ssh {
                     workdir: workdir.unwrap_or(&host.run_dir),
                     watch,
                 };
-                let cmd = self.base(login).arg("--").arg(name).arg(os_from_bytes(&remote.render()));
-                if watch.is_some() { cmd.stdin(crate::process::Input::Held) } else { cmd }
+                let cmd = self
+                    .base(login)
+                    .arg("--")
+                    .arg(name)
+                    .arg(os_from_bytes(&remote.render()));
+                if watch.is_some() {
+                    cmd.stdin(crate::process::Input::Held)
+                } else {
+                    cmd
+                }
             }
         }
     }
@@ -296,13 +312,22 @@ impl Ssh {
     /// Copies local `path` to `host`, under `workdir` if it is relative (as
     /// `rsync --relative` places it), over the master connection.
     pub fn send(&self, host: &Host, path: &[u8], workdir: &[u8]) -> Result<(), String> {
-        let Some(name) = &host.login.host else { return Ok(()) };
-        let dest: &[u8] = if path.starts_with(b"/") { b"/" } else { workdir };
+        let Some(name) = &host.login.host else {
+            return Ok(());
+        };
+        let dest: &[u8] = if path.starts_with(b"/") {
+            b"/"
+        } else {
+            workdir
+        };
         let cmd = if host.rsync && local_rsync() {
             let mut target = remote_path(&host.login, name);
             target.push(os_from_bytes(dest));
             target.push("/");
-            self.rsync(&host.login).arg("--").arg(os_from_bytes(path)).arg(target)
+            self.rsync(&host.login)
+                .arg("--")
+                .arg(os_from_bytes(path))
+                .arg(target)
         } else {
             let mut line = b"tar -cf - -- ".to_vec();
             line.extend_from_slice(&quote_backslash_bytes(path));
@@ -314,14 +339,21 @@ impl Ssh {
             line.extend_from_slice(&self.shell_words(&host.login, name, &remote));
             Cmd::shell(os_from_bytes(&line))
         };
-        finished(cmd.timeout(TRANSFER_TIMEOUT).output())
-            .map_err(|e| format!("cannot send {} to {}: {e}", String::from_utf8_lossy(path), host.login))
+        finished(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(|e| {
+            format!(
+                "cannot send {} to {}: {e}",
+                String::from_utf8_lossy(path),
+                host.login
+            )
+        })
     }
 
     /// Copies `path` (relative to `workdir`, or absolute) from `host` to the same
     /// relative path here.
     pub fn fetch(&self, host: &Host, path: &[u8], workdir: &[u8]) -> Result<(), String> {
-        let Some(name) = &host.login.host else { return Ok(()) };
+        let Some(name) = &host.login.host else {
+            return Ok(());
+        };
         let (base, rest): (&[u8], &[u8]) = match path.strip_prefix(b"/") {
             Some(rest) => (b"", rest),
             None => (workdir, path),
@@ -336,20 +368,35 @@ impl Ssh {
             self.rsync(&host.login).arg("--").arg(source).arg(local)
         } else {
             let mut remote = b"tar -cf - -C ".to_vec();
-            remote.extend_from_slice(&quote_backslash_bytes(if base.is_empty() { b"/" } else { base }));
+            remote.extend_from_slice(&quote_backslash_bytes(if base.is_empty() {
+                b"/"
+            } else {
+                base
+            }));
             remote.extend_from_slice(b" -- ");
             remote.extend_from_slice(&quote_backslash_bytes(rest));
             let mut line = self.shell_words(&host.login, name, &remote);
-            line.extend_from_slice(if path.starts_with(b"/") { b" | tar -xf - -C /" } else { b" | tar -xf -" });
+            line.extend_from_slice(if path.starts_with(b"/") {
+                b" | tar -xf - -C /"
+            } else {
+                b" | tar -xf -"
+            });
             Cmd::shell(os_from_bytes(&line))
         };
-        finished(cmd.timeout(TRANSFER_TIMEOUT).output())
-            .map_err(|e| format!("cannot fetch {} from {}: {e}", String::from_utf8_lossy(path), host.login))
+        finished(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(|e| {
+            format!(
+                "cannot fetch {} from {}: {e}",
+                String::from_utf8_lossy(path),
+                host.login
+            )
+        })
     }
 
     /// Removes `paths` (relative to `workdir`, or absolute) on `host`.
     pub fn remove(&self, host: &Host, paths: &[Vec<u8>], workdir: &[u8]) -> Result<(), String> {
-        let Some(name) = &host.login.host else { return Ok(()) };
+        let Some(name) = &host.login.host else {
+            return Ok(());
+        };
         if paths.is_empty() {
             return Ok(());
         }
@@ -360,7 +407,10 @@ impl Ssh {
             script.push(b' ');
             script.extend_from_slice(&quote_backslash_bytes(path));
         }
-        let cmd = self.base(&host.login).args(["--", name]).arg(os_from_bytes(&script));
+        let cmd = self
+            .base(&host.login)
+            .args(["--", name])
+            .arg(os_from_bytes(&script));
         finished(cmd.timeout(TRANSFER_TIMEOUT).output())
             .map_err(|e| format!("cannot clean up on {}: {e}", host.login))
     }
@@ -370,7 +420,11 @@ impl Ssh {
         // rsync splits -e on spaces; the control directory is ours and has none, and
         // a user name with a space is no user name.
         let mut e = OsString::new();
-        let words = self.command.iter().map(OsString::from).chain(self.options(login));
+        let words = self
+            .command
+            .iter()
+            .map(OsString::from)
+            .chain(self.options(login));
         for (i, word) in words.enumerate() {
             if i > 0 {
                 e.push(" ");
@@ -390,7 +444,9 @@ impl Ssh {
             if i > 0 {
                 line.push(b' ');
             }
-            line.extend_from_slice(&quote_backslash_bytes(std::os::unix::ffi::OsStrExt::as_bytes(word.as_os_str())));
+            line.extend_from_slice(&quote_backslash_bytes(
+                std::os::unix::ffi::OsStrExt::as_bytes(word.as_os_str()),
+            ));
         }
         line
     }
@@ -406,8 +462,8 @@ fn local_rsync() -> bool {
     *FOUND.get_or_init(|| {
         std::env::var_os("CONCUR_RSYNC").is_none_or(|v| v != "0")
             && Cmd::shell("command -v rsync")
-            .output()
-            .is_ok_and(|o| o.status.success())
+                .output()
+                .is_ok_and(|o| o.status.success())
     })
 }
 
@@ -424,7 +480,9 @@ fn remote_path(login: &SshLogin, name: &str) -> OsString {
 }
 
 /// `Ok` for a command that exited 0; else its stderr's last words.
-fn finished(output: Result<crate::process::Output, crate::process::ProcessError>) -> Result<(), String> {
+fn finished(
+    output: Result<crate::process::Output, crate::process::ProcessError>,
+) -> Result<(), String> {
     match output {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(crate::lines::excerpt(
@@ -669,7 +727,7 @@ impl Hosts {
                 errors.push(format!("{login}: {err}"));
             }
         }
-        if hosts.len() == 0 {
+        if hosts.is_empty() {
             return Err(format!("no host is reachable: {}", errors.join("; ")));
         }
         Ok(hosts)
@@ -693,7 +751,10 @@ impl Hosts {
                 Workdir::RunDir => None,
                 Workdir::Path(path) => Some(path.as_slice()),
             };
-            let probe = self.ssh.probe(&login, workdir).inspect_err(|_| self.ssh.stop_master(&login))?;
+            let probe = self
+                .ssh
+                .probe(&login, workdir)
+                .inspect_err(|_| self.ssh.stop_master(&login))?;
             Host {
                 slots: slots_for(probe.cores),
                 run_dir: probe.run_dir,
@@ -900,7 +961,10 @@ mod tests {
         }
         .render();
         let text = String::from_utf8(line).unwrap();
-        assert!(text.ends_with("\ncd -- w || exit 255\necho 'a b' $HOME"), "{text}");
+        assert!(
+            text.ends_with("\ncd -- w || exit 255\necho 'a b' $HOME"),
+            "{text}"
+        );
         assert!(text.contains("sleep 2;"), "the grace is rounded up: {text}");
         assert!(text.starts_with("exec 3<&0 </dev/null\n"), "{text}");
     }
