@@ -570,3 +570,83 @@ fn hosts_added_to_the_login_file_join_the_run() {
         .expect_code(255)
         .expect_stderr("bad, line 2: invalid --sshlogin");
 }
+
+/// `gcd --hosts` runs the pool's workers over SSH; when one host dies mid-run its
+/// chunk goes back to the queue (no task fails: they never reported), and the run
+/// completes on the other host with the same results, in the same order, as
+/// `--mode serial`. With every host gone, it exits 255.
+#[test]
+fn gcd_workers_over_ssh_survive_a_lost_host() {
+    let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
+        return;
+    };
+    let Some(mut dying) = Sshd::start_on(&["127.0.0.3"]) else {
+        return;
+    };
+    let key = std::fs::read(dying.dir.path().join("user_key.pub")).unwrap();
+    let mut keys = std::fs::read(alive.dir.path().join("authorized_keys")).unwrap();
+    keys.extend_from_slice(&key);
+    std::fs::write(alive.dir.path().join("authorized_keys"), keys).unwrap();
+    let dir = Dir::new();
+    let concur = env!("CARGO_BIN_EXE_concur");
+    let serial = dir
+        .concur(["gcd", "--mode", "serial", "--scale", "24", "--json"])
+        .run()
+        .expect_success();
+    let results = |run: &crate::util::Run| {
+        let json: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
+        json["results"].clone()
+    };
+    let hosts = format!(
+        "{},{}",
+        alive.login("127.0.0.2", 1),
+        dying.login("127.0.0.3", 1)
+    );
+    let child = dir
+        .concur([
+            "gcd",
+            "--scale",
+            "24",
+            "--chunk",
+            "4",
+            "--json",
+            "--ssh",
+            &dying.ssh(),
+        ])
+        .args(["--remote-concur", concur, "--hosts", &hosts])
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(120));
+    // The dying host's worker is a process under its sshd: wait until it works.
+    eventually("a worker to run on the host that will die", || {
+        let mut pending = vec![dying.child.id()];
+        while let Some(pid) = pending.pop() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "concur" {
+                return true;
+            }
+            pending.extend(crate::util::children_of(pid));
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    dying.kill_all();
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    let run = crate::util::Run {
+        command: "gcd --hosts".into(),
+        output: out,
+    };
+    let run = run
+        .expect_success()
+        .expect_stderr("lost the connection to 127.0.0.3");
+    assert_eq!(results(&run), results(&serial), "{run}");
+    let json: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
+    assert_eq!(json["failures"], serde_json::json!([]), "{run}");
+
+    // Nothing reachable: 255, each host named.
+    dir.concur(["gcd", "--ssh", &dying.ssh(), "--hosts"])
+        .arg(dying.login("127.0.0.3", 1))
+        .run()
+        .expect_code(255)
+        .expect_stderr("no host is reachable: 127.0.0.3:");
+}

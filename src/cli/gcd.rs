@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -15,8 +16,9 @@ use super::value::{off_if_zero, parse_duration, parse_positive, parse_seconds};
 use super::{Outcome, UsageError};
 use crate::parallel::bench::{self, BenchOptions};
 use crate::parallel::gcd::{self, BOOK_PAIRS};
-use crate::parallel::pool::{self, PoolOptions, WorkerFaults};
+use crate::parallel::pool::{self, PoolOptions, RemoteWorkers, WorkerFaults};
 use crate::parallel::{self, Mode};
+use crate::process::ssh::{Hosts, SshLogin, Workdir};
 use crate::sink::Sink;
 
 const AFTER: &str = "\
@@ -32,8 +34,14 @@ no task. --task-timeout kills a worker whose task runs too long (that task fails
 task running past --warn-after is reported on stderr, so a hang is never silent.
 
 Pairs file: one pair per line, `a b`, `a, b` or `(a, b)`; `#` starts a comment.
+--hosts starts the pool's workers on other machines: `ssh HOST concur worker`, over one
+master connection per host, speaking the same frames over the SSH channel. A host whose
+connection drops mid-chunk costs no task: the chunk goes back to the queue, the host is
+tried again after a back-off (1 s, doubling), and the others carry on.
+
 Exit status: 0 done; 1 some tasks failed; 2 bad arguments or pairs file; 130/143
-interrupted by Ctrl-C/SIGTERM (every worker is stopped and reaped first).";
+interrupted by Ctrl-C/SIGTERM (every worker is stopped and reaped first); 255 no --hosts
+machine could be reached, or every one was lost.";
 
 /// Arguments of `concur gcd`.
 #[derive(Debug, Args)]
@@ -46,9 +54,23 @@ pub struct GcdArgs {
     #[command(subcommand)]
     command: Option<GcdCommand>,
 
-    /// How to run the work.
-    #[arg(long, value_enum, default_value_t = Mode::Threads)]
-    mode: Mode,
+    /// How to run the work [default: threads; processes with --hosts].
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+
+    /// Run the pool's workers on these machines over SSH: [N/][user@]host[:port], or
+    /// : for this one (comma-separated, or repeated). N/ is the workers there;
+    /// without it, the machine's core count.
+    #[arg(long = "hosts", value_name = "SPEC")]
+    hosts: Vec<String>,
+
+    /// The ssh command and its options, for --hosts (e.g. "ssh -i key").
+    #[arg(long, value_name = "CMD", default_value = "ssh")]
+    ssh: String,
+
+    /// The concur executable on the --hosts machines.
+    #[arg(long, value_name = "PATH", default_value = "concur")]
+    remote_concur: String,
 
     /// Threads or worker processes [default: the number of cores].
     #[arg(short, long, value_parser = parse_positive, value_name = "N")]
@@ -164,6 +186,47 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
         ))
     })?;
     let mut options = pool_options(args.jobs)?;
+    let mode = match (args.mode, args.hosts.is_empty()) {
+        (mode, true) => mode.unwrap_or(Mode::Threads),
+        (None | Some(Mode::Processes), false) => Mode::Processes,
+        (Some(_), false) => {
+            return Err(
+                UsageError("--hosts runs a process pool: use --mode processes".into()).into(),
+            );
+        }
+    };
+    if !args.hosts.is_empty() {
+        if args.jobs.is_some() {
+            return Err(UsageError(
+                "with --hosts, the workers per host are N/ in each SPEC, not -j".into(),
+            )
+            .into());
+        }
+        let mut logins = Vec::new();
+        for spec in args
+            .hosts
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.trim().is_empty())
+        {
+            logins.push(spec.parse::<SshLogin>().map_err(UsageError)?);
+        }
+        let command = args.ssh.split_whitespace().map(String::from).collect();
+        let hosts = match Hosts::connect(logins, command, None, Workdir::RunDir, &mut |note| {
+            eprintln!("concur: {note}");
+        }) {
+            Ok(hosts) => Arc::new(hosts),
+            Err(err) => {
+                eprintln!("concur: {err}");
+                return Ok(Outcome::Code(255));
+            }
+        };
+        options.workers = NonZeroUsize::new(hosts.slots()).unwrap_or(NonZeroUsize::MIN);
+        options.remote = Some(RemoteWorkers {
+            hosts,
+            program: args.remote_concur.clone(),
+        });
+    }
     options.chunk = args.chunk;
     options.task_timeout = args.task_timeout.and_then(off_if_zero);
     options.warn_after = off_if_zero(args.warn_after);
@@ -179,7 +242,7 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
         ]);
     }
     let signals = SignalCancel::install("gcd-signals")?;
-    let result = parallel::run(args.mode, &pairs, &options, signals.token());
+    let result = parallel::run(mode, &pairs, &options, signals.token());
     let run = match result {
         Err(pool::PoolError::Cancelled) => {
             // Every worker was stopped and reaped; exit as the signal asks.
@@ -224,6 +287,11 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
     if run.respawns > 0 {
         eprintln!("concur: {} worker(s) replaced after dying", run.respawns);
+    }
+    // Every host was lost: 255, as `concur run -S` exits then.
+    if let Some(errors) = options.remote.as_ref().and_then(|r| r.hosts.all_down()) {
+        eprintln!("concur: no host is left: {errors}");
+        return Ok(Outcome::Code(255));
     }
     Ok(if run.failures.is_empty() {
         Outcome::Success

@@ -33,6 +33,7 @@ use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::process::CancelToken;
+use crate::process::quote_backslash_bytes;
+use crate::process::ssh::{Host, Hosts};
 use crate::sink::Sink;
 
 /// A kind of work a pool worker can do. Register new kinds in [`serve_named`].
@@ -214,6 +217,26 @@ pub struct PoolOptions {
     pub warn_after: Option<Duration>,
     /// Where reports of long-running tasks go.
     pub log: Sink,
+    /// Workers on other machines (`concur gcd --hosts`): then `workers` must be the
+    /// hosts' slots in all, and slot N's worker runs on the host of slot N.
+    pub remote: Option<RemoteWorkers>,
+}
+
+/// Workers started over SSH: `ssh host concur worker --task NAME`, speaking the same
+/// frames over the SSH channel as a local worker over its pipes.
+#[derive(Clone, Debug)]
+pub struct RemoteWorkers {
+    /// The hosts, connected.
+    pub hosts: Arc<Hosts>,
+    /// The `concur` executable on the hosts (`concur`: found on their PATH).
+    pub program: String,
+}
+
+impl RemoteWorkers {
+    /// The host of worker slot `slot` (0-based), unless it is this machine.
+    fn host(&self, slot: usize) -> Option<Arc<Host>> {
+        Some(self.hosts.for_slot(slot + 1)).filter(|h| !h.login.is_local())
+    }
 }
 
 impl PoolOptions {
@@ -228,6 +251,7 @@ impl PoolOptions {
             task_timeout: None,
             warn_after: Some(DEFAULT_WARN_AFTER),
             log: Sink::null(),
+            remote: None,
         }
     }
 
@@ -302,10 +326,37 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(options: &PoolOptions, task: &str) -> io::Result<Self> {
-        let mut child = Command::new(&options.program)
-            .args(["worker", "--task", task])
-            .args(&options.worker_args)
+    fn spawn(options: &PoolOptions, task: &str, slot: usize) -> io::Result<Self> {
+        let remote = options
+            .remote
+            .as_ref()
+            .and_then(|r| Some((r, r.host(slot)?)));
+        let mut command = match remote {
+            Some((remote, host)) => {
+                let mut line = b"exec ".to_vec();
+                let words = [remote.program.as_str(), "worker", "--task", task]
+                    .into_iter()
+                    .chain(options.worker_args.iter().map(String::as_str));
+                for (i, word) in words.enumerate() {
+                    if i > 0 {
+                        line.push(b' ');
+                    }
+                    line.extend_from_slice(&quote_backslash_bytes(word.as_bytes()));
+                }
+                let argv = remote.hosts.ssh.argv(&host.login, &line);
+                let mut command = Command::new(&argv[0]);
+                command.args(&argv[1..]);
+                command
+            }
+            None => {
+                let mut command = Command::new(&options.program);
+                command
+                    .args(["worker", "--task", task])
+                    .args(&options.worker_args);
+                command
+            }
+        };
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -580,10 +631,62 @@ fn timeout_reason(options: &PoolOptions, ran: bool) -> String {
     }
 }
 
+/// If slot `slot`'s worker ran over SSH and its connection is gone (ssh exits 255
+/// when it fails, and the host's master connection is down too), the host.
+fn lost_host(options: &PoolOptions, slot: usize, status: Option<ExitStatus>) -> Option<Arc<Host>> {
+    let remote = options.remote.as_ref()?;
+    let host = remote.host(slot)?;
+    let lost = status.is_some_and(|s| s.code() == Some(255))
+        && !remote.hosts.ssh.master_alive(&host.login);
+    lost.then_some(host)
+}
+
+/// A worker's host was lost: its tasks go back to the queue (they never reported),
+/// and the slot waits for the host to come back. Returns false when the slot should
+/// end: the run is over, cancelled, or no host is left (then every queued task
+/// fails, naming each host's error).
+fn wait_for_host<T: Task>(
+    host: &Host,
+    options: &PoolOptions,
+    channels: &Channels<T>,
+    cancelled: &Receiver<()>,
+) -> bool {
+    let Some(remote) = &options.remote else {
+        return false;
+    };
+    if host.mark_down("the connection was lost".into()) {
+        options.log.send(|| {
+            format!(
+                "lost the connection to {}: its tasks go back to the queue",
+                host.login
+            )
+        });
+    }
+    if let Some(errors) = remote.hosts.all_down() {
+        let reason = format!("no host is left ({errors})");
+        while let Ok(chunk) = channels.queue.try_recv() {
+            channels.fail(&chunk.items, &reason);
+        }
+        return false;
+    }
+    loop {
+        let Some(retry_at) = host.revive(&remote.hosts.ssh) else {
+            options.log.send(|| format!("{} is back", host.login));
+            return true;
+        };
+        select! {
+            recv(channels.done) -> _ => return false,
+            recv(cancelled) -> _ => return false,
+            recv(crossbeam_channel::at(retry_at)) -> _ => {}
+        }
+    }
+}
+
 /// One worker slot: takes chunks from the queue and runs them on its worker,
 /// replacing the worker when it dies. Returns how many replacements it started.
 fn drive<T: Task>(
     mut worker: Option<Worker>,
+    slot: usize,
     options: &PoolOptions,
     channels: &Channels<T>,
     cancel: &CancelToken,
@@ -603,7 +706,7 @@ fn drive<T: Task>(
         }
         let mut current = match worker.take() {
             Some(w) => w,
-            None => match Worker::spawn(options, T::NAME) {
+            None => match Worker::spawn(options, T::NAME, slot) {
                 Ok(w) => {
                     respawns += 1;
                     w
@@ -626,6 +729,13 @@ fn drive<T: Task>(
             }
             ChunkEnd::NotAccepted(stop) => {
                 let status = current.reap();
+                if let Some(host) = lost_host(options, slot, status) {
+                    let _ = channels.requeue.send(chunk);
+                    if wait_for_host(&host, options, channels, &cancelled) {
+                        continue;
+                    }
+                    break;
+                }
                 let refusals = chunk.refusals + 1;
                 if refusals >= MAX_REFUSALS {
                     let why = match stop {
@@ -645,6 +755,18 @@ fn drive<T: Task>(
             }
             ChunkEnd::Failed { at, stop } => {
                 let status = current.reap();
+                if let Some(host) = lost_host(options, slot, status) {
+                    // The task being run never reported: it is not failed, it runs
+                    // again with the rest.
+                    let _ = channels.requeue.send(Chunk {
+                        items: chunk.items[at..].to_vec(),
+                        refusals: 0,
+                    });
+                    if wait_for_host(&host, options, channels, &cancelled) {
+                        continue;
+                    }
+                    break;
+                }
                 let reason = match stop {
                     Stop::TimedOut => timeout_reason(options, true),
                     _ => describe(status),
@@ -677,11 +799,11 @@ pub fn map<T: Task>(
         source,
     };
     let mut workers = Vec::with_capacity(options.workers.get());
-    for _ in 0..options.workers.get() {
+    for slot in 0..options.workers.get() {
         if cancel.is_cancelled() {
             return Err(PoolError::Cancelled);
         }
-        workers.push(Worker::spawn(options, T::NAME).map_err(spawn_error)?);
+        workers.push(Worker::spawn(options, T::NAME, slot).map_err(spawn_error)?);
     }
     let chunk = options.chunk_for(tasks.len());
     let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<Chunk<T>>();
@@ -711,9 +833,10 @@ pub fn map<T: Task>(
     let respawns = thread::scope(|s| {
         let drivers: Vec<_> = workers
             .into_iter()
-            .map(|worker| {
+            .enumerate()
+            .map(|(slot, worker)| {
                 let channels = &channels;
-                s.spawn(move || drive(Some(worker), options, channels, cancel))
+                s.spawn(move || drive(Some(worker), slot, options, channels, cancel))
             })
             .collect();
         let mut received = 0;

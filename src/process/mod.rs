@@ -35,6 +35,7 @@ mod pipeline;
 mod quote;
 pub mod runner;
 mod spool;
+pub mod ssh;
 
 use std::time::Duration;
 

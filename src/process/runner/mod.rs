@@ -22,7 +22,7 @@ mod joblog;
 mod live;
 mod pipe;
 mod results;
-mod ssh;
+
 mod template;
 
 use std::collections::{BTreeMap, HashSet};
@@ -38,6 +38,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, after, never, select};
 use thiserror::Error;
 
+pub use crate::process::ssh::{
+    Host, Hosts, LoginFile, RemoteLine, Ssh, SshLogin, Workdir, read_login_file,
+};
 pub use control::{
     Gate, Halt, HaltOn, HaltWhen, JobCount, JobsFile, RunningMedian, Threshold, Timeout,
 };
@@ -48,7 +51,6 @@ pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, read_joblog
 pub use live::{JobWriter, Live, LiveOutput};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
-pub use ssh::{Host, Hosts, LoginFile, RemoteLine, Ssh, SshLogin, Workdir, read_login_file};
 pub use template::{Rendered, Template, TemplateError, TemplateOptions};
 
 use super::{CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration};

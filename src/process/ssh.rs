@@ -1,10 +1,16 @@
-//! Running jobs on other machines over OpenSSH (`-S`, `--sshlogin`), as GNU parallel
-//! does: the system `ssh` client, one master connection per host (`ControlMaster`,
-//! in a private directory), and each job one multiplexed session on it.
+//! Other machines, over OpenSSH: the system `ssh` client, one master connection per
+//! host (`ControlMaster`, in a private directory), and each job or worker one
+//! multiplexed session on it. `concur run -S` runs jobs this way, as GNU parallel
+//! does; `concur gcd --hosts` starts its pool's workers this way.
 //!
 //! A job's command line is the one that would run here, with its arguments already
 //! backslash-quoted; it goes to `ssh` as one argument, so the remote shell reads it
 //! exactly once, as the local one would have.
+//!
+//! A host is [`Hosts::connect`]ed once per run: master connection, then one
+//! session that asks for its cores, makes a run directory and looks for `rsync`.
+//! A host lost during the run is [`Host::mark_down`]; [`Host::revive`] tries a new
+//! master after a back-off (1 s, doubling, at most 60 s).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -13,7 +19,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::control::JobCount;
+use crate::process::runner::JobCount;
 use crate::process::{Cmd, quote_backslash_bytes};
 
 /// One `--sshlogin` entry: `[N/][user@]host[:port]`, or `:` for this machine.
@@ -271,6 +277,20 @@ impl Ssh {
                 crate::lines::excerpt(String::from_utf8_lossy(&out.stderr).trim(), 200)
             )),
         }
+    }
+
+    /// The program and arguments that run shell command `line` on `login`'s
+    /// machine, over its master connection.
+    pub fn argv(&self, login: &SshLogin, line: &[u8]) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = self.command.iter().map(OsString::from).collect();
+        if argv.is_empty() {
+            argv.push("ssh".into());
+        }
+        argv.extend(self.options(login));
+        argv.push("--".into());
+        argv.extend(login.host.as_deref().map(OsString::from));
+        argv.push(os_from_bytes(line));
+        argv
     }
 
     /// The command that runs shell command `line` on `host`'s machine, in `workdir`
