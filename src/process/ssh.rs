@@ -737,14 +737,31 @@ impl Hosts {
             jobs,
             _control_dir: Some(dir),
         };
-        let mut errors = Vec::new();
+        let mut unique: Vec<SshLogin> = Vec::new();
         for login in logins {
-            if hosts.all().iter().any(|h| h.login == login) {
-                continue; // listed twice
+            if !unique.contains(&login) {
+                unique.push(login);
             }
-            if let Err(err) = hosts.add(login.clone()) {
-                report(&format!("{login} is unreachable, skipped: {err}"));
-                errors.push(format!("{login}: {err}"));
+        }
+        // Every host at once: a slow or dead one costs its timeout once, not per host.
+        let opened: Vec<Result<Host, String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = unique
+                .iter()
+                .map(|login| scope.spawn(|| hosts.open(login.clone())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("the connection thread panicked".into())))
+                .collect()
+        });
+        let mut errors = Vec::new();
+        for (login, host) in unique.into_iter().zip(opened) {
+            match host {
+                Ok(host) => hosts.list().push(Arc::new(host)),
+                Err(err) => {
+                    report(&format!("{login} is unreachable, skipped: {err}"));
+                    errors.push(format!("{login}: {err}"));
+                }
             }
         }
         if hosts.is_empty() {
@@ -756,6 +773,14 @@ impl Hosts {
     /// Connects to one more host and gives it the next job slots. Returns its
     /// slot count.
     pub fn add(&self, login: SshLogin) -> Result<usize, String> {
+        let host = self.open(login)?;
+        let slots = host.slots;
+        self.list().push(Arc::new(host));
+        Ok(slots)
+    }
+
+    /// Opens the master connection to `login` and asks the host what it has.
+    fn open(&self, login: SshLogin) -> Result<Host, String> {
         let wanted = login.jobs;
         let slots_for = |cores: usize| match (wanted, self.jobs) {
             (Some(n), _) => n,
@@ -783,9 +808,7 @@ impl Hosts {
                 health: Mutex::new(Health::Up),
             }
         };
-        let slots = host.slots;
-        self.list().push(Arc::new(host));
-        Ok(slots)
+        Ok(host)
     }
 
     fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Host>>> {
