@@ -1,25 +1,18 @@
 //! `concur run -S` against a real `sshd`, started by the tests on 127.0.0.2 and
 //! 127.0.0.3 with generated keys. Nothing is sent outside the loopback range.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use concur::process::sshd::LocalSshd;
 
 use crate::util::{Dir, eventually};
 
-/// A private sshd, killed when dropped.
+/// The library's private sshd, and what the tests do to it.
 struct Sshd {
-    child: Child,
+    inner: LocalSshd,
     port: u16,
-    dir: Dir,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn require_sshd() -> bool {
@@ -36,83 +29,39 @@ impl Sshd {
 
     /// [`start`](Self::start), listening on `addresses` only.
     fn start_on(addresses: &[&str]) -> Option<Self> {
-        let sshd = Path::new("/usr/sbin/sshd");
-        let tools = sshd.exists() && which("ssh") && which("ssh-keygen");
-        if !tools {
+        if let Some(why) = LocalSshd::missing() {
             assert!(
                 !require_sshd(),
-                "sshd, ssh and ssh-keygen are required (.ci/run installs openssh-server)"
+                "{why}: required under CI=true or CONCUR_REQUIRE_SSHD=1 (.ci/run installs it)"
             );
-            eprintln!("skipped: sshd is not installed (apt-get install openssh-server)");
+            eprintln!("skipped: {why}");
             return None;
         }
-        let dir = Dir::new();
-        for key in ["host_key", "user_key"] {
-            let status = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(dir.path().join(key))
-                .status()
-                .unwrap();
-            assert!(status.success(), "ssh-keygen failed");
-        }
-        std::fs::copy(
-            dir.path().join("user_key.pub"),
-            dir.path().join("authorized_keys"),
-        )
-        .unwrap();
-        // A free port (the race until sshd binds it is harmless here).
-        let port = TcpListener::bind((addresses[0], 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let path = |name: &str| dir.path().join(name).display().to_string();
-        let listen: String = addresses
-            .iter()
-            .map(|a| format!("ListenAddress {a}\n"))
-            .collect();
-        let config = format!(
-            "Port {port}\n{listen}HostKey {}\n\
-             AuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {}\n\
-             LogLevel ERROR\nMaxStartups 200:30:400\nMaxSessions 200\n",
-            path("host_key"),
-            path("authorized_keys"),
-            path("sshd.pid"),
-        );
-        dir.create("sshd_config", config);
-        // Privilege separation needs this directory when sshd runs as root.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new(sshd)
-            .args(["-D", "-e", "-f"])
-            .arg(dir.path().join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sshd = Sshd { child, port, dir };
-        let start = Instant::now();
-        while TcpStream::connect((addresses[addresses.len() - 1], port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "sshd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(sshd)
+        let inner = LocalSshd::start(addresses).unwrap_or_else(|e| panic!("sshd: {e}"));
+        Some(Sshd {
+            port: inner.port,
+            inner,
+        })
     }
 
-    /// The `--ssh` command for this server: its user key, no host-key prompts.
     fn ssh(&self) -> String {
-        format!(
-            "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-            self.dir.path().join("user_key").display()
-        )
+        self.inner.ssh_command()
     }
 
     fn login(&self, host: &str, jobs: usize) -> String {
-        format!("{jobs}/{host}:{}", self.port)
+        self.inner.login(host, jobs)
+    }
+
+    fn dir(&self) -> &Path {
+        self.inner.dir()
+    }
+
+    /// Lets `other`'s user key log in here too.
+    fn authorize(&self, other: &Sshd) {
+        let key = std::fs::read(other.dir().join("user_key.pub")).unwrap();
+        let mut keys = std::fs::read(self.dir().join("authorized_keys")).unwrap();
+        keys.extend_from_slice(&key);
+        std::fs::write(self.dir().join("authorized_keys"), keys).unwrap();
     }
 
     /// Runs `script` on `host` over a connection of its own, as a user checking on
@@ -135,30 +84,28 @@ impl Sshd {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// The machine dies: the listener and every connection it serves.
-    fn kill_all(&mut self) {
-        let mut pending = vec![self.child.id()];
+    /// Processes under the listener: its connections and what they run.
+    fn tree(&self) -> Vec<u32> {
+        let mut pending = vec![self.inner.pid()];
         let mut tree = Vec::new();
         while let Some(pid) = pending.pop() {
             tree.push(pid);
             pending.extend(crate::util::children_of(pid));
         }
-        for pid in tree.into_iter().rev() {
+        tree
+    }
+
+    /// The machine dies: the listener and every connection it serves.
+    fn kill_all(&mut self) {
+        for pid in self.tree().into_iter().rev() {
             // sshd-session children: whatever is left of the jobs is theirs to keep.
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             if comm.starts_with("sshd") {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
         }
-        let _ = self.child.wait();
+        self.inner.reap();
     }
-}
-
-fn which(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// Processes whose command line holds both pieces (the masters of a run).
@@ -330,11 +277,8 @@ fn a_host_lost_mid_run_has_its_jobs_run_again_elsewhere() {
         return;
     };
     let dir = Dir::new();
-    // Both servers accept the same key: the dying one's key is added to the other.
-    let key = std::fs::read(dying.dir.path().join("user_key.pub")).unwrap();
-    let mut keys = std::fs::read(alive.dir.path().join("authorized_keys")).unwrap();
-    keys.extend_from_slice(&key);
-    std::fs::write(alive.dir.path().join("authorized_keys"), keys).unwrap();
+    // Both servers accept the same key: the dying one's.
+    alive.authorize(&dying);
     let log = dir.path().join("log");
     let child = dir
         .concur(["run", "--joblog", "log", "--ssh", &dying.ssh(), "-S"])
@@ -583,10 +527,7 @@ fn gcd_workers_over_ssh_survive_a_lost_host() {
     let Some(mut dying) = Sshd::start_on(&["127.0.0.3"]) else {
         return;
     };
-    let key = std::fs::read(dying.dir.path().join("user_key.pub")).unwrap();
-    let mut keys = std::fs::read(alive.dir.path().join("authorized_keys")).unwrap();
-    keys.extend_from_slice(&key);
-    std::fs::write(alive.dir.path().join("authorized_keys"), keys).unwrap();
+    alive.authorize(&dying);
     let dir = Dir::new();
     let concur = env!("CARGO_BIN_EXE_concur");
     let serial = dir
@@ -618,15 +559,9 @@ fn gcd_workers_over_ssh_survive_a_lost_host() {
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(120));
     // The dying host's worker is a process under its sshd: wait until it works.
     eventually("a worker to run on the host that will die", || {
-        let mut pending = vec![dying.child.id()];
-        while let Some(pid) = pending.pop() {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "concur" {
-                return true;
-            }
-            pending.extend(crate::util::children_of(pid));
-        }
-        false
+        dying.tree().into_iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "concur")
+        })
     });
     std::thread::sleep(Duration::from_millis(300));
     dying.kill_all();

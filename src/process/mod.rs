@@ -36,6 +36,7 @@ mod quote;
 pub mod runner;
 mod spool;
 pub mod ssh;
+pub mod sshd;
 
 use std::time::Duration;
 

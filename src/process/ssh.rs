@@ -751,7 +751,10 @@ impl Hosts {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("the connection thread panicked".into())))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("the connection thread panicked".into()))
+                })
                 .collect()
         });
         let mut errors = Vec::new();

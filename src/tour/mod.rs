@@ -10,6 +10,7 @@ mod children;
 mod gcd;
 mod guess;
 mod life;
+mod machines;
 mod tail;
 mod threads;
 
@@ -89,6 +90,7 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
     guess::run(out)?;
     tail::run(out)?;
     gcd::run(out, options)?;
+    machines::run(out)?;
     writeln!(
         out,
         "\nTour finished in {:.1} s.",
