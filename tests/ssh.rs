@@ -95,6 +95,13 @@ impl Sshd {
         tree
     }
 
+    /// The machine comes back: the same address, port and keys.
+    fn restart(&mut self) {
+        self.inner
+            .restart()
+            .unwrap_or_else(|e| panic!("sshd restart: {e}"));
+    }
+
     /// The machine dies: the listener and every connection it serves.
     fn kill_all(&mut self) {
         for pid in self.tree().into_iter().rev() {
@@ -287,18 +294,8 @@ fn a_host_lost_mid_run_has_its_jobs_run_again_elsewhere() {
             alive.login("127.0.0.2", 2),
             dying.login("127.0.0.3", 2)
         ))
-        .args([
-            "sleep 2; echo {}",
-            ":::",
-            "1",
-            "2",
-            "3",
-            "4",
-            "5",
-            "6",
-            "7",
-            "8",
-        ])
+        .args(["sleep 2; echo {}", ":::"])
+        .args((1..=8).map(|i| i.to_string()))
         .spawn();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
     let dying_host = format!("127.0.0.3:{}", dying.port);
@@ -344,6 +341,68 @@ fn a_host_lost_mid_run_has_its_jobs_run_again_elsewhere() {
             attempt[0]
         );
     }
+}
+
+/// A lost host is tried again after a back-off: once its sshd is back, it runs
+/// jobs again (a line with exit 0 after its lost attempt in the joblog).
+#[test]
+fn a_lost_host_that_comes_back_runs_jobs_again() {
+    let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
+        return;
+    };
+    let Some(mut flaky) = Sshd::start_on(&["127.0.0.3"]) else {
+        return;
+    };
+    alive.authorize(&flaky);
+    let dir = Dir::new();
+    let log = dir.path().join("log");
+    let child = dir
+        .concur(["run", "--joblog", "log", "--ssh", &flaky.ssh(), "-S"])
+        .arg(format!(
+            "{},{}",
+            alive.login("127.0.0.2", 1),
+            flaky.login("127.0.0.3", 1)
+        ))
+        .args(["sleep 1; echo {}", ":::"])
+        .args((1..=8).map(|i| i.to_string()))
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(90));
+    let flaky_host = format!("127.0.0.3:{}", flaky.port);
+    eventually("a job to finish on the flaky host", || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.lines().any(|l| l.split('\t').nth(1) == Some(&flaky_host)))
+    });
+    flaky.kill_all();
+    std::thread::sleep(Duration::from_millis(200));
+    flaky.restart();
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let mut lines: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(lines, (1..=8).collect::<Vec<_>>(), "{stderr}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    // (exit value, start time) of each attempt on the flaky host.
+    let on_flaky: Vec<(&str, f64)> = log
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f.get(1) == Some(&flaky_host.as_str()))
+        .map(|f| (f[6], f[2].parse().unwrap()))
+        .collect();
+    let lost = on_flaky.iter().find(|(exit, _)| *exit == "255");
+    let Some(&(_, lost_start)) = lost else {
+        panic!("no lost attempt on the flaky host:\n{log}");
+    };
+    assert!(
+        on_flaky
+            .iter()
+            .any(|&(exit, start)| exit == "0" && start > lost_start),
+        "the host never ran a job after coming back:\n{log}"
+    );
 }
 
 /// When the only host dies mid-run, the run ends with 255 and names its error.
@@ -473,18 +532,8 @@ fn hosts_added_to_the_login_file_join_the_run() {
             "--slf",
             "hosts",
         ])
-        .args([
-            "sleep 0.5; echo {}",
-            ":::",
-            "1",
-            "2",
-            "3",
-            "4",
-            "5",
-            "6",
-            "7",
-            "8",
-        ])
+        .args(["sleep 0.5; echo {}", ":::"])
+        .args((1..=8).map(|i| i.to_string()))
         .spawn();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
     eventually("the first job to finish", || {

@@ -654,31 +654,45 @@ impl Host {
     }
 
     /// If it is down and its back-off has passed, opens a new master connection.
-    /// Returns when it may next be tried (`None`: it is up).
+    /// Returns when it may next be tried (`None`: it is up). One caller at a time
+    /// tries; the lock is not held while it does, so others are never stalled by a
+    /// slow host.
     pub fn revive(&self, ssh: &Ssh) -> Option<Instant> {
-        let mut health = self.health();
-        let Health::Down {
-            retry_at,
-            backoff,
-            error,
-        } = &mut *health
-        else {
-            return None;
+        let backoff = {
+            let mut health = self.health();
+            let Health::Down {
+                retry_at, backoff, ..
+            } = &mut *health
+            else {
+                return None;
+            };
+            let now = Instant::now();
+            if now < *retry_at {
+                return Some(*retry_at);
+            }
+            // Claim this try: the others wait for the next back-off.
+            let next = (*backoff * 2).min(MAX_BACKOFF);
+            *backoff = next;
+            *retry_at = now + next;
+            next
         };
-        let now = Instant::now();
-        if now < *retry_at {
-            return Some(*retry_at);
-        }
         ssh.stop_master(&self.login);
-        match ssh.start_master(&self.login, Duration::from_secs(10)) {
-            Ok(()) => {
+        let started = ssh.start_master(&self.login, Duration::from_secs(10));
+        let mut health = self.health();
+        match (started, &mut *health) {
+            (_, Health::Up | Health::Retired) => None,
+            (Ok(()), health) => {
                 *health = Health::Up;
                 None
             }
-            Err(err) => {
+            (
+                Err(err),
+                Health::Down {
+                    error, retry_at, ..
+                },
+            ) => {
                 *error = err;
-                *backoff = (*backoff * 2).min(MAX_BACKOFF);
-                *retry_at = Instant::now() + *backoff;
+                *retry_at = Instant::now() + backoff;
                 Some(*retry_at)
             }
         }

@@ -17,6 +17,22 @@ pub struct LocalSshd {
     /// The port it listens on, on every one of its addresses.
     pub port: u16,
     dir: tempfile::TempDir,
+    /// The address waited on at start.
+    address: String,
+}
+
+/// Starts sshd in the foreground on the config in `dir`.
+fn spawn(dir: &Path) -> Result<Child, String> {
+    // Privilege separation needs this directory when sshd runs as root.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    Command::new(SSHD)
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {SSHD}: {e}"))
 }
 
 impl LocalSshd {
@@ -86,21 +102,30 @@ impl LocalSshd {
         );
         std::fs::write(dir.path().join("sshd_config"), config)
             .map_err(|e| format!("cannot write sshd_config: {e}"))?;
-        // Privilege separation needs this directory when sshd runs as root.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(dir.path().join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {SSHD}: {e}"))?;
-        let mut sshd = LocalSshd { child, port, dir };
-        let last = addresses[addresses.len() - 1];
+        let child = spawn(dir.path())?;
+        let mut sshd = LocalSshd {
+            child,
+            port,
+            dir,
+            address: addresses[addresses.len() - 1].to_owned(),
+        };
+        sshd.wait_until_listening()?;
+        Ok(sshd)
+    }
+
+    /// Starts it again, on the same addresses, port and keys, after it was killed
+    /// (a machine coming back).
+    pub fn restart(&mut self) -> Result<(), String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.dir.path())?;
+        self.wait_until_listening()
+    }
+
+    fn wait_until_listening(&mut self) -> Result<(), String> {
         let start = Instant::now();
-        while TcpStream::connect((last, port)).is_err() {
-            if let Ok(Some(status)) = sshd.child.try_wait() {
+        while TcpStream::connect((self.address.as_str(), self.port)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("sshd exited at start ({status})"));
             }
             if start.elapsed() > Duration::from_secs(10) {
@@ -108,7 +133,7 @@ impl LocalSshd {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(sshd)
+        Ok(())
     }
 
     /// The `--ssh` command for this server: its user key, no host-key prompts.

@@ -752,6 +752,12 @@ fn run_job(
             .iter()
             .find_map(|path| hosts.ssh.send(host, path, workdir).err())
         {
+            // The host itself may be gone: then the job goes back to the queue.
+            if !hosts.ssh.master_alive(&host.login) {
+                host.mark_down(err.clone());
+                finished.outcome = Outcome::Lost(Box::new(job), err);
+                return finished;
+            }
             finished.outcome = Outcome::Transfer(err);
             finished.args = job.args;
             finished.lost = job.lost;
