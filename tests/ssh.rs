@@ -634,3 +634,30 @@ fn gcd_workers_over_ssh_survive_a_lost_host() {
         .expect_code(255)
         .expect_stderr("no host is reachable: 127.0.0.3:");
 }
+
+/// `--tagstring {host}` names the machine each job ran on.
+#[test]
+fn tags_can_name_the_host() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = Dir::new();
+    let run = dir
+        .concur([
+            "run",
+            "-k",
+            "--ssh",
+            &sshd.ssh(),
+            "--tagstring",
+            "{host} {}",
+            "-S",
+        ])
+        .arg(sshd.login("127.0.0.3", 1))
+        .args(["echo", "out", ":::", "a", "b"])
+        .run()
+        .expect_success();
+    let host = format!("127.0.0.3:{}", sshd.port);
+    assert_eq!(
+        run.stdout(),
+        format!("{host} a\tout a\n{host} b\tout b\n"),
+        "{run}"
+    );
+}

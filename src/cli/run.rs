@@ -21,7 +21,7 @@ use crate::process::Spool;
 use crate::process::runner::{
     self, Blocks, Gate, Grouping, Halt, Hosts, Input, InputOptions, JobCount, JobSource, Jobs,
     JobsFile, Live, LiveOutput, LoginFile, PipeOptions, Reporter, Results, RunError, RunOptions,
-    Source, SshLogin, Streams, Template, TemplateOptions, Timeout, Workdir, read_joblog,
+    Source, SshLogin, Streams, Tag, Template, TemplateOptions, Timeout, Workdir, read_joblog,
 };
 
 const RUN_ABOUT: &str =
@@ -55,7 +55,8 @@ Exit status:
   127     a command was not found (run directly; through sh, 127 is a failure)
   130/143 interrupted by Ctrl-C / SIGTERM (running jobs were stopped)
   141     standard output was closed before every job's output was written
-  255     concur run itself failed: bad arguments, unreadable input, unwritable joblog
+  255     concur run itself failed: bad arguments, unreadable input, unwritable joblog;
+          or with -S, no host could be reached, or every host was lost
 When several apply, the first in this order wins: 130/143, 127, 124, the count.
 After --halt, the run exits as the job that halted it did (0 for --halt ...,success=N),
 as GNU parallel does.
@@ -172,7 +173,8 @@ pub struct RunArgs {
     #[arg(long)]
     tag: bool,
 
-    /// Prefix each output line with STR (replacement strings allowed) and a tab.
+    /// Prefix each output line with STR (replacement strings allowed; {host} is the
+    /// machine the job ran on, : for this one) and a tab.
     #[arg(long, value_name = "STR", conflicts_with = "tag")]
     tagstring: Option<String>,
 
@@ -724,8 +726,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let template =
         Template::parse(&words, &template_options).map_err(|e| UsageError(e.to_string()))?;
     let tag = match (&args.tagstring, args.tag) {
-        (Some(text), _) => Some(Template::text(text, &template_options)),
-        (None, true) => Some(Template::text("{}", &TemplateOptions::default())),
+        (Some(text), _) => Some(Tag::parse(text, &template_options)),
+        (None, true) => Some(Tag::parse("{}", &TemplateOptions::default())),
         (None, false) => None,
     }
     .transpose()

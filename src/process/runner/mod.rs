@@ -51,7 +51,7 @@ pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, read_joblog
 pub use live::{JobWriter, Live, LiveOutput};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
-pub use template::{Rendered, Template, TemplateError, TemplateOptions};
+pub use template::{Rendered, Tag, Template, TemplateError, TemplateOptions};
 
 use super::{CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration};
 
@@ -96,7 +96,7 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Prefix every output line with this, rendered per job, and a tab (`--tag`,
     /// `--tagstring`).
-    pub tag: Option<Template>,
+    pub tag: Option<Tag>,
     /// Run the jobs in a random order (`--shuf`); reads all input first.
     pub shuffle: bool,
     /// Wait this long between job starts (`--delay`).
@@ -700,8 +700,9 @@ fn run_job(
         let watch = job.stdin.is_none().then_some(options.grace);
         cmd = hosts.ssh.wrap(host, &line, Some(workdir), watch);
     }
+    let host_name = host.map_or_else(|| ":".to_owned(), |h| h.login.to_string());
     let tag = options.tag.as_ref().map(|tag| {
-        let mut text = tag.render_text(&job.args, job.seq, slot);
+        let mut text = tag.render(&job.args, job.seq, slot, &host_name);
         text.push(b'\t');
         text
     });
@@ -713,7 +714,7 @@ fn run_job(
         record: None,
         args: JobArgs::default(),
         slot,
-        host: host.map_or_else(|| ":".to_owned(), |h| h.login.to_string()),
+        host: host_name,
         outcome: Outcome::Skipped,
         attempts: 0,
         lost: Vec::new(),

@@ -543,6 +543,37 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// `--tag`/`--tagstring`: a text with replacement strings, and `{host}` (a concur
+/// addition) for the machine the job runs on (`:` here).
+#[derive(Clone, Debug)]
+pub struct Tag {
+    /// The text's pieces around each `{host}`.
+    parts: Vec<Template>,
+}
+
+impl Tag {
+    /// Parses a `--tagstring` text.
+    pub fn parse(text: &str, options: &TemplateOptions) -> Result<Self, TemplateError> {
+        let parts = text
+            .split("{host}")
+            .map(|part| Template::text(part, options))
+            .collect::<Result<_, _>>()?;
+        Ok(Tag { parts })
+    }
+
+    /// The tag of one job, run on `host`.
+    pub fn render(&self, args: &JobArgs, seq: usize, slot: usize, host: &str) -> Vec<u8> {
+        let mut text = Vec::new();
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                text.extend_from_slice(host.as_bytes());
+            }
+            text.extend_from_slice(&part.render_text(args, seq, slot));
+        }
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
