@@ -636,9 +636,12 @@ fn timeout_reason(options: &PoolOptions, ran: bool) -> String {
 fn lost_host(options: &PoolOptions, slot: usize, status: Option<ExitStatus>) -> Option<Arc<Host>> {
     let remote = options.remote.as_ref()?;
     let host = remote.host(slot)?;
-    let lost = status.is_some_and(|s| s.code() == Some(255))
-        && !remote.hosts.ssh.master_alive(&host.login);
-    lost.then_some(host)
+    let code = status.and_then(|s| s.code());
+    remote
+        .hosts
+        .ssh
+        .connection_lost(&host.login, code)
+        .then_some(host)
 }
 
 /// A worker's host was lost: its tasks go back to the queue (they never reported),

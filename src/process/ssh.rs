@@ -209,7 +209,14 @@ impl Ssh {
             .args(["-N", "-f", "--"])
             .arg(host)
             .timeout(timeout);
-        finished(cmd.output())
+        checked(cmd.output())
+    }
+
+    /// Whether a session to `login` that exited with `code` failed because the
+    /// connection did: `ssh` exits 255 then (and so may the remote command), and the
+    /// master connection is gone too.
+    pub fn connection_lost(&self, login: &SshLogin, code: Option<i32>) -> bool {
+        code == Some(255) && !self.master_alive(login)
     }
 
     /// Whether the master connection to `login` is still up.
@@ -258,8 +265,7 @@ impl Ssh {
             .timeout(Duration::from_secs(30))
             .output()
             .map_err(|e| crate::error_chain(&e))?;
-        let stdout = out.stdout.clone();
-        let mut lines = stdout.split(|&b| b == b'\n');
+        let mut lines = out.stdout.split(|&b| b == b'\n');
         let mut next = || lines.next().map(|l| l.trim_ascii().to_vec());
         let cores = next()
             .and_then(|l| String::from_utf8(l).ok()?.parse().ok())
@@ -293,26 +299,19 @@ impl Ssh {
         argv
     }
 
-    /// The command that runs shell command `line` on `host`'s machine, in `workdir`
-    /// (its run directory when `None`).
+    /// The command that runs shell command `line` on `host`'s machine, in `workdir`.
     ///
     /// With `watch`, the job gets a held stdin (see [`RemoteLine`]): when this `ssh`
     /// ends (a timeout, Ctrl-C, or this process dying), the remote process group is
     /// stopped too. A job that reads its own stdin (`--pipe`) cannot be watched so.
-    pub fn wrap(
-        &self,
-        host: &Host,
-        line: &[u8],
-        workdir: Option<&[u8]>,
-        watch: Option<Duration>,
-    ) -> Cmd {
+    pub fn wrap(&self, host: &Host, line: &[u8], workdir: &[u8], watch: Option<Duration>) -> Cmd {
         let login = &host.login;
         match &login.host {
             None => Cmd::shell(std::os::unix::ffi::OsStrExt::from_bytes(line) as &std::ffi::OsStr),
             Some(name) => {
                 let remote = RemoteLine {
                     line,
-                    workdir: workdir.unwrap_or(&host.run_dir),
+                    workdir,
                     watch,
                 };
                 let cmd = self
@@ -359,7 +358,7 @@ impl Ssh {
             line.extend_from_slice(&self.shell_words(&host.login, name, &remote));
             Cmd::shell(os_from_bytes(&line))
         };
-        finished(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(|e| {
+        checked(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(|e| {
             format!(
                 "cannot send {} to {}: {e}",
                 String::from_utf8_lossy(path),
@@ -403,7 +402,7 @@ impl Ssh {
             });
             Cmd::shell(os_from_bytes(&line))
         };
-        finished(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(|e| {
+        checked(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(|e| {
             format!(
                 "cannot fetch {} from {}: {e}",
                 String::from_utf8_lossy(path),
@@ -431,7 +430,7 @@ impl Ssh {
             .base(&host.login)
             .args(["--", name])
             .arg(os_from_bytes(&script));
-        finished(cmd.timeout(TRANSFER_TIMEOUT).output())
+        checked(cmd.timeout(TRANSFER_TIMEOUT).output())
             .map_err(|e| format!("cannot clean up on {}: {e}", host.login))
     }
 
@@ -500,7 +499,7 @@ fn remote_path(login: &SshLogin, name: &str) -> OsString {
 }
 
 /// `Ok` for a command that exited 0; else its stderr's last words.
-fn finished(
+fn checked(
     output: Result<crate::process::Output, crate::process::ProcessError>,
 ) -> Result<(), String> {
     match output {

@@ -698,7 +698,7 @@ fn run_job(
         let workdir = hosts.workdir_on(host);
         // A job that reads its own stdin (--pipe) cannot have it watched.
         let watch = job.stdin.is_none().then_some(options.grace);
-        cmd = hosts.ssh.wrap(host, &line, Some(workdir), watch);
+        cmd = hosts.ssh.wrap(host, &line, workdir, watch);
     }
     let host_name = host.map_or_else(|| ":".to_owned(), |h| h.login.to_string());
     let tag = options.tag.as_ref().map(|tag| {
@@ -806,8 +806,7 @@ fn run_job(
         // connection that is gone tells them apart.
         if let (Some((hosts, host)), Outcome::Ran(run)) = (remote, &outcome)
             && run.ending == Ending::Exited
-            && run.status.code() == Some(255)
-            && !hosts.ssh.master_alive(&host.login)
+            && hosts.ssh.connection_lost(&host.login, run.status.code())
         {
             let said = String::from_utf8_lossy(&stderr.tail(400)).trim().to_owned();
             let error = if said.is_empty() {
