@@ -38,6 +38,7 @@ pub mod measure;
 pub mod parallel;
 pub mod process;
 pub mod queue;
+pub mod report;
 mod shim;
 pub mod sink;
 pub mod sync;

@@ -396,8 +396,13 @@ fn bench_runs_every_strategy_in_its_own_process() {
 #[test]
 fn quick_tour_covers_items_52_to_64() {
     let dir = Dir::new();
-    let run = dir.concur(["tour", "--quick"]).run().expect_success();
+    let run = dir
+        .concur(["tour", "--quick", "--html", "tour.html"])
+        .run()
+        .expect_success();
     let out = run.stdout();
+    // The same run wrote the HTML report; it is checked in a browser there.
+    crate::report::check_tour_page(&dir.path().join("tour.html"), &out);
     assert!(
         out.contains(BOOK_COLUMNS.trim_end()),
         "the glider columns\n{out}"
@@ -445,6 +450,7 @@ fn quick_tour_covers_items_52_to_64() {
         "= 30 tasks",
         // The book's gcds, from Python's math.gcd (Euclid), not from concur.
         "All three agree; the ten gcds: [1, 1, 5, 1, 32, 1, 14, 9, 1, 9]",
+        "Past one machine",
     ] {
         assert!(out.contains(needle), "tour lacks {needle:?}\n{out}");
     }

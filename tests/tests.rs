@@ -10,6 +10,7 @@ mod life_rules;
 mod life_strategies;
 mod life_view;
 mod process;
+mod report;
 mod run_cli;
 mod run_compat;
 mod run_gnu;

@@ -127,6 +127,11 @@ struct BenchArgs {
     #[arg(long, value_name = "PYTHON")]
     python: Option<PathBuf>,
 
+    /// Also draw the figures as a chart into FILE (SVG): grouped bars, concur beside
+    /// CPython (with --python), the speed-up on each bar.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -327,6 +332,10 @@ fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     if let Some(error) = &report.python_error {
         eprintln!("concur: no Python baseline: {error}");
+    }
+    if let Some(path) = &args.svg {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        super::output::write_svg(path, &report.chart(&command))?;
     }
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;

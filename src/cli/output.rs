@@ -37,3 +37,29 @@ pub(crate) fn set_spinner_style(bar: &ProgressBar, unit: &str) {
 pub(crate) fn seconds(s: f64) -> String {
     format!("{s:.3} s")
 }
+
+/// Writes `chart` as an SVG file at `path`.
+pub(crate) fn write_svg(
+    path: &std::path::Path,
+    chart: &crate::report::BarChart,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    write_file_atomically(path, chart.svg()?.as_bytes())
+        .with_context(|| format!("cannot write the chart {}", path.display()))
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, so a reader never sees
+/// half a file.
+pub(crate) fn write_file_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    // A temp file is private (0600); a report is for reading like any other file.
+    file.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

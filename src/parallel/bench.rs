@@ -68,6 +68,8 @@ pub struct BenchReport {
     pub processes_seconds: f64,
     /// `serial / processes`.
     pub processes_speedup: f64,
+    /// The fastest and slowest serial, threads and processes runs, seconds.
+    pub ranges: ModeRanges,
     /// The pool's own cost per trivial task with automatic chunks, microseconds.
     pub pool_overhead_us_per_task: f64,
     /// The same with one task per request, microseconds.
@@ -80,6 +82,110 @@ pub struct BenchReport {
     pub rust_vs_python: Option<f64>,
     /// Why the Python baseline is missing, when it was asked for and failed.
     pub python_error: Option<String>,
+    /// Runs per mode.
+    pub repeats: usize,
+}
+
+/// The fastest and slowest of each mode's repeats, seconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ModeRanges {
+    /// Serially.
+    pub serial: [f64; 2],
+    /// On threads.
+    pub threads: [f64; 2],
+    /// On processes.
+    pub processes: [f64; 2],
+}
+
+/// A mode's repeats: their median, and the fastest and slowest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// The median, seconds.
+    pub median: f64,
+    /// The fastest and the slowest, seconds.
+    pub range: [f64; 2],
+}
+
+impl Timing {
+    fn of(times: Vec<f64>) -> Self {
+        let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = times.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Timing {
+            median: median(times),
+            range: [min, max],
+        }
+    }
+}
+
+/// The bars of one implementation's three modes, scaled by `scale` (seconds to the
+/// chart's unit), each labelled with its speed-up over serial.
+pub fn modes_group(label: String, modes: [Timing; 3], scale: f64) -> crate::report::BarGroup {
+    let serial = modes[0].median;
+    let bars = ["serial", "threads", "processes"]
+        .into_iter()
+        .zip(modes)
+        .map(|(series, t)| crate::report::Bar {
+            series: series.into(),
+            median: t.median * scale,
+            min: t.range[0] * scale,
+            max: t.range[1] * scale,
+            note: format!("{:.2}x", serial / t.median),
+        })
+        .collect();
+    crate::report::BarGroup { label, bars }
+}
+
+/// Item 64's chart: milliseconds per the book's ten pairs for each group's serial,
+/// threads and processes runs.
+pub fn modes_chart(
+    groups: Vec<crate::report::BarGroup>,
+    what: String,
+    command: &str,
+) -> crate::report::BarChart {
+    crate::report::BarChart {
+        title: "Item 64: the book's slow gcd, serial, on threads and on processes".into(),
+        y_label: "ms per the book's ten pairs (median; whiskers: min-max)".into(),
+        groups,
+        provenance: crate::report::Provenance::here(what, command),
+    }
+}
+
+impl BenchReport {
+    /// The bar chart of this run: serial, threads and processes for concur and (when
+    /// it ran) CPython, in milliseconds per the book's ten pairs, the speed-up against
+    /// each one's own serial run written on each bar.
+    pub fn chart(&self, command: &str) -> crate::report::BarChart {
+        let timing = |median: f64, range: [f64; 2]| Timing { median, range };
+        let mut groups = vec![modes_group(
+            format!("concur (Rust), {} workers", self.workers),
+            [
+                timing(self.serial_seconds, self.ranges.serial),
+                timing(self.threads_seconds, self.ranges.threads),
+                timing(self.processes_seconds, self.ranges.processes),
+            ],
+            10.0 / self.tasks.max(1) as f64 * 1e3,
+        )];
+        if let Some(py) = &self.python {
+            let once = |s: f64| timing(s, [s, s]);
+            groups.push(modes_group(
+                format!("CPython {}, 2 workers", py.python),
+                [
+                    once(py.serial_seconds),
+                    once(py.threads_seconds),
+                    once(py.processes_seconds),
+                ],
+                1e3,
+            ));
+        }
+        modes_chart(
+            groups,
+            format!(
+                "{} tasks x {} repeats for concur; each bar's label is its speed-up over serial",
+                self.tasks, self.repeats
+            ),
+            command,
+        )
+    }
 }
 
 /// What stops the benchmark.
@@ -124,6 +230,19 @@ pub fn time_mode(
     expected: Option<&[Option<u64>]>,
     cancel: &CancelToken,
 ) -> Result<(f64, Vec<Option<u64>>), BenchError> {
+    let (timing, results) = time_repeats(mode, pairs, pool, repeats, expected, cancel)?;
+    Ok((timing.median, results))
+}
+
+/// [`time_mode`], with the fastest and slowest run too.
+pub fn time_repeats(
+    mode: Mode,
+    pairs: &[(u64, u64)],
+    pool: &PoolOptions,
+    repeats: usize,
+    expected: Option<&[Option<u64>]>,
+    cancel: &CancelToken,
+) -> Result<(Timing, Vec<Option<u64>>), BenchError> {
     let mut times = Vec::with_capacity(repeats);
     let mut results = Vec::new();
     for _ in 0..repeats.max(1) {
@@ -135,7 +254,7 @@ pub fn time_mode(
         times.push(done.seconds);
         results = done.results;
     }
-    Ok((median(times), results))
+    Ok((Timing::of(times), results))
 }
 
 /// The process pool's own cost per task, in microseconds: `tasks` trivial tasks, with
@@ -191,9 +310,9 @@ pub fn run_bench(
     let scale = ((options.target_seconds / ten).ceil() as usize).max(1);
     let pairs = book_workload(scale);
     progress("serial");
-    let (serial, expected) = time_mode(Mode::Serial, &pairs, pool, repeats, None, cancel)?;
+    let (serial, expected) = time_repeats(Mode::Serial, &pairs, pool, repeats, None, cancel)?;
     progress("threads");
-    let (threads, _) = time_mode(
+    let (threads, _) = time_repeats(
         Mode::Threads,
         &pairs,
         pool,
@@ -202,7 +321,7 @@ pub fn run_bench(
         cancel,
     )?;
     progress("processes");
-    let (processes, _) = time_mode(
+    let (processes, _) = time_repeats(
         Mode::Processes,
         &pairs,
         pool,
@@ -227,11 +346,17 @@ pub fn run_bench(
         scale,
         tasks: pairs.len(),
         workers: pool.workers.get(),
-        serial_seconds: serial,
-        threads_seconds: threads,
-        threads_speedup: serial / threads,
-        processes_seconds: processes,
-        processes_speedup: serial / processes,
+        serial_seconds: serial.median,
+        threads_seconds: threads.median,
+        threads_speedup: serial.median / threads.median,
+        processes_seconds: processes.median,
+        processes_speedup: serial.median / processes.median,
+        ranges: ModeRanges {
+            serial: serial.range,
+            threads: threads.range,
+            processes: processes.range,
+        },
+        repeats,
         pool_overhead_us_per_task: overhead_auto,
         pool_overhead_us_per_task_chunk_1: overhead_one,
         rust_serial_ten_pairs_seconds: ten,

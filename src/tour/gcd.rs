@@ -4,17 +4,20 @@ use std::io::Write;
 use std::num::NonZeroUsize;
 
 use super::{TourError, TourOptions, heading};
-use crate::parallel::bench::{book_workload, pool_overhead, time_mode};
+use crate::parallel::bench::{
+    book_workload, modes_chart, modes_group, pool_overhead, time_repeats,
+};
 use crate::parallel::pool::PoolOptions;
 use crate::parallel::{Mode, default_workers};
 use crate::process::CancelToken;
+use crate::report::BarChart;
 
-/// Runs the item 64 part of the tour.
-pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
-    heading(
-        out,
-        "Item 64: consider concurrent.futures for true parallelism",
-    )?;
+/// The section's heading.
+pub(super) const TITLE: &str = "Item 64: consider concurrent.futures for true parallelism";
+
+/// Runs the item 64 part of the tour, and returns its chart.
+pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourError> {
+    heading(out, TITLE)?;
     let (scale, repeats, trivial) = if options.quick {
         (3, 1, 2_000)
     } else {
@@ -35,8 +38,8 @@ pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourE
          against the serial run's.\n",
         pairs.len()
     )?;
-    let (serial, expected) = time_mode(Mode::Serial, &pairs, &pool, repeats, None, &cancel)?;
-    let (threads, _) = time_mode(
+    let (serial_t, expected) = time_repeats(Mode::Serial, &pairs, &pool, repeats, None, &cancel)?;
+    let (threads_t, _) = time_repeats(
         Mode::Threads,
         &pairs,
         &pool,
@@ -44,7 +47,7 @@ pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourE
         Some(&expected),
         &cancel,
     )?;
-    let (processes, _) = time_mode(
+    let (processes_t, _) = time_repeats(
         Mode::Processes,
         &pairs,
         &pool,
@@ -52,6 +55,19 @@ pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourE
         Some(&expected),
         &cancel,
     )?;
+    let (serial, threads, processes) = (serial_t.median, threads_t.median, processes_t.median);
+    let chart = modes_chart(
+        vec![modes_group(
+            format!("concur (Rust), {workers} workers"),
+            [serial_t, threads_t, processes_t],
+            10.0 / pairs.len() as f64 * 1e3,
+        )],
+        format!(
+            "{} tasks x {repeats} repeats; each bar's label is its speed-up over serial",
+            pairs.len()
+        ),
+        "concur tour",
+    );
     writeln!(
         out,
         "  {:<10} {:>9} {:>9}   book (CPython, 2 cores)",
@@ -90,5 +106,5 @@ pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourE
          is replaced, and the rest complete. The book's pickle-over-a-pipe is explicit here:\n\
          length-prefixed postcard frames over each worker's stdin and stdout."
     )?;
-    Ok(())
+    Ok(chart)
 }

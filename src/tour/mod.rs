@@ -71,8 +71,17 @@ pub enum TourError {
     Demo(#[source] io::Error),
 }
 
-/// Runs the tour, writing it to `out`.
-pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
+/// The charts of what the tour measured, by the title of the section that measured
+/// it (for `concur tour --html`).
+#[derive(Debug, Default)]
+pub struct TourCharts {
+    /// Section title, then the chart.
+    pub charts: Vec<(String, crate::report::BarChart)>,
+}
+
+/// Runs the tour, writing it to `out`, and returns the charts of what it measured.
+pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<TourCharts, TourError> {
+    let mut charts = TourCharts::default();
     let start = Instant::now();
     writeln!(
         out,
@@ -89,14 +98,15 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
     life::run(out, options)?;
     guess::run(out)?;
     tail::run(out)?;
-    gcd::run(out, options)?;
+    let gcd = gcd::run(out, options)?;
+    charts.charts.push((gcd::TITLE.to_owned(), gcd));
     machines::run(out)?;
     writeln!(
         out,
         "\nTour finished in {:.1} s.",
         start.elapsed().as_secs_f64()
     )?;
-    Ok(())
+    Ok(charts)
 }
 
 fn heading(out: &mut dyn Write, title: &str) -> io::Result<()> {

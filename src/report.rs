@@ -1,0 +1,415 @@
+//! What concur measured, drawn: charts as SVG (with plotters' SVG backend), and the
+//! tour as one self-contained HTML page (inline SVG, no scripts, fonts or fetches).
+//!
+//! A chart is a model first ([`BarChart`]), so that every command that measures the
+//! same thing draws it with the same code. Each chart carries its [`Provenance`]:
+//! what was measured, with which command, on what machine, and when. Bars are
+//! medians, with a whisker from the fastest to the slowest repeat.
+
+use std::fmt::Write as _;
+
+use plotters::prelude::*;
+use thiserror::Error;
+
+/// A chart that could not be drawn.
+#[derive(Debug, Error)]
+#[error("cannot draw the chart {title:?}: {message}")]
+pub struct ReportError {
+    /// The chart's title.
+    pub title: String,
+    /// What plotters said.
+    pub message: String,
+}
+
+/// Where a measurement comes from: printed under every chart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provenance {
+    /// What was measured, in a few words.
+    pub what: String,
+    /// The command that measured it.
+    pub command: String,
+    /// This machine's cores.
+    pub cores: usize,
+    /// This machine's operating system (`uname -sr`).
+    pub os: String,
+    /// When, as RFC 3339 in UTC, to the second.
+    pub when: String,
+}
+
+impl Provenance {
+    /// A measurement of `what`, made now on this machine by `command`.
+    pub fn here(what: impl Into<String>, command: impl Into<String>) -> Self {
+        let uname = rustix::system::uname();
+        Self {
+            what: what.into(),
+            command: command.into(),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            os: format!(
+                "{} {}",
+                uname.sysname().to_string_lossy(),
+                uname.release().to_string_lossy()
+            ),
+            when: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }
+    }
+
+    /// The two lines printed under a chart.
+    pub fn lines(&self) -> [String; 2] {
+        [
+            self.what.clone(),
+            format!(
+                "{} cores, {}, {} - {}",
+                self.cores, self.os, self.when, self.command
+            ),
+        ]
+    }
+}
+
+/// One bar: the median of its repeats, their range, and a note written on it (a
+/// speed-up, say).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bar {
+    /// The series it belongs to (shown in the legend).
+    pub series: String,
+    /// The median.
+    pub median: f64,
+    /// The fastest and slowest repeat (equal to the median when there was one run).
+    pub min: f64,
+    /// See `min`.
+    pub max: f64,
+    /// Written above the bar.
+    pub note: String,
+}
+
+/// Bars side by side under one label (e.g. "concur" and "CPython").
+#[derive(Clone, Debug, PartialEq)]
+pub struct BarGroup {
+    /// The label under the group.
+    pub label: String,
+    /// Its bars, one per series.
+    pub bars: Vec<Bar>,
+}
+
+/// A grouped bar chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BarChart {
+    /// The title.
+    pub title: String,
+    /// What the bars measure, with the unit.
+    pub y_label: String,
+    /// The groups, left to right.
+    pub groups: Vec<BarGroup>,
+    /// Where the figures come from.
+    pub provenance: Provenance,
+}
+
+/// The colour of series `i`, from a palette that stays apart in grey print.
+fn colour(i: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The chart's width and height in pixels.
+pub const SIZE: (u32, u32) = (760, 460);
+
+impl BarChart {
+    /// The series names, in the order they first appear.
+    pub fn series(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for bar in self.groups.iter().flat_map(|g| &g.bars) {
+            if !names.contains(&bar.series.as_str()) {
+                names.push(&bar.series);
+            }
+        }
+        names
+    }
+
+    /// The chart as an SVG document.
+    pub fn svg(&self) -> Result<String, ReportError> {
+        let mut svg = String::new();
+        self.draw(&mut svg).map_err(|message| ReportError {
+            title: self.title.clone(),
+            message,
+        })?;
+        Ok(svg)
+    }
+
+    fn draw(&self, svg: &mut String) -> Result<(), String> {
+        let series = self.series();
+        let slots = series.len().max(1);
+        let top = self
+            .groups
+            .iter()
+            .flat_map(|g| &g.bars)
+            .map(|b| b.max.max(b.median))
+            .filter(|v| v.is_finite())
+            .fold(0.0_f64, f64::max);
+        let top = if top > 0.0 { top * 1.2 } else { 1.0 };
+        let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (plot, footer) = root.split_vertically(SIZE.1 - 44);
+        // Each group spans one unit on x; its bars share the middle 80%.
+        let groups = self.groups.len().max(1);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(&self.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(28)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..groups as f64, 0.0..top)
+            .map_err(|e| e.to_string())?;
+        let labels: Vec<String> = self.groups.iter().map(|g| g.label.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(groups * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                let centred = (x - x.floor() - 0.5).abs() < 1e-6;
+                match labels.get(i) {
+                    Some(label) if centred => label.clone(),
+                    _ => String::new(),
+                }
+            })
+            .y_desc(&self.y_label)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let width = 0.8 / slots as f64;
+        for (s, name) in series.iter().enumerate() {
+            let colour = colour(s);
+            let bars: Vec<(f64, &Bar)> = self
+                .groups
+                .iter()
+                .enumerate()
+                .filter_map(|(g, group)| {
+                    let bar = group.bars.iter().find(|b| b.series == *name)?;
+                    Some((g as f64 + 0.1 + s as f64 * width, bar))
+                })
+                .collect();
+            chart
+                .draw_series(bars.iter().map(|&(x, bar)| {
+                    Rectangle::new([(x, 0.0), (x + width * 0.9, bar.median)], colour.filled())
+                }))
+                .map_err(|e| e.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
+                });
+            // The range of the repeats, and the note.
+            chart
+                .draw_series(bars.iter().map(|&(x, bar)| {
+                    let mid = x + width * 0.45;
+                    PathElement::new(vec![(mid, bar.min), (mid, bar.max)], BLACK.stroke_width(2))
+                }))
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(bars.iter().map(|&(x, bar)| {
+                    Text::new(
+                        bar.note.clone(),
+                        (x, bar.max.max(bar.median) + top * 0.02),
+                        ("sans-serif", 12),
+                    )
+                }))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, line) in self.provenance.lines().iter().enumerate() {
+            footer
+                .draw(&Text::new(
+                    line.clone(),
+                    (12, 4 + 18 * i as i32),
+                    ("sans-serif", 12).into_font().color(&RGBColor(80, 80, 80)),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// One section of the HTML report: a heading, the text the terminal showed, and
+/// its charts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Section {
+    /// The heading.
+    pub title: String,
+    /// Its text, shown as the terminal showed it.
+    pub text: String,
+    /// SVG documents, inlined.
+    pub charts: Vec<String>,
+}
+
+/// Cuts a terminal text into sections at its headings: a line followed by a line of
+/// as many `=`. Text before the first heading is a section titled `preamble`.
+pub fn sections_from_text(text: &str, preamble: &str) -> Vec<Section> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut sections = vec![Section {
+        title: preamble.to_owned(),
+        ..Section::default()
+    }];
+    let mut i = 0;
+    while i < lines.len() {
+        let underline = lines.get(i + 1).is_some_and(|next| {
+            !lines[i].is_empty()
+                && next.chars().count() == lines[i].chars().count()
+                && next.chars().all(|c| c == '=')
+        });
+        if underline {
+            sections.push(Section {
+                title: lines[i].to_owned(),
+                ..Section::default()
+            });
+            i += 2;
+            continue;
+        }
+        if let Some(section) = sections.last_mut() {
+            section.text.push_str(lines[i]);
+            section.text.push('\n');
+        }
+        i += 1;
+    }
+    for section in &mut sections {
+        section.text = section.text.trim_matches('\n').to_owned();
+    }
+    sections.retain(|s| !(s.text.is_empty() && s.title == preamble));
+    sections
+}
+
+/// The report as one self-contained HTML page.
+pub fn html(title: &str, sections: &[Section]) -> String {
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{}</title>\n<style>\n\
+         body {{ font-family: sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}\n\
+         pre {{ background: #f6f6f6; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }}\n\
+         figure {{ margin: 1rem 0; }}\n\
+         </style>\n</head>\n<body>\n<h1>{}</h1>\n",
+        escape(title),
+        escape(title)
+    );
+    for section in sections {
+        let _ = write!(
+            page,
+            "<section>\n<h2>{}</h2>\n<pre>{}</pre>\n",
+            escape(&section.title),
+            escape(section.text.trim_end())
+        );
+        for chart in &section.charts {
+            // An SVG document's own XML declaration has no place inside HTML.
+            let body = chart
+                .strip_prefix("<?xml")
+                .and_then(|rest| rest.split_once("?>").map(|(_, svg)| svg))
+                .unwrap_or(chart);
+            let _ = writeln!(page, "<figure>{}</figure>", body.trim());
+        }
+        page.push_str("</section>\n");
+    }
+    page.push_str("</body>\n</html>\n");
+    page
+}
+
+/// `text` with `&`, `<`, `>` and `"` escaped for HTML.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chart() -> BarChart {
+        let bar = |series: &str, median: f64| Bar {
+            series: series.into(),
+            median,
+            min: median * 0.9,
+            max: median * 1.1,
+            note: format!("{median}x"),
+        };
+        BarChart {
+            title: "gcd <test>".into(),
+            y_label: "seconds".into(),
+            groups: vec![
+                BarGroup {
+                    label: "concur".into(),
+                    bars: vec![bar("serial", 2.0), bar("threads", 1.0)],
+                },
+                BarGroup {
+                    label: "CPython".into(),
+                    bars: vec![bar("serial", 4.0), bar("threads", 4.2)],
+                },
+            ],
+            provenance: Provenance::here("a test", "cargo test"),
+        }
+    }
+
+    #[test]
+    fn bar_charts_name_their_series_and_say_where_they_come_from() {
+        let svg = chart().svg().unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
+        for needle in [
+            "serial",
+            "threads",
+            "concur",
+            "CPython",
+            "a test",
+            "cargo test",
+            "cores",
+        ] {
+            assert!(svg.contains(needle), "{needle} missing from the chart");
+        }
+        // Two bars per series, each with its range: the bars are drawn, not just named.
+        assert!(svg.matches("<rect").count() >= 5, "{svg}");
+    }
+
+    #[test]
+    fn text_is_cut_at_underlined_headings() {
+        let text = "intro\n\nItem 1: a\n=========\none\n\nItem 2\n======\ntwo\n== not\n";
+        let sections = sections_from_text(text, "start");
+        let titles: Vec<&str> = sections.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["start", "Item 1: a", "Item 2"]);
+        assert_eq!(sections[0].text, "intro");
+        assert_eq!(sections[1].text, "one");
+        assert_eq!(sections[2].text, "two\n== not");
+    }
+
+    #[test]
+    fn the_page_escapes_text_and_inlines_charts() {
+        let page = html(
+            "tour <1>",
+            &[Section {
+                title: "a & b".into(),
+                text: "x < y\n".into(),
+                charts: vec!["<?xml version=\"1.0\"?>\n<svg></svg>".into()],
+            }],
+        );
+        assert!(page.contains("<h1>tour &lt;1&gt;</h1>"));
+        assert!(page.contains("<h2>a &amp; b</h2>"));
+        assert!(page.contains("<pre>x &lt; y</pre>"));
+        assert!(page.contains("<figure><svg></svg></figure>"));
+        assert!(!page.contains("<script") && !page.contains("src="));
+    }
+}
