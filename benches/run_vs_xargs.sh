@@ -6,8 +6,15 @@
 # Reports the median wall time of $RUNS runs and ratios to a baseline from the same run.
 # Needs a release build; installs hyperfine and GNU parallel from Debian if missing.
 #
-# Usage: benches/run_vs_xargs.sh [JOBS] [RUNS] [PIPE_MB]   (defaults: 20000, 5, 1000)
+# Usage: benches/run_vs_xargs.sh [--svg FILE] [JOBS] [RUNS] [PIPE_MB]   (defaults: 20000, 5, 1000)
 set -euo pipefail
+# --svg FILE (first): also draw the jobs/s of the first comparison as a chart.
+SVG=
+ARGS="$*"
+if [ "${1:-}" = "--svg" ]; then
+  SVG=$(realpath -m "${2:?--svg needs a file}")
+  shift 2
+fi
 cd "$(dirname "$0")/.."
 JOBS=${1:-20000}
 RUNS=${2:-5}
@@ -41,6 +48,13 @@ hyperfine -N --warmup 1 --runs 3 --export-json "$out/pipe.json" \
   -n "GNU parallel --pipe" "sh -c 'parallel --will-cite --pipe --block 1M wc -l < $out/big.txt >/dev/null'" \
   -n "GNU parallel --pipepart" "sh -c 'parallel --will-cite --pipepart -a $out/big.txt --block 1M wc -l >/dev/null'" \
   >&2
+
+if [ -n "$SVG" ]; then
+  "$concur" chart --hyperfine "$out/run.json" --per "$JOBS" --unit jobs/s \
+    --title "concur run against xargs -P and GNU parallel" --what "$JOBS echo jobs, 2 at a time, $RUNS runs" \
+    --command "$0 $ARGS" --svg "$SVG"
+  echo "chart: $SVG" >&2
+fi
 
 python3 - "$out/run.json" "$out/pipe.json" "$JOBS" "$PIPE_MB" <<'PY'
 import json, sys

@@ -239,6 +239,66 @@ impl BarChart {
     }
 }
 
+/// One benchmark of a hyperfine `--export-json` file.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct HyperfineResult {
+    command: String,
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+struct HyperfineExport {
+    results: Vec<HyperfineResult>,
+}
+
+/// A bar per benchmark of a hyperfine export (`--export-json`): the median and the
+/// min-max range of its runs, in seconds or, with `per = Some((n, unit))`, as `n /
+/// seconds` in `unit` (jobs/s, say). Each bar's note is its ratio to the first
+/// benchmark's, so the first is the baseline.
+pub fn hyperfine_chart(
+    json: &str,
+    title: &str,
+    per: Option<(f64, &str)>,
+    provenance: Provenance,
+) -> Result<BarChart, String> {
+    let export: HyperfineExport =
+        serde_json::from_str(json).map_err(|e| format!("not a hyperfine export: {e}"))?;
+    if export.results.is_empty() {
+        return Err("the hyperfine export holds no benchmark".into());
+    }
+    let value = |seconds: f64| match per {
+        Some((n, _)) => n / seconds,
+        None => seconds,
+    };
+    let base = value(export.results[0].median);
+    let series = per.map_or("seconds", |(_, unit)| unit).to_owned();
+    let groups = export
+        .results
+        .iter()
+        .map(|r| {
+            let (a, b) = (value(r.min), value(r.max));
+            BarGroup {
+                label: r.command.clone(),
+                bars: vec![Bar {
+                    series: series.clone(),
+                    median: value(r.median),
+                    min: a.min(b),
+                    max: a.max(b),
+                    note: format!("{:.2}x", value(r.median) / base),
+                }],
+            }
+        })
+        .collect();
+    Ok(BarChart {
+        title: title.to_owned(),
+        y_label: format!("{series} (median; whiskers: min-max)"),
+        groups,
+        provenance,
+    })
+}
+
 /// One section of the HTML report: a heading, the text the terminal showed, and
 /// its charts.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -383,6 +443,30 @@ mod tests {
         }
         // Two bars per series, each with its range: the bars are drawn, not just named.
         assert!(svg.matches("<rect").count() >= 5, "{svg}");
+    }
+
+    #[test]
+    fn hyperfine_exports_become_throughput_bars() {
+        let json = r#"{"results": [
+            {"command": "concur", "median": 2.0, "min": 1.0, "max": 4.0, "times": []},
+            {"command": "gnu", "median": 8.0, "min": 8.0, "max": 8.0}
+        ]}"#;
+        let chart = hyperfine_chart(
+            json,
+            "t",
+            Some((100.0, "jobs/s")),
+            Provenance::here("w", "c"),
+        )
+        .unwrap();
+        let bars: Vec<&Bar> = chart.groups.iter().flat_map(|g| &g.bars).collect();
+        // 100 jobs in 2 s: 50 jobs/s; the slowest run (4 s) is the bottom of the range.
+        assert_eq!(
+            (bars[0].median, bars[0].min, bars[0].max),
+            (50.0, 25.0, 100.0)
+        );
+        assert_eq!((bars[1].median, bars[1].note.as_str()), (12.5, "0.25x"));
+        assert_eq!(chart.groups[1].label, "gnu");
+        assert!(hyperfine_chart("{}", "t", None, Provenance::here("w", "c")).is_err());
     }
 
     #[test]

@@ -160,3 +160,74 @@ fn gcd_bench_draws_its_chart() {
         assert!(drawn(&image), "chromium rendered a blank chart");
     }
 }
+
+/// `concur chart` draws a hyperfine export as throughput bars (what the benchmark
+/// scripts' --svg uses), and refuses a file that is not one, naming it.
+#[test]
+fn hyperfine_exports_become_charts() {
+    let dir = Dir::new();
+    dir.create(
+        "run.json",
+        r#"{"results": [
+            {"command": "concur run", "median": 2.0, "min": 1.9, "max": 2.2},
+            {"command": "GNU parallel", "median": 8.0, "min": 7.5, "max": 9.0}
+        ]}"#,
+    );
+    dir.concur([
+        "chart",
+        "--hyperfine",
+        "run.json",
+        "--per",
+        "1000",
+        "--unit",
+        "jobs/s",
+    ])
+    .args([
+        "--title",
+        "jobs",
+        "--what",
+        "1000 jobs",
+        "--command",
+        "bench.sh",
+    ])
+    .args(["--svg", "run.svg"])
+    .run()
+    .expect_success();
+    let svg = std::fs::read_to_string(dir.path().join("run.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("the chart parses");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    // 1000 jobs in a median of 8 s is a quarter of concur's 500 jobs/s.
+    for needle in [
+        "concur run",
+        "GNU parallel",
+        "jobs/s",
+        "1.00x",
+        "0.25x",
+        "1000 jobs",
+    ] {
+        assert!(texts.contains(&needle), "no {needle:?}: {texts:?}");
+    }
+    dir.create("bad.json", "{\"results\": 3}");
+    dir.concur([
+        "chart",
+        "--hyperfine",
+        "bad.json",
+        "--title",
+        "t",
+        "--what",
+        "w",
+    ])
+    .args(["--command", "c", "--svg", "x.svg"])
+    .run()
+    .expect_code(2)
+    .expect_stderr("bad.json: not a hyperfine export");
+    assert!(
+        !dir.path().join("x.svg").exists(),
+        "a chart was written from bad input"
+    );
+}

@@ -9,6 +9,7 @@
 //! * exit status 0 is success, 1 a failure of the work itself, 2 bad arguments or input
 //!   (as clap's own usage errors); a closed stdout pipe (`concur ... | head`) exits 0.
 
+pub mod chart;
 pub mod factorize;
 pub mod gcd;
 pub mod guess;
@@ -68,6 +69,8 @@ enum Command {
     Worker(gcd::WorkerArgs),
     /// Game of Life whose cells do slow I/O, fanned out every way the book compares (items 56-60).
     Life(Box<life::LifeArgs>),
+    /// Draw a benchmark's figures (a hyperfine export) as an SVG bar chart.
+    Chart(chart::ChartArgs),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -146,6 +149,7 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
         Command::Tail(args) => tail::run(args, &mut out),
         Command::Gcd(args) => gcd::run(*args, &mut out),
         Command::Worker(args) => gcd::worker(args),
+        Command::Chart(args) => chart::run(args, &mut out),
         Command::Life(args) => life::run(*args, &mut out),
     }
     .and_then(|outcome| match out.flush() {
