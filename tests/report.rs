@@ -76,6 +76,21 @@ fn svgs(page: &str) -> Vec<String> {
     found
 }
 
+/// The text of every `<text>` of an SVG, entities decoded.
+fn texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).expect("the chart parses");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_owned())
+        .collect()
+}
+
+/// Whether one of the chart's texts holds `needle`.
+fn shows(svg: &str, needle: &str) -> bool {
+    texts(svg).iter().any(|t| t.contains(needle))
+}
+
 /// The tour's page: every section of the terminal text, the gcd chart with its
 /// series and provenance, and chromium renders it as a page that is not blank.
 pub(crate) fn check_tour_page(path: &Path, terminal: &str) {
@@ -105,7 +120,20 @@ pub(crate) fn check_tour_page(path: &Path, terminal: &str) {
         "concur tour",
         "cores",
     ] {
-        assert!(gcd.contains(series), "the gcd chart lacks {series:?}");
+        assert!(shows(gcd, series), "the gcd chart lacks {series:?}");
+    }
+    let item_53 = charts
+        .iter()
+        .find(|c| c.contains("Item 53"))
+        .expect("the item 53 chart");
+    for series in [
+        "serial",
+        "threads",
+        "factorize, concur",
+        "the seeds' Python",
+        "5 slow calls",
+    ] {
+        assert!(shows(item_53, series), "the item 53 chart lacks {series:?}");
     }
     if let Some(image) = render(path, 1000, 2400) {
         assert_eq!(image.dimensions(), (1000, 2400));
@@ -129,13 +157,8 @@ fn gcd_bench_draws_its_chart() {
     .run()
     .expect_success();
     let svg = std::fs::read_to_string(dir.path().join("gcd.svg")).unwrap();
-    let doc = roxmltree::Document::parse(&svg).expect("the chart parses");
-    let texts: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text())
-        .map(str::trim)
-        .collect();
+    let texts = texts(&svg);
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     for series in ["serial", "threads", "processes"] {
         assert!(
             texts.contains(&series),
@@ -194,13 +217,8 @@ fn hyperfine_exports_become_charts() {
     .run()
     .expect_success();
     let svg = std::fs::read_to_string(dir.path().join("run.svg")).unwrap();
-    let doc = roxmltree::Document::parse(&svg).expect("the chart parses");
-    let texts: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text())
-        .map(str::trim)
-        .collect();
+    let texts = texts(&svg);
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     // 1000 jobs in a median of 8 s is a quarter of concur's 500 jobs/s.
     for needle in [
         "concur run",

@@ -67,9 +67,15 @@ pub fn run(mode: Mode, numbers: &[u64]) -> Run {
 
 /// The median of `repeat` runs in `mode` (at least one).
 pub fn median_run(mode: Mode, numbers: &[u64], repeat: usize) -> Run {
+    timed_runs(mode, numbers, repeat).0
+}
+
+/// [`median_run`], with the fastest and the slowest run's seconds.
+pub fn timed_runs(mode: Mode, numbers: &[u64], repeat: usize) -> (Run, [f64; 2]) {
     let mut runs: Vec<Run> = (0..repeat.max(1)).map(|_| run(mode, numbers)).collect();
     runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-    runs.swap_remove(runs.len() / 2)
+    let range = [runs[0].seconds, runs[runs.len() - 1].seconds];
+    (runs.swap_remove(runs.len() / 2), range)
 }
 
 /// A duration in seconds, for callers that prefer `Duration`.

@@ -94,7 +94,8 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<TourCharts, Tour
         )?;
     }
     children::run(out)?;
-    threads::run(out, options)?;
+    let item_53 = threads::run(out, options)?;
+    charts.charts.push((threads::ITEM_53.to_owned(), item_53));
     life::run(out, options)?;
     guess::run(out)?;
     tail::run(out)?;

@@ -11,25 +11,28 @@ use rand::{RngExt, SeedableRng};
 
 use super::{TourError, TourOptions, heading};
 use crate::queue::{naive, simulated};
+use crate::report::{Bar, BarChart, BarGroup, Provenance};
 use crate::sync::{BankAccount, CounterMode, ResourcePool, race};
 use crate::threads::factorize::{self, BOOK_NUMBERS, PYTHON_SECONDS};
 use crate::threads::slow_io;
 
-/// Runs the items 53-55 part of the tour.
-pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
-    item_53(out)?;
+/// Item 53's heading.
+pub(super) const ITEM_53: &str =
+    "Item 53: use threads for blocking I/O; avoid them for parallelism (in Python)";
+
+/// Runs the items 53-55 part of the tour, and returns item 53's chart.
+pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourError> {
+    let chart = item_53(out)?;
     item_54(out)?;
     item_55(out, options)?;
-    Ok(())
+    Ok(chart)
 }
 
-fn item_53(out: &mut dyn Write) -> Result<(), TourError> {
-    heading(
-        out,
-        "Item 53: use threads for blocking I/O; avoid them for parallelism (in Python)",
-    )?;
-    let serial = factorize::median_run(factorize::Mode::Serial, &BOOK_NUMBERS, 5);
-    let threads = factorize::median_run(factorize::Mode::Threads, &BOOK_NUMBERS, 5);
+fn item_53(out: &mut dyn Write) -> Result<BarChart, TourError> {
+    heading(out, ITEM_53)?;
+    let (serial, serial_range) = factorize::timed_runs(factorize::Mode::Serial, &BOOK_NUMBERS, 5);
+    let (threads, threads_range) =
+        factorize::timed_runs(factorize::Mode::Threads, &BOOK_NUMBERS, 5);
     writeln!(
         out,
         "factorize the book's 4 numbers: serial {:.4} s, a thread per number {:.4} s: {:.2}x faster\n\
@@ -42,20 +45,70 @@ fn item_53(out: &mut dyn Write) -> Result<(), TourError> {
         PYTHON_SECONDS.0 / PYTHON_SECONDS.1
     )?;
     let call = Duration::from_millis(100);
-    let serial = slow_io::run(slow_io::Mode::Serial, 5, call).map_err(TourError::Demo)?;
+    let serial_io = slow_io::run(slow_io::Mode::Serial, 5, call).map_err(TourError::Demo)?;
     let threaded = slow_io::run(slow_io::Mode::Threads, 5, call).map_err(TourError::Demo)?;
     writeln!(
         out,
         "5 slow system calls (poll, 100 ms): serial {:.3} s (the book: 0.510 s); in threads {:.3} s,\n\
          while the main thread computed {} helicopter positions",
-        serial.seconds, threaded.seconds, threaded.helicopter_moves
+        serial_io.seconds, threaded.seconds, threaded.helicopter_moves
     )?;
     writeln!(
         out,
         "\nRust: no GIL, so threads split CPU work across both cores; on 11 ms of work,\n\
          thread start-up and scheduling hold the gain under 2x (benches/threads.rs measures more)."
     )?;
-    Ok(())
+    // Milliseconds; each bar's note is its speed-up over its own serial run.
+    let bar = |series: &str, median: f64, range: [f64; 2], serial: f64| Bar {
+        series: series.into(),
+        median: median * 1e3,
+        min: range[0] * 1e3,
+        max: range[1] * 1e3,
+        note: format!("{:.2}x", serial / median),
+    };
+    let (py_serial, py_threads) = PYTHON_SECONDS;
+    let slow = |s: f64| [s, s];
+    Ok(BarChart {
+        title: "Item 53: serial against threads, for CPU work and for blocking I/O".into(),
+        y_label: "milliseconds (median; whiskers: min-max)".into(),
+        groups: vec![
+            BarGroup {
+                label: "factorize, concur".into(),
+                bars: vec![
+                    bar("serial", serial.seconds, serial_range, serial.seconds),
+                    bar("threads", threads.seconds, threads_range, serial.seconds),
+                ],
+            },
+            BarGroup {
+                label: "factorize, the seeds' Python".into(),
+                bars: vec![
+                    bar("serial", py_serial, slow(py_serial), py_serial),
+                    bar("threads", py_threads, slow(py_threads), py_serial),
+                ],
+            },
+            BarGroup {
+                label: "5 slow calls of 100 ms, concur".into(),
+                bars: vec![
+                    bar(
+                        "serial",
+                        serial_io.seconds,
+                        slow(serial_io.seconds),
+                        serial_io.seconds,
+                    ),
+                    bar(
+                        "threads",
+                        threaded.seconds,
+                        slow(threaded.seconds),
+                        serial_io.seconds,
+                    ),
+                ],
+            },
+        ],
+        provenance: Provenance::here(
+            "factorize: 5 runs each (Python: the seeds' recorded figures); slow calls: one run each",
+            "concur tour",
+        ),
+    })
 }
 
 fn item_54(out: &mut dyn Write) -> Result<(), TourError> {
