@@ -103,7 +103,7 @@ pub struct BarChart {
     pub provenance: Provenance,
 }
 
-/// The colour of series `i`, from a palette that stays apart in grey print.
+/// The colour of series `i`: the first six of the common "tab10" palette.
 fn colour(i: usize) -> RGBColor {
     const PALETTE: [RGBColor; 6] = [
         RGBColor(31, 119, 180),
