@@ -272,6 +272,51 @@ fn timeout_and_ctrl_c_stop_the_remote_process_group() {
     });
 }
 
+/// Runs `sleep SECS; echo {}` for inputs 1 to 8 over two hosts (`slots` each) with a
+/// joblog, and once a job has finished on `other`'s host (so it is running its next
+/// ones), does `fault` to it. Checks that the run exited 0 with every input's output
+/// once; returns the joblog, stderr, and `other`'s host as the joblog names it.
+fn run_through_a_fault(
+    alive: &Sshd,
+    other: &mut Sshd,
+    slots: usize,
+    secs: &str,
+    fault: impl FnOnce(&mut Sshd),
+) -> (String, String, String) {
+    // Both servers accept the same key: the other's.
+    alive.authorize(other);
+    let dir = Dir::new();
+    let log = dir.path().join("log");
+    let child = dir
+        .concur(["run", "--joblog", "log", "--ssh", &other.ssh(), "-S"])
+        .arg(format!(
+            "{},{}",
+            alive.login("127.0.0.2", slots),
+            other.login("127.0.0.3", slots)
+        ))
+        .args([format!("sleep {secs}; echo {{}}"), ":::".into()])
+        .args((1..=8).map(|i| i.to_string()))
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(90));
+    let host = format!("127.0.0.3:{}", other.port);
+    eventually("a job to finish on the host at fault", || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.lines().any(|l| l.split('\t').nth(1) == Some(&host)))
+    });
+    fault(other);
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let mut lines: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(lines, (1..=8).collect::<Vec<_>>(), "{stderr}");
+    (std::fs::read_to_string(&log).unwrap(), stderr, host)
+}
+
 /// A host that dies mid-run (its sshd and connections killed) has its running
 /// jobs run again on the other host: every input's output once, exit 0, the lost
 /// attempts in the joblog as 255 on the dead host before the line that succeeded.
@@ -283,43 +328,11 @@ fn a_host_lost_mid_run_has_its_jobs_run_again_elsewhere() {
     let Some(mut dying) = Sshd::start_on(&["127.0.0.3"]) else {
         return;
     };
-    let dir = Dir::new();
-    // Both servers accept the same key: the dying one's.
-    alive.authorize(&dying);
-    let log = dir.path().join("log");
-    let child = dir
-        .concur(["run", "--joblog", "log", "--ssh", &dying.ssh(), "-S"])
-        .arg(format!(
-            "{},{}",
-            alive.login("127.0.0.2", 2),
-            dying.login("127.0.0.3", 2)
-        ))
-        .args(["sleep 2; echo {}", ":::"])
-        .args((1..=8).map(|i| i.to_string()))
-        .spawn();
-    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
-    let dying_host = format!("127.0.0.3:{}", dying.port);
-    // Once a job has finished there, the host is running its next ones: kill it.
-    eventually("a job to finish on the host that will die", || {
-        std::fs::read_to_string(&log)
-            .is_ok_and(|l| l.lines().any(|l| l.split('\t').nth(1) == Some(&dying_host)))
-    });
-    dying.kill_all();
-    let out = child.wait_with_output().unwrap();
-    drop(watchdog);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let mut lines: Vec<u32> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    lines.sort_unstable();
-    assert_eq!(lines, (1..=8).collect::<Vec<_>>(), "{stderr}");
+    let (log, stderr, dying_host) = run_through_a_fault(&alive, &mut dying, 2, "2", Sshd::kill_all);
     assert!(
         stderr.contains(&format!("was lost with {dying_host}")),
         "{stderr}"
     );
-    let log = std::fs::read_to_string(&log).unwrap();
     let records: Vec<Vec<&str>> = log
         .lines()
         .skip(1)
@@ -353,39 +366,11 @@ fn a_lost_host_that_comes_back_runs_jobs_again() {
     let Some(mut flaky) = Sshd::start_on(&["127.0.0.3"]) else {
         return;
     };
-    alive.authorize(&flaky);
-    let dir = Dir::new();
-    let log = dir.path().join("log");
-    let child = dir
-        .concur(["run", "--joblog", "log", "--ssh", &flaky.ssh(), "-S"])
-        .arg(format!(
-            "{},{}",
-            alive.login("127.0.0.2", 1),
-            flaky.login("127.0.0.3", 1)
-        ))
-        .args(["sleep 1; echo {}", ":::"])
-        .args((1..=8).map(|i| i.to_string()))
-        .spawn();
-    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(90));
-    let flaky_host = format!("127.0.0.3:{}", flaky.port);
-    eventually("a job to finish on the flaky host", || {
-        std::fs::read_to_string(&log)
-            .is_ok_and(|l| l.lines().any(|l| l.split('\t').nth(1) == Some(&flaky_host)))
+    let (log, _, flaky_host) = run_through_a_fault(&alive, &mut flaky, 1, "1", |sshd| {
+        sshd.kill_all();
+        std::thread::sleep(Duration::from_millis(200));
+        sshd.restart();
     });
-    flaky.kill_all();
-    std::thread::sleep(Duration::from_millis(200));
-    flaky.restart();
-    let out = child.wait_with_output().unwrap();
-    drop(watchdog);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let mut lines: Vec<u32> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    lines.sort_unstable();
-    assert_eq!(lines, (1..=8).collect::<Vec<_>>(), "{stderr}");
-    let log = std::fs::read_to_string(&log).unwrap();
     // (exit value, start time) of each attempt on the flaky host.
     let on_flaky: Vec<(&str, f64)> = log
         .lines()
