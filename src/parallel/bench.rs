@@ -220,21 +220,9 @@ pub fn book_workload(scale: usize) -> Vec<(u64, u64)> {
     super::repeat(&BOOK_PAIRS, scale.min(super::MAX_TASKS / BOOK_PAIRS.len())).unwrap_or_default()
 }
 
-/// Median seconds of `repeats` runs in `mode`, checking each run's results against
-/// `expected` (when given) and returning the results of the last run.
-pub fn time_mode(
-    mode: Mode,
-    pairs: &[(u64, u64)],
-    pool: &PoolOptions,
-    repeats: usize,
-    expected: Option<&[Option<u64>]>,
-    cancel: &CancelToken,
-) -> Result<(f64, Vec<Option<u64>>), BenchError> {
-    let (timing, results) = time_repeats(mode, pairs, pool, repeats, expected, cancel)?;
-    Ok((timing.median, results))
-}
-
-/// [`time_mode`], with the fastest and slowest run too.
+/// The median, fastest and slowest seconds of `repeats` runs in `mode`, checking each
+/// run's results against `expected` (when given) and returning the results of the last
+/// run.
 pub fn time_repeats(
     mode: Mode,
     pairs: &[(u64, u64)],
@@ -271,8 +259,8 @@ pub fn pool_overhead(
         chunk,
         ..pool.clone()
     };
-    let (seconds, _) = time_mode(Mode::Processes, &trivial, &options, repeats, None, cancel)?;
-    Ok(seconds / trivial.len() as f64 * 1e6)
+    let (timing, _) = time_repeats(Mode::Processes, &trivial, &options, repeats, None, cancel)?;
+    Ok(timing.median / trivial.len() as f64 * 1e6)
 }
 
 /// Runs the book's program in `python`.
@@ -306,7 +294,9 @@ pub fn run_bench(
 ) -> Result<BenchReport, BenchError> {
     let repeats = options.repeats.max(1);
     progress("sizing on the ten pairs");
-    let (ten, _) = time_mode(Mode::Serial, &BOOK_PAIRS, pool, 5, None, cancel)?;
+    let ten = time_repeats(Mode::Serial, &BOOK_PAIRS, pool, 5, None, cancel)?
+        .0
+        .median;
     let scale = ((options.target_seconds / ten).ceil() as usize).max(1);
     let pairs = book_workload(scale);
     progress("serial");
