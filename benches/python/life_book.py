@@ -297,6 +297,7 @@ def main():
         "total_seconds": sum(times), "peak_threads": None,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "alive": grid.alive(),
+        "step_range": [min(times), max(times)] if times else None,
     }
     print(json.dumps(summary))
 

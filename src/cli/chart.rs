@@ -64,7 +64,7 @@ pub fn run(args: ChartArgs, _out: &mut dyn Write) -> Result<Outcome> {
         Provenance::here(args.what, args.command),
     )
     .map_err(|e| UsageError(format!("{}: {e}", args.hyperfine.display())))?;
-    super::output::write_svg(&args.svg, &chart)
+    super::output::write_svg(&args.svg, chart)
         .with_context(|| format!("cannot write {}", args.svg.display()))?;
     Ok(Outcome::Success)
 }

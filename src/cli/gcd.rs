@@ -334,12 +334,7 @@ fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
         eprintln!("concur: no Python baseline: {error}");
     }
     if let Some(path) = &args.svg {
-        // The command as typed, with the program's name rather than its path here.
-        let command = std::iter::once("concur".to_owned())
-            .chain(std::env::args().skip(1))
-            .collect::<Vec<_>>()
-            .join(" ");
-        super::output::write_svg(path, &report.chart(&command))?;
+        super::output::write_svg(path, report.chart(&super::output::typed_command()))?;
     }
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;

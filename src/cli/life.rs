@@ -254,6 +254,12 @@ struct BenchArgs {
     /// Print one JSON object with every case instead of a table.
     #[arg(long)]
     json: bool,
+
+    /// Also draw the results as an SVG chart in FILE: seconds per generation and
+    /// peak RSS against cells (log-log), a line per strategy, the Python baseline
+    /// dashed beside it, the I/O floors drawn.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
 }
 
 /// Runs `concur life`.
@@ -535,6 +541,7 @@ fn simulate(
             alive: last.alive(),
             rules: args.rules.clone(),
             cpu_seconds: crate::measure::cpu_seconds(None),
+            step_range: times.range(),
             cell_updates_per_second: if times.median() > 0.0 {
                 cells as f64 / times.median()
             } else {
@@ -682,6 +689,10 @@ fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
         results.push(result);
     }
     bar.finish_and_clear();
+    if let Some(path) = &args.svg {
+        let chart = bench::chart(&results, latency, &super::output::typed_command());
+        super::output::write_svg(path, chart)?;
+    }
     if args.json {
         let report = serde_json::json!({
             "latency_ms": latency.as_secs_f64() * 1000.0,

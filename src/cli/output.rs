@@ -38,13 +38,22 @@ pub(crate) fn seconds(s: f64) -> String {
     format!("{s:.3} s")
 }
 
+/// The command line as typed, with the program's name rather than its path: the
+/// command printed under a chart.
+pub(crate) fn typed_command() -> String {
+    std::iter::once("concur".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Writes `chart` as an SVG file at `path`.
 pub(crate) fn write_svg(
     path: &std::path::Path,
-    chart: &crate::report::BarChart,
+    chart: impl Into<crate::report::Chart>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    write_file_atomically(path, chart.svg()?.as_bytes())
+    write_file_atomically(path, chart.into().svg()?.as_bytes())
         .with_context(|| format!("cannot write the chart {}", path.display()))
 }
 

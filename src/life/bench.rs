@@ -21,6 +21,7 @@ use thiserror::Error;
 
 use super::report::RunSummary;
 use super::strategy::Strategy;
+use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke};
 
 /// The book's programs (items 56–60) as one Python script, used as the baseline.
 pub const PYTHON_REFERENCE: &str = include_str!("../../benches/python/life_book.py");
@@ -197,6 +198,8 @@ pub struct CaseResult {
     pub io_floor_seconds: f64,
     /// concur's median seconds per generation.
     pub seconds_per_generation: f64,
+    /// concur's fastest and slowest generation, in seconds.
+    pub generation_range: Option<(f64, f64)>,
     /// `seconds_per_generation / io_floor_seconds`.
     pub vs_floor: f64,
     /// Peak threads of concur's process.
@@ -205,6 +208,8 @@ pub struct CaseResult {
     pub peak_rss_mb: Option<f64>,
     /// The Python baseline's median seconds per generation, when `--python` was given.
     pub python_seconds_per_generation: Option<f64>,
+    /// The Python baseline's fastest and slowest generation, in seconds.
+    pub python_generation_range: Option<(f64, f64)>,
     /// The Python baseline's peak RSS, MiB.
     pub python_peak_rss_mb: Option<f64>,
     /// Why the Python baseline has no figure for this case, if it failed.
@@ -331,6 +336,7 @@ pub fn result(
         generations: case.generations,
         io_floor_seconds: floor,
         seconds_per_generation: ours.seconds_per_generation,
+        generation_range: ours.step_range,
         vs_floor: if floor > 0.0 {
             ours.seconds_per_generation / floor
         } else {
@@ -339,10 +345,116 @@ pub fn result(
         peak_threads: ours.peak_threads,
         peak_rss_mb: ours.peak_rss_mb,
         python_seconds_per_generation: python_ok.as_ref().map(|s| s.seconds_per_generation),
+        python_generation_range: python_ok.as_ref().and_then(|s| s.step_range),
         python_peak_rss_mb: python_ok.and_then(|s| s.peak_rss_mb),
         python_error,
         client_cpu_us_per_cell: server_cpu_seconds.and(ours.cpu_seconds).map(per_cell),
         server_cpu_us_per_cell: server_cpu_seconds.map(per_cell),
+    }
+}
+
+/// The chart of a bench's results: seconds per generation against cells (log-log),
+/// a line per strategy with the book's Python dashed beside it and the I/O floors
+/// drawn, and peak RSS against cells.
+pub fn chart(results: &[CaseResult], latency: Duration, command: &str) -> LineChart {
+    let strategies: Vec<&str> = {
+        let mut names: Vec<&str> = Vec::new();
+        for r in results {
+            if !names.contains(&r.strategy.as_str()) {
+                names.push(&r.strategy);
+            }
+        }
+        names
+    };
+    let colour = |name: &str| {
+        Strategy::ALL
+            .iter()
+            .position(|s| s.name() == name)
+            .unwrap_or(Strategy::ALL.len())
+    };
+    let line =
+        |name: String, strategy: &str, stroke, point: &dyn Fn(&CaseResult) -> Option<Point>| {
+            let mut points: Vec<Point> = results
+                .iter()
+                .filter(|r| r.strategy == strategy)
+                .filter_map(point)
+                .collect();
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            Series {
+                name,
+                colour: colour(strategy),
+                stroke,
+                points,
+            }
+        };
+    let mut time = Vec::new();
+    let mut memory = Vec::new();
+    for &strategy in &strategies {
+        time.push(line(strategy.to_owned(), strategy, Stroke::Solid, &|r| {
+            Some(Point::with_range(
+                r.cells as f64,
+                r.seconds_per_generation,
+                r.generation_range,
+            ))
+        }));
+        memory.push(line(strategy.to_owned(), strategy, Stroke::Solid, &|r| {
+            Some(Point::new(r.cells as f64, r.peak_rss_mb?))
+        }));
+    }
+    for &strategy in &strategies {
+        let python = format!("Python: {strategy}");
+        time.push(line(python.clone(), strategy, Stroke::Dashed, &|r| {
+            Some(Point::with_range(
+                r.cells as f64,
+                r.python_seconds_per_generation?,
+                r.python_generation_range,
+            ))
+        }));
+        memory.push(line(python, strategy, Stroke::Dashed, &|r| {
+            Some(Point::new(r.cells as f64, r.python_peak_rss_mb?))
+        }));
+    }
+    // The floors span the cells measured: one latency when every cell waits at
+    // once, and cells x latency when they wait one after another.
+    let cells = results.iter().map(|r| r.cells as f64);
+    let (least, most) = (
+        cells.clone().fold(f64::INFINITY, f64::min),
+        cells.fold(0.0, f64::max),
+    );
+    let wait = latency.as_secs_f64();
+    if least <= most && wait > 0.0 {
+        let floor = |name: &str, at: &dyn Fn(f64) -> f64| Series {
+            name: name.to_owned(),
+            colour: 0,
+            stroke: Stroke::Floor,
+            points: vec![Point::new(least, at(least)), Point::new(most, at(most))],
+        };
+        time.push(floor("I/O floor: every cell at once", &|_| wait));
+        time.push(floor("I/O floor: one cell at a time", &|c| c * wait));
+    }
+    LineChart {
+        title: format!(
+            "Game of Life with {} of I/O per cell: time per generation and memory",
+            humantime::format_duration(latency)
+        ),
+        panels: vec![
+            Panel {
+                title: "seconds per generation (median; whiskers: fastest-slowest)".into(),
+                x: Axis::log("cells"),
+                y: Axis::log("seconds per generation"),
+                series: time,
+            },
+            Panel {
+                title: "peak resident memory".into(),
+                x: Axis::log("cells"),
+                y: Axis::log("peak RSS (MiB)"),
+                series: memory,
+            },
+        ],
+        provenance: Provenance::here(
+            "each case in its own process; concur solid, the book's Python dashed",
+            command,
+        ),
     }
 }
 

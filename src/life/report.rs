@@ -53,6 +53,10 @@ pub struct RunSummary {
     /// CPU time (user + system) the whole process used, in seconds, if the OS tells.
     #[serde(default)]
     pub cpu_seconds: Option<f64>,
+    /// The fastest and the slowest step, in seconds (absent when no step ran, and
+    /// from older summaries).
+    #[serde(default)]
+    pub step_range: Option<(f64, f64)>,
 }
 
 /// Every step's time, kept in bounded memory: the count and the total of all of them,
@@ -70,6 +74,7 @@ pub struct RunSummary {
 ///     times.push(Duration::from_millis(ms));
 /// }
 /// assert_eq!(times.median(), 0.2);
+/// assert_eq!(times.range(), Some((0.1, 0.3)));
 /// assert!((times.total() - 0.6).abs() < 1e-12);
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -77,6 +82,8 @@ pub struct StepTimes {
     samples: Vec<f64>,
     count: u64,
     total: f64,
+    fastest: f64,
+    slowest: f64,
     rng: u64,
 }
 
@@ -87,6 +94,12 @@ impl StepTimes {
     /// Records one step.
     pub fn push(&mut self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
+        if self.count == 0 {
+            (self.fastest, self.slowest) = (secs, secs);
+        } else {
+            self.fastest = self.fastest.min(secs);
+            self.slowest = self.slowest.max(secs);
+        }
         self.count += 1;
         self.total += secs;
         if self.samples.len() < Self::SAMPLES {
@@ -110,6 +123,11 @@ impl StepTimes {
     /// Seconds for all steps together (0 for none).
     pub fn total(&self) -> f64 {
         self.total
+    }
+
+    /// The fastest and the slowest step, in seconds (`None` for none).
+    pub fn range(&self) -> Option<(f64, f64)> {
+        (self.count > 0).then_some((self.fastest, self.slowest))
     }
 
     /// The median step, in seconds (0 for none).

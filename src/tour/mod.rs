@@ -76,7 +76,7 @@ pub enum TourError {
 #[derive(Debug, Default)]
 pub struct TourCharts {
     /// Section title, then the chart.
-    pub charts: Vec<(String, crate::report::BarChart)>,
+    pub charts: Vec<(String, crate::report::Chart)>,
 }
 
 /// Runs the tour, writing it to `out`, and returns the charts of what it measured.
@@ -95,12 +95,14 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<TourCharts, Tour
     }
     children::run(out)?;
     let item_53 = threads::run(out, options)?;
-    charts.charts.push((threads::ITEM_53.to_owned(), item_53));
+    charts
+        .charts
+        .push((threads::ITEM_53.to_owned(), item_53.into()));
     life::run(out, options)?;
     guess::run(out)?;
     tail::run(out)?;
     let gcd = gcd::run(out, options)?;
-    charts.charts.push((gcd::TITLE.to_owned(), gcd));
+    charts.charts.push((gcd::TITLE.to_owned(), gcd.into()));
     machines::run(out)?;
     writeln!(
         out,

@@ -1,69 +1,9 @@
-//! What concur measured, drawn: charts as SVG (with plotters' SVG backend), and the
-//! tour as one self-contained HTML page (inline SVG, no scripts, fonts or fetches).
-//!
-//! A chart is a model first ([`BarChart`]), so that every command that measures the
-//! same thing draws it with the same code. Each chart carries its [`Provenance`]:
-//! what was measured, with which command, on what machine, and when. Bars are
-//! medians, with a whisker from the fastest to the slowest repeat.
-
-use std::fmt::Write as _;
+//! Grouped bar charts: a median per bar, a whisker from the fastest to the slowest
+//! repeat, and a note (a speed-up, say) written above each bar.
 
 use plotters::prelude::*;
-use thiserror::Error;
 
-/// A chart that could not be drawn.
-#[derive(Debug, Error)]
-#[error("cannot draw the chart {title:?}: {message}")]
-pub struct ReportError {
-    /// The chart's title.
-    pub title: String,
-    /// What plotters said.
-    pub message: String,
-}
-
-/// Where a measurement comes from: printed under every chart.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Provenance {
-    /// What was measured, in a few words.
-    pub what: String,
-    /// The command that measured it.
-    pub command: String,
-    /// This machine's cores.
-    pub cores: usize,
-    /// This machine's operating system (`uname -sr`).
-    pub os: String,
-    /// When, as RFC 3339 in UTC, to the second.
-    pub when: String,
-}
-
-impl Provenance {
-    /// A measurement of `what`, made now on this machine by `command`.
-    pub fn here(what: impl Into<String>, command: impl Into<String>) -> Self {
-        let uname = rustix::system::uname();
-        Self {
-            what: what.into(),
-            command: command.into(),
-            cores: std::thread::available_parallelism().map_or(1, usize::from),
-            os: format!(
-                "{} {}",
-                uname.sysname().to_string_lossy(),
-                uname.release().to_string_lossy()
-            ),
-            when: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        }
-    }
-
-    /// The two lines printed under a chart.
-    pub fn lines(&self) -> [String; 2] {
-        [
-            self.what.clone(),
-            format!(
-                "{} cores, {}, {} - {}",
-                self.cores, self.os, self.when, self.command
-            ),
-        ]
-    }
-}
+use super::{Area, Provenance, ReportError, SIZE, colour, drawn};
 
 /// One bar: the median of its repeats, their range, and a note written on it (a
 /// speed-up, say).
@@ -103,22 +43,6 @@ pub struct BarChart {
     pub provenance: Provenance,
 }
 
-/// The colour of series `i`: the first six of the common "tab10" palette.
-fn colour(i: usize) -> RGBColor {
-    const PALETTE: [RGBColor; 6] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-    ];
-    PALETTE[i % PALETTE.len()]
-}
-
-/// The chart's width and height in pixels.
-pub const SIZE: (u32, u32) = (760, 460);
-
 impl BarChart {
     /// The series names, in the order they first appear.
     pub fn series(&self) -> Vec<&str> {
@@ -133,15 +57,10 @@ impl BarChart {
 
     /// The chart as an SVG document.
     pub fn svg(&self) -> Result<String, ReportError> {
-        let mut svg = String::new();
-        self.draw(&mut svg).map_err(|message| ReportError {
-            title: self.title.clone(),
-            message,
-        })?;
-        Ok(svg)
+        drawn(&self.title, SIZE, &self.provenance, |plot| self.draw(plot))
     }
 
-    fn draw(&self, svg: &mut String) -> Result<(), String> {
+    fn draw(&self, plot: &Area<'_>) -> Result<(), String> {
         let series = self.series();
         let slots = series.len().max(1);
         let top = self
@@ -152,12 +71,9 @@ impl BarChart {
             .filter(|v| v.is_finite())
             .fold(0.0_f64, f64::max);
         let top = if top > 0.0 { top * 1.2 } else { 1.0 };
-        let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let (plot, footer) = root.split_vertically(SIZE.1 - 44);
         // Each group spans one unit on x; its bars share the middle 80%.
         let groups = self.groups.len().max(1);
-        let mut chart = ChartBuilder::on(&plot)
+        let mut chart = ChartBuilder::on(plot)
             .caption(&self.title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(28)
@@ -225,16 +141,6 @@ impl BarChart {
             .border_style(BLACK)
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, line) in self.provenance.lines().iter().enumerate() {
-            footer
-                .draw(&Text::new(
-                    line.clone(),
-                    (12, 4 + 18 * i as i32),
-                    ("sans-serif", 12).into_font().color(&RGBColor(80, 80, 80)),
-                ))
-                .map_err(|e| e.to_string())?;
-        }
-        root.present().map_err(|e| e.to_string())?;
         Ok(())
     }
 }
@@ -297,104 +203,6 @@ pub fn hyperfine_chart(
         groups,
         provenance,
     })
-}
-
-/// One section of the HTML report: a heading, the text the terminal showed, and
-/// its charts.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Section {
-    /// The heading.
-    pub title: String,
-    /// Its text, shown as the terminal showed it.
-    pub text: String,
-    /// SVG documents, inlined.
-    pub charts: Vec<String>,
-}
-
-/// Cuts a terminal text into sections at its headings: a line followed by a line of
-/// as many `=`. Text before the first heading is a section titled `preamble`.
-pub fn sections_from_text(text: &str, preamble: &str) -> Vec<Section> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut sections = vec![Section {
-        title: preamble.to_owned(),
-        ..Section::default()
-    }];
-    let mut i = 0;
-    while i < lines.len() {
-        let underline = lines.get(i + 1).is_some_and(|next| {
-            !lines[i].is_empty()
-                && next.chars().count() == lines[i].chars().count()
-                && next.chars().all(|c| c == '=')
-        });
-        if underline {
-            sections.push(Section {
-                title: lines[i].to_owned(),
-                ..Section::default()
-            });
-            i += 2;
-            continue;
-        }
-        if let Some(section) = sections.last_mut() {
-            section.text.push_str(lines[i]);
-            section.text.push('\n');
-        }
-        i += 1;
-    }
-    for section in &mut sections {
-        section.text = section.text.trim_matches('\n').to_owned();
-    }
-    sections.retain(|s| !(s.text.is_empty() && s.title == preamble));
-    sections
-}
-
-/// The report as one self-contained HTML page.
-pub fn html(title: &str, sections: &[Section]) -> String {
-    let mut page = String::new();
-    let _ = write!(
-        page,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>{}</title>\n<style>\n\
-         body {{ font-family: sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}\n\
-         pre {{ background: #f6f6f6; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }}\n\
-         figure {{ margin: 1rem 0; }}\n\
-         </style>\n</head>\n<body>\n<h1>{}</h1>\n",
-        escape(title),
-        escape(title)
-    );
-    for section in sections {
-        let _ = write!(
-            page,
-            "<section>\n<h2>{}</h2>\n<pre>{}</pre>\n",
-            escape(&section.title),
-            escape(section.text.trim_end())
-        );
-        for chart in &section.charts {
-            // An SVG document's own XML declaration has no place inside HTML.
-            let body = chart
-                .strip_prefix("<?xml")
-                .and_then(|rest| rest.split_once("?>").map(|(_, svg)| svg))
-                .unwrap_or(chart);
-            let _ = writeln!(page, "<figure>{}</figure>", body.trim());
-        }
-        page.push_str("</section>\n");
-    }
-    page.push_str("</body>\n</html>\n");
-    page
-}
-
-/// `text` with `&`, `<`, `>` and `"` escaped for HTML.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -467,33 +275,5 @@ mod tests {
         assert_eq!((bars[1].median, bars[1].note.as_str()), (12.5, "0.25x"));
         assert_eq!(chart.groups[1].label, "gnu");
         assert!(hyperfine_chart("{}", "t", None, Provenance::here("w", "c")).is_err());
-    }
-
-    #[test]
-    fn text_is_cut_at_underlined_headings() {
-        let text = "intro\n\nItem 1: a\n=========\none\n\nItem 2\n======\ntwo\n== not\n";
-        let sections = sections_from_text(text, "start");
-        let titles: Vec<&str> = sections.iter().map(|s| s.title.as_str()).collect();
-        assert_eq!(titles, ["start", "Item 1: a", "Item 2"]);
-        assert_eq!(sections[0].text, "intro");
-        assert_eq!(sections[1].text, "one");
-        assert_eq!(sections[2].text, "two\n== not");
-    }
-
-    #[test]
-    fn the_page_escapes_text_and_inlines_charts() {
-        let page = html(
-            "tour <1>",
-            &[Section {
-                title: "a & b".into(),
-                text: "x < y\n".into(),
-                charts: vec!["<?xml version=\"1.0\"?>\n<svg></svg>".into()],
-            }],
-        );
-        assert!(page.contains("<h1>tour &lt;1&gt;</h1>"));
-        assert!(page.contains("<h2>a &amp; b</h2>"));
-        assert!(page.contains("<pre>x &lt; y</pre>"));
-        assert!(page.contains("<figure><svg></svg></figure>"));
-        assert!(!page.contains("<script") && !page.contains("src="));
     }
 }
