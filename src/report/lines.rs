@@ -372,7 +372,7 @@ pub fn cdf(name: impl Into<String>, colour: usize, stroke: Stroke, samples: &[f6
         .step_by(step)
         .map(|i| Point::new(sorted[i], (i + 1) as f64 / n as f64))
         .collect();
-    if n > 0 && (n - 1) % step != 0 {
+    if n > 0 && !(n - 1).is_multiple_of(step) {
         points.push(Point::new(sorted[n - 1], 1.0));
     }
     Series {
