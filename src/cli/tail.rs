@@ -183,6 +183,11 @@ struct BenchArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+
+    /// Also draw the latency case as an SVG chart in FILE: the cumulative distribution
+    /// of append-to-output time per mode, inotify against polling.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
 }
 
 /// A part of `concur tail bench`.
@@ -210,6 +215,11 @@ fn gnu_tail_follow() -> std::process::Command {
 
 fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     use crate::tail::bench;
+    if args.svg.is_some() && !args.cases.contains(&BenchCase::Latency) {
+        return Err(
+            UsageError("--svg draws the latency case: add latency to --cases".into()).into(),
+        );
+    }
     let exe = std::env::current_exe().context("cannot find the concur executable")?;
     let dir = tempfile::Builder::new()
         .prefix("concur-tail-bench-")
@@ -317,6 +327,14 @@ fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
         }
     }
 
+    if let Some(path) = &args.svg {
+        let chart = bench::latency_chart(
+            &latencies,
+            bench::POLL_INTERVAL,
+            &super::output::typed_command(),
+        );
+        super::output::write_svg(path, chart)?;
+    }
     if args.json {
         let report = serde_json::json!({
             "latency": latencies,

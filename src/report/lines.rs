@@ -154,6 +154,9 @@ impl LineChart {
     }
 }
 
+/// The most points a line may have and still be drawn with a dot at each.
+const DOTTED: usize = 40;
+
 /// The legend's column, right of the panels: one legend serves every panel, since a
 /// series keeps its name and colour across them.
 const LEGEND_WIDTH: u32 = 210;
@@ -343,7 +346,8 @@ where
             }
         }
         .map_err(|e| e.to_string())?;
-        if series.stroke == Stroke::Floor {
+        // Dots mark measurements; on a dense line (a CDF) they would hide it.
+        if series.stroke == Stroke::Floor || line.len() > DOTTED {
             continue;
         }
         chart

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Mode;
+use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke, cdf};
 
 /// Latency percentiles of one configuration.
 #[derive(Clone, Debug, Serialize)]
@@ -26,6 +27,9 @@ pub struct Latency {
     pub p50_ms: f64,
     /// 99th percentile, milliseconds.
     pub p99_ms: f64,
+    /// Every line's append-to-output time, milliseconds, fastest first (for the CDF).
+    #[serde(skip)]
+    pub delays_ms: Vec<f64>,
 }
 
 /// Throughput of one tailer on one workload.
@@ -64,6 +68,9 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
+/// The polling interval of the latency runs with `--poll`.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Appends `samples` lines, one every 10 ms, each carrying its write time, and measures
 /// when each comes out of `concur tail` (with `--poll` when `poll` is set).
 pub fn latency(
@@ -76,7 +83,8 @@ pub fn latency(
     let path = dir.join(format!("latency-{}-{poll}.log", mode_name(mode)));
     File::create(&path)?;
     let mut command = Command::new(exe);
-    command.args(["tail", "--mode", mode_name(mode), "--interval", "100ms"]);
+    command.args(["tail", "--mode", mode_name(mode), "--interval"]);
+    command.arg(format!("{}ms", POLL_INTERVAL.as_millis()));
     if poll {
         command.arg("--poll");
     }
@@ -114,7 +122,7 @@ pub fn latency(
     delays.sort_unstable();
     Ok(Latency {
         wake: if poll {
-            "poll 100ms".into()
+            format!("poll {}ms", POLL_INTERVAL.as_millis())
         } else {
             "inotify".into()
         },
@@ -122,7 +130,52 @@ pub fn latency(
         samples: delays.len(),
         p50_ms: percentile(&delays, 50.0),
         p99_ms: percentile(&delays, 99.0),
+        delays_ms: delays.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
     })
+}
+
+/// The latency runs as one chart: the cumulative distribution of append-to-output
+/// time for each mode, inotify solid and polling dashed, on a log axis; a grey line
+/// marks half the polling interval, the book's expected cost of polling.
+pub fn latency_chart(latencies: &[Latency], interval: Duration, command: &str) -> LineChart {
+    let mut series: Vec<Series> = latencies
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let polled = l.wake.starts_with("poll");
+            cdf(
+                format!("{} ({})", mode_name(l.mode), l.wake),
+                i,
+                if polled {
+                    Stroke::Dashed
+                } else {
+                    Stroke::Solid
+                },
+                &l.delays_ms,
+            )
+        })
+        .collect();
+    let half = interval.as_secs_f64() * 1000.0 / 2.0;
+    series.push(Series {
+        name: format!("half the polling interval ({half} ms)"),
+        colour: 0,
+        stroke: Stroke::Floor,
+        points: vec![Point::new(half, 0.0), Point::new(half, 1.0)],
+    });
+    let samples = latencies.iter().map(|l| l.samples).max().unwrap_or(0);
+    LineChart {
+        title: "concur tail: how long an appended line takes to reach the output".into(),
+        panels: vec![Panel {
+            title: format!("CDF of {samples} lines per mode, one appended every 10 ms"),
+            x: Axis::log("append-to-output latency (ms)"),
+            y: Axis::linear("fraction of lines at or below"),
+            series,
+        }],
+        provenance: Provenance::here(
+            "each tailer a child process writing to a pipe; latency read at the pipe",
+            command,
+        ),
+    }
 }
 
 /// The line every workload writes: about 60 bytes, like a short log line.
