@@ -39,6 +39,135 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
 }
 
+/// A server a benchmark runs as a child process, so that its CPU time and memory are
+/// its own: it prints `concur: listening on ADDR …` as its first line on stderr, and
+/// it is killed when this is dropped. Its output is read as it comes, so it never
+/// blocks on a full pipe: stderr is dropped, and stdout's last line is kept for
+/// [`ServerProcess::stop`].
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: std::process::Child,
+    addr: String,
+    last_line: Option<JoinHandle<String>>,
+}
+
+/// A benchmark's server that did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerStartError {
+    /// It could not be run.
+    #[error("cannot run {program}")]
+    Spawn {
+        /// The program.
+        program: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It exited, or printed something other than its address.
+    #[error("the server did not start ({status}): {line}")]
+    NoAddress {
+        /// Its exit status.
+        status: String,
+        /// What it printed instead of its address.
+        line: String,
+    },
+}
+
+impl ServerProcess {
+    /// Runs `program args…` and waits for its address.
+    pub fn start(program: &std::path::Path, args: &[&str]) -> Result<Self, ServerStartError> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let spawn_error = |source| ServerStartError::Spawn {
+            program: program.to_owned(),
+            source,
+        };
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        let mut line = String::new();
+        let mut stderr = child.stderr.take().map(std::io::BufReader::new);
+        if let Some(stderr) = &mut stderr {
+            let _ = stderr.read_line(&mut line);
+        }
+        let addr = line
+            .strip_prefix("concur: listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
+        match addr {
+            Some(addr) => {
+                if let Some(mut stderr) = stderr {
+                    thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+                }
+                let last_line = child.stdout.take().map(|stdout| {
+                    thread::spawn(move || {
+                        let mut last = String::new();
+                        for line in std::io::BufReader::new(stdout).lines() {
+                            match line {
+                                Ok(line) if !line.trim().is_empty() => last = line,
+                                Ok(_) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        last
+                    })
+                });
+                Ok(Self {
+                    child,
+                    addr,
+                    last_line,
+                })
+            }
+            None => {
+                let _ = child.kill();
+                let status = child.wait().map_err(spawn_error)?;
+                Err(ServerStartError::NoAddress {
+                    status: status.to_string(),
+                    line: line.trim().to_owned(),
+                })
+            }
+        }
+    }
+
+    /// The address it listens on, as it printed it.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// CPU time it has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(Some(self.child.id()))
+    }
+
+    /// Asks it to stop (SIGTERM), waits for it, and returns the last line it printed
+    /// on stdout (empty for none).
+    pub fn stop(mut self) -> std::io::Result<String> {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
+        self.child.wait()?;
+        let last = self.last_line.take().map(JoinHandle::join);
+        Ok(last.and_then(Result::ok).unwrap_or_default())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time (user + system) this process has used so far, in seconds, to the
+/// nanosecond (`CLOCK_PROCESS_CPUTIME_ID`; threads that have exited included).
+pub fn process_cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
 /// Threads in this process right now.
 pub fn thread_count() -> Option<usize> {
     status_field("Threads").and_then(|n| usize::try_from(n).ok())

@@ -3,16 +3,18 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::Outcome;
 use super::signals::{SecondSignal, SignalCancel};
 use super::value::{off_if_zero, parse_duration, parse_positive};
+use super::{Outcome, UsageError};
 use crate::guess::{self, ServerConfig, ServerStats, load};
+use crate::measure::{ServerProcess, peak_rss_bytes, process_cpu_seconds};
 use crate::process::CancelToken;
 use crate::sink::{Printer, Sink};
 use serde_json::json;
@@ -116,27 +118,54 @@ struct PlayArgs {
 #[command(
     after_help = "With no --addr, a server runs in this process (see --server). Its sockets count \
     against the same\nfile-descriptor limit as the clients', so --concurrency is then capped at half the \
-    limit.\nSessions are games: each client plays the book's two."
+    limit.\nWith --server-process (or --svg) it runs as a child process instead, so its CPU time and \
+    memory are its own.\nSessions are games: each client plays the book's two.\n\n\
+    Several --clients and --server values run every combination, --runs times each, one line \
+    (or JSON object) per run.\n\n\
+    Example: the chart of both servers at 10 to 10,000 clients:\n  \
+    concur guess load --server async,threads --clients 10,100,1000,10000 --runs 3 --svg guess.svg"
 )]
 struct LoadArgs {
-    /// The server to load [default: start one in this process].
-    #[arg(long)]
+    /// The server to load [default: start one].
+    #[arg(long, conflicts_with_all = ["server", "server_process", "svg"])]
     addr: Option<SocketAddr>,
 
-    /// The in-process server's mode (without --addr).
-    #[arg(long, value_enum, default_value_t = Mode::Async)]
-    server: Mode,
+    /// The started server's mode; a list runs each.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "async",
+        value_name = "MODE"
+    )]
+    server: Vec<Mode>,
 
-    /// Clients to run.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
-    clients: usize,
+    /// Clients to run; a list runs each count.
+    #[arg(long, value_delimiter = ',', default_value = "10000", value_name = "N")]
+    clients: Vec<usize>,
 
     /// Clients connected at once at most [default: all of them].
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
 
-    /// Print one JSON object with clients, sessions, failures, seconds,
-    /// sessions_per_second, p50_ms, p99_ms and peak_rss_mb.
+    /// Runs of each combination (the chart draws their median and range).
+    #[arg(long, default_value_t = NonZeroUsize::MIN, value_parser = parse_positive, value_name = "N")]
+    runs: NonZeroUsize,
+
+    /// Run the server as a child process (`concur guess serve`) and report its CPU time
+    /// per session and its peak RSS.
+    #[arg(long)]
+    server_process: bool,
+
+    /// Also draw sessions/s and the server's CPU µs per session against clients, a
+    /// line per server, as an SVG chart in FILE (implies --server-process).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+
+    /// Print one JSON object per run with clients, sessions, failures, seconds,
+    /// sessions_per_second, p50_ms, p99_ms, peak_rss_mb, concurrency and errors (and,
+    /// for a started server, server; with --server-process, server_cpu_us_per_session
+    /// and server_peak_rss_mb).
     #[arg(long)]
     json: bool,
 }
@@ -200,9 +229,11 @@ fn serve(args: ServeArgs) -> Result<Outcome> {
         log: log.sink(),
     };
     let startup = Instant::now() + Duration::from_secs(1);
+    let serving_from;
     let stats = match args.mode {
         Mode::Threads => {
             log.send_until(format!("listening on {local} (threaded server)"), startup);
+            serving_from = process_cpu_seconds();
             guess::serve_threads(listener, config, signals.token())
         }
         Mode::Async => {
@@ -210,6 +241,7 @@ fn serve(args: ServeArgs) -> Result<Outcome> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            serving_from = process_cpu_seconds();
             runtime.block_on(async {
                 listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -238,6 +270,8 @@ fn serve(args: ServeArgs) -> Result<Outcome> {
         let transcript = stdout.stats();
         let report = json!({
             "stats": stats,
+            "serving_cpu_seconds": process_cpu_seconds() - serving_from,
+            "peak_rss_mb": peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
             "transcript_lines": transcript.written + transcript.unwritten,
             "transcript_dropped": transcript.dropped,
             "log_dropped": log.stats().dropped,
@@ -292,76 +326,177 @@ fn load_command(args: LoadArgs, out: &mut dyn Write) -> Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut concurrency = args.concurrency.unwrap_or(args.clients);
-    let report = match args.addr {
-        Some(addr) => runtime.block_on(load::run(addr, args.clients, concurrency)),
-        None => {
-            // Client and server sockets share this process's descriptors.
-            let cap = usize::try_from(fd_limit.saturating_sub(200) / 2)
-                .unwrap_or(usize::MAX)
-                .max(1);
-            if concurrency > cap {
-                eprintln!(
-                    "concur: the file-descriptor limit is {fd_limit}: running at most {cap} clients at once \
-                     (use --addr with a server in its own process for more)"
-                );
-                concurrency = cap;
-            }
-            let listener = guess::bind("127.0.0.1:0".parse()?)?;
-            let addr = listener.local_addr()?;
-            match args.server {
-                Mode::Async => runtime.block_on(async {
-                    listener.set_nonblocking(true)?;
-                    let listener = tokio::net::TcpListener::from_std(listener)?;
-                    let stop = tokio_util::sync::CancellationToken::new();
-                    let server = tokio::spawn(guess::serve_async(
-                        listener,
-                        ServerConfig::default(),
-                        stop.clone().cancelled_owned(),
-                    ));
-                    let report = load::run(addr, args.clients, concurrency).await;
-                    stop.cancel();
-                    let _ = server.await;
-                    Ok::<_, anyhow::Error>(report)
-                })?,
-                Mode::Threads => {
-                    let stop = CancelToken::new()?;
-                    let server_stop = stop.clone();
-                    let server = thread::spawn(move || {
-                        guess::serve_threads(listener, ServerConfig::default(), &server_stop)
-                    });
-                    let report = runtime.block_on(load::run(addr, args.clients, concurrency));
-                    stop.cancel();
-                    let _ = server.join();
-                    report
+    if let Some(&zero) = args.clients.iter().find(|&&n| n == 0) {
+        return Err(UsageError(format!("--clients must be above 0, not {zero}")).into());
+    }
+    let separate = args.server_process || args.svg.is_some();
+    let exe = std::env::current_exe().context("cannot find the concur executable")?;
+    let servers: Vec<Option<Mode>> = match args.addr {
+        Some(_) => vec![None],
+        None => args.server.iter().copied().map(Some).collect(),
+    };
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for &server in &servers {
+        for &clients in &args.clients {
+            for _ in 0..args.runs.get() {
+                let concurrency = args.concurrency.unwrap_or(clients).min(clients);
+                let report = match (args.addr, server) {
+                    (Some(addr), _) => runtime.block_on(load::run(addr, clients, concurrency)),
+                    (None, Some(mode)) if separate => {
+                        load_server_process(&runtime, &exe, mode, clients, concurrency)?
+                    }
+                    (None, mode) => {
+                        let mode = mode.unwrap_or(Mode::Async);
+                        load_in_process(&runtime, mode, clients, concurrency, fd_limit)?
+                    }
+                };
+                if args.json {
+                    writeln!(out, "{}", serde_json::to_string(&report)?)?;
+                } else {
+                    write_load_line(out, &report)?;
                 }
+                for error in &report.errors {
+                    eprintln!("concur: a client failed: {error}");
+                }
+                failed |= report.failures > 0;
+                reports.push(report);
             }
         }
-    };
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
-    } else {
-        writeln!(
-            out,
-            "{} clients ({} at once): {} sessions in {:.3} s = {:.0} sessions/s; NUMBER round trip p50 {:.3} ms, \
-             p99 {:.3} ms; {} failures; peak RSS {:.1} MB",
-            report.clients,
-            report.concurrency,
-            report.sessions,
-            report.seconds,
-            report.sessions_per_second,
-            report.p50_ms,
-            report.p99_ms,
-            report.failures,
-            report.peak_rss_mb
-        )?;
     }
-    for error in &report.errors {
-        eprintln!("concur: a client failed: {error}");
+    if let Some(path) = &args.svg {
+        super::output::write_svg(path, load::chart(&reports, &super::output::typed_command()))?;
     }
-    Ok(if report.failures > 0 {
+    Ok(if failed {
         Outcome::Failure
     } else {
         Outcome::Success
     })
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Async => "async",
+        Mode::Threads => "threads",
+    }
+}
+
+fn write_load_line(out: &mut dyn Write, report: &load::LoadReport) -> std::io::Result<()> {
+    if let Some(server) = &report.server {
+        write!(out, "{server} server, ")?;
+    }
+    write!(
+        out,
+        "{} clients ({} at once): {} sessions in {:.3} s = {:.0} sessions/s; NUMBER round trip p50 {:.3} ms, \
+         p99 {:.3} ms; {} failures; peak RSS {:.1} MB",
+        report.clients,
+        report.concurrency,
+        report.sessions,
+        report.seconds,
+        report.sessions_per_second,
+        report.p50_ms,
+        report.p99_ms,
+        report.failures,
+        report.peak_rss_mb
+    )?;
+    if let (Some(cpu), Some(rss)) = (report.server_cpu_us_per_session, report.server_peak_rss_mb) {
+        write!(
+            out,
+            "; server {cpu:.1} µs CPU per session, peak RSS {rss:.1} MB"
+        )?;
+    }
+    writeln!(out)
+}
+
+/// One load run against a `concur guess serve` child process, with its CPU time.
+fn load_server_process(
+    runtime: &tokio::runtime::Runtime,
+    exe: &std::path::Path,
+    mode: Mode,
+    clients: usize,
+    concurrency: usize,
+) -> Result<load::LoadReport> {
+    let server = ServerProcess::start(
+        exe,
+        &[
+            "guess",
+            "serve",
+            "--quiet",
+            "--json",
+            "--addr",
+            "127.0.0.1:0",
+            "--mode",
+            mode_name(mode),
+        ],
+    )?;
+    let addr: SocketAddr = server
+        .addr()
+        .parse()
+        .with_context(|| format!("the server printed a bad address {:?}", server.addr()))?;
+    let mut report = runtime.block_on(load::run(addr, clients, concurrency));
+    // The server's own account, printed as it exits: CPU time from listening on,
+    // to the nanosecond, and its peak RSS.
+    let last = server.stop().context("cannot stop the server")?;
+    let stats: serde_json::Value = serde_json::from_str(&last)
+        .with_context(|| format!("the server's last line is not its --json report: {last:?}"))?;
+    report.server = Some(mode_name(mode).to_owned());
+    if report.sessions > 0 {
+        report.server_cpu_us_per_session = stats["serving_cpu_seconds"]
+            .as_f64()
+            .map(|s| s * 1e6 / report.sessions as f64);
+    }
+    report.server_peak_rss_mb = stats["peak_rss_mb"].as_f64();
+    Ok(report)
+}
+
+/// One load run against a server in this process.
+fn load_in_process(
+    runtime: &tokio::runtime::Runtime,
+    mode: Mode,
+    clients: usize,
+    mut concurrency: usize,
+    fd_limit: u64,
+) -> Result<load::LoadReport> {
+    // Client and server sockets share this process's descriptors.
+    let cap = usize::try_from(fd_limit.saturating_sub(200) / 2)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if concurrency > cap {
+        eprintln!(
+            "concur: the file-descriptor limit is {fd_limit}: running at most {cap} clients at once \
+             (use --server-process, or --addr with a server in its own process, for more)"
+        );
+        concurrency = cap;
+    }
+    let listener = guess::bind("127.0.0.1:0".parse()?)?;
+    let addr = listener.local_addr()?;
+    let mut report = match mode {
+        Mode::Async => runtime.block_on(async {
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            let server = tokio::spawn(guess::serve_async(
+                listener,
+                ServerConfig::default(),
+                stop.clone().cancelled_owned(),
+            ));
+            let report = load::run(addr, clients, concurrency).await;
+            stop.cancel();
+            let _ = server.await;
+            Ok::<_, anyhow::Error>(report)
+        })?,
+        Mode::Threads => {
+            let stop = CancelToken::new()?;
+            let server_stop = stop.clone();
+            let server = thread::spawn(move || {
+                guess::serve_threads(listener, ServerConfig::default(), &server_stop)
+            });
+            let report = runtime.block_on(load::run(addr, clients, concurrency));
+            stop.cancel();
+            let _ = server.join();
+            report
+        }
+    };
+    report.server = Some(mode_name(mode).to_owned());
+    Ok(report)
 }

@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::client::play_async_at;
 use crate::measure::peak_rss_bytes;
+use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke};
 
 /// What a load run measured. `--json` prints exactly these keys.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -33,6 +34,81 @@ pub struct LoadReport {
     pub concurrency: usize,
     /// Up to five distinct failure messages.
     pub errors: Vec<String>,
+    /// The server's mode (`async` or `threads`), when this run started it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The server's CPU time (user + system) per session, µs, when it ran in a process
+    /// of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_session: Option<f64>,
+    /// The server's peak resident memory, MiB, when it ran in a process of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_peak_rss_mb: Option<f64>,
+}
+
+/// Load runs as one chart: sessions per second and the server's CPU time per session
+/// against clients, a line per server through the median of its runs.
+pub fn chart(reports: &[LoadReport], command: &str) -> LineChart {
+    let mut servers: Vec<&str> = Vec::new();
+    for r in reports {
+        let server = r.server.as_deref().unwrap_or("external");
+        if !servers.contains(&server) {
+            servers.push(server);
+        }
+    }
+    let line = |value: &dyn Fn(&LoadReport) -> Option<f64>| -> Vec<Series> {
+        servers
+            .iter()
+            .enumerate()
+            .map(|(colour, &server)| {
+                let runs: Vec<&LoadReport> = reports
+                    .iter()
+                    .filter(|r| r.server.as_deref().unwrap_or("external") == server)
+                    .collect();
+                let mut clients: Vec<usize> = runs.iter().map(|r| r.clients).collect();
+                clients.sort_unstable();
+                clients.dedup();
+                let points = clients
+                    .iter()
+                    .filter_map(|&n| {
+                        let repeats: Vec<f64> = runs
+                            .iter()
+                            .filter(|r| r.clients == n)
+                            .filter_map(|r| value(r))
+                            .collect();
+                        Point::of_repeats(n as f64, &repeats)
+                    })
+                    .collect();
+                Series {
+                    name: format!("{server} server"),
+                    colour,
+                    stroke: Stroke::Solid,
+                    points,
+                }
+            })
+            .collect()
+    };
+    LineChart {
+        title: "concur guess: sessions per second and server CPU per session".into(),
+        panels: vec![
+            Panel {
+                title: "throughput (median; whiskers: min-max of the runs)".into(),
+                x: Axis::log("clients"),
+                y: Axis::linear("sessions per second"),
+                series: line(&|r| Some(r.sessions_per_second)),
+            },
+            Panel {
+                title: "server CPU (user + system)".into(),
+                x: Axis::log("clients"),
+                y: Axis::linear("server CPU µs per session"),
+                series: line(&|r| r.server_cpu_us_per_session),
+            },
+        ],
+        provenance: Provenance::here(
+            "concur guess load: async clients each playing the book's two games; the server in its own process",
+            command,
+        ),
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -100,5 +176,8 @@ pub async fn run(addr: SocketAddr, clients: usize, concurrency: usize) -> LoadRe
         peak_rss_mb: peak_rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0)),
         concurrency,
         errors,
+        server: None,
+        server_cpu_us_per_session: None,
+        server_peak_rss_mb: None,
     }
 }

@@ -21,6 +21,7 @@ use thiserror::Error;
 
 use super::report::RunSummary;
 use super::strategy::Strategy;
+use crate::measure::{ServerProcess, ServerStartError};
 use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke};
 
 /// The book's programs (items 56–60) as one Python script, used as the baseline.
@@ -122,64 +123,25 @@ pub fn rules_cases(generations: Option<usize>) -> Vec<Case> {
 
 /// A `concur life rules-server` child process for the bench, killed when dropped.
 #[derive(Debug)]
-pub struct RulesServerProcess {
-    child: std::process::Child,
-    addr: String,
-}
+pub struct RulesServerProcess(ServerProcess);
 
 impl RulesServerProcess {
     /// Starts `program life rules-server` on a free loopback port with `latency`.
     pub fn start(program: &Path, latency: Duration) -> Result<Self, BenchError> {
-        let spawn_error = |source| BenchError::Spawn {
-            program: program.to_owned(),
-            source,
-        };
-        let mut child = Command::new(program)
-            .args(["life", "rules-server", "--quiet", "--addr", "127.0.0.1:0"])
-            .arg("--latency")
-            .arg(format!("{}us", latency.as_micros()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(spawn_error)?;
-        let mut line = String::new();
-        if let Some(stderr) = child.stderr.take() {
-            use std::io::BufRead;
-            let _ = std::io::BufReader::new(stderr).read_line(&mut line);
-        }
-        let addr = line
-            .strip_prefix("concur: listening on ")
-            .and_then(|rest| rest.split(' ').next())
-            .map(str::to_owned);
-        match addr {
-            Some(addr) => Ok(Self { child, addr }),
-            None => {
-                let _ = child.kill();
-                let status = child.wait().map_err(spawn_error)?;
-                Err(BenchError::Server {
-                    status: status.to_string(),
-                    line: line.trim().to_owned(),
-                })
-            }
-        }
+        let latency = format!("{}us", latency.as_micros());
+        let args = ["life", "rules-server", "--quiet", "--addr", "127.0.0.1:0"];
+        let server = ServerProcess::start(program, &[&args[..], &["--latency", &latency]].concat());
+        Ok(Self(server?))
     }
 
     /// The server's address, for `--rules`.
     pub fn addr(&self) -> &str {
-        &self.addr
+        self.0.addr()
     }
 
     /// CPU time the server has used so far, in seconds.
     pub fn cpu_seconds(&self) -> Option<f64> {
-        crate::measure::cpu_seconds(Some(self.child.id()))
-    }
-}
-
-impl Drop for RulesServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.cpu_seconds()
     }
 }
 
@@ -233,13 +195,8 @@ pub enum BenchError {
         source: std::io::Error,
     },
     /// The bench's rules server did not start.
-    #[error("the rules server did not start ({status}): {line}")]
-    Server {
-        /// Its exit status.
-        status: String,
-        /// What it printed instead of its address.
-        line: String,
-    },
+    #[error("the rules server did not start")]
+    Server(#[from] ServerStartError),
     /// The child failed or printed no summary.
     #[error("{strategy} at {cells} cells failed ({status}): {stderr}")]
     Case {

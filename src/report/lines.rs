@@ -63,6 +63,21 @@ impl Point {
         Self { x, y, range: None }
     }
 
+    /// The median of `repeats` at `x`, with their range when there are several;
+    /// `None` for no finite repeat.
+    pub fn of_repeats(x: f64, repeats: &[f64]) -> Option<Self> {
+        let mut sorted: Vec<f64> = repeats.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = match n {
+            0 => return None,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        let range = (n > 1).then(|| (sorted[0], sorted[n - 1]));
+        Some(Self::with_range(x, median, range))
+    }
+
     /// A median with the range of its repeats.
     pub fn with_range(x: f64, y: f64, range: Option<(f64, f64)>) -> Self {
         Self { x, y, range }
@@ -464,6 +479,15 @@ mod tests {
         assert!(thinned.len() <= 402, "{}", thinned.len());
         assert_eq!(thinned.last().map(|p| (p.x, p.y)), Some((1000.0, 1.0)));
         assert!(cdf("s", 0, Stroke::Solid, &[]).points.is_empty());
+    }
+
+    #[test]
+    fn repeats_become_a_median_and_a_range() {
+        let point = |v: &[f64]| Point::of_repeats(1.0, v).map(|p| (p.y, p.range));
+        assert_eq!(point(&[3.0, 1.0, 2.0]), Some((2.0, Some((1.0, 3.0)))));
+        assert_eq!(point(&[4.0, 1.0, f64::NAN]), Some((2.5, Some((1.0, 4.0)))));
+        assert_eq!(point(&[5.0]), Some((5.0, None)));
+        assert_eq!(point(&[]), None);
     }
 
     #[test]
