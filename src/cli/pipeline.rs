@@ -14,7 +14,8 @@ use super::output::progress_bar;
 use super::value::{parse_duration, parse_positive};
 use super::{Outcome, UsageError};
 use crate::queue::simulated::{self, STAGES};
-use crate::queue::{StageReport, naive};
+use crate::queue::{StageReport, naive, utilization_chart};
+use crate::report::Provenance;
 use crate::thumbnails::{self, Options as ThumbnailOptions};
 
 const AFTER: &str = "\
@@ -75,6 +76,30 @@ pub struct PipelineArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+
+    /// Also draw each stage's utilisation (its workers' busy share) as an SVG chart in
+    /// FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "naive")]
+    svg: Option<PathBuf>,
+}
+
+/// Writes the utilisation chart of a run to `--svg`, if asked.
+fn write_chart(
+    args: &PipelineArgs,
+    stages: &[StageReport],
+    elapsed: Duration,
+    what: &str,
+) -> Result<()> {
+    if let Some(path) = &args.svg {
+        let chart = utilization_chart(
+            stages,
+            elapsed,
+            "concur pipeline: how busy each stage's workers were",
+            Provenance::here(what, super::output::typed_command()),
+        );
+        super::output::write_svg(path, chart)?;
+    }
+    Ok(())
 }
 
 /// Three values from a list of one (for every stage) or three.
@@ -131,6 +156,14 @@ pub fn run(args: PipelineArgs, out: &mut dyn Write) -> Result<Outcome> {
     bar.finish_and_clear();
     let bound = options.bound().as_secs_f64();
     let seconds = report.elapsed.as_secs_f64();
+    let what = format!(
+        "{} simulated items through download -> resize -> upload, {} ms / {} ms / {} ms per item, queues of {capacity}",
+        args.items,
+        latencies[0].as_millis(),
+        latencies[1].as_millis(),
+        latencies[2].as_millis()
+    );
+    write_chart(&args, &report.stages, report.elapsed, &what)?;
     if args.json {
         let stages: Vec<_> = report
             .stages
@@ -232,6 +265,14 @@ fn images(
         other => anyhow::Error::new(other),
     })?;
     let failed = !report.failed.is_empty();
+    let elapsed = Duration::from_secs_f64(report.seconds);
+    let what = format!(
+        "{} images from {} made into thumbnails of at most {} px",
+        report.written.len() + report.failed.len(),
+        input.display(),
+        args.max_size
+    );
+    write_chart(args, &report.stages, elapsed, &what)?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
@@ -245,7 +286,6 @@ fn images(
             report.skipped,
             report.seconds
         )?;
-        let elapsed = Duration::from_secs_f64(report.seconds);
         write_stages(out, &report.stages, elapsed, capacity)?;
     }
     for failure in &report.failed {

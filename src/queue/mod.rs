@@ -20,5 +20,7 @@ pub mod simulated;
 mod worker;
 
 pub use closable::{ClosableQueue, Closed, Iter, TooManyTaskDone};
-pub use pipeline::{BoxError, Pipeline, PipelineBuilder, PipelineError, Report, StageReport};
+pub use pipeline::{
+    BoxError, Pipeline, PipelineBuilder, PipelineError, Report, StageReport, utilization_chart,
+};
 pub use worker::{WorkerPanicked, Workers};

@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use super::closable::{ClosableQueue, Closed};
 use crate::executor::panic_message;
+use crate::report::{Bar, BarChart, BarGroup, Provenance};
 
 /// One item in this many has its stage-function time measured (see `StageReport`).
 const BUSY_SAMPLE: u32 = 8;
@@ -61,6 +62,42 @@ impl StageReport {
         } else {
             0.0
         }
+    }
+}
+
+/// The stages' utilisation as a chart: a bar per stage, the share of its workers'
+/// time spent working over `elapsed`, with its worker count and peak queue written on
+/// it. The slowest stage is the one near 100%; the others wait on it.
+pub fn utilization_chart(
+    stages: &[StageReport],
+    elapsed: Duration,
+    title: &str,
+    provenance: Provenance,
+) -> BarChart {
+    let groups = stages
+        .iter()
+        .map(|s| {
+            let share = 100.0 * s.utilization(elapsed);
+            BarGroup {
+                label: s.name.clone(),
+                bars: vec![Bar {
+                    series: "busy share of its workers' time".into(),
+                    median: share,
+                    min: share,
+                    max: share,
+                    note: format!(
+                        "{} workers: {share:.0}%, peak queue {}",
+                        s.workers, s.peak_queue
+                    ),
+                }],
+            }
+        })
+        .collect();
+    BarChart {
+        title: title.to_owned(),
+        y_label: "utilisation (%)".into(),
+        groups,
+        provenance,
     }
 }
 
