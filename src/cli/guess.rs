@@ -14,7 +14,7 @@ use super::signals::{SecondSignal, SignalCancel};
 use super::value::{off_if_zero, parse_duration, parse_positive};
 use super::{Outcome, UsageError};
 use crate::guess::{self, ServerConfig, ServerStats, load};
-use crate::measure::{ServerProcess, peak_rss_bytes, process_cpu_seconds};
+use crate::measure::{peak_rss_bytes, process_cpu_seconds};
 use crate::process::CancelToken;
 use crate::sink::{Printer, Sink};
 use serde_json::json;
@@ -343,9 +343,13 @@ fn load_command(args: LoadArgs, out: &mut dyn Write) -> Result<Outcome> {
                 let concurrency = args.concurrency.unwrap_or(clients).min(clients);
                 let report = match (args.addr, server) {
                     (Some(addr), _) => runtime.block_on(load::run(addr, clients, concurrency)),
-                    (None, Some(mode)) if separate => {
-                        load_server_process(&runtime, &exe, mode, clients, concurrency)?
-                    }
+                    (None, Some(mode)) if separate => load::against_process(
+                        &runtime,
+                        &exe,
+                        server_kind(mode),
+                        clients,
+                        concurrency,
+                    )?,
                     (None, mode) => {
                         let mode = mode.unwrap_or(Mode::Async);
                         load_in_process(&runtime, mode, clients, concurrency, fd_limit)?
@@ -374,11 +378,15 @@ fn load_command(args: LoadArgs, out: &mut dyn Write) -> Result<Outcome> {
     })
 }
 
-fn mode_name(mode: Mode) -> &'static str {
+fn server_kind(mode: Mode) -> load::Server {
     match mode {
-        Mode::Async => "async",
-        Mode::Threads => "threads",
+        Mode::Async => load::Server::Async,
+        Mode::Threads => load::Server::Threads,
     }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    server_kind(mode).name()
 }
 
 fn write_load_line(out: &mut dyn Write, report: &load::LoadReport) -> std::io::Result<()> {
@@ -406,47 +414,6 @@ fn write_load_line(out: &mut dyn Write, report: &load::LoadReport) -> std::io::R
         )?;
     }
     writeln!(out)
-}
-
-/// One load run against a `concur guess serve` child process, with its CPU time.
-fn load_server_process(
-    runtime: &tokio::runtime::Runtime,
-    exe: &std::path::Path,
-    mode: Mode,
-    clients: usize,
-    concurrency: usize,
-) -> Result<load::LoadReport> {
-    let server = ServerProcess::start(
-        exe,
-        &[
-            "guess",
-            "serve",
-            "--quiet",
-            "--json",
-            "--addr",
-            "127.0.0.1:0",
-            "--mode",
-            mode_name(mode),
-        ],
-    )?;
-    let addr: SocketAddr = server
-        .addr()
-        .parse()
-        .with_context(|| format!("the server printed a bad address {:?}", server.addr()))?;
-    let mut report = runtime.block_on(load::run(addr, clients, concurrency));
-    // The server's own account, printed as it exits: CPU time from listening on,
-    // to the nanosecond, and its peak RSS.
-    let last = server.stop().context("cannot stop the server")?;
-    let stats: serde_json::Value = serde_json::from_str(&last)
-        .with_context(|| format!("the server's last line is not its --json report: {last:?}"))?;
-    report.server = Some(mode_name(mode).to_owned());
-    if report.sessions > 0 {
-        report.server_cpu_us_per_session = stats["serving_cpu_seconds"]
-            .as_f64()
-            .map(|s| s * 1e6 / report.sessions as f64);
-    }
-    report.server_peak_rss_mb = stats["peak_rss_mb"].as_f64();
-    Ok(report)
 }
 
 /// One load run against a server in this process.

@@ -1,14 +1,16 @@
 //! `concur guess load`: thousands of async clients playing at once.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use thiserror::Error;
 use tokio::sync::Semaphore;
 
 use super::client::play_async_at;
-use crate::measure::peak_rss_bytes;
+use crate::measure::{ServerProcess, ServerStartError, peak_rss_bytes};
 use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke};
 
 /// What a load run measured. `--json` prints exactly these keys.
@@ -44,6 +46,106 @@ pub struct LoadReport {
     /// The server's peak resident memory, MiB, when it ran in a process of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_peak_rss_mb: Option<f64>,
+}
+
+/// The server a load run starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// A thread per connection.
+    Threads,
+    /// A tokio task per connection.
+    Async,
+}
+
+impl Server {
+    /// Its `--mode` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Threads => "threads",
+            Server::Async => "async",
+        }
+    }
+}
+
+/// A load run whose server could not be run or measured.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// The server did not start.
+    #[error("the {server} server did not start")]
+    Start {
+        /// Its mode.
+        server: &'static str,
+        /// Why.
+        #[source]
+        source: ServerStartError,
+    },
+    /// The server printed an address that is not one.
+    #[error("the server printed a bad address {0:?}")]
+    Address(String),
+    /// It could not be stopped.
+    #[error("cannot stop the {server} server")]
+    Stop {
+        /// Its mode.
+        server: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its last line was not its `--json` report.
+    #[error("the {server} server's last line is not its --json report: {line:?}")]
+    Report {
+        /// Its mode.
+        server: &'static str,
+        /// What it printed last.
+        line: String,
+    },
+}
+
+/// Runs `clients` clients (at most `concurrency` at once) against `program guess
+/// serve` started as a child process, so that the server's CPU time and memory are its
+/// own: its `--json` report, printed as it stops, gives its CPU time from listening
+/// on (to the nanosecond) and its peak RSS.
+pub fn against_process(
+    runtime: &tokio::runtime::Runtime,
+    program: &Path,
+    server: Server,
+    clients: usize,
+    concurrency: usize,
+) -> Result<LoadReport, LoadError> {
+    let name = server.name();
+    let args = [
+        "guess",
+        "serve",
+        "--quiet",
+        "--json",
+        "--addr",
+        "127.0.0.1:0",
+        "--mode",
+        name,
+    ];
+    let process = ServerProcess::start(program, &args).map_err(|source| LoadError::Start {
+        server: name,
+        source,
+    })?;
+    let addr: SocketAddr = process
+        .addr()
+        .parse()
+        .map_err(|_| LoadError::Address(process.addr().to_owned()))?;
+    let mut report = runtime.block_on(run(addr, clients, concurrency));
+    let line = process.stop().map_err(|source| LoadError::Stop {
+        server: name,
+        source,
+    })?;
+    let stats: serde_json::Value =
+        serde_json::from_str(&line).map_err(|_| LoadError::Report { server: name, line })?;
+    report.server = Some(name.to_owned());
+    if report.sessions > 0 {
+        report.server_cpu_us_per_session = stats["serving_cpu_seconds"]
+            .as_f64()
+            .map(|s| s * 1e6 / report.sessions as f64);
+    }
+    report.server_peak_rss_mb = stats["peak_rss_mb"].as_f64();
+    Ok(report)
 }
 
 /// Load runs as one chart: sessions per second and the server's CPU time per session
@@ -105,7 +207,7 @@ pub fn chart(reports: &[LoadReport], command: &str) -> LineChart {
             },
         ],
         provenance: Provenance::here(
-            "concur guess load: async clients each playing the book's two games; the server in its own process",
+            "async clients, each playing the book's two games; each server in its own process",
             command,
         ),
     }

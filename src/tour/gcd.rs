@@ -66,7 +66,7 @@ pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<BarChart,
             "{} tasks x {repeats} repeats; each bar's label is its speed-up over serial",
             pairs.len()
         ),
-        "concur tour",
+        options.command(),
     );
     writeln!(
         out,

@@ -5,8 +5,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use super::{TourError, heading};
-use crate::guess::{self, ServerConfig, Sink};
+use super::{TourCharts, TourError, TourOptions, heading};
+use crate::guess::{self, ServerConfig, Sink, load};
 use crate::process::CancelToken;
 
 fn io_error(err: impl std::error::Error + Send + Sync + 'static) -> TourError {
@@ -27,9 +27,16 @@ fn print_transcripts(
     Ok(())
 }
 
-/// Runs the item 61 part of the tour.
-pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
-    heading(out, "Item 61: know how to port threaded I/O to asyncio")?;
+/// The section's heading.
+const TITLE: &str = "Item 61: know how to port threaded I/O to asyncio";
+
+/// Runs the item 61 part of the tour, with its chart.
+pub(super) fn run(
+    out: &mut dyn Write,
+    options: TourOptions,
+    charts: &mut TourCharts,
+) -> Result<(), TourError> {
+    heading(out, TITLE)?;
     writeln!(
         out,
         "The book's number-guessing game: secret 3 in 1..5, then 12 in 10..15, over TCP on an\n\
@@ -93,7 +100,55 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
          line. Bad input ends only its own session with an ERROR line, and the book's endless\n\
          loop on an exhausted range is an error reply. `concur guess load` runs 10,000 clients."
     )?;
-    hostile_clients(out, &runtime)
+    hostile_clients(out, &runtime)?;
+    charts.add(TITLE, under_load(out, options, &runtime)?);
+    Ok(())
+}
+
+/// Both servers under load, each in its own process (`concur guess serve`), so that
+/// the CPU time per session is the server's alone.
+fn under_load(
+    out: &mut dyn Write,
+    options: TourOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<crate::report::LineChart, TourError> {
+    let counts: &[usize] = if options.quick {
+        &[10, 100]
+    } else {
+        &[10, 100, 1000]
+    };
+    let exe = std::env::current_exe().map_err(TourError::Demo)?;
+    writeln!(
+        out,
+        "\nUnder load, each server in its own process, every client connected at once and\n\
+         playing the book's two games:\n\n  {:<8} {:>8} {:>14} {:>22}",
+        "server", "clients", "sessions/s", "server CPU µs/session"
+    )?;
+    let mut reports = Vec::new();
+    for server in [load::Server::Async, load::Server::Threads] {
+        for &clients in counts {
+            let report =
+                load::against_process(runtime, &exe, server, clients, clients).map_err(io_error)?;
+            if report.failures > 0 {
+                return Err(TourError::Demo(std::io::Error::other(format!(
+                    "{} of {clients} clients failed against the {} server: {}",
+                    report.failures,
+                    server.name(),
+                    report.errors.join("; ")
+                ))));
+            }
+            writeln!(
+                out,
+                "  {:<8} {:>8} {:>14.0} {:>22.1}",
+                server.name(),
+                clients,
+                report.sessions_per_second,
+                report.server_cpu_us_per_session.unwrap_or(f64::NAN)
+            )?;
+            reports.push(report);
+        }
+    }
+    Ok(load::chart(&reports, options.command()))
 }
 
 /// An async server on an ephemeral port, and how to stop and await it.

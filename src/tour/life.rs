@@ -5,16 +5,24 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{TourError, TourOptions, chain, heading};
+use super::{TourCharts, TourError, TourOptions, chain, heading};
 use crate::life::remote::{self, RulesClient, RulesServerConfig};
 use crate::life::report::median_seconds;
 use crate::life::{ColumnPrinter, Grid, LifeError, SimulatedIo, Simulation, Strategy};
 use crate::measure::PeakThreads;
+use crate::report::{Bar, BarChart, BarGroup, Provenance};
 
-/// Runs the Life part of the tour.
-pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
+/// The latency story's heading.
+const LATENCY: &str = "Items 56-60: fan-out and fan-in for slow I/O";
+
+/// Runs the Life part of the tour, with the latency story's chart.
+pub(super) fn run(
+    out: &mut dyn Write,
+    options: TourOptions,
+    charts: &mut TourCharts,
+) -> Result<(), TourError> {
     life_glider(out)?;
-    life_latency(out, options)?;
+    charts.add(LATENCY, life_latency(out, options)?);
     life_rules_server(out, options)?;
     life_errors(out)?;
     life_compute(out, options)?;
@@ -44,11 +52,16 @@ fn life_glider(out: &mut dyn Write) -> Result<(), TourError> {
 
 /// Runs `sim` for `generations` steps from `grid` and shuts it down; returns the last
 /// grid and the median seconds per step.
-fn timed_run(
+fn timed_run(sim: Simulation, grid: Grid, generations: usize) -> Result<(Grid, f64), TourError> {
+    timed_run_with_range(sim, grid, generations).map(|(grid, median, _)| (grid, median))
+}
+
+/// [`timed_run`], with the fastest and the slowest step.
+fn timed_run_with_range(
     mut sim: Simulation,
     grid: Grid,
     generations: usize,
-) -> Result<(Grid, f64), TourError> {
+) -> Result<(Grid, f64, (f64, f64)), TourError> {
     let mut times = Vec::new();
     let last = sim.run(grid, generations, |g| {
         if g.index > 0 {
@@ -56,7 +69,12 @@ fn timed_run(
         }
     })?;
     sim.shutdown()?;
-    Ok((last, median_seconds(&times)))
+    let secs = times.iter().map(Duration::as_secs_f64);
+    let range = (
+        secs.clone().fold(f64::INFINITY, f64::min),
+        secs.fold(0.0, f64::max),
+    );
+    Ok((last, median_seconds(&times), range))
 }
 
 /// The book's claim about a strategy at 45 cells, in its own words.
@@ -73,10 +91,10 @@ fn claim(strategy: Strategy) -> &'static str {
 }
 
 /// Items 56-60: every strategy on the glider with slow I/O, against its I/O floor.
-fn life_latency(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
+fn life_latency(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourError> {
     let latency = options.latency();
     let generations = options.generations();
-    heading(out, "Items 56-60: fan-out and fan-in for slow I/O")?;
+    heading(out, LATENCY)?;
     writeln!(
         out,
         "Each of the 45 cells does {} ms of I/O per generation. The I/O floor is the least a\n\
@@ -90,13 +108,34 @@ fn life_latency(out: &mut dyn Write, options: TourOptions) -> Result<(), TourErr
         "strategy", "book", "book's claim", "I/O floor", "measured", "xfloor"
     )?;
     let mut finals: Vec<(Strategy, Grid)> = Vec::new();
+    let mut groups = Vec::new();
     for strategy in Strategy::ALL {
         let io = Arc::new(SimulatedIo::new(latency));
         let sim = Simulation::new(strategy, None, io)?;
-        let (last, measured) = timed_run(sim, Grid::glider(), generations)?;
+        let (last, measured, (fastest, slowest)) =
+            timed_run_with_range(sim, Grid::glider(), generations)?;
         let floor = strategy
             .io_floor(45, strategy.default_workers(), latency)
             .as_secs_f64();
+        let bar = |series: &str, median: f64, range: (f64, f64), note: String| Bar {
+            series: series.into(),
+            median,
+            min: range.0,
+            max: range.1,
+            note,
+        };
+        groups.push(BarGroup {
+            label: strategy.name().to_owned(),
+            bars: vec![
+                bar("I/O floor", floor, (floor, floor), String::new()),
+                bar(
+                    "concur measured",
+                    measured,
+                    (fastest, slowest),
+                    format!("{:.2}x", measured / floor),
+                ),
+            ],
+        });
         writeln!(
             out,
             "{:<16} {:<34} {:<22} {:>7.3} s {:>7.3} s {:>6.2}x",
@@ -122,7 +161,20 @@ fn life_latency(out: &mut dyn Write, options: TourOptions) -> Result<(), TourErr
         "Rust: the previous generation is shared read-only (Arc<Grid>), so only\n\
          thread-per-cell's next grid takes a lock; the book locks every get and set."
     )?;
-    Ok(())
+    Ok(BarChart {
+        title: format!(
+            "Items 56-60: a generation of 45 cells, each doing {} ms of I/O",
+            latency.as_millis()
+        ),
+        y_label: "seconds per generation (median; whiskers: min-max)".into(),
+        groups,
+        provenance: Provenance::here(
+            format!(
+                "{generations} generation(s) per strategy; the floor is the least the I/O allows; labels: measured / floor"
+            ),
+            options.command(),
+        ),
+    })
 }
 
 /// The book's network I/O for real: the glider through a rules server on loopback.

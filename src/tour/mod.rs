@@ -42,6 +42,15 @@ impl TourOptions {
         }
     }
 
+    /// The command that runs this tour, printed under its charts.
+    fn command(self) -> &'static str {
+        if self.quick {
+            "concur tour --quick"
+        } else {
+            "concur tour"
+        }
+    }
+
     /// Generations timed per strategy (the median is shown).
     fn generations(self) -> usize {
         if self.quick { 1 } else { 2 }
@@ -79,6 +88,13 @@ pub struct TourCharts {
     pub charts: Vec<(String, crate::report::Chart)>,
 }
 
+impl TourCharts {
+    /// Adds `chart` to the section headed `section`.
+    fn add(&mut self, section: &str, chart: impl Into<crate::report::Chart>) {
+        self.charts.push((section.to_owned(), chart.into()));
+    }
+}
+
 /// Runs the tour, writing it to `out`, and returns the charts of what it measured.
 pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<TourCharts, TourError> {
     let mut charts = TourCharts::default();
@@ -93,16 +109,13 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<TourCharts, Tour
             "(--quick: 10 ms of simulated I/O instead of 100 ms, and no large grids)"
         )?;
     }
-    children::run(out)?;
-    let item_53 = threads::run(out, options)?;
-    charts
-        .charts
-        .push((threads::ITEM_53.to_owned(), item_53.into()));
-    life::run(out, options)?;
-    guess::run(out)?;
-    tail::run(out)?;
+    children::run(out, options, &mut charts)?;
+    threads::run(out, options, &mut charts)?;
+    life::run(out, options, &mut charts)?;
+    guess::run(out, options, &mut charts)?;
+    tail::run(out, options, &mut charts)?;
     let gcd = gcd::run(out, options)?;
-    charts.charts.push((gcd::TITLE.to_owned(), gcd.into()));
+    charts.add(gcd::TITLE, gcd);
     machines::run(out)?;
     writeln!(
         out,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::{RngExt, SeedableRng};
 
-use super::{TourError, heading};
+use super::{TourCharts, TourError, TourOptions, heading};
 use crate::process::CancelToken;
 use crate::tail::writer::Output;
 use crate::tail::{self, Mode, TailOptions, debug::Watched};
@@ -102,12 +102,16 @@ fn confirm_merge(by_file: &HashMap<String, Vec<String>>, inputs: &[PathBuf]) -> 
     })
 }
 
-/// Runs the items 62-63 part of the tour.
-pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
-    heading(
-        out,
-        "Items 62-63: mix threads and coroutines; never block the event loop",
-    )?;
+/// The section's heading.
+const TITLE: &str = "Items 62-63: mix threads and coroutines; never block the event loop";
+
+/// Runs the items 62-63 part of the tour, with its chart.
+pub(super) fn run(
+    out: &mut dyn Write,
+    options: TourOptions,
+    charts: &mut TourCharts,
+) -> Result<(), TourError> {
+    heading(out, TITLE)?;
     writeln!(
         out,
         "The book's log tailer, in its three designs and concur's own: 5 files, 10 lines each written at random\n\
@@ -182,13 +186,53 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
             "\n--debug-slow 50ms catches the book's blocking coroutine: {line}"
         )?;
     }
+    charts.add(TITLE, latency(out, options, dir.path())?);
     writeln!(
         out,
         "\nRust: the designs share one Source (partial lines, truncation, rotation), so\n\
          migrating between them cannot change what is merged. `concur tail bench` measures\n\
-         inotify wake-ups (under a millisecond) against the book's 100 ms polling."
+         every mode, throughput, idle CPU and CPU per line against GNU tail."
     )?;
     service(out, dir.path())
+}
+
+/// How long an appended line takes to come out: inotify against the book's polling,
+/// each tailer a child process (`concur tail`) writing to a pipe.
+fn latency(
+    out: &mut dyn Write,
+    options: TourOptions,
+    dir: &std::path::Path,
+) -> Result<crate::report::LineChart, TourError> {
+    let samples = if options.quick { 40 } else { 100 };
+    let exe = std::env::current_exe().map_err(TourError::Demo)?;
+    writeln!(
+        out,
+        "\nAppend-to-output latency, {samples} lines appended one every 10 ms (the book polls every\n\
+         {} ms, so it expects half that on average):",
+        tail::bench::POLL_INTERVAL.as_millis()
+    )?;
+    let mut runs = Vec::new();
+    for (mode, poll) in [
+        (Mode::Events, false),
+        (Mode::Threads, false),
+        (Mode::Threads, true),
+    ] {
+        let run = tail::bench::latency(&exe, dir, mode, poll, samples).map_err(TourError::Demo)?;
+        writeln!(
+            out,
+            "  {:<8} {:<11} p50 {:>8.3} ms   p99 {:>8.3} ms",
+            tail::bench::mode_name(mode),
+            run.wake,
+            run.p50_ms,
+            run.p99_ms
+        )?;
+        runs.push(run);
+    }
+    Ok(tail::bench::latency_chart(
+        &runs,
+        tail::bench::POLL_INTERVAL,
+        options.command(),
+    ))
 }
 
 /// The tailer as a service: what quiet files cost, and a copytruncate that loses

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
 
-use super::{TourError, TourOptions, heading};
-use crate::queue::{naive, simulated};
+use super::{TourCharts, TourError, TourOptions, heading};
+use crate::queue::{naive, simulated, utilization_chart};
 use crate::report::{Bar, BarChart, BarGroup, Provenance};
 use crate::sync::{BankAccount, CounterMode, ResourcePool, race};
 use crate::threads::factorize::{self, BOOK_NUMBERS, PYTHON_SECONDS};
@@ -20,15 +20,22 @@ use crate::threads::slow_io;
 pub(super) const ITEM_53: &str =
     "Item 53: use threads for blocking I/O; avoid them for parallelism (in Python)";
 
-/// Runs the items 53-55 part of the tour, and returns item 53's chart.
-pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourError> {
-    let chart = item_53(out)?;
+/// Item 55's heading.
+const ITEM_55: &str = "Item 55: use Queue to coordinate work between threads";
+
+/// Runs the items 53-55 part of the tour, with the charts of items 53 and 55.
+pub(super) fn run(
+    out: &mut dyn Write,
+    options: TourOptions,
+    charts: &mut TourCharts,
+) -> Result<(), TourError> {
+    charts.add(ITEM_53, item_53(out, options)?);
     item_54(out)?;
-    item_55(out, options)?;
-    Ok(chart)
+    charts.add(ITEM_55, item_55(out, options)?);
+    Ok(())
 }
 
-fn item_53(out: &mut dyn Write) -> Result<BarChart, TourError> {
+fn item_53(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourError> {
     heading(out, ITEM_53)?;
     let (serial, serial_range) = factorize::timed_runs(factorize::Mode::Serial, &BOOK_NUMBERS, 5);
     let (threads, threads_range) =
@@ -106,7 +113,7 @@ fn item_53(out: &mut dyn Write) -> Result<BarChart, TourError> {
         ],
         provenance: Provenance::here(
             "factorize: 5 runs each (Python: the seeds' recorded figures); slow calls: one run each",
-            "concur tour",
+            options.command(),
         ),
     })
 }
@@ -191,8 +198,8 @@ fn item_54(out: &mut dyn Write) -> Result<(), TourError> {
     Ok(())
 }
 
-fn item_55(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
-    heading(out, "Item 55: use Queue to coordinate work between threads")?;
+fn item_55(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourError> {
+    heading(out, ITEM_55)?;
     let report = naive::run(1000, &[Duration::ZERO; 3]);
     writeln!(
         out,
@@ -234,5 +241,16 @@ fn item_55(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
         "\nRust: close() is a flag that wakes every waiter (no sentinel per worker), a put on a\n\
          closed queue hands the item back, and the queue is model-checked with loom."
     )?;
-    Ok(())
+    Ok(utilization_chart(
+        &report.stages,
+        report.elapsed,
+        "Item 55: how busy each stage's workers were",
+        Provenance::here(
+            format!(
+                "{items} items, {} ms per item in every stage, 3/4/5 workers: the stage with fewest workers bounds the rest",
+                latency.as_millis()
+            ),
+            options.command(),
+        ),
+    ))
 }
