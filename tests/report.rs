@@ -95,7 +95,14 @@ fn shows(svg: &str, needle: &str) -> bool {
 /// series and provenance, and chromium renders it as a page that is not blank.
 pub(crate) fn check_tour_page(path: &Path, terminal: &str) {
     let page = std::fs::read_to_string(path).expect("the --html page");
-    for heading in ["Item 52", "Item 55", "Item 61", "Item 64"] {
+    for heading in [
+        "Item 52",
+        "Item 55",
+        "Items 56-60",
+        "Item 61",
+        "Items 62-63",
+        "Item 64",
+    ] {
         assert!(
             page.contains(&format!("<h2>{heading}")),
             "no section for {heading}"
@@ -134,6 +141,75 @@ pub(crate) fn check_tour_page(path: &Path, terminal: &str) {
         "5 slow calls",
     ] {
         assert!(shows(item_53, series), "the item 53 chart lacks {series:?}");
+    }
+    // Every other section's chart, by a phrase of its title, with its series.
+    let expected: [(&str, &[&str]); 5] = [
+        (
+            "Item 52: 10 children",
+            &["concur (measured)", "the book (Python)", "10 x sleep 1"],
+        ),
+        (
+            "Item 55: how busy",
+            &[
+                "download",
+                "resize",
+                "upload",
+                "busy share of its workers' time",
+            ],
+        ),
+        (
+            "Items 56-60: a generation",
+            &[
+                "I/O floor",
+                "concur measured",
+                "serial",
+                "thread-per-cell",
+                "async",
+            ],
+        ),
+        (
+            "concur guess: sessions per second",
+            &["async server", "threads server", "sessions per second"],
+        ),
+        (
+            "concur tail: how long",
+            &[
+                "events (inotify)",
+                "threads (inotify)",
+                "threads (poll 100ms)",
+                "half the polling interval (50 ms)",
+            ],
+        ),
+    ];
+    for (title, series) in expected {
+        let chart = charts
+            .iter()
+            .find(|c| shows(c, title))
+            .unwrap_or_else(|| panic!("no chart titled {title:?}"));
+        for name in series {
+            assert!(shows(chart, name), "the chart {title:?} lacks {name:?}");
+        }
+        assert!(
+            shows(chart, "concur tour --quick"),
+            "{title:?} names no command"
+        );
+    }
+    // The line charts draw their lines, not only their legends: a line in each of the
+    // first two series' colours (the palette's blue and orange) beyond the legend's.
+    for title in ["concur guess: sessions", "concur tail: how long"] {
+        let chart = charts.iter().find(|c| shows(c, title)).expect("the chart");
+        for colour in ["#1F77B4", "#FF7F0E"] {
+            let lines = chart
+                .split("<polyline")
+                .skip(1)
+                .filter(|rest| {
+                    rest.split('>')
+                        .next()
+                        .is_some_and(|tag| tag.contains(colour))
+                })
+                .count();
+            assert!(lines >= 2, "{title:?} draws {lines} line(s) in {colour}");
+        }
     }
     if let Some(image) = render(path, 1000, 2400) {
         assert_eq!(image.dimensions(), (1000, 2400));
@@ -248,4 +324,188 @@ fn hyperfine_exports_become_charts() {
         !dir.path().join("x.svg").exists(),
         "a chart was written from bad input"
     );
+}
+
+/// The chart a command wrote: parsed, with each of `series` in its texts, and the
+/// command line that measured it.
+fn check_chart(dir: &Dir, file: &str, series: &[&str], command: &str) -> String {
+    let svg = std::fs::read_to_string(dir.path().join(file))
+        .unwrap_or_else(|e| panic!("no chart {file}: {e}"));
+    let texts = texts(&svg);
+    for name in series {
+        assert!(
+            texts.iter().any(|t| t == name),
+            "{file} has no legend entry {name:?}: {texts:?}"
+        );
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains(command) && t.contains("cores")),
+        "{file} does not say how it was measured ({command:?}): {texts:?}"
+    );
+    svg
+}
+
+/// `life bench --svg`: a line per strategy that ran, the two I/O floors, on log axes
+/// of cells against seconds per generation and peak RSS.
+#[test]
+fn life_bench_draws_time_and_memory_against_cells() {
+    let dir = Dir::new();
+    dir.concur([
+        "life",
+        "bench",
+        "--latency",
+        "1ms",
+        "--generations",
+        "1",
+        "--max-cells",
+        "45",
+        "--svg",
+        "life.svg",
+    ])
+    .run()
+    .expect_success();
+    let svg = check_chart(
+        &dir,
+        "life.svg",
+        &[
+            "serial",
+            "thread-per-cell",
+            "pipeline",
+            "pool",
+            "async",
+            "I/O floor: every cell at once",
+            "I/O floor: one cell at a time",
+        ],
+        "concur life bench --latency 1ms",
+    );
+    assert!(shows(&svg, "seconds per generation") && shows(&svg, "peak RSS (MiB)"));
+    // Without --python there is no Python line to name.
+    assert!(!shows(&svg, "Python:"), "a Python series that never ran");
+}
+
+/// `tail bench --svg`: the latency CDF of each mode, inotify and polling; asking for
+/// the chart without the latency case is refused before anything runs.
+#[test]
+fn tail_bench_draws_the_latency_cdf() {
+    let dir = Dir::new();
+    dir.concur([
+        "tail",
+        "bench",
+        "--cases",
+        "latency",
+        "--samples",
+        "20",
+        "--svg",
+        "tail.svg",
+    ])
+    .run()
+    .expect_success();
+    check_chart(
+        &dir,
+        "tail.svg",
+        &[
+            "events (inotify)",
+            "threads (inotify)",
+            "mixed (inotify)",
+            "async (inotify)",
+            "threads (poll 100ms)",
+            "half the polling interval (50 ms)",
+        ],
+        "concur tail bench --cases latency",
+    );
+    dir.concur(["tail", "bench", "--cases", "cpu", "--svg", "cpu.svg"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("--svg draws the latency case");
+    assert!(!dir.path().join("cpu.svg").exists());
+}
+
+/// `guess load --svg`: each server run in its own process at each client count, its
+/// CPU per session measured (above zero), and a line per server in the chart.
+#[test]
+fn guess_load_draws_both_servers_against_clients() {
+    let dir = Dir::new();
+    let run = dir
+        .concur([
+            "guess",
+            "load",
+            "--server",
+            "async,threads",
+            "--clients",
+            "5,20",
+            "--json",
+            "--svg",
+            "guess.svg",
+        ])
+        .run()
+        .expect_success();
+    let reports: Vec<serde_json::Value> = run
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line per run"))
+        .collect();
+    let runs: Vec<(String, u64)> = reports
+        .iter()
+        .map(|r| {
+            (
+                r["server"].as_str().unwrap_or("?").to_owned(),
+                r["clients"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64)> =
+        [("async", 5), ("async", 20), ("threads", 5), ("threads", 20)]
+            .iter()
+            .map(|&(s, n)| (s.to_owned(), n))
+            .collect();
+    assert_eq!(runs, expected);
+    for report in &reports {
+        assert_eq!(report["failures"], 0, "{report}");
+        let cpu = report["server_cpu_us_per_session"].as_f64().unwrap_or(0.0);
+        assert!(cpu > 0.0, "no server CPU measured: {report}");
+        assert!(
+            report["server_peak_rss_mb"].as_f64().unwrap_or(0.0) > 1.0,
+            "{report}"
+        );
+    }
+    let svg = check_chart(
+        &dir,
+        "guess.svg",
+        &["async server", "threads server"],
+        "concur guess load --server async,threads",
+    );
+    assert!(shows(&svg, "server CPU µs per session"));
+    dir.concur(["guess", "load", "--clients", "0"])
+        .run()
+        .expect_code(2)
+        .expect_stderr("--clients must be above 0");
+}
+
+/// `pipeline --svg`: a bar per stage, its utilisation written on it.
+#[test]
+fn pipeline_draws_stage_utilisation() {
+    let dir = Dir::new();
+    dir.concur([
+        "pipeline",
+        "--items",
+        "60",
+        "--latency",
+        "2ms",
+        "--svg",
+        "stages.svg",
+    ])
+    .run()
+    .expect_success();
+    let svg = check_chart(
+        &dir,
+        "stages.svg",
+        &["busy share of its workers' time"],
+        "concur pipeline --items 60",
+    );
+    for stage in ["download", "resize", "upload"] {
+        assert!(shows(&svg, stage), "no bar for {stage}");
+    }
+    assert!(shows(&svg, "3 workers:") && shows(&svg, "5 workers:"));
 }
