@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::client::play_async_at;
 use crate::measure::{ServerProcess, ServerStartError, peak_rss_bytes};
-use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke};
+use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke, first_seen};
 
 /// What a load run measured. `--json` prints exactly these keys.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -151,13 +151,11 @@ pub fn against_process(
 /// Load runs as one chart: sessions per second and the server's CPU time per session
 /// against clients, a line per server through the median of its runs.
 pub fn chart(reports: &[LoadReport], command: &str) -> LineChart {
-    let mut servers: Vec<&str> = Vec::new();
-    for r in reports {
-        let server = r.server.as_deref().unwrap_or("external");
-        if !servers.contains(&server) {
-            servers.push(server);
-        }
-    }
+    let servers = first_seen(
+        reports
+            .iter()
+            .map(|r| r.server.as_deref().unwrap_or("external")),
+    );
     let line = |value: &dyn Fn(&LoadReport) -> Option<f64>| -> Vec<Series> {
         servers
             .iter()

@@ -22,7 +22,7 @@ use thiserror::Error;
 use super::report::RunSummary;
 use super::strategy::Strategy;
 use crate::measure::{ServerProcess, ServerStartError};
-use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke};
+use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke, first_seen};
 
 /// The book's programs (items 56–60) as one Python script, used as the baseline.
 pub const PYTHON_REFERENCE: &str = include_str!("../../benches/python/life_book.py");
@@ -314,15 +314,7 @@ pub fn result(
 /// a line per strategy with the book's Python dashed beside it and the I/O floors
 /// drawn, and peak RSS against cells.
 pub fn chart(results: &[CaseResult], latency: Duration, command: &str) -> LineChart {
-    let strategies: Vec<&str> = {
-        let mut names: Vec<&str> = Vec::new();
-        for r in results {
-            if !names.contains(&r.strategy.as_str()) {
-                names.push(&r.strategy);
-            }
-        }
-        names
-    };
+    let strategies = first_seen(results.iter().map(|r| r.strategy.as_str()));
     let colour = |name: &str| {
         Strategy::ALL
             .iter()

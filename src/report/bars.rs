@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::{Area, Provenance, ReportError, SIZE, colour, drawn};
+use super::{Area, Provenance, ReportError, SIZE, colour, drawn, first_seen};
 
 /// One bar: the median of its repeats, their range, and a note written on it (a
 /// speed-up, say).
@@ -46,13 +46,12 @@ pub struct BarChart {
 impl BarChart {
     /// The series names, in the order they first appear.
     pub fn series(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = Vec::new();
-        for bar in self.groups.iter().flat_map(|g| &g.bars) {
-            if !names.contains(&bar.series.as_str()) {
-                names.push(&bar.series);
-            }
-        }
-        names
+        first_seen(
+            self.groups
+                .iter()
+                .flat_map(|g| &g.bars)
+                .map(|b| b.series.as_str()),
+        )
     }
 
     /// The chart as an SVG document.

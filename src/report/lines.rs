@@ -8,7 +8,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::{Area, Provenance, ReportError, SIZE, colour, drawn};
+use super::{Area, Provenance, ReportError, SIZE, colour, drawn, first_seen};
 
 /// How an axis maps values to pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,13 +136,13 @@ pub struct LineChart {
 impl LineChart {
     /// The names of the series that have points, in the order they first appear.
     pub fn series(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = Vec::new();
-        for series in self.panels.iter().flat_map(|p| &p.series) {
-            if !series.points.is_empty() && !names.contains(&series.name.as_str()) {
-                names.push(&series.name);
-            }
-        }
-        names
+        first_seen(
+            self.panels
+                .iter()
+                .flat_map(|p| &p.series)
+                .filter(|s| !s.points.is_empty())
+                .map(|s| s.name.as_str()),
+        )
     }
 
     /// Width and height in pixels: a column for the legend, and 500 for each panel.

@@ -136,6 +136,17 @@ impl From<LineChart> for Chart {
     }
 }
 
+/// Each name once, in the order it first appears: the series of a chart, say.
+pub fn first_seen<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for name in names {
+        if !seen.contains(&name) {
+            seen.push(name);
+        }
+    }
+    seen
+}
+
 /// A chart's width and height in pixels (a chart of several panels is wider).
 pub const SIZE: (u32, u32) = (760, 460);
 
