@@ -23,6 +23,13 @@ pub fn peak_rss_bytes() -> Option<u64> {
     status_field("VmHWM").map(|kib| kib * 1024)
 }
 
+/// Resets this process's peak RSS to its current RSS (`/proc/self/clear_refs`), so
+/// that [`peak_rss_bytes`] measures from here on; `false` where the kernel does not
+/// allow it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", b"5").is_ok()
+}
+
 /// CPU time (user + system) a process has used so far, in seconds: `pid`'s, or this
 /// process's when `None` (`/proc/PID/stat`, in the kernel's 1/100 s ticks).
 pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
@@ -228,6 +235,24 @@ impl Drop for PeakThreads {
 mod tests {
     use super::*;
     use std::sync::Barrier;
+
+    #[test]
+    fn the_peak_rss_resets_to_the_current_rss() {
+        let before = peak_rss_bytes().unwrap();
+        // 256 MiB touched, then freed: the peak stays up until it is reset. (The
+        // margins leave room for what tests running beside this one allocate.)
+        let big = vec![1u8; 256 << 20];
+        assert!(big.iter().step_by(4096).all(|&b| b == 1));
+        drop(big);
+        let high = peak_rss_bytes().unwrap();
+        assert!(high >= before + (250 << 20), "{before} then {high}");
+        assert!(reset_peak_rss());
+        let after = peak_rss_bytes().unwrap();
+        assert!(
+            after + (200 << 20) <= high,
+            "{high} then {after} after the reset"
+        );
+    }
 
     #[test]
     #[cfg(target_os = "linux")]

@@ -341,6 +341,8 @@ fn load_command(args: LoadArgs, out: &mut dyn Write) -> Result<Outcome> {
         for &clients in &args.clients {
             for _ in 0..args.runs.get() {
                 let concurrency = args.concurrency.unwrap_or(clients).min(clients);
+                // Each run's peak RSS is its own, not the largest run's so far.
+                crate::measure::reset_peak_rss();
                 let report = match (args.addr, server) {
                     (Some(addr), _) => runtime.block_on(load::run(addr, clients, concurrency)),
                     (None, Some(mode)) if separate => load::against_process(
