@@ -178,15 +178,11 @@ const LEGEND_WIDTH: u32 = 210;
 
 impl LineChart {
     fn draw_legend(&self, area: &Area<'_>) -> Result<(), String> {
-        let mut seen: Vec<&str> = Vec::new();
-        let mut row = 0;
-        for series in self.panels.iter().flat_map(|p| &p.series) {
-            if series.points.is_empty() || seen.contains(&series.name.as_str()) {
-                continue;
-            }
-            seen.push(&series.name);
-            let y = 40 + 18 * row;
-            row += 1;
+        // A row per name, drawn as the name's first series with points is drawn.
+        let all = || self.panels.iter().flat_map(|p| &p.series);
+        let first = |name: &str| all().find(|s| s.name == name && !s.points.is_empty());
+        for (row, series) in self.series().into_iter().filter_map(first).enumerate() {
+            let y = 40 + 18 * row as i32;
             let (style, _) = styles(series);
             let sample: Vec<(i32, i32)> = vec![(4, y), (30, y)];
             match series.stroke {

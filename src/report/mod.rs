@@ -106,22 +106,6 @@ impl Chart {
             Chart::Lines(chart) => chart.svg(),
         }
     }
-
-    /// Its title.
-    pub fn title(&self) -> &str {
-        match self {
-            Chart::Bars(chart) => &chart.title,
-            Chart::Lines(chart) => &chart.title,
-        }
-    }
-
-    /// The names of the series it draws.
-    pub fn series(&self) -> Vec<&str> {
-        match self {
-            Chart::Bars(chart) => chart.series(),
-            Chart::Lines(chart) => chart.series(),
-        }
-    }
 }
 
 impl From<BarChart> for Chart {
