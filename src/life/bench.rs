@@ -92,11 +92,14 @@ pub fn standard_cases(generations: Option<usize>) -> Vec<Case> {
     for strategy in &Strategy::ALL[1..] {
         cases.push(case(*strategy, (5, 9), strategy.default_workers(), 5));
     }
-    cases.push(case(Strategy::ThreadPerCell, (100, 100), None, 3));
-    for strategy in [Strategy::Pipeline, Strategy::PhasedPipeline, Strategy::Pool] {
-        cases.push(case(strategy, (100, 100), w(1000), 3));
+    // 1,024 and 10,000 cells, so each line of the chart has a middle point.
+    for size in [(32, 32), (100, 100)] {
+        cases.push(case(Strategy::ThreadPerCell, size, None, 3));
+        for strategy in [Strategy::Pipeline, Strategy::PhasedPipeline, Strategy::Pool] {
+            cases.push(case(strategy, size, w(1000), 3));
+        }
+        cases.push(case(Strategy::Async, size, None, 5));
     }
-    cases.push(case(Strategy::Async, (100, 100), None, 5));
     cases.push(case(Strategy::Async, (250, 400), None, 5));
     cases
 }
@@ -314,54 +317,67 @@ pub fn result(
 /// a line per strategy with the book's Python dashed beside it and the I/O floors
 /// drawn, and peak RSS against cells.
 pub fn chart(results: &[CaseResult], latency: Duration, command: &str) -> LineChart {
-    let strategies = first_seen(results.iter().map(|r| r.strategy.as_str()));
+    // A line per strategy and worker count: the pipelines and the pool run with
+    // their default workers at 45 cells and with 1,000 beyond, and a line between
+    // the two would mix two configurations.
+    let lines = first_seen(results.iter().map(|r| (r.strategy.as_str(), r.workers)));
+    let label = |strategy: &str, workers: Option<usize>| {
+        let configs = lines.iter().filter(|(s, _)| *s == strategy).count();
+        match workers {
+            Some(w) if configs > 1 => format!("{strategy} ({w})"),
+            _ => strategy.to_owned(),
+        }
+    };
     let colour = |name: &str| {
         Strategy::ALL
             .iter()
             .position(|s| s.name() == name)
             .unwrap_or(Strategy::ALL.len())
     };
-    let line =
-        |name: String, strategy: &str, stroke, point: &dyn Fn(&CaseResult) -> Option<Point>| {
-            let mut points: Vec<Point> = results
-                .iter()
-                .filter(|r| r.strategy == strategy)
-                .filter_map(point)
-                .collect();
-            points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            Series {
-                name,
-                colour: colour(strategy),
+    let line = |name: String,
+                (strategy, workers): (&str, Option<usize>),
                 stroke,
-                points,
-            }
-        };
+                point: &dyn Fn(&CaseResult) -> Option<Point>| {
+        let mut points: Vec<Point> = results
+            .iter()
+            .filter(|r| r.strategy == strategy && r.workers == workers)
+            .filter_map(point)
+            .collect();
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        Series {
+            name,
+            colour: colour(strategy),
+            stroke,
+            points,
+        }
+    };
     let mut time = Vec::new();
     let mut memory = Vec::new();
-    for &strategy in &strategies {
-        time.push(line(strategy.to_owned(), strategy, Stroke::Solid, &|r| {
-            Some(Point::with_range(
-                r.cells as f64,
-                r.seconds_per_generation,
-                r.generation_range,
-            ))
-        }));
-        memory.push(line(strategy.to_owned(), strategy, Stroke::Solid, &|r| {
-            Some(Point::new(r.cells as f64, r.peak_rss_mb?))
-        }));
-    }
-    for &strategy in &strategies {
-        let python = format!("Python: {strategy}");
-        time.push(line(python.clone(), strategy, Stroke::Dashed, &|r| {
-            Some(Point::with_range(
-                r.cells as f64,
-                r.python_seconds_per_generation?,
-                r.python_generation_range,
-            ))
-        }));
-        memory.push(line(python, strategy, Stroke::Dashed, &|r| {
-            Some(Point::new(r.cells as f64, r.python_peak_rss_mb?))
-        }));
+    for (python, stroke) in [(false, Stroke::Solid), (true, Stroke::Dashed)] {
+        for &(strategy, workers) in &lines {
+            let name = label(strategy, workers);
+            let name = if python {
+                format!("Python: {name}")
+            } else {
+                name
+            };
+            time.push(line(name.clone(), (strategy, workers), stroke, &|r| {
+                let (median, range) = if python {
+                    (r.python_seconds_per_generation?, r.python_generation_range)
+                } else {
+                    (r.seconds_per_generation, r.generation_range)
+                };
+                Some(Point::with_range(r.cells as f64, median, range))
+            }));
+            memory.push(line(name, (strategy, workers), stroke, &|r| {
+                let rss = if python {
+                    r.python_peak_rss_mb
+                } else {
+                    r.peak_rss_mb
+                };
+                Some(Point::new(r.cells as f64, rss?))
+            }));
+        }
     }
     // The floors span the cells measured: one latency when every cell waits at
     // once, and cells x latency when they wait one after another.
@@ -401,7 +417,7 @@ pub fn chart(results: &[CaseResult], latency: Duration, command: &str) -> LineCh
             },
         ],
         provenance: Provenance::here(
-            "each case in its own process; concur solid, the book's Python dashed",
+            "each case in its own process; concur solid, the book's Python dashed; (N): N workers",
             command,
         ),
     }
@@ -410,6 +426,59 @@ pub fn chart(results: &[CaseResult], latency: Duration, command: &str) -> LineCh
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn case(strategy: &str, cells: usize, workers: Option<usize>, seconds: f64) -> CaseResult {
+        CaseResult {
+            strategy: strategy.into(),
+            cells,
+            workers,
+            generations: 3,
+            io_floor_seconds: 0.1,
+            seconds_per_generation: seconds,
+            generation_range: Some((seconds * 0.9, seconds * 1.1)),
+            vs_floor: seconds / 0.1,
+            peak_threads: None,
+            peak_rss_mb: Some(8.0),
+            python_seconds_per_generation: (strategy == "async").then_some(seconds * 2.0),
+            python_generation_range: None,
+            python_peak_rss_mb: None,
+            python_error: None,
+            client_cpu_us_per_cell: None,
+            server_cpu_us_per_cell: None,
+        }
+    }
+
+    #[test]
+    fn the_chart_draws_a_line_per_strategy_and_worker_count() {
+        let results = [
+            case("pipeline", 45, Some(5), 0.9),
+            case("async", 45, None, 0.1),
+            case("pipeline", 10_000, Some(1000), 1.0),
+            case("pipeline", 1024, Some(1000), 0.2),
+            case("async", 10_000, None, 0.11),
+        ];
+        let chart = chart(&results, Duration::from_millis(100), "test");
+        let time = &chart.panels[0].series;
+        let named = |name: &str| {
+            time.iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("no series {name}"))
+        };
+        // Five workers and a thousand are two lines; async has one configuration.
+        let xs = |name: &str| named(name).points.iter().map(|p| p.x).collect::<Vec<_>>();
+        assert_eq!(xs("pipeline (5)"), [45.0]);
+        assert_eq!(xs("pipeline (1000)"), [1024.0, 10_000.0]);
+        assert_eq!(xs("async"), [45.0, 10_000.0]);
+        assert_eq!(named("Python: async").points[1].y, 0.22);
+        assert!(named("Python: pipeline (5)").points.is_empty());
+        // The medians carry their ranges; the floors span the cells measured.
+        let first = named("async").points[0];
+        let (fast, slow) = first.range.expect("a range");
+        assert!(fast < first.y && first.y < slow, "{first:?}");
+        let floor = named("I/O floor: one cell at a time");
+        assert_eq!((floor.points[0].x, floor.points[1].x), (45.0, 10_000.0));
+        assert!((floor.points[1].y - 1000.0).abs() < 1e-9);
+    }
 
     #[test]
     fn standard_cases_cover_the_issue_targets() {
@@ -427,6 +496,12 @@ mod tests {
         }
         assert!(has(Strategy::Async, 10_000, None));
         assert!(has(Strategy::Async, 100_000, None));
+        // A middle point on every line but serial's.
+        assert!(has(Strategy::ThreadPerCell, 1024, None));
+        assert!(has(Strategy::Async, 1024, None));
+        for s in [Strategy::Pipeline, Strategy::PhasedPipeline, Strategy::Pool] {
+            assert!(has(s, 1024, Some(1000)), "{s} at 1,024");
+        }
         assert!(has(Strategy::ThreadPerCell, 10_000, None));
         for s in [Strategy::Pipeline, Strategy::PhasedPipeline, Strategy::Pool] {
             assert!(

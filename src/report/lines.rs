@@ -174,7 +174,7 @@ const DOTTED: usize = 40;
 
 /// The legend's column, right of the panels: one legend serves every panel, since a
 /// series keeps its name and colour across them.
-const LEGEND_WIDTH: u32 = 210;
+const LEGEND_WIDTH: u32 = 250;
 
 impl LineChart {
     fn draw_legend(&self, area: &Area<'_>) -> Result<(), String> {
@@ -446,7 +446,7 @@ mod tests {
     fn line_charts_draw_every_series_that_has_points() {
         let chart = chart();
         assert_eq!(chart.series(), ["async", "Python: async", "I/O floor"]);
-        assert_eq!(chart.size(), (1210, 460));
+        assert_eq!(chart.size(), (1250, 460));
         let svg = chart.svg().unwrap();
         for needle in [
             "async",

@@ -120,12 +120,12 @@ impl From<LineChart> for Chart {
     }
 }
 
-/// Each name once, in the order it first appears: the series of a chart, say.
-pub fn first_seen<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen: Vec<&str> = Vec::new();
-    for name in names {
-        if !seen.contains(&name) {
-            seen.push(name);
+/// Each item once, in the order it first appears: the series of a chart, say.
+pub fn first_seen<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut seen: Vec<T> = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
         }
     }
     seen
