@@ -133,6 +133,13 @@ pub struct LineChart {
     pub provenance: Provenance,
 }
 
+/// The most points a line may have and still be drawn with a dot at each.
+const DOTTED: usize = 40;
+
+/// The legend's column, right of the panels: one legend serves every panel, since a
+/// series keeps its name and colour across them.
+const LEGEND_WIDTH: u32 = 250;
+
 impl LineChart {
     /// The names of the series that have points, in the order they first appear.
     pub fn series(&self) -> Vec<&str> {
@@ -167,16 +174,7 @@ impl LineChart {
             self.draw_legend(&legend)
         })
     }
-}
 
-/// The most points a line may have and still be drawn with a dot at each.
-const DOTTED: usize = 40;
-
-/// The legend's column, right of the panels: one legend serves every panel, since a
-/// series keeps its name and colour across them.
-const LEGEND_WIDTH: u32 = 250;
-
-impl LineChart {
     fn draw_legend(&self, area: &Area<'_>) -> Result<(), String> {
         // A row per name, drawn as the name's first series with points is drawn.
         let all = || self.panels.iter().flat_map(|p| &p.series);
