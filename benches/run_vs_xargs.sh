@@ -9,12 +9,8 @@
 # Usage: benches/run_vs_xargs.sh [--svg FILE] [JOBS] [RUNS] [PIPE_MB]   (defaults: 20000, 5, 1000)
 set -euo pipefail
 # --svg FILE (first): also draw the jobs/s of the first comparison as a chart.
-SVG=
-ARGS="$*"
-if [ "${1:-}" = "--svg" ]; then
-  SVG=$(realpath -m "${2:?--svg needs a file}")
-  shift 2
-fi
+. "$(dirname "$0")/svg.sh"
+shift "$SVG_ARGS"
 cd "$(dirname "$0")/.."
 JOBS=${1:-20000}
 RUNS=${2:-5}
@@ -49,12 +45,9 @@ hyperfine -N --warmup 1 --runs 3 --export-json "$out/pipe.json" \
   -n "GNU parallel --pipepart" "sh -c 'parallel --will-cite --pipepart -a $out/big.txt --block 1M wc -l >/dev/null'" \
   >&2
 
-if [ -n "$SVG" ]; then
-  "$concur" chart --hyperfine "$out/run.json" --per "$JOBS" --unit jobs/s \
-    --title "concur run against xargs -P and GNU parallel" --what "$JOBS echo jobs, 2 at a time, $RUNS runs" \
-    --command "$0 $ARGS" --svg "$SVG"
-  echo "chart: $SVG" >&2
-fi
+jobs_chart "$concur" "$out/run.json" "$JOBS" \
+  "concur run against xargs -P and GNU parallel" \
+  "$JOBS echo jobs, 2 at a time, $RUNS runs"
 
 python3 - "$out/run.json" "$out/pipe.json" "$JOBS" "$PIPE_MB" <<'PY'
 import json, sys

@@ -25,12 +25,8 @@
 # Usage: benches/ssh.sh [--svg FILE] [JOBS] [RUNS] [SCALE] [TINY]   (defaults: 2000, 5, 64, 20000)
 set -euo pipefail
 # --svg FILE (first): also draw the jobs/s of the first comparison as a chart.
-SVG=
-ARGS="$*"
-if [ "${1:-}" = "--svg" ]; then
-  SVG=$(realpath -m "${2:?--svg needs a file}")
-  shift 2
-fi
+. "$(dirname "$0")/svg.sh"
+shift "$SVG_ARGS"
 cd "$(dirname "$0")/.."
 JOBS=${1:-2000}
 RUNS=${2:-5}
@@ -124,12 +120,9 @@ hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$out/gcd.json" \
   -n "one task --hosts" "sh -c '$concur gcd $remote --pairs $out/tiny.txt >/dev/null'" \
   >&2
 
-if [ -n "$SVG" ]; then
-  "$concur" chart --hyperfine "$out/run.json" --per "$JOBS" --unit jobs/s \
-    --title "Per job over SSH: concur run -S against GNU parallel -S" --what "$JOBS echo jobs, 4 at a time on one SSH host, $RUNS runs" \
-    --command "$0 $ARGS" --svg "$SVG"
-  echo "chart: $SVG" >&2
-fi
+jobs_chart "$concur" "$out/run.json" "$JOBS" \
+  "Per job over SSH: concur run -S against GNU parallel -S" \
+  "$JOBS echo jobs, 4 at a time on one SSH host, $RUNS runs"
 
 python3 - "$out/run.json" "$out/gcd.json" "$JOBS" "$TINY" "$user" <<'PY'
 import json, sys
