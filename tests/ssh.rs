@@ -475,13 +475,44 @@ fn files_are_sent_fetched_and_cleaned_up() {
         "the run directory was left: {}",
         workdir.display()
     );
-    // A file that cannot be sent fails its job, named.
-    dir.concur(["run", "--ssh", &sshd.ssh(), "-S"])
-        .arg(sshd.login("127.0.0.2", 1))
-        .args(["--transferfile", "{}", "cat {}", ":::", "missing.txt"])
-        .run()
-        .expect_code(1)
-        .expect_stderr("job 1: cannot send missing.txt to 127.0.0.2:");
+    // Both transports agree: a file that cannot be sent, a --return file the job did
+    // not make, and a path with `..` each fail the job, named; a job without its file
+    // does not run.
+    dir.create("x", "x\n");
+    for rsync in ["1", "0"] {
+        let marker = dir.path().join(format!("ran-{rsync}"));
+        let run = dir
+            .concur(["run", "--ssh", &sshd.ssh(), "-S"])
+            .arg(sshd.login("127.0.0.2", 1))
+            .arg("--transferfile")
+            .arg("{}")
+            .arg(format!("touch {}", marker.display()))
+            .args([":::", "missing.txt"])
+            .env("CONCUR_RSYNC", rsync)
+            .run()
+            .expect_code(1)
+            .expect_stderr("job 1: cannot send missing.txt to 127.0.0.2:");
+        assert!(
+            !marker.exists(),
+            "rsync={rsync}: ran without its file\n{run}"
+        );
+        dir.concur(["run", "--ssh", &sshd.ssh(), "-S"])
+            .arg(sshd.login("127.0.0.2", 1))
+            .args(["--return", "never-made.txt", "true", ":::", "1"])
+            .env("CONCUR_RSYNC", rsync)
+            .run()
+            .expect_code(1)
+            .expect_stderr("job 1: cannot fetch never-made.txt from 127.0.0.2:");
+        for flag in ["--transferfile", "--return"] {
+            dir.concur(["run", "--ssh", &sshd.ssh(), "-S"])
+                .arg(sshd.login("127.0.0.2", 1))
+                .args([flag, "../x", "true", ":::", "1"])
+                .env("CONCUR_RSYNC", rsync)
+                .run()
+                .expect_code(1)
+                .expect_stderr("a path with a .. component is refused");
+        }
+    }
 }
 
 /// Files (not directories) under `dir`.

@@ -18,4 +18,5 @@ mod ssh;
 mod tail;
 mod tail_sre;
 mod threads_cli;
+mod transfer;
 mod util;

@@ -37,6 +37,7 @@ pub mod runner;
 mod spool;
 pub mod ssh;
 pub mod sshd;
+pub mod transfer;
 
 use std::time::Duration;
 

@@ -69,12 +69,26 @@ impl Spool {
     }
 
     /// The last `max` bytes, for error messages (reads back from disk if spilled).
+    /// Only those bytes are read back: a job that printed gigabytes to stderr costs
+    /// its error message `max` bytes of memory.
     pub fn tail(&mut self, max: usize) -> Vec<u8> {
-        let mut all = Vec::new();
-        if self.copy_to(&mut all).is_err() {
-            return self.memory[self.memory.len().saturating_sub(max)..].to_vec();
+        let in_memory =
+            |memory: &[u8], max: usize| memory[memory.len().saturating_sub(max)..].to_vec();
+        let Some(file) = &mut self.file else {
+            return in_memory(&self.memory, max);
+        };
+        let on_disk = self.len - self.memory.len() as u64;
+        let from_disk = on_disk.min(max as u64);
+        let mut tail = in_memory(&self.memory, max - from_disk as usize);
+        let mut read = Vec::new();
+        let got = file
+            .seek(SeekFrom::Start(on_disk - from_disk))
+            .and_then(|_| file.take(from_disk).read_to_end(&mut read));
+        if got.is_err() {
+            return in_memory(&self.memory, max);
         }
-        all.split_off(all.len().saturating_sub(max))
+        tail.extend_from_slice(&read);
+        tail
     }
 }
 
@@ -120,5 +134,7 @@ mod tests {
         big.copy_to(&mut out).unwrap();
         assert_eq!(out, data);
         assert_eq!(big.tail(3), data[data.len() - 3..]);
+        assert_eq!(big.tail(20), data[data.len() - 20..], "memory and disk");
+        assert_eq!(big.tail(200_000), data, "more than there is");
     }
 }

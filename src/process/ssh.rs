@@ -14,12 +14,14 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::process::runner::JobCount;
+use crate::process::transfer::{RelativePath, Unpacked};
 use crate::process::{Cmd, quote_backslash_bytes};
 
 /// One `--sshlogin` entry: `[N/][user@]host[:port]`, or `:` for this machine.
@@ -329,86 +331,123 @@ impl Ssh {
     }
 
     /// Copies local `path` to `host`, under `workdir` if it is relative (as
-    /// `rsync --relative` places it), over the master connection.
+    /// `rsync --relative` places it), over the master connection. A path with a `..`
+    /// component is refused, by either transport (see [`transfer`](super::transfer)).
     pub fn send(&self, host: &Host, path: &[u8], workdir: &[u8]) -> Result<(), String> {
         let Some(name) = &host.login.host else {
             return Ok(());
         };
-        let dest: &[u8] = if path.starts_with(b"/") {
-            b"/"
-        } else {
-            workdir
-        };
-        let cmd = if host.rsync && local_rsync() {
-            let mut target = remote_path(&host.login, name);
-            target.push(os_from_bytes(dest));
-            target.push("/");
-            self.rsync(&host.login)
-                .arg("--")
-                .arg(os_from_bytes(path))
-                .arg(target)
-        } else {
-            let mut line = b"tar -cf - -- ".to_vec();
-            line.extend_from_slice(&quote_backslash_bytes(path));
-            line.extend_from_slice(b" | ");
-            let mut remote = b"mkdir -p -- ".to_vec();
-            remote.extend_from_slice(&quote_backslash_bytes(dest));
-            remote.extend_from_slice(b" && tar -xf - -C ");
-            remote.extend_from_slice(&quote_backslash_bytes(dest));
-            line.extend_from_slice(&self.shell_words(&host.login, name, &remote));
-            Cmd::shell(os_from_bytes(&line))
-        };
-        checked(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(|e| {
+        let failed = |e: String| {
             format!(
                 "cannot send {} to {}: {e}",
                 String::from_utf8_lossy(path),
                 host.login
             )
-        })
+        };
+        let wanted = RelativePath::parse(path).map_err(failed)?;
+        let dest: &[u8] = if wanted.absolute { b"/" } else { workdir };
+        let local = os_from_bytes(&wanted.to_bytes());
+        if host.rsync && local_rsync() {
+            let mut target = remote_path(&host.login, name);
+            target.push(os_from_bytes(dest));
+            target.push("/");
+            let cmd = self.rsync(&host.login).arg("--").arg(local).arg(target);
+            return checked(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(failed);
+        }
+        // tar | ssh 'tar -x', each end's status checked (a shell pipeline reports
+        // only the last, so a missing file used to pass).
+        let mut remote = b"mkdir -p -- ".to_vec();
+        remote.extend_from_slice(&quote_backslash_bytes(dest));
+        remote.extend_from_slice(b" && tar -xf - -C ");
+        remote.extend_from_slice(&quote_backslash_bytes(dest));
+        let pipeline = crate::process::Pipeline::new([
+            Cmd::new("tar").args(["-cf", "-", "--"]).arg(local),
+            self.base(&host.login)
+                .args(["--", name])
+                .arg(os_from_bytes(&remote)),
+        ])
+        .timeout(TRANSFER_TIMEOUT);
+        match pipeline.output() {
+            Ok(out) => match out.statuses.iter().position(|s| !s.success()) {
+                None => Ok(()),
+                Some(stage) => Err(failed(crate::lines::excerpt(
+                    String::from_utf8_lossy(&out.stderr[stage]).trim(),
+                    200,
+                ))),
+            },
+            Err(err) => Err(failed(crate::error_chain(&err))),
+        }
     }
 
     /// Copies `path` (relative to `workdir`, or absolute) from `host` to the same
-    /// relative path here.
+    /// relative path here. Only that path is taken, as a file or a directory: by
+    /// rsync, which checks what it receives against what it asked for, or by tar,
+    /// whose archive is read member by member ([`Unpacked`]). A link on the host
+    /// comes as what it points to, by either. A path that is not there fails.
     pub fn fetch(&self, host: &Host, path: &[u8], workdir: &[u8]) -> Result<(), String> {
         let Some(name) = &host.login.host else {
             return Ok(());
         };
-        let (base, rest): (&[u8], &[u8]) = match path.strip_prefix(b"/") {
-            Some(rest) => (b"", rest),
-            None => (workdir, path),
-        };
-        let cmd = if host.rsync && local_rsync() {
-            // `/./` marks where the path to recreate here begins.
-            let mut source = remote_path(&host.login, name);
-            source.push(os_from_bytes(base));
-            source.push("/./");
-            source.push(os_from_bytes(rest));
-            let local = if path.starts_with(b"/") { "/" } else { "." };
-            self.rsync(&host.login).arg("--").arg(source).arg(local)
-        } else {
-            let mut remote = b"tar -cf - -C ".to_vec();
-            remote.extend_from_slice(&quote_backslash_bytes(if base.is_empty() {
-                b"/"
-            } else {
-                base
-            }));
-            remote.extend_from_slice(b" -- ");
-            remote.extend_from_slice(&quote_backslash_bytes(rest));
-            let mut line = self.shell_words(&host.login, name, &remote);
-            line.extend_from_slice(if path.starts_with(b"/") {
-                b" | tar -xf - -C /"
-            } else {
-                b" | tar -xf -"
-            });
-            Cmd::shell(os_from_bytes(&line))
-        };
-        checked(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(|e| {
+        let failed = |e: String| {
             format!(
                 "cannot fetch {} from {}: {e}",
                 String::from_utf8_lossy(path),
                 host.login
             )
-        })
+        };
+        let wanted = RelativePath::parse(path).map_err(failed)?;
+        let base: &[u8] = if wanted.absolute { b"/" } else { workdir };
+        let rest = wanted.rest();
+        if host.rsync && local_rsync() {
+            // `/./` marks where the path to recreate here begins.
+            let mut source = remote_path(&host.login, name);
+            source.push(os_from_bytes(base));
+            source.push("/./");
+            source.push(os_from_bytes(&rest));
+            let local = if wanted.absolute { "/" } else { "." };
+            let cmd = self
+                .rsync(&host.login)
+                .arg("--copy-links")
+                .arg("--")
+                .arg(source)
+                .arg(local);
+            return checked(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(failed);
+        }
+        let dir = Unpacked::private_dir(&wanted).map_err(failed)?;
+        let mut remote = b"tar -chf - -C ".to_vec();
+        remote.extend_from_slice(&quote_backslash_bytes(base));
+        remote.extend_from_slice(b" -- ");
+        remote.extend_from_slice(&quote_backslash_bytes(&rest));
+        let cmd = self
+            .base(&host.login)
+            .args(["--", name])
+            .arg(os_from_bytes(&remote))
+            .timeout(TRANSFER_TIMEOUT);
+        // The archive waits on disk, in the private directory, not in memory.
+        let mut archive = tempfile::tempfile_in(dir.path())
+            .map_err(|e| failed(format!("cannot spool the archive: {e}")))?;
+        let mut stderr = crate::process::Spool::default();
+        let run = cmd
+            .execute(&mut archive, &mut stderr, None)
+            .map_err(|e| failed(crate::error_chain(&e)))?;
+        if run.ending != crate::process::Ending::Exited || !run.status.success() {
+            let said = String::from_utf8_lossy(&stderr.tail(400)).trim().to_owned();
+            return Err(failed(if run.ending == crate::process::Ending::TimedOut {
+                format!(
+                    "timed out after {}",
+                    crate::process::format_duration(TRANSFER_TIMEOUT)
+                )
+            } else if said.is_empty() {
+                format!("exit status {}", crate::process::returncode(run.status))
+            } else {
+                crate::lines::excerpt(&said, 200)
+            }));
+        }
+        std::io::Seek::rewind(&mut archive)
+            .map_err(|e| failed(format!("cannot read the archive back: {e}")))?;
+        Unpacked::read(std::io::BufReader::new(archive), &wanted, dir)
+            .and_then(|unpacked| unpacked.place(&wanted))
+            .map_err(failed)
     }
 
     /// Removes `paths` (relative to `workdir`, or absolute) on `host`.
@@ -416,13 +455,20 @@ impl Ssh {
         let Some(name) = &host.login.host else {
             return Ok(());
         };
+        // Only what could have been sent or fetched: `--cleanup` of a refused
+        // `../x` must not remove a file outside the work directory.
+        let paths: Vec<Vec<u8>> = paths
+            .iter()
+            .filter_map(|p| RelativePath::parse(p).ok())
+            .map(|p| p.to_bytes())
+            .collect();
         if paths.is_empty() {
             return Ok(());
         }
         let mut script = b"cd -- ".to_vec();
         script.extend_from_slice(&quote_backslash_bytes(workdir));
         script.extend_from_slice(b" && rm -rf --");
-        for path in paths {
+        for path in &paths {
             script.push(b' ');
             script.extend_from_slice(&quote_backslash_bytes(path));
         }
@@ -451,23 +497,6 @@ impl Ssh {
             e.push(word);
         }
         Cmd::new("rsync").args(["-a", "-R", "-s", "-e"]).arg(e)
-    }
-
-    /// `ssh … host 'script'` as words for a local shell line.
-    fn shell_words(&self, login: &SshLogin, name: &str, script: &[u8]) -> Vec<u8> {
-        let mut words: Vec<OsString> = self.command.iter().map(OsString::from).collect();
-        words.extend(self.options(login));
-        words.extend(["--".into(), name.into(), os_from_bytes(script)]);
-        let mut line = Vec::new();
-        for (i, word) in words.iter().enumerate() {
-            if i > 0 {
-                line.push(b' ');
-            }
-            line.extend_from_slice(&quote_backslash_bytes(
-                std::os::unix::ffi::OsStrExt::as_bytes(word.as_os_str()),
-            ));
-        }
-        line
     }
 }
 
@@ -735,9 +764,12 @@ impl Hosts {
         workdir: Workdir,
         report: &mut dyn FnMut(&str),
     ) -> Result<Self, String> {
-        // A short path: a socket's path must fit in about 100 bytes.
+        // A short path: a socket's path must fit in about 100 bytes. Private (0700):
+        // whoever can reach a master's socket can run commands on its host as us.
+        // tempfile leaves a directory's mode to the umask (0755 under the usual 022).
         let dir = tempfile::Builder::new()
             .prefix("concur-ssh-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in("/tmp")
             .map_err(|e| format!("cannot make a directory for the SSH master connections: {e}"))?;
         let hosts = Hosts {
@@ -1007,6 +1039,25 @@ mod tests {
             assert!(!host.mark_down("again".into()), "a loss is reported once");
         }
         assert_eq!(hosts.all_down().as_deref(), Some("a: a fell; :: : fell"));
+    }
+
+    /// Whoever can reach a master's socket can run commands on its host as this user,
+    /// so the directory holding the sockets is the user's alone, whatever the umask.
+    #[test]
+    fn the_control_directory_is_private() {
+        let hosts = Hosts::connect(
+            vec![":".parse().unwrap()],
+            vec!["ssh".into()],
+            None,
+            Workdir::RunDir,
+            &mut |_| {},
+        )
+        .unwrap();
+        let mode = std::fs::metadata(&hosts.ssh.control_dir)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 
     /// The remote line changes to the work directory, and a watched one starts its
