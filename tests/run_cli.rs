@@ -407,3 +407,37 @@ fn an_unknown_total_shows_a_count_not_n_of_0() {
         "a total of 0 was drawn: {terminal:?}"
     );
 }
+
+/// `--results DIR` with the arguments `.` and `..`: each gets a directory of its own,
+/// and neither overwrites the tree's files or another job's.
+#[test]
+fn results_for_dot_and_dot_dot_do_not_collide() {
+    let dir = Dir::new();
+    dir.concur([
+        "run",
+        "-k",
+        "--results",
+        "out",
+        "echo",
+        ":::",
+        ".",
+        "..",
+        "x",
+    ])
+    .run()
+    .expect_success();
+    let out = dir.path().join("out");
+    for (name, printed) in [("\\.", ".\n"), ("\\.\\.", "..\n"), ("x", "x\n")] {
+        let stdout = out.join("1").join(name).join("stdout");
+        assert_eq!(
+            std::fs::read_to_string(&stdout)
+                .unwrap_or_else(|e| panic!("{}: {e}", stdout.display())),
+            printed
+        );
+    }
+    assert!(
+        !out.join("1/stdout").exists(),
+        "`.` wrote into the level itself"
+    );
+    assert!(!out.join("stdout").exists(), "`..` wrote above its level");
+}

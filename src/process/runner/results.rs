@@ -204,11 +204,19 @@ fn save_to(path: &Path, spool: &mut Spool) -> Result<(), ResultError> {
     spool.copy_to(&mut file).map_err(at(path))
 }
 
-/// An argument as one path component, as GNU parallel writes it: `\` doubled, `/` as
-/// `\_`, and an empty argument as `\0` would be invalid, so it is written as `''`.
+/// An argument as one path component, as GNU parallel 20221122 writes it: `\` doubled,
+/// `/` as `\_`, and an empty argument as `''`. `.` would name the numbered level itself
+/// and `..` the one above it, where their `stdout` would overwrite the tree's own
+/// files or another job's; they are written `\.` and `\.\.`, which no argument can
+/// produce otherwise since every `\` of an argument is doubled. (GNU parallel
+/// 20221122 writes them as they are; later releases escape them as `+_` and `+__`, in
+/// a scheme of their own.)
 fn escape_component(value: &[u8]) -> Vec<u8> {
-    if value.is_empty() {
-        return b"''".to_vec();
+    match value {
+        b"" => return b"''".to_vec(),
+        b"." => return b"\\.".to_vec(),
+        b".." => return b"\\.\\.".to_vec(),
+        _ => {}
     }
     let mut out = Vec::with_capacity(value.len());
     for &b in value {
@@ -291,10 +299,8 @@ mod tests {
         assert_eq!(escape_component(b"b/c"), b"b\\_c");
         assert_eq!(escape_component(b"a\\b"), b"a\\\\b");
         assert_eq!(escape_component(b""), b"''");
-        assert_eq!(
-            escape_component(b".."),
-            b"..".to_vec(),
-            "harmless below a numbered level"
-        );
+        assert_eq!(escape_component(b"."), b"\\.");
+        assert_eq!(escape_component(b".."), b"\\.\\.");
+        assert_eq!(escape_component(b"..."), b"...", "a name like any other");
     }
 }
