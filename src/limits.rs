@@ -219,6 +219,21 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     Ok(limit.current.unwrap_or(u64::MAX))
 }
 
+/// A byte count the way concur prints limits: `4096 bytes`, `64 KiB`, `1 MiB`, `1.5 GiB`.
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if n >= size {
+            return if n.is_multiple_of(size) {
+                format!("{} {unit}", n / size)
+            } else {
+                format!("{:.1} {unit}", n as f64 / size as f64)
+            };
+        }
+    }
+    format!("{n} bytes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +247,14 @@ mod tests {
         let err = ensure_threads(budget.threads + 1000, 128 * 1024).unwrap_err();
         assert!(err.to_string().contains("but the OS allows about"), "{err}");
         assert!(ensure_threads(1, 128 * 1024).is_ok());
+    }
+
+    #[test]
+    fn byte_counts_read_as_written_in_the_docs() {
+        assert_eq!(format_bytes(4096), "4 KiB");
+        assert_eq!(format_bytes(1 << 20), "1 MiB");
+        assert_eq!(format_bytes(1536 << 20), "1.5 GiB");
+        assert_eq!(format_bytes(100), "100 bytes");
     }
 
     #[test]

@@ -134,7 +134,7 @@ fn a_server_failing_a_cell_is_that_cells_simulation_error() {
             .run_within(NO_HANG)
             .expect_code(1)
             .expect_stderr(&format!(
-                "SimulationError at (2, 3): rules server {rules} failed the cell: Problem with I/O"
+                "SimulationError at (2, 3): rules server {rules} failed the cell: \"Problem with I/O\""
             ));
     }
 }
@@ -358,4 +358,166 @@ fn the_server_stops_on_sigint_with_its_counts() {
     assert_eq!(stats["failed"], 1, "{stats}");
     assert_eq!(stats["answered"], 44 + 18, "{stats}");
     assert!(rest.contains("closed after"), "{rest}");
+}
+
+/// One valid request frame (cell (1, 1), empty, 3 neighbours) under `id`.
+fn request(id: u32) -> [u8; 16] {
+    let mut frame = [0u8; 16];
+    frame[..4].copy_from_slice(&id.to_le_bytes());
+    frame[4..8].copy_from_slice(&1u32.to_le_bytes());
+    frame[8..12].copy_from_slice(&1u32.to_le_bytes());
+    frame[13] = 3;
+    frame
+}
+
+/// A kernel figure of a process from `/proc/PID/status`, in KiB (VmHWM: peak RSS).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+}
+
+impl Server {
+    /// Waits up to 30 s for a log line containing `needle`; returns it.
+    fn log_line(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut line = String::new();
+        while std::time::Instant::now() < deadline {
+            line.clear();
+            if self.stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("the server never logged {needle:?}");
+    }
+}
+
+/// A client that sends valid requests as fast as the server takes them and never reads
+/// a reply: the server stops reading it once its replies fill the connection's budget
+/// (TCP then blocks the client), its memory stays near its start, and it closes the
+/// connection once the client has taken no reply for the write timeout. (The old
+/// server queued every reply: 1.9 GB in 7 s.)
+#[test]
+fn a_client_that_never_reads_costs_the_server_a_bounded_queue() {
+    let dir = Dir::new();
+    let mut server = Server::start(&dir, &["--latency", "0", "--write-timeout", "2s"]);
+    let pid = server.process.id();
+    let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+    socket
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let batch: Vec<u8> = (0..4096).flat_map(request).collect();
+    let mut sent = 0usize;
+    const LIMIT: usize = 512 << 20;
+    while sent < LIMIT {
+        match socket.write(&batch) {
+            Ok(n) => sent += n,
+            // Blocked (the server stopped reading), or closed (it gave up on us).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        sent < 64 << 20,
+        "the server took {} MB of requests from a client that reads nothing",
+        sent >> 20
+    );
+    let peak_mb = status_kib(pid, "VmHWM:") / 1024;
+    assert!(peak_mb < 100, "the server's peak RSS reached {peak_mb} MB");
+    server.log_line("took no reply for 2s (it stopped reading)");
+    // The server is still there for others.
+    dir.concur(["life", "--rules", &server.rules(), "--print", "final"])
+        .run_within(NO_HANG)
+        .expect_success();
+}
+
+/// Past --max-connections, a connection gets a refusal that says why, and the client
+/// names it; once connections close, clients are served again.
+#[test]
+fn connections_past_the_limit_are_refused_with_a_reason() {
+    let dir = Dir::new();
+    let mut server = Server::start(&dir, &["--max-connections", "5", "--latency", "0"]);
+    let held: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+            let mut greeting = [0u8; 8];
+            s.read_exact(&mut greeting).unwrap();
+            assert_eq!(&greeting, GREETING);
+            s
+        })
+        .collect();
+    let mut extra = std::net::TcpStream::connect(server.addr).unwrap();
+    let mut refusal = Vec::new();
+    extra.read_to_end(&mut refusal).unwrap();
+    assert_eq!(&refusal[..8], b"LIFE\x01\x00\x01\x00", "{refusal:?}");
+    let len = u16::from_le_bytes([refusal[8], refusal[9]]) as usize;
+    let why = String::from_utf8_lossy(&refusal[10..]);
+    assert_eq!(why.len(), len);
+    assert!(why.contains("5 connections are open"), "{why}");
+    let rules = server.rules();
+    dir.concur(["life", "--rules", &rules])
+        .run_within(NO_HANG)
+        .expect_code(1)
+        .expect_stderr(&format!(
+            "rules server {rules} refused the connection: \"5 connections are open"
+        ));
+    server.log_line("refused a connection");
+    drop(held);
+    crate::util::eventually("the server to serve again", || {
+        dir.concur(["life", "--rules", &rules, "--print", "none"])
+            .run_within(NO_HANG)
+            .code()
+            == Some(0)
+    });
+}
+
+/// A connection that sends nothing, or trickles a request slower than the idle
+/// timeout allows, is closed; each is logged with what it sent.
+#[test]
+fn idle_and_trickling_connections_are_closed() {
+    let dir = Dir::new();
+    let mut server = Server::start(&dir, &["--idle-timeout", "500ms"]);
+    let mut silent = std::net::TcpStream::connect(server.addr).unwrap();
+    let mut trickler = std::net::TcpStream::connect(server.addr).unwrap();
+    let frame = request(7);
+    let feeder = std::thread::spawn(move || {
+        // A byte every 100 ms: each is prompt, the request as a whole is not.
+        for byte in frame {
+            if trickler.write_all(&[byte]).is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Sent whole: the server must have answered it, so it was not closed.
+        let mut reply = [0u8; 16];
+        trickler.read_exact(&mut reply).is_err()
+    });
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = Vec::new();
+    silent.read_to_end(&mut got).unwrap();
+    assert_eq!(
+        got, GREETING,
+        "the silent client got only the greeting, then EOF"
+    );
+    server.log_line("no request in 500ms (--idle-timeout)");
+    assert!(feeder.join().unwrap(), "the trickled request was served");
+    server.log_line("bytes of a request in 500ms (--idle-timeout)");
 }

@@ -14,7 +14,10 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{progress_bar, seconds};
 use super::signals::{SecondSignal, SignalCancel};
-use super::value::{parse_density, parse_duration, parse_position, parse_positive, parse_size};
+use super::value::{
+    off_if_zero, parse_bytes, parse_density, parse_duration, parse_position, parse_positive,
+    parse_size,
+};
 use super::{Outcome, UsageError};
 use crate::life::bench::{self, Case, CaseResult};
 use crate::life::remote::{self, RulesClient, RulesServerConfig};
@@ -24,7 +27,7 @@ use crate::life::{
     ColumnPrinter, Grid, SimulatedIo, Simulation, Strategy, footprint, pattern, save,
 };
 use crate::measure::{PeakThreads, peak_rss_bytes};
-use crate::sink::Sink;
+use crate::sink::{Printer, Sink};
 
 const LIFE_ABOUT: &str = "Game of Life whose cells do slow I/O, run with any of the book's fan-out strategies (items 56-60)";
 
@@ -96,6 +99,26 @@ struct RulesServerArgs {
     /// Fail every request for the cell at row Y, column X with "Problem with I/O".
     #[arg(long, value_parser = parse_position, value_name = "Y,X")]
     fail_at: Option<(usize, usize)>,
+
+    /// Bytes of replies one connection may have queued; past them its requests are
+    /// not read until replies go out (TCP then slows the client down).
+    #[arg(long, value_parser = parse_bytes, default_value = "1M", value_name = "SIZE")]
+    max_queued_bytes: u64,
+
+    /// Serve at most N connections at once; more are refused with a reason [default:
+    /// 1024, or the descriptor limit less 64 if that is lower].
+    #[arg(long, value_parser = parse_positive, value_name = "N")]
+    max_connections: Option<NonZeroUsize>,
+
+    /// Close a connection that sends no whole request, and has no reply pending, for D
+    /// (0: never).
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "D")]
+    idle_timeout: Duration,
+
+    /// Close a connection that takes no reply for D: a client that stopped reading
+    /// (0: wait for ever).
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D")]
+    write_timeout: Duration,
 
     /// Do not log connections on stderr.
     #[arg(long)]
@@ -562,20 +585,40 @@ fn simulate(
 }
 
 fn rules_server(args: RulesServerArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let _ = crate::limits::raise_fd_limit();
+    let descriptors = crate::limits::raise_fd_limit().unwrap_or(1024);
+    let max_connections = match args.max_connections {
+        Some(n) => n.get(),
+        None => remote::server::DEFAULT_MAX_CONNECTIONS
+            .min(usize::try_from(descriptors.saturating_sub(64)).unwrap_or(usize::MAX))
+            .max(1),
+    };
     let listener = crate::guess::bind(args.addr)
         .map_err(|err| UsageError(format!("cannot listen on {}: {err}", args.addr)))?;
     let local = listener.local_addr()?;
     let signals = SignalCancel::install_with("rules-signals", SecondSignal::Exit)?;
+    // Connection lines leave through a printer thread with a bounded queue: a stderr
+    // that is slow, or a pipe nobody reads, drops lines instead of stalling the server.
+    let printer =
+        Printer::stderr("rules-log", 1024, "concur: ").context("cannot start the log printer")?;
     let log = if args.quiet {
         Sink::null()
     } else {
-        Sink::new(|line| eprintln!("concur: {line}"))
+        printer.sink()
     };
+    if args.max_queued_bytes == 0 {
+        return Err(UsageError("--max-queued-bytes must be at least 1 byte".into()).into());
+    }
     eprintln!(
         "concur: listening on {local} (rules server, {} per request)",
         humanize(args.latency)
     );
+    log.send(|| {
+        format!(
+            "serving at most {max_connections} connections at once, each with at most {} of \
+             replies queued",
+            crate::limits::format_bytes(args.max_queued_bytes)
+        )
+    });
     let fail_at = args.fail_at.map(|(y, x)| {
         (
             u32::try_from(y).unwrap_or(u32::MAX),
@@ -586,6 +629,10 @@ fn rules_server(args: RulesServerArgs, out: &mut dyn Write) -> Result<Outcome> {
         latency: args.latency,
         fail_at,
         log,
+        max_queued_bytes: usize::try_from(args.max_queued_bytes).unwrap_or(usize::MAX),
+        max_connections,
+        idle_timeout: off_if_zero(args.idle_timeout),
+        write_timeout: off_if_zero(args.write_timeout),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -597,11 +644,24 @@ fn rules_server(args: RulesServerArgs, out: &mut dyn Write) -> Result<Outcome> {
     });
     // Open connections end with the runtime; their clients see the server go.
     runtime.shutdown_background();
+    let logged = printer.finish(std::time::Instant::now() + Duration::from_secs(1));
     let stats = stats.context("the rules server failed")?;
     eprintln!(
-        "concur: served {} connections, {} requests answered, {} failed",
-        stats.connections, stats.answered, stats.failed
+        "concur: served {} connections, {} requests answered, {} failed; refused {} \
+         connections, closed {} idle and {} that stopped reading",
+        stats.connections,
+        stats.answered,
+        stats.failed,
+        stats.refused,
+        stats.idle_closed,
+        stats.write_timeouts
     );
+    if logged.dropped > 0 {
+        eprintln!(
+            "concur: log: {} lines dropped (stderr did not keep up; at most 1024 wait)",
+            logged.dropped
+        );
+    }
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&stats)?)?;
     }

@@ -20,12 +20,12 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::protocol::{GREETING, decode_reply, encode_request};
+use super::protocol::{GREETING, STATUS_REFUSED, decode_reply, encode_request};
 use crate::life::cell_io::{AsyncCellLogic, CellLogic, CellQuery};
 use crate::life::grid::Cell;
 
@@ -61,6 +61,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Broken {
     kind: io::ErrorKind,
     message: String,
+    /// The server closed the connection (its idle timeout, or a restart): the
+    /// requests that were waiting fail, and the next one opens a new connection.
+    reopen: bool,
 }
 
 impl Broken {
@@ -88,7 +91,8 @@ struct Outbox {
 struct Link {
     peer: String,
     timeout: Duration,
-    next_id: AtomicU32,
+    /// Requests sent so far; a request's id is this count, wrapped to 32 bits.
+    next_id: AtomicU64,
     waiting: Mutex<Waiting>,
     outbox: Mutex<Outbox>,
     outbox_ready: Condvar,
@@ -99,9 +103,10 @@ impl Link {
     /// Registers `queries` and queues their requests in one go.
     fn send(&self, queries: &[CellQuery], mut waiter: impl FnMut() -> Waiter) -> io::Result<()> {
         let deadline = Instant::now() + self.timeout;
+        // Ids are the request count wrapped to 32 bits (`as` keeps the low bits).
         let first = self
             .next_id
-            .fetch_add(queries.len() as u32, Ordering::Relaxed);
+            .fetch_add(queries.len() as u64, Ordering::Relaxed) as u32;
         {
             let mut waiting = lock(&self.waiting);
             if let Some(broken) = &waiting.broken {
@@ -127,6 +132,27 @@ impl Link {
     /// Fails every waiting request, and every later one, with `broken`; stops both
     /// threads. The first reason sticks.
     fn break_with(&self, kind: io::ErrorKind, message: String) {
+        self.break_as(Broken {
+            kind,
+            message,
+            reopen: false,
+        });
+    }
+
+    /// Whether the link broke in a way that a new connection may mend.
+    fn reopenable(&self) -> bool {
+        lock(&self.waiting)
+            .broken
+            .as_ref()
+            .is_some_and(|b| b.reopen)
+    }
+
+    fn break_as(&self, broken: Broken) {
+        let Broken {
+            kind,
+            message,
+            reopen,
+        } = broken;
         // A dead server makes writes fail with EPIPE; reported as such, the CLI would
         // take it for its own stdout closing (`| head`) and exit 0. It is the link that
         // broke.
@@ -138,7 +164,11 @@ impl Link {
             let mut waiting = lock(&self.waiting);
             let broken = waiting
                 .broken
-                .get_or_insert(Broken { kind, message })
+                .get_or_insert(Broken {
+                    kind,
+                    message,
+                    reopen,
+                })
                 .clone();
             waiting.order.clear();
             (broken, waiting.by_id.drain().map(|(_, w)| w).collect())
@@ -198,13 +228,14 @@ impl Link {
             match stream.read(&mut buf[filled..]) {
                 Ok(0) => {
                     let unanswered = lock(&self.waiting).by_id.len();
-                    self.break_with(
-                        io::ErrorKind::ConnectionAborted,
-                        format!(
+                    self.break_as(Broken {
+                        kind: io::ErrorKind::ConnectionAborted,
+                        message: format!(
                             "rules server {} closed the connection ({unanswered} requests unanswered)",
                             self.peer
                         ),
-                    );
+                        reopen: true,
+                    });
                     return;
                 }
                 Ok(n) => {
@@ -264,24 +295,39 @@ impl Link {
             answers.push(reply);
         }
         let mut ready = Vec::with_capacity(answers.len());
+        let mut stray = None;
         {
             let mut waiting = lock(&self.waiting);
             for reply in answers {
                 let Some(waiter) = waiting.by_id.remove(&reply.id) else {
-                    return Err(format!("reply {} answers no request", reply.id));
+                    stray = Some(reply.id);
+                    break;
                 };
                 ready.push((waiter, reply.outcome));
             }
         }
+        // The replies before a stray one are good: they are answered, not dropped
+        // (a dropped waiter would read as the client having stopped).
         for (waiter, outcome) in ready {
             waiter.answer(outcome.map_err(|reason| {
+                // The server's words, escaped and cut: they may be anything.
                 io::Error::other(format!(
-                    "rules server {} failed the cell: {reason}",
-                    self.peer
+                    "rules server {} failed the cell: {}",
+                    self.peer,
+                    crate::lines::excerpt(&reason, SERVER_TEXT_MAX)
                 ))
             }));
         }
-        Ok(used)
+        match stray {
+            None => Ok(used),
+            Some(id) if u64::from(id) >= self.next_id.load(Ordering::Relaxed) => {
+                Err(format!("reply {id} answers a request that was never sent"))
+            }
+            Some(id) => Err(format!(
+                "reply {id} answers a request that is no longer waiting: it was answered \
+                 already (a second reply to one request) or timed out"
+            )),
+        }
     }
 
     /// Fails the requests that have waited longer than the timeout.
@@ -313,6 +359,32 @@ impl Link {
     }
 }
 
+/// Bytes of a server's own text (a failed cell's reason, a refusal) shown in an
+/// error, escaped: a hostile server could send 64 KiB, or terminal escape codes.
+const SERVER_TEXT_MAX: usize = 80;
+
+/// Fills `buf` from `stream` by `deadline`, however the bytes trickle in.
+fn read_by(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
 /// A connection and its two threads.
 struct Connection {
     link: Arc<Link>,
@@ -327,16 +399,33 @@ impl Connection {
                 format!("cannot connect to rules server {peer}: {err}"),
             )
         };
+        let deadline = Instant::now() + timeout;
         let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(refused)?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        let mut greeting = [0u8; 8];
-        stream.read_exact(&mut greeting).map_err(|err| {
+        // The whole greeting must come within the timeout, not each byte of it.
+        let not_greeted = |err: io::Error| {
             io::Error::new(
                 err.kind(),
                 format!("rules server {peer} did not greet within {timeout:?}: {err}"),
             )
-        })?;
+        };
+        let mut greeting = [0u8; 8];
+        read_by(&mut stream, &mut greeting, deadline).map_err(not_greeted)?;
+        if greeting[..6] == GREETING[..6]
+            && u16::from_le_bytes([greeting[6], greeting[7]]) == STATUS_REFUSED
+        {
+            let mut len = [0u8; 2];
+            read_by(&mut stream, &mut len, deadline).map_err(not_greeted)?;
+            let mut why = vec![0u8; usize::from(u16::from_le_bytes(len))];
+            read_by(&mut stream, &mut why, deadline).map_err(not_greeted)?;
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!(
+                    "rules server {peer} refused the connection: {}",
+                    crate::lines::excerpt(&String::from_utf8_lossy(&why), SERVER_TEXT_MAX)
+                ),
+            ));
+        }
         if greeting != GREETING {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -353,7 +442,7 @@ impl Connection {
         let link = Arc::new(Link {
             peer: peer.to_owned(),
             timeout,
-            next_id: AtomicU32::new(0),
+            next_id: AtomicU64::new(0),
             waiting: Mutex::default(),
             outbox: Mutex::default(),
             outbox_ready: Condvar::new(),
@@ -458,12 +547,16 @@ impl RulesClient {
     fn link(&self) -> io::Result<Arc<Link>> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut slot = lock(&self.slots[i]);
+        if matches!(&*slot, Slot::Open(connection) if connection.link.reopenable()) {
+            *slot = Slot::Closed;
+        }
         if let Slot::Closed = *slot {
             *slot = match Connection::open(self.addr, &self.peer, self.timeout) {
                 Ok(connection) => Slot::Open(connection),
                 Err(err) => Slot::Failed(Broken {
                     kind: err.kind(),
                     message: err.to_string(),
+                    reopen: false,
                 }),
             };
         }
@@ -525,6 +618,7 @@ impl AsyncCellLogic for RulesClient {
             let broken = Broken {
                 kind: err.kind(),
                 message: err.to_string(),
+                reopen: false,
             };
             return queries.iter().map(|_| Err(broken.error())).collect();
         }

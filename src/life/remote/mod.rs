@@ -15,6 +15,8 @@
 mod client;
 pub mod protocol;
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 pub use client::RulesClient;
 pub use server::{RulesServerConfig, RulesServerStats, serve};

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! greeting  server → client, once, on accept        8 bytes
-//!   b"LIFE" | version: u16 = 1 | reserved: u16 = 0
+//!   b"LIFE" | version: u16 = 1 | status: u16 = 0 (ready)
+//! refusal   server → client, instead of the greeting, then the server closes
+//!   b"LIFE" | version: u16 = 1 | status: u16 = 1 (refused) | len: u16 | len bytes of UTF-8: why
 //! request   client → server                         16 bytes
 //!   id: u32 | y: u32 | x: u32 | state: u8 (0 empty, 1 alive) | neighbors: u8 (0-8) | reserved: u16 = 0
 //! reply     server → client                         8 bytes, + len bytes
@@ -19,8 +21,25 @@ use super::super::grid::Cell;
 use super::super::rule::game_logic;
 use crate::life::CellQuery;
 
-/// The server's first eight bytes: magic and version.
+/// The server's first eight bytes: magic, version, and status 0 (ready).
 pub const GREETING: [u8; 8] = *b"LIFE\x01\x00\x00\x00";
+
+/// The greeting's status when the server refuses the connection (it is full).
+pub const STATUS_REFUSED: u16 = 1;
+
+/// The refusal a server sends instead of the greeting, saying why, before it closes.
+/// The reason is cut to 200 bytes (at a character boundary).
+pub fn refusal(why: &str) -> Vec<u8> {
+    let mut end = why.len().min(200);
+    while !why.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = GREETING[..6].to_vec();
+    out.extend_from_slice(&STATUS_REFUSED.to_le_bytes());
+    out.extend_from_slice(&(end as u16).to_le_bytes());
+    out.extend_from_slice(&why.as_bytes()[..end]);
+    out
+}
 /// Bytes in a request.
 pub const REQUEST_LEN: usize = 16;
 /// Bytes in a reply's header (an error reply adds its text).
