@@ -116,6 +116,32 @@ pub fn thread_budget(stack_size: usize) -> Option<ThreadBudget> {
         .min_by_key(|b| b.threads)
 }
 
+/// How many more things that each hold `per_item` descriptors this process can open,
+/// under its soft `ulimit -n` less the descriptors open now and 64 kept in reserve.
+pub fn descriptor_budget(per_item: usize) -> Option<ThreadBudget> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current?;
+    let open = fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    let free = limit.saturating_sub(open + 64);
+    Some(ThreadBudget {
+        threads: usize::try_from(free / per_item.max(1) as u64).unwrap_or(usize::MAX),
+        limit: format!(
+            "the descriptor limit (ulimit -n) is {limit}, {open} are open, and each takes {per_item}"
+        ),
+    })
+}
+
+/// How many workers can start, each a thread with a `stack_size`-byte stack holding
+/// `descriptors` descriptors: the tightest of the thread and descriptor budgets.
+pub fn worker_budget(stack_size: usize, descriptors: usize) -> Option<ThreadBudget> {
+    let descriptors = (descriptors > 0)
+        .then(|| descriptor_budget(descriptors))
+        .flatten();
+    [thread_budget(stack_size), descriptors]
+        .into_iter()
+        .flatten()
+        .min_by_key(|b| b.threads)
+}
+
 /// Rust's default stack for spawned threads (unless `RUST_MIN_STACK` says otherwise).
 pub const DEFAULT_STACK: usize = 2 << 20;
 

@@ -347,6 +347,20 @@ fn a_scale_too_large_to_hold_is_refused_not_allocated() {
         .expect_stderr("--target-seconds");
 }
 
+/// More workers than the OS can give are refused before any starts, naming the limit:
+/// past the thread budget Rust aborts the whole process (or hangs it), and past the
+/// descriptor limit the pool fails half-started.
+#[test]
+fn more_workers_than_the_os_allows_are_refused_naming_the_limit() {
+    let _serial = crate::util::many_threads();
+    let dir = Dir::new();
+    for mode in ["threads", "processes"] {
+        dir.concur(["gcd", "--mode", mode, "-j", "1000000"])
+            .run_within(std::time::Duration::from_secs(60))
+            .expect_code(2)
+            .expect_stderr("-j 1000000: 1000000 workers asked for, but the OS allows about");
+    }
+}
 /// The pids of a pool's two workers, once both have started.
 fn two_workers(child: &std::process::Child) -> Vec<u32> {
     let mut workers = Vec::new();

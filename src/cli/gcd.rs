@@ -253,6 +253,10 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
             // Every worker was stopped and reaped; exit as the signal asks.
             return Ok(Outcome::Code(signals.exit_status()));
         }
+        // A -j the machine cannot give is a bad argument.
+        Err(err @ pool::PoolError::TooManyWorkers { .. }) => {
+            return Err(UsageError(format!("-j {}: {err}", options.workers)).into());
+        }
         other => other?,
     };
     if args.json {

@@ -77,6 +77,7 @@ pub fn run(
             (results, Vec::new(), None, 0, 1)
         }
         Mode::Threads => {
+            PoolError::check_workers(workers, 0)?;
             let threads = rayon::ThreadPoolBuilder::new()
                 .num_threads(workers)
                 .thread_name(|i| format!("gcd-{i}"))

@@ -303,6 +303,32 @@ pub enum PoolError {
     /// The run was cancelled (Ctrl-C); every worker was stopped and reaped.
     #[error("cancelled")]
     Cancelled,
+    /// More workers were asked for than the OS lets this process start: refused before
+    /// any starts (past the thread budget, Rust aborts the whole process).
+    #[error("{asked} workers asked for, but the OS allows about {allowed} here ({limit})")]
+    TooManyWorkers {
+        /// Workers asked for.
+        asked: usize,
+        /// Workers that could start.
+        allowed: usize,
+        /// The limit that says so, in words.
+        limit: String,
+    },
+}
+
+impl PoolError {
+    /// Refuses `asked` workers (threads with default stacks, each holding
+    /// `descriptors` descriptors) when the OS would not give them all.
+    pub fn check_workers(asked: usize, descriptors: usize) -> Result<(), Self> {
+        match crate::limits::worker_budget(crate::limits::DEFAULT_STACK, descriptors) {
+            Some(budget) if asked > budget.threads => Err(Self::TooManyWorkers {
+                asked,
+                allowed: budget.threads,
+                limit: budget.limit,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Why a worker stopped answering.
@@ -801,6 +827,8 @@ pub fn map<T: Task>(
         program: options.program.clone(),
         source,
     };
+    // Each slot is a driver thread here holding the worker's two pipe ends.
+    PoolError::check_workers(options.workers.get(), 2)?;
     let mut workers = Vec::with_capacity(options.workers.get());
     for slot in 0..options.workers.get() {
         if cancel.is_cancelled() {
