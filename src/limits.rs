@@ -245,6 +245,27 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     Ok(limit.current.unwrap_or(u64::MAX))
 }
 
+/// Reads the whole of `path`, but at most `max` bytes: a file past them (or a device
+/// that never ends, as `/dev/zero`) is an error naming the file and the limit, after
+/// reading `max + 1` bytes at most. `what` names the kind of file in the error
+/// (`a --slf file`); the caller names the file itself.
+pub fn read_bounded(path: &std::path::Path, max: u64, what: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "larger than {}, the most concur reads of {what}",
+                format_bytes(max)
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// A byte count the way concur prints limits: `4096 bytes`, `64 KiB`, `1 MiB`, `1.5 GiB`.
 pub fn format_bytes(n: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
@@ -273,6 +294,22 @@ mod tests {
         let err = ensure_threads(budget.threads + 1000, 128 * 1024).unwrap_err();
         assert!(err.to_string().contains("but the OS allows about"), "{err}");
         assert!(ensure_threads(1, 128 * 1024).is_ok());
+    }
+
+    #[test]
+    fn bounded_reads_stop_at_the_limit_even_on_an_endless_device() {
+        let err =
+            read_bounded(std::path::Path::new("/dev/zero"), 1 << 20, "a state file").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+        assert_eq!(
+            err.to_string(),
+            "larger than 1 MiB, the most concur reads of a state file"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"12345").unwrap();
+        assert_eq!(read_bounded(&path, 5, "f").unwrap(), b"12345");
+        assert!(read_bounded(&path, 4, "f").is_err());
     }
 
     #[test]

@@ -100,6 +100,10 @@ fn failure(path: &Path, stage: &str, err: impl std::fmt::Display) -> Failure {
 }
 
 /// Lists the image files of `dir`, sorted, and counts the files skipped.
+/// The largest image file read: 256 MiB. (Decoding is bounded too, by the `image`
+/// crate's default limit of 512 MiB per image.)
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
 fn list_images(dir: &Path) -> Result<(Vec<PathBuf>, usize), ThumbnailError> {
     let read_dir = |source| ThumbnailError::ReadDir {
         path: dir.to_owned(),
@@ -173,10 +177,12 @@ pub fn make_thumbnails(
     let [readers, resizers, writers] = options.workers;
     let pipeline = Pipeline::builder(options.capacity)
         .stage("read", readers, |path: PathBuf| {
-            Ok::<_, BoxError>(match fs::read(&path) {
-                Ok(bytes) => Ok((path, bytes)),
-                Err(e) => Err(failure(&path, "read", e)),
-            })
+            Ok::<_, BoxError>(
+                match crate::limits::read_bounded(&path, MAX_IMAGE_BYTES, "an image") {
+                    Ok(bytes) => Ok((path, bytes)),
+                    Err(e) => Err(failure(&path, "read", e)),
+                },
+            )
         })
         .and_then(|p| {
             p.stage("resize", resizers, move |item: Item<(PathBuf, Vec<u8>)>| {

@@ -9,6 +9,7 @@ mod life_cli;
 mod life_rules;
 mod life_strategies;
 mod life_view;
+mod limits;
 mod process;
 mod report;
 mod run_cli;

@@ -52,8 +52,14 @@ pub struct ChartArgs {
 
 /// Runs `concur chart`.
 pub fn run(args: ChartArgs, _out: &mut dyn Write) -> Result<Outcome> {
-    let json = std::fs::read_to_string(&args.hyperfine)
+    let json = crate::limits::read_bounded(&args.hyperfine, 64 << 20, "a hyperfine export")
         .map_err(|e| UsageError(format!("cannot read {}: {e}", args.hyperfine.display())))?;
+    let json = String::from_utf8(json).map_err(|e| {
+        UsageError(format!(
+            "{} is not UTF-8 text: {e}",
+            args.hyperfine.display()
+        ))
+    })?;
     if args.per.is_some_and(|n| !(n.is_finite() && n > 0.0)) {
         return Err(UsageError("--per must be a number above 0".into()).into());
     }

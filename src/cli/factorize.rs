@@ -22,8 +22,8 @@ pub struct FactorizeArgs {
     #[arg(long, value_enum)]
     mode: Option<Mode>,
 
-    /// Time this many runs of each mode and report the median.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    /// Time this many runs of each mode and report the median (at most 1000).
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = |t: &str| super::value::parse_count_max(t, 1000).map(|n| n as usize))]
     repeat: usize,
 
     /// Print one JSON object instead of text.
@@ -42,6 +42,11 @@ pub fn run(args: FactorizeArgs, out: &mut dyn Write) -> Result<Outcome> {
             UsageError("0 has no factors to find: give numbers of 1 or more".into()).into(),
         );
     }
+    // A thread per number, all at once.
+    super::value::ensure_threads(
+        &format!("{} numbers, a thread each", args.numbers.len()),
+        args.numbers.len(),
+    )?;
     let numbers = if args.numbers.is_empty() {
         BOOK_NUMBERS.to_vec()
     } else {

@@ -11,13 +11,22 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::signals::{SecondSignal, SignalCancel};
-use super::value::{off_if_zero, parse_duration, parse_positive};
+use super::value::{
+    off_if_zero, parse_count_max, parse_duration, parse_positive, parse_positive_max,
+};
 use super::{Outcome, UsageError};
 use crate::guess::{self, ServerConfig, ServerStats, load};
 use crate::measure::{peak_rss_bytes, process_cpu_seconds};
 use crate::process::CancelToken;
 use crate::sink::{Printer, Sink};
 use serde_json::json;
+
+/// The longest `--max-line` a server takes: 1 MiB (a session holds one line).
+const MAX_LINE_LIMIT: usize = 1 << 20;
+
+/// The most clients one `load` run takes: 10 million (a run of 10,000 takes about a
+/// second here).
+const MAX_CLIENTS: u64 = 10_000_000;
 
 /// Which implementation to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -72,8 +81,8 @@ struct ServeArgs {
     #[arg(long)]
     quiet: bool,
 
-    /// The longest line accepted, in bytes.
-    #[arg(long, default_value_t = 1024, value_name = "BYTES")]
+    /// The longest line accepted, in bytes (at most 1048576).
+    #[arg(long, default_value_t = 1024, value_name = "BYTES", value_parser = |t: &str| parse_positive_max(t, MAX_LINE_LIMIT).map(NonZeroUsize::get))]
     max_line: usize,
 
     /// After Ctrl-C or SIGTERM, how long the whole shutdown may take (plus 0.2 s for the
@@ -140,16 +149,16 @@ struct LoadArgs {
     )]
     server: Vec<Mode>,
 
-    /// Clients to run; a list runs each count.
-    #[arg(long, value_delimiter = ',', default_value = "10000", value_name = "N")]
+    /// Clients to run; a list runs each count (each at most 10000000).
+    #[arg(long, value_delimiter = ',', default_value = "10000", value_name = "N", value_parser = |t: &str| parse_count_max(t, MAX_CLIENTS).map(|n| n as usize))]
     clients: Vec<usize>,
 
     /// Clients connected at once at most [default: all of them].
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
 
-    /// Runs of each combination (the chart draws their median and range).
-    #[arg(long, default_value_t = NonZeroUsize::MIN, value_parser = parse_positive, value_name = "N")]
+    /// Runs of each combination (the chart draws their median and range; at most 1000).
+    #[arg(long, default_value_t = NonZeroUsize::MIN, value_parser = |t: &str| parse_positive_max(t, 1000), value_name = "N")]
     runs: NonZeroUsize,
 
     /// Run the server as a child process (`concur guess serve`) and report its CPU time
@@ -204,7 +213,16 @@ fn stats_line(stats: &ServerStats) -> String {
 }
 
 fn serve(args: ServeArgs) -> Result<Outcome> {
-    let _ = crate::limits::raise_fd_limit();
+    let descriptors = crate::limits::raise_fd_limit().unwrap_or(1024);
+    if let Some(n) = args.max_sessions
+        && n.get() as u64 > descriptors
+    {
+        return Err(UsageError(format!(
+            "--max-sessions {n}: a session takes a descriptor, and the limit is {descriptors} \
+             (ulimit -n)"
+        ))
+        .into());
+    }
     let listener =
         guess::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
     let local = listener.local_addr()?;

@@ -15,8 +15,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::output::{progress_bar, seconds};
 use super::signals::{SecondSignal, SignalCancel};
 use super::value::{
-    off_if_zero, parse_bytes, parse_density, parse_duration, parse_position, parse_positive,
-    parse_size,
+    off_if_zero, parse_bytes_max, parse_density, parse_duration, parse_position, parse_positive,
+    parse_positive_max, parse_size,
 };
 use super::{Outcome, UsageError};
 use crate::life::bench::{self, Case, CaseResult};
@@ -100,9 +100,9 @@ struct RulesServerArgs {
     #[arg(long, value_parser = parse_position, value_name = "Y,X")]
     fail_at: Option<(usize, usize)>,
 
-    /// Bytes of replies one connection may have queued; past them its requests are
-    /// not read until replies go out (TCP then slows the client down).
-    #[arg(long, value_parser = parse_bytes, default_value = "1M", value_name = "SIZE")]
+    /// Bytes of replies one connection may have queued (at most 1G); past them its
+    /// requests are not read until replies go out (TCP then slows the client down).
+    #[arg(long, value_parser = |t: &str| parse_bytes_max(t, 1 << 30), default_value = "1M", value_name = "SIZE")]
     max_queued_bytes: u64,
 
     /// Serve at most N connections at once; more are refused with a reason [default:
@@ -256,8 +256,8 @@ struct BenchArgs {
     #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "D")]
     latency: Duration,
 
-    /// Steps per case (default: 2 for serial, 3 to 5 for the others).
-    #[arg(long, value_parser = parse_positive, value_name = "N")]
+    /// Steps per case (default: 2 for serial, 3 to 5 for the others; at most 10000).
+    #[arg(long, value_parser = |t: &str| parse_positive_max(t, 10_000), value_name = "N")]
     generations: Option<NonZeroUsize>,
 
     /// Skip cases with more cells than this.
@@ -587,6 +587,13 @@ fn simulate(
 fn rules_server(args: RulesServerArgs, out: &mut dyn Write) -> Result<Outcome> {
     let descriptors = crate::limits::raise_fd_limit().unwrap_or(1024);
     let max_connections = match args.max_connections {
+        Some(n) if n.get() as u64 > descriptors => {
+            return Err(UsageError(format!(
+                "--max-connections {n}: a connection takes a descriptor, and the limit is \
+                 {descriptors} (ulimit -n)"
+            ))
+            .into());
+        }
         Some(n) => n.get(),
         None => remote::server::DEFAULT_MAX_CONNECTIONS
             .min(usize::try_from(descriptors.saturating_sub(64)).unwrap_or(usize::MAX))

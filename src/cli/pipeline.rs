@@ -41,8 +41,8 @@ arguments or an unreadable input directory.";
     after_help = AFTER
 )]
 pub struct PipelineArgs {
-    /// Items to process (simulated mode).
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    /// Items to process (simulated mode; at most 10000000).
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = |t: &str| super::value::parse_count_max(t, 10_000_000).map(|n| n as usize))]
     items: usize,
 
     /// Workers per stage, as three numbers (or one for every stage).

@@ -22,8 +22,8 @@ pub struct RaceArgs {
     #[arg(long, default_value_t = 5, value_name = "N")]
     threads: usize,
 
-    /// Increments per thread.
-    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    /// Increments per thread (at most 1000000000).
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = |t: &str| super::value::parse_count_max(t, 1_000_000_000))]
     increments: u64,
 
     /// Run only this counter [default: all three].
@@ -37,6 +37,7 @@ pub struct RaceArgs {
 
 /// Runs `concur race`.
 pub fn run(args: RaceArgs, out: &mut dyn Write) -> Result<Outcome> {
+    super::value::ensure_threads(&format!("--threads {}", args.threads), args.threads)?;
     let modes = match args.mode {
         Some(mode) => vec![mode],
         None => vec![

@@ -15,7 +15,7 @@ use indicatif::ProgressBar;
 
 use super::output::progress_bar;
 use super::signals::SignalCancel;
-use super::value::{parse_bytes, parse_duration, parse_positive};
+use super::value::{parse_bytes_max, parse_duration, parse_positive_max};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::process::runner::{
@@ -145,12 +145,12 @@ pub struct RunArgs {
     #[arg(long, visible_alias = "xapply")]
     link: bool,
 
-    /// N records per job, as {1} .. {N}.
-    #[arg(short = 'N', value_name = "N", value_parser = parse_positive)]
+    /// N records per job, as {1} .. {N} (at most 1048576).
+    #[arg(short = 'N', value_name = "N", value_parser = |t: &str| parse_positive_max(t, runner::MAX_RECORDS_PER_JOB))]
     max_replace_args: Option<NonZeroUsize>,
 
-    /// At most N arguments per job (as xargs -n).
-    #[arg(short = 'n', long = "max-args", value_name = "N", value_parser = parse_positive)]
+    /// At most N arguments per job (as xargs -n; at most 1048576).
+    #[arg(short = 'n', long = "max-args", value_name = "N", value_parser = |t: &str| parse_positive_max(t, runner::MAX_RECORDS_PER_JOB))]
     max_args: Option<NonZeroUsize>,
 
     /// As many arguments per job as fit, each word holding {} repeated per argument.
@@ -219,8 +219,8 @@ pub struct RunArgs {
     #[arg(long, visible_aliases = ["eta", "progress"])]
     bar: bool,
 
-    /// Inputs longer than this are not run (reported, at most 80 bytes quoted).
-    #[arg(long, value_parser = parse_bytes, value_name = "BYTES", default_value = "1M")]
+    /// Inputs longer than this are not run (reported, at most 80 bytes quoted); at most 1G.
+    #[arg(long, value_parser = |t: &str| parse_bytes_max(t, runner::MAX_RECORD_BYTES), value_name = "BYTES", default_value = "1M")]
     max_line_bytes: u64,
 
     /// Cut standard input into blocks of whole records and give each job one block
@@ -228,7 +228,8 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["arg_file", "shuf"])]
     pipe: bool,
 
-    /// With --pipe: bytes per block, about (cut at the last record end before it).
+    /// With --pipe: bytes per block, about (cut at the last record end before it); at
+    /// most 1G.
     #[arg(long, visible_alias = "bs", value_parser = parse_block, value_name = "SIZE", default_value = "1M")]
     block: u64,
 
@@ -431,6 +432,13 @@ fn parse_block(text: &str) -> Result<u64, String> {
     let bytes = (n * scale).round();
     if bytes < 1.0 {
         return Err(format!("--block {text:?} must be at least 1 byte"));
+    }
+    // Up to (2 × j + 2) blocks are held at once.
+    if bytes > runner::MAX_BLOCK as f64 {
+        return Err(super::value::too_large(
+            format!("--block {text:?}"),
+            crate::limits::format_bytes(runner::MAX_BLOCK),
+        ));
     }
     Ok(bytes as u64)
 }
@@ -663,7 +671,15 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         false => {
             let mut logins = fixed_logins.clone();
             for file in &args.slf {
-                logins.extend(runner::read_login_file(file).map_err(UsageError)?);
+                // A FIFO waits for a writer; Ctrl-C must still end the run.
+                let path = file.clone();
+                let Some(read) = signals
+                    .token()
+                    .unless_cancelled(move || runner::read_login_file(&path))
+                else {
+                    return Ok(Outcome::Code(signals.exit_status()));
+                };
+                logins.extend(read.map_err(UsageError)?);
             }
             let workdir = match &args.workdir {
                 None => Workdir::RunDir,
@@ -710,7 +726,18 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     // Open the inputs first: --header names are needed to read the command.
     let source = match &pipe {
         Some(pipe) => JobSource::Pipe(Blocks::new(Box::new(io::stdin()), pipe.clone())),
-        None => JobSource::Args(Jobs::open(&input, None).context("cannot read the job list")?),
+        None => {
+            // Sources after the first are read whole here, and a FIFO waits for its
+            // writer: beside the signals, so Ctrl-C still ends the run.
+            let opening = input.clone();
+            let Some(opened) = signals
+                .token()
+                .unless_cancelled(move || Jobs::open(&opening, None))
+            else {
+                return Ok(Outcome::Code(signals.exit_status()));
+            };
+            JobSource::Args(opened.context("cannot read the job list")?)
+        }
     };
     let names = match &source {
         JobSource::Args(jobs) => jobs.names().to_vec(),
@@ -797,8 +824,15 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         (None, false) => None,
     };
     if args.resume || args.resume_failed {
-        let path = args.joblog.as_deref().unwrap_or(std::path::Path::new(""));
-        let logged = read_joblog(path)
+        let path = args.joblog.clone().unwrap_or_default();
+        let reading = path.clone();
+        let Some(logged) = signals
+            .token()
+            .unless_cancelled(move || read_joblog(&reading))
+        else {
+            return Ok(Outcome::Code(signals.exit_status()));
+        };
+        let logged = logged
             .with_context(|| format!("cannot read the joblog {} for --resume", path.display()))?;
         options.skip = logged
             .iter()

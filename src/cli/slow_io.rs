@@ -19,7 +19,7 @@ use crate::threads::slow_io::{self, Mode};
                   main thread keeps computing helicopter positions meanwhile."
 )]
 pub struct SlowIoArgs {
-    /// How many calls.
+    /// How many calls (in threads, all at once: at most the OS's thread budget).
     #[arg(long, default_value_t = 5, value_name = "N")]
     count: usize,
 
@@ -38,6 +38,7 @@ pub struct SlowIoArgs {
 
 /// Runs `concur slow-io`.
 pub fn run(args: SlowIoArgs, out: &mut dyn Write) -> Result<Outcome> {
+    super::value::ensure_threads(&format!("--count {}", args.count), args.count)?;
     let modes = match args.mode {
         Some(mode) => vec![mode],
         None => vec![Mode::Serial, Mode::Threads],

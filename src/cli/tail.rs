@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::signals::{SecondSignal, SignalCancel};
-use super::value::{parse_bytes, parse_duration};
+use super::value::{parse_bytes, parse_bytes_max, parse_duration};
 use super::{Outcome, UsageError};
 use crate::tail::writer::Output;
 use crate::tail::{self, FollowOptions, Mode, Start, TailError, TailOptions};
@@ -118,8 +118,9 @@ pub struct TailArgs {
     #[arg(long, requires = "output")]
     append: bool,
 
-    /// Write an unfinished line longer than N bytes out in pieces, with a marker.
-    #[arg(long, value_parser = parse_bytes, default_value = "1MiB", value_name = "N")]
+    /// Write an unfinished line longer than N bytes out in pieces, with a marker (at
+    /// most 1G).
+    #[arg(long, value_parser = |t: &str| parse_bytes_max(t, 1 << 30), default_value = "1MiB", value_name = "N")]
     max_line_bytes: u64,
 
     /// Write `path: ` before each line.

@@ -109,6 +109,51 @@ pub fn parse_positive(text: &str) -> Result<NonZeroUsize, String> {
     NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".to_owned())
 }
 
+/// A value past `max` for an option: the error every bounded option gives.
+pub fn too_large(shown: impl std::fmt::Display, max: impl std::fmt::Display) -> String {
+    format!("{shown} is more than {max}, the most concur takes here")
+}
+
+/// Refuses `count` threads (asked for by `what`, as in `--count 20000`) when the OS
+/// would not give them: past the thread budget, Rust aborts the whole process.
+pub fn ensure_threads(what: &str, count: usize) -> Result<(), super::UsageError> {
+    crate::limits::ensure_threads(count, crate::limits::DEFAULT_STACK)
+        .map_err(|e| super::UsageError(format!("{what}: {e}")))
+}
+
+/// Parses a count from 1 to `max`.
+pub fn parse_positive_max(text: &str, max: usize) -> Result<NonZeroUsize, String> {
+    let n = parse_positive(text)?;
+    if n.get() > max {
+        return Err(too_large(n, max));
+    }
+    Ok(n)
+}
+
+/// Parses a whole number from 0 to `max`.
+pub fn parse_count_max(text: &str, max: u64) -> Result<u64, String> {
+    let n: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    if n > max {
+        return Err(too_large(n, max));
+    }
+    Ok(n)
+}
+
+/// Parses a byte count (as [`parse_bytes`]) of at most `max` bytes.
+pub fn parse_bytes_max(text: &str, max: u64) -> Result<u64, String> {
+    let n = parse_bytes(text)?;
+    if n > max {
+        return Err(too_large(
+            crate::limits::format_bytes(n),
+            crate::limits::format_bytes(max),
+        ));
+    }
+    Ok(n)
+}
+
 /// Parses a byte count: `4096`, `64K` / `64KiB` (×1024), `1M` / `1MiB`, `1G` / `1GiB`,
 /// and `KB`, `MB`, `GB` for powers of 1000.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {

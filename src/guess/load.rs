@@ -2,12 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use thiserror::Error;
-use tokio::sync::Semaphore;
 
 use super::client::play_async_at;
 use crate::measure::{ServerProcess, ServerStartError, peak_rss_bytes};
@@ -211,38 +209,34 @@ pub fn chart(reports: &[LoadReport], command: &str) -> LineChart {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
-}
-
 /// Runs `clients` async clients against `addr`, at most `concurrency` at once, each
 /// playing the book's two games. Call it inside a multi-threaded tokio runtime.
 pub async fn run(addr: SocketAddr, clients: usize, concurrency: usize) -> LoadReport {
     let concurrency = concurrency.clamp(1, clients.max(1));
-    let permits = Arc::new(Semaphore::new(concurrency));
     let start = Instant::now();
+    // At most `concurrency` clients exist at once, so memory follows the concurrency,
+    // not the number of clients; round trips are sampled in bounded memory.
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let permits = Arc::clone(&permits);
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let mut latencies = Vec::with_capacity(10);
-            let outcome = play_async_at(addr, &mut latencies).await;
-            (outcome.map_err(|e| crate::error_chain(&e)), latencies)
-        });
-    }
-    let mut latencies = Vec::with_capacity(clients * 8);
+    let mut started = 0;
+    let mut latencies = crate::measure::Samples::default();
     let (mut ok, mut failures) = (0, 0);
     let mut errors: Vec<String> = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
+    loop {
+        while started < clients && tasks.len() < concurrency {
+            started += 1;
+            tasks.spawn(async move {
+                let mut latencies = Vec::with_capacity(10);
+                let outcome = play_async_at(addr, &mut latencies).await;
+                (outcome.map_err(|e| crate::error_chain(&e)), latencies)
+            });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
         match joined {
-            Ok((Ok(_), mut l)) => {
+            Ok((Ok(_), l)) => {
                 ok += 1;
-                latencies.append(&mut l);
+                l.into_iter().for_each(|d| latencies.push(d));
             }
             Ok((Err(e), _)) => {
                 failures += 1;
@@ -259,7 +253,6 @@ pub async fn run(addr: SocketAddr, clients: usize, concurrency: usize) -> LoadRe
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    latencies.sort_unstable();
     let sessions = ok * super::BOOK_GAMES.len();
     LoadReport {
         clients,
@@ -271,8 +264,8 @@ pub async fn run(addr: SocketAddr, clients: usize, concurrency: usize) -> LoadRe
         } else {
             0.0
         },
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
+        p50_ms: latencies.percentile(50.0) * 1000.0,
+        p99_ms: latencies.percentile(99.0) * 1000.0,
         peak_rss_mb: peak_rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0)),
         concurrency,
         errors,

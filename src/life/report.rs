@@ -59,105 +59,13 @@ pub struct RunSummary {
     pub step_range: Option<(f64, f64)>,
 }
 
-/// Every step's time, kept in bounded memory: the count and the total of all of them,
-/// and for the median a uniform sample of at most [`StepTimes::SAMPLES`] (reservoir
-/// sampling), so the median is exact up to that many steps and an unbiased estimate
-/// beyond. A run of a trillion generations holds 800 KB, not 16 TB.
-///
-/// ```
-/// use concur::life::report::StepTimes;
-/// use std::time::Duration;
-///
-/// let mut times = StepTimes::default();
-/// assert_eq!((times.median(), times.total()), (0.0, 0.0));
-/// for ms in [300, 100, 200] {
-///     times.push(Duration::from_millis(ms));
-/// }
-/// assert_eq!(times.median(), 0.2);
-/// assert_eq!(times.range(), Some((0.1, 0.3)));
-/// assert!((times.total() - 0.6).abs() < 1e-12);
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct StepTimes {
-    samples: Vec<f64>,
-    count: u64,
-    total: f64,
-    fastest: f64,
-    slowest: f64,
-    rng: u64,
-}
-
-impl StepTimes {
-    /// Samples kept for the median.
-    pub const SAMPLES: usize = 100_000;
-
-    /// Records one step.
-    pub fn push(&mut self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        if self.count == 0 {
-            (self.fastest, self.slowest) = (secs, secs);
-        } else {
-            self.fastest = self.fastest.min(secs);
-            self.slowest = self.slowest.max(secs);
-        }
-        self.count += 1;
-        self.total += secs;
-        if self.samples.len() < Self::SAMPLES {
-            self.samples.push(secs);
-        } else {
-            // Keep this step with probability SAMPLES / count, in place of a random one.
-            let slot = self.next_random() % self.count;
-            if let Ok(slot) = usize::try_from(slot)
-                && slot < Self::SAMPLES
-            {
-                self.samples[slot] = secs;
-            }
-        }
-    }
-
-    /// Steps recorded.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// Seconds for all steps together (0 for none).
-    pub fn total(&self) -> f64 {
-        self.total
-    }
-
-    /// The fastest and the slowest step, in seconds (`None` for none).
-    pub fn range(&self) -> Option<(f64, f64)> {
-        (self.count > 0).then_some((self.fastest, self.slowest))
-    }
-
-    /// The median step, in seconds (0 for none).
-    pub fn median(&self) -> f64 {
-        median(self.samples.clone())
-    }
-
-    /// SplitMix64: enough for sampling, and deterministic.
-    fn next_random(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
-fn median(mut secs: Vec<f64>) -> f64 {
-    secs.sort_by(f64::total_cmp);
-    match secs.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => secs[n / 2],
-        n => (secs[n / 2 - 1] + secs[n / 2]) / 2.0,
-    }
-}
+/// Every step's time, in bounded memory: see [`Samples`](crate::measure::Samples).
+pub type StepTimes = crate::measure::Samples;
 
 /// The median of some durations, in seconds (0 for none). Benchmarks quote medians
 /// because one slow outlier (a page fault storm, a noisy neighbour) should not move them.
 pub fn median_seconds(samples: &[Duration]) -> f64 {
-    median(samples.iter().map(Duration::as_secs_f64).collect())
+    crate::measure::median(samples.iter().map(Duration::as_secs_f64).collect())
 }
 
 #[cfg(test)]
@@ -185,7 +93,7 @@ mod tests {
             times.push(Duration::from_micros(1_000 + (i * 7919) % 299_000));
         }
         assert_eq!(times.count(), steps);
-        assert!(times.samples.len() == StepTimes::SAMPLES);
+        assert!(times.kept() == StepTimes::SAMPLES);
         let median = times.median();
         assert!((0.145..0.156).contains(&median), "{median}");
         // No step: zeros, and a total that is +0.0 (an empty f64 sum is -0.0).

@@ -131,6 +131,51 @@ impl CancelToken {
         self.inner.subscribers.clone()
     }
 
+    /// Runs `work` (a blocking call that no signal interrupts: opening a FIFO that
+    /// nobody has opened from the other end, reading one that nobody writes) on a
+    /// thread of its own, and returns its result, or `None` as soon as this token is
+    /// cancelled. In that case the thread is left behind, still blocked: it holds only
+    /// what `work` holds, and the caller is expected to end the process soon.
+    ///
+    /// ```
+    /// use concur::process::CancelToken;
+    ///
+    /// let token = CancelToken::new().unwrap();
+    /// assert_eq!(token.unless_cancelled(|| 6 * 7), Some(42));
+    /// token.cancel();
+    /// let never = token.unless_cancelled(|| std::thread::sleep(std::time::Duration::MAX));
+    /// assert_eq!(never, None);
+    /// ```
+    pub fn unless_cancelled<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        if self.is_cancelled() {
+            return None;
+        }
+        let (done, result) = crossbeam_channel::bounded(1);
+        // Shared, so that the work can still be done here if no thread can start.
+        let work = Arc::new(Mutex::new(Some(work)));
+        let theirs = Arc::clone(&work);
+        let spawned = std::thread::Builder::new()
+            .name("blocking-call".into())
+            .spawn(move || {
+                let work = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(work) = work {
+                    let _ = done.send(work());
+                }
+            });
+        if spawned.is_err() {
+            let work = work.lock().unwrap_or_else(PoisonError::into_inner).take();
+            return work.map(|work| work());
+        }
+        let cancelled = self.subscribe();
+        crossbeam_channel::select! {
+            recv(result) -> value => value.ok(),
+            recv(cancelled) -> _ => None,
+        }
+    }
+
     /// A future that completes when cancelled (at once if it already is). It needs no
     /// runtime of its own, and owns what it waits on, so it can be spawned.
     pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {

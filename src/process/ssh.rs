@@ -119,11 +119,16 @@ impl FromStr for SshLogin {
     }
 }
 
+/// The largest `--slf` file concur reads: 1 MiB (some 20,000 hosts).
+pub const MAX_LOGIN_FILE: u64 = 1 << 20;
+
 /// Reads a `--slf` file: one login per line; blank lines and `#` comments are
-/// skipped. Errors name the file and line.
+/// skipped. Errors name the file and line; a file past [`MAX_LOGIN_FILE`] is refused.
 pub fn read_login_file(path: &Path) -> Result<Vec<SshLogin>, String> {
-    let text = std::fs::read_to_string(path)
+    let bytes = crate::limits::read_bounded(path, MAX_LOGIN_FILE, "a --slf file")
         .map_err(|e| format!("cannot read the --slf file {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| format!("the --slf file {} is not UTF-8 text: {e}", path.display()))?;
     let mut logins = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

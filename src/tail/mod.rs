@@ -511,7 +511,13 @@ pub fn run(
     }
     let (mut progress, changed) = match &options.state {
         Some(path) => {
-            let (progress, changed) = start_progress(path, &output, &log)?;
+            // A state file that is a FIFO waits for its writer: beside the cancel
+            // token, so that Ctrl-C still ends the run.
+            let reading = path.clone();
+            let Some(loaded) = cancel.unless_cancelled(move || state::State::load(&reading)) else {
+                return Ok(Summary::default());
+            };
+            let (progress, changed) = start_progress(path, loaded?, &output, &log)?;
             (Some(progress), Some(changed))
         }
         None => (None, None),
@@ -667,10 +673,10 @@ pub fn run(
 /// progress to carry on from with the channel that tells the saver of changes.
 fn start_progress(
     path: &Path,
+    mut loaded: state::State,
     output: &Output,
     log: &Log,
 ) -> Result<(Progress, crossbeam_channel::Receiver<()>), TailError> {
-    let mut loaded = state::State::load(path)?;
     // Half a second early, to be safe: a file leaves the saved positions only a second
     // after its last write (RETIRE_AFTER), so no file counted there is read twice.
     let saved_at = (loaded.saved_at_ns > 0).then(|| {

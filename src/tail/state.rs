@@ -22,6 +22,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The largest state file concur reads: 64 MiB (a state holds about 300 bytes per
+/// followed file).
+pub const MAX_STATE_BYTES: u64 = 64 << 20;
+
 /// How many first bytes identify a file (with its inode) across a restart.
 pub(crate) const HEAD: usize = 16;
 
@@ -99,9 +103,10 @@ pub enum StateError {
 }
 
 impl State {
-    /// Loads `path`; a missing file is an empty state (the first run).
+    /// Loads `path`; a missing file is an empty state (the first run). A file past
+    /// [`MAX_STATE_BYTES`] (or `/dev/zero`) is refused as soon as that much is read.
     pub fn load(path: &Path) -> Result<Self, StateError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::limits::read_bounded(path, MAX_STATE_BYTES, "a state file") {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(source) => {
@@ -112,7 +117,7 @@ impl State {
                 });
             }
         };
-        serde_json::from_str(&text).map_err(|e| StateError::Format {
+        serde_json::from_slice(&text).map_err(|e| StateError::Format {
             path: path.to_owned(),
             why: e.to_string(),
         })

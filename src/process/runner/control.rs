@@ -360,8 +360,10 @@ impl JobsFile {
 
     /// The job count the file holds now, on a machine with `cores`.
     pub fn read(&self, cores: usize) -> Result<std::num::NonZeroUsize, String> {
-        let text = std::fs::read_to_string(&self.path)
+        // A job count is a few bytes; anything past 64 KiB is not one.
+        let bytes = crate::limits::read_bounded(&self.path, 64 << 10, "a -j file")
             .map_err(|e| format!("cannot read -j {}: {e}", self.path.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
         text.parse::<JobCount>()
             .map(|count| count.resolve(cores))
             .map_err(|e| format!("{}: {e}", self.path.display()))

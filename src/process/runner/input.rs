@@ -151,6 +151,20 @@ pub enum InputError {
         #[source]
         source: io::Error,
     },
+    /// The sources held in memory (all but the first of a product, and every source
+    /// of `--link`) passed [`MAX_HELD_RECORDS`] records or [`MAX_HELD_BYTES`] bytes.
+    #[error(
+        "{name} is held in memory (it is combined with every record of the sources before \
+         it), and the held sources may hold at most {max_records} records and {max_bytes} in all"
+    )]
+    TooLarge {
+        /// The source that passed the limit.
+        name: String,
+        /// The record limit.
+        max_records: usize,
+        /// The byte limit, in words.
+        max_bytes: String,
+    },
     /// A `--header` source had no header record.
     #[error("{name} has no header record for --header")]
     NoHeader {
@@ -240,12 +254,101 @@ impl Reader {
         }))
     }
 
-    fn read_all(mut self) -> Result<Vec<Record>, InputError> {
+    /// Marks this reader as held in memory: past [`MAX_HELD_BYTES`] read (skipped
+    /// over-long records included, so an endless one such as `/dev/zero` stops too),
+    /// reading fails.
+    fn hold(&mut self) {
+        if let ReaderKind::Stream(stream) = &mut self.kind {
+            let inner = std::mem::replace(stream, Box::new(io::empty()));
+            *stream = Box::new(Capped {
+                inner,
+                left: MAX_HELD_BYTES,
+            });
+        }
+    }
+
+    fn read_all(mut self, held: &mut Held) -> Result<Vec<Record>, InputError> {
+        self.hold();
         let mut all = Vec::new();
         while let Some(record) = self.next()? {
+            held.add(&self.name, &record)?;
             all.push(record);
         }
         Ok(all)
+    }
+}
+
+/// The most records the held sources (all but the first of a product, and every
+/// source of `--link`) may hold in all: 1 Mi (about 150 bytes of memory each).
+pub const MAX_HELD_RECORDS: usize = 1 << 20;
+
+/// The most bytes of arguments the held sources may hold in all: 256 MiB.
+pub const MAX_HELD_BYTES: u64 = 256 << 20;
+
+/// A stream that fails once `left` bytes have been read from it.
+struct Capped {
+    inner: Box<dyn BufRead + Send>,
+    left: u64,
+}
+
+impl io::Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Capped {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let left = self.left;
+        let available = self.inner.fill_buf()?;
+        if left == 0 && !available.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "it is held in memory (combined with every record of the sources before \
+                     it), and held sources may be at most {}",
+                    crate::limits::format_bytes(MAX_HELD_BYTES)
+                ),
+            ));
+        }
+        Ok(&available[..available
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX))])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.left = self.left.saturating_sub(amount as u64);
+        self.inner.consume(amount);
+    }
+}
+
+/// What the held sources hold so far, against [`MAX_HELD_RECORDS`] and
+/// [`MAX_HELD_BYTES`].
+#[derive(Default)]
+struct Held {
+    records: usize,
+    bytes: u64,
+}
+
+impl Held {
+    fn add(&mut self, name: &str, record: &Record) -> Result<(), InputError> {
+        self.records += 1;
+        self.bytes += match record {
+            Ok(values) => values.iter().map(|v| v.len() as u64 + 1).sum(),
+            Err(reason) => reason.len() as u64,
+        };
+        if self.records > MAX_HELD_RECORDS || self.bytes > MAX_HELD_BYTES {
+            return Err(InputError::TooLarge {
+                name: name.to_owned(),
+                max_records: MAX_HELD_RECORDS,
+                max_bytes: crate::limits::format_bytes(MAX_HELD_BYTES),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -418,23 +521,28 @@ impl Jobs {
                 _ => groups.push(vec![reader]),
             }
         }
-        let mut groups = groups.into_iter().map(|readers| {
-            if options.link_all && readers.len() > 1 {
-                let all = readers
-                    .into_iter()
-                    .map(Reader::read_all)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Group {
-                    readers: Vec::new(),
-                    wrapped: Some((all, 0)),
-                })
-            } else {
-                Ok(Group {
-                    readers,
-                    wrapped: None,
-                })
-            }
-        });
+        let mut held = Held::default();
+        let groups: Vec<Result<Group, InputError>> = groups
+            .into_iter()
+            .map(|readers| {
+                if options.link_all && readers.len() > 1 {
+                    let all = readers
+                        .into_iter()
+                        .map(|reader| reader.read_all(&mut held))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Group {
+                        readers: Vec::new(),
+                        wrapped: Some((all, 0)),
+                    })
+                } else {
+                    Ok(Group {
+                        readers,
+                        wrapped: None,
+                    })
+                }
+            })
+            .collect();
+        let mut groups = groups.into_iter();
         let first = groups.next().unwrap_or(Ok(Group {
             readers: Vec::new(),
             wrapped: None,
@@ -442,8 +550,14 @@ impl Jobs {
         let mut rest = Vec::new();
         for group in groups {
             let mut group = group?;
+            group.readers.iter_mut().for_each(Reader::hold);
             let mut records = Vec::new();
             while let Some(record) = group.next()? {
+                let name = group
+                    .readers
+                    .first()
+                    .map_or("the --link sources", |r| &r.name);
+                held.add(name, &record)?;
                 records.push(record);
             }
             rest.push(records);
@@ -537,7 +651,8 @@ impl Jobs {
                 }
             }
         };
-        let mut records = Vec::with_capacity(take);
+        // Not sized by `take` (up to MAX_RECORDS_PER_JOB): the input may end first.
+        let mut records = Vec::with_capacity(take.min(64));
         while records.len() < take {
             let record = match self.pending.pop_front() {
                 Some(record) => record,

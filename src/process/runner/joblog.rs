@@ -152,8 +152,16 @@ impl Logged {
     }
 }
 
+/// The longest joblog line `--resume` reads: 1 MiB (a line holds the command).
+pub const MAX_JOBLOG_LINE: usize = 1 << 20;
+
+/// The most records `--resume` reads from a joblog: 10 million.
+pub const MAX_JOBLOG_RECORDS: usize = 10_000_000;
+
 /// Reads a joblog written by concur or GNU parallel (the same columns). A missing file
-/// holds no jobs; a line that is not a record is an error naming its line number.
+/// holds no jobs; a line that is not a record is an error naming its line number, and
+/// so are a line longer than [`MAX_JOBLOG_LINE`] and more than [`MAX_JOBLOG_RECORDS`]
+/// records: the file is read line by line, so `/dev/zero` fails at once.
 ///
 /// ```
 /// use concur::process::runner::read_joblog;
@@ -166,24 +174,46 @@ impl Logged {
 /// assert_eq!((jobs[0].seq, jobs[0].succeeded()), (2, false));
 /// ```
 pub fn read_joblog(path: &Path) -> io::Result<Vec<Logged>> {
-    let text = match std::fs::read(path) {
-        Ok(text) => text,
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    let mut reader = io::BufReader::new(file);
     let mut jobs = Vec::new();
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+    let mut number = 0;
+    loop {
+        number += 1;
+        let line = match crate::lines::read_line(&mut reader, MAX_JOBLOG_LINE) {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(crate::lines::LineError::Io(e)) => return Err(e),
+            Err(too_long) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("line {number}: {too_long}"),
+                ));
+            }
+        };
         if line.is_empty() || line.starts_with(b"Seq\t") {
             continue;
         }
+        if jobs.len() == MAX_JOBLOG_RECORDS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line {number}: more than {MAX_JOBLOG_RECORDS} records, the most --resume reads"
+                ),
+            ));
+        }
         let fields: Vec<&[u8]> = line.splitn(9, |&b| b == b'\t').collect();
-        let number = |k: usize| {
+        let field = |k: usize| {
             fields
                 .get(k)
                 .and_then(|f| std::str::from_utf8(f).ok())
                 .and_then(|f| f.trim().parse::<i64>().ok())
         };
-        match (number(0), number(6), number(7)) {
+        match (field(0), field(6), field(7)) {
             (Some(seq), Some(exitval), Some(signal)) if seq > 0 => jobs.push(Logged {
                 seq: usize::try_from(seq).unwrap_or(usize::MAX),
                 exitval: i32::try_from(exitval).unwrap_or(-1),
@@ -193,9 +223,8 @@ pub fn read_joblog(path: &Path) -> io::Result<Vec<Logged>> {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "line {} is not a joblog record: {}",
-                        i + 1,
-                        crate::lines::excerpt(&String::from_utf8_lossy(line), 80)
+                        "line {number} is not a joblog record: {}",
+                        crate::lines::excerpt(&String::from_utf8_lossy(&line), 80)
                     ),
                 ));
             }

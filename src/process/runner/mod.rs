@@ -45,9 +45,13 @@ pub use control::{
     Gate, Halt, HaltOn, HaltWhen, JobCount, JobsFile, RunningMedian, Threshold, Timeout,
 };
 pub use input::{
-    DEFAULT_FILL_BYTES, Grouping, Input, InputError, InputOptions, JobArgs, Jobs, Source,
+    DEFAULT_FILL_BYTES, Grouping, Input, InputError, InputOptions, JobArgs, Jobs, MAX_HELD_BYTES,
+    MAX_HELD_RECORDS, Source,
 };
-pub use joblog::{HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, read_joblog};
+pub use joblog::{
+    HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, MAX_JOBLOG_LINE, MAX_JOBLOG_RECORDS,
+    read_joblog,
+};
 pub use live::{JobWriter, Live, LiveOutput};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
@@ -487,6 +491,16 @@ pub fn run(
     run_jobs(options, source, reporter, cancel)
 }
 
+/// The most records (`-N`) or arguments (`-n`) one job takes: no command line holds
+/// more, and with `--pipe`, a block of more records is better asked for by `--block`.
+pub const MAX_RECORDS_PER_JOB: usize = 1 << 20;
+
+/// The longest input record (`--max-line-bytes`) that can be asked for: 1 GiB.
+pub const MAX_RECORD_BYTES: u64 = 1 << 30;
+
+/// The largest `--pipe` block: 1 GiB (up to 2 × j + 2 blocks are held at once).
+pub const MAX_BLOCK: u64 = 1 << 30;
+
 /// [`run`], with the input already opened (so that `--header` names could be read and
 /// the template parsed with them).
 pub fn run_jobs(
@@ -495,12 +509,24 @@ pub fn run_jobs(
     reporter: &mut dyn Reporter,
     cancel: &CancelToken,
 ) -> Result<Summary, RunError> {
+    // Opening a FIFO waits for its other end, and no signal interrupts that: the
+    // opens wait beside the cancel token, so Ctrl-C still ends the run.
+    let interrupted = || Summary {
+        interrupted_by: Some(cancel.reason().unwrap_or(2)),
+        ..Summary::default()
+    };
     let mut joblog = match &options.joblog {
         Some(path) => {
-            let opened = if options.joblog_append {
-                JobLog::append(path)
-            } else {
-                JobLog::create(path)
+            let (owned, append) = (path.clone(), options.joblog_append);
+            let opened = cancel.unless_cancelled(move || {
+                if append {
+                    JobLog::append(&owned)
+                } else {
+                    JobLog::create(&owned)
+                }
+            });
+            let Some(opened) = opened else {
+                return Ok(interrupted());
             };
             Some(opened.map_err(|source| RunError::Joblog {
                 path: path.clone(),
@@ -511,17 +537,19 @@ pub fn run_jobs(
     };
     let results = match &options.results {
         Some(results) => {
-            Some(
-                ResultWriter::open(results.clone()).map_err(|err| RunError::Results {
-                    path: err.path,
-                    source: err.source,
-                })?,
-            )
+            let results = results.clone();
+            let Some(opened) = cancel.unless_cancelled(move || ResultWriter::open(results)) else {
+                return Ok(interrupted());
+            };
+            Some(opened.map_err(|err| RunError::Results {
+                path: err.path,
+                source: err.source,
+            })?)
         }
         None => None,
     };
     let jobs = options.jobs.get();
-    crate::limits::ensure_threads(jobs + 1, crate::limits::DEFAULT_STACK)
+    crate::limits::ensure_threads(jobs.saturating_add(1), crate::limits::DEFAULT_STACK)
         .map_err(|source| RunError::Start { jobs, source })?;
 
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
