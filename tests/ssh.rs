@@ -677,3 +677,39 @@ fn tags_can_name_the_host() {
         "{run}"
     );
 }
+
+/// Ctrl-C while a host is still being connected to (it accepted the TCP connection
+/// and says nothing, so `ssh` waits for its banner) ends the run at once with 130,
+/// instead of after the connect timeout. Needs only the `ssh` client.
+#[test]
+fn ctrl_c_while_connecting_ends_the_run() {
+    if Command::new("ssh").arg("-V").output().is_err() {
+        assert!(!require_sshd(), "ssh is required under CI=true");
+        eprintln!("skipped: no ssh client");
+        return;
+    }
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = Dir::new();
+    let child = dir
+        .concur(["run", "-S"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["echo", ":::", "a"])
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
+    // The event: ssh has connected and waits for the banner.
+    let (held, _) = silent.accept().unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop((watchdog, held));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

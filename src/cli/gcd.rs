@@ -200,6 +200,8 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
             );
         }
     };
+    // From here on, Ctrl-C stops the run cleanly: connecting to hosts included.
+    let signals = SignalCancel::install("gcd-signals")?;
     if !args.hosts.is_empty() {
         if args.jobs.is_some() {
             return Err(UsageError(
@@ -217,10 +219,18 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
             logins.push(spec.parse::<SshLogin>().map_err(UsageError)?);
         }
         let command = args.ssh.split_whitespace().map(String::from).collect();
-        let hosts = match Hosts::connect(logins, command, None, Workdir::RunDir, &mut |note| {
-            eprintln!("concur: {note}");
-        }) {
+        let hosts = match Hosts::connect(
+            logins,
+            command,
+            None,
+            Workdir::RunDir,
+            &mut |note| eprintln!("concur: {note}"),
+            Some(signals.token()),
+        ) {
             Ok(hosts) => Arc::new(hosts),
+            Err(_) if signals.token().is_cancelled() => {
+                return Ok(Outcome::Code(signals.exit_status()));
+            }
             Err(err) => {
                 eprintln!("concur: {err}");
                 return Ok(Outcome::Code(255));
@@ -246,7 +256,6 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
             marker.display().to_string(),
         ]);
     }
-    let signals = SignalCancel::install("gcd-signals")?;
     let result = parallel::run(mode, &pairs, &options, signals.token());
     let run = match result {
         Err(pool::PoolError::Cancelled) => {

@@ -696,12 +696,20 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
                 _ => None,
             };
             let command = args.ssh.split_whitespace().map(String::from).collect();
-            let connected = Hosts::connect(logins, command, count, workdir, &mut |note| {
-                eprintln!("concur: {note}");
-            });
+            let connected = Hosts::connect(
+                logins,
+                command,
+                count,
+                workdir,
+                &mut |note| eprintln!("concur: {note}"),
+                Some(signals.token()),
+            );
             // No host at all: the run cannot start, as when every host is lost.
             match connected {
                 Ok(hosts) => Some(Arc::new(hosts)),
+                Err(_) if signals.token().is_cancelled() => {
+                    return Ok(Outcome::Code(signals.exit_status()));
+                }
                 Err(err) => {
                     eprintln!("concur: {err}");
                     return Ok(Outcome::Code(255));

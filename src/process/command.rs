@@ -367,8 +367,14 @@ impl Cmd {
     /// Runs to completion and collects the output, whatever the exit status. A timeout
     /// is an error that carries what was printed before it.
     pub fn output(&self) -> Result<Output, ProcessError> {
+        self.output_until(None)
+    }
+
+    /// [`output`](Self::output), stopping the child (and failing with
+    /// [`ProcessError::Cancelled`]) as soon as `cancel` fires.
+    pub fn output_until(&self, cancel: Option<&CancelToken>) -> Result<Output, ProcessError> {
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let run = self.execute(&mut stdout, &mut stderr, None)?;
+        let run = self.execute(&mut stdout, &mut stderr, cancel)?;
         let output = Output {
             status: run.status,
             stdout,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::process::runner::JobCount;
 use crate::process::transfer::{RelativePath, Unpacked};
-use crate::process::{Cmd, quote_backslash_bytes};
+use crate::process::{CancelToken, Cmd, quote_backslash_bytes};
 
 /// One `--sshlogin` entry: `[N/][user@]host[:port]`, or `:` for this machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,6 +203,16 @@ impl Ssh {
     /// Opens the master connection to `login` (it backgrounds itself once
     /// authenticated), waiting at most `timeout`.
     pub fn start_master(&self, login: &SshLogin, timeout: Duration) -> Result<(), String> {
+        self.start_master_until(login, timeout, None)
+    }
+
+    /// [`start_master`](Self::start_master), given up as soon as `cancel` fires.
+    fn start_master_until(
+        &self,
+        login: &SshLogin,
+        timeout: Duration,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), String> {
         let Some(host) = &login.host else {
             return Ok(());
         };
@@ -216,7 +226,7 @@ impl Ssh {
             .args(["-N", "-f", "--"])
             .arg(host)
             .timeout(timeout);
-        checked(cmd.output())
+        checked(cmd.output_until(cancel))
     }
 
     /// Whether a session to `login` that exited with `code` failed because the
@@ -253,7 +263,12 @@ impl Ssh {
 
     /// Asks a host, in one session, for its core count, a fresh directory for this
     /// run (made there, mode 700), whether it has `rsync`, and makes `workdir`.
-    fn probe(&self, login: &SshLogin, workdir: Option<&[u8]>) -> Result<Probe, String> {
+    fn probe(
+        &self,
+        login: &SshLogin,
+        workdir: Option<&[u8]>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Probe, String> {
         let Some(host) = &login.host else {
             return Err("the local machine is not probed".into());
         };
@@ -270,7 +285,7 @@ impl Ssh {
             .args(["--", host])
             .arg(os_from_bytes(&script))
             .timeout(Duration::from_secs(30))
-            .output()
+            .output_until(cancel)
             .map_err(|e| crate::error_chain(&e))?;
         let mut lines = out.stdout.split(|&b| b == b'\n');
         let mut next = || lines.next().map(|l| l.trim_ascii().to_vec());
@@ -761,13 +776,15 @@ pub struct Hosts {
 impl Hosts {
     /// Opens one master connection per login and asks each host what it has. A
     /// host that cannot be reached is named through `report` and skipped; with
-    /// none left, the error names each host's.
+    /// none left, the error names each host's. When `cancel` fires (Ctrl-C), the
+    /// connections under way are given up at once, and it fails.
     pub fn connect(
         logins: Vec<SshLogin>,
         ssh_command: Vec<String>,
         jobs: Option<JobCount>,
         workdir: Workdir,
         report: &mut dyn FnMut(&str),
+        cancel: Option<&CancelToken>,
     ) -> Result<Self, String> {
         // A short path: a socket's path must fit in about 100 bytes. Private (0700):
         // whoever can reach a master's socket can run commands on its host as us.
@@ -797,7 +814,7 @@ impl Hosts {
         let opened: Vec<Result<Host, String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = unique
                 .iter()
-                .map(|login| scope.spawn(|| hosts.open(login.clone())))
+                .map(|login| scope.spawn(|| hosts.open(login.clone(), cancel)))
                 .collect();
             handles
                 .into_iter()
@@ -807,6 +824,13 @@ impl Hosts {
                 })
                 .collect()
         });
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            // A master that had just put itself in the background is closed too.
+            for login in &unique {
+                hosts.ssh.stop_master(login);
+            }
+            return Err("cancelled while connecting".into());
+        }
         let mut errors = Vec::new();
         for (login, host) in unique.into_iter().zip(opened) {
             match host {
@@ -826,14 +850,14 @@ impl Hosts {
     /// Connects to one more host and gives it the next job slots. Returns its
     /// slot count.
     pub fn add(&self, login: SshLogin) -> Result<usize, String> {
-        let host = self.open(login)?;
+        let host = self.open(login, None)?;
         let slots = host.slots;
         self.list().push(Arc::new(host));
         Ok(slots)
     }
 
     /// Opens the master connection to `login` and asks the host what it has.
-    fn open(&self, login: SshLogin) -> Result<Host, String> {
+    fn open(&self, login: SshLogin, cancel: Option<&CancelToken>) -> Result<Host, String> {
         let wanted = login.jobs;
         let slots_for = |cores: usize| match (wanted, self.jobs) {
             (Some(n), _) => n,
@@ -844,14 +868,15 @@ impl Hosts {
             let cores = std::thread::available_parallelism().map_or(1, usize::from);
             Host::local(login, slots_for(cores))
         } else {
-            self.ssh.start_master(&login, Duration::from_secs(10))?;
+            self.ssh
+                .start_master_until(&login, Duration::from_secs(10), cancel)?;
             let workdir = match &self.workdir {
                 Workdir::RunDir => None,
                 Workdir::Path(path) => Some(path.as_slice()),
             };
             let probe = self
                 .ssh
-                .probe(&login, workdir)
+                .probe(&login, workdir, cancel)
                 .inspect_err(|_| self.ssh.stop_master(&login))?;
             Host {
                 slots: slots_for(probe.cores),
@@ -1056,6 +1081,7 @@ mod tests {
             None,
             Workdir::RunDir,
             &mut |_| {},
+            None,
         )
         .unwrap();
         let mode = std::fs::metadata(&hosts.ssh.control_dir)

@@ -53,9 +53,16 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
         .map(String::from)
         .collect();
     let connect = |logins: Vec<SshLogin>| {
-        Hosts::connect(logins, command.clone(), None, Workdir::RunDir, &mut |_| {})
-            .map(Arc::new)
-            .map_err(demo)
+        Hosts::connect(
+            logins,
+            command.clone(),
+            None,
+            Workdir::RunDir,
+            &mut |_| {},
+            None,
+        )
+        .map(Arc::new)
+        .map_err(demo)
     };
     let hosts = connect(logins.clone())?;
 
