@@ -23,8 +23,9 @@
 //! | 64 true parallelism | [`parallel`] ([`parallel::run`], [`parallel::pool::map`] over any [`parallel::pool::Task`], [`parallel::bench`]) | `concur gcd`, `concur gcd bench` |
 //! | the whole chapter | [`tour`] | `concur tour` |
 //!
-//! Shared pieces: [`measure`] (peak RSS and threads for benchmarks), [`limits`] (how many
-//! threads and how much memory the OS allows), [`lines`] (bounded line reading and
+//! Shared pieces: [`measure`] (peak RSS and threads for benchmarks, durations sampled in
+//! bounded memory), [`limits`] (how many threads, descriptors and how much memory the OS
+//! allows, and reading a file with a size bound), [`lines`] (bounded line reading and
 //! bounded quoting of untrusted input), [`sink`] (output that never stalls or grows
 //! its writer) and [`cli`] (the command line, which `main.rs` only calls).
 

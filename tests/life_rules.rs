@@ -12,11 +12,15 @@ const STRATEGIES: [&str; 6] = crate::util::LIFE_STRATEGIES;
 /// No fault may make a client hang: each run must end well within this.
 const NO_HANG: Duration = Duration::from_secs(30);
 
-/// A `concur life rules-server` process on a free port, killed when dropped.
+/// A `concur life rules-server` process on a free port, killed when dropped. Its log
+/// lines after the first arrive on `lines`, read by a thread of their own, so that a
+/// test can wait for one with a deadline.
 struct Server {
     process: KillOnDrop,
     addr: SocketAddr,
-    stderr: BufReader<std::process::ChildStderr>,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Lines received and not yet asked for.
+    seen: Vec<String>,
 }
 
 impl Server {
@@ -36,11 +40,47 @@ impl Server {
             .and_then(|rest| rest.split(' ').next())
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
         Self {
             process,
             addr,
-            stderr,
+            lines,
+            seen: Vec::new(),
         }
+    }
+
+    /// Waits up to 30 s for a log line containing `needle` (in whatever order lines
+    /// came); returns it.
+    fn log_line(&mut self, needle: &str) -> String {
+        if let Some(i) = self.seen.iter().position(|l| l.contains(needle)) {
+            return self.seen.remove(i);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "the server never logged {needle:?}; it logged {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Every log line not yet asked for, until the server's stderr closes.
+    fn rest(&mut self) -> String {
+        let mut all = std::mem::take(&mut self.seen);
+        all.extend(self.lines.iter());
+        all.join("\n")
     }
 
     fn rules(&self) -> String {
@@ -341,8 +381,7 @@ fn the_server_stops_on_sigint_with_its_counts() {
     .expect_success();
     let pid = rustix::process::Pid::from_child(&server.process);
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-    let mut rest = String::new();
-    server.stderr.read_to_string(&mut rest).unwrap();
+    let rest = server.rest();
     let mut stdout = String::new();
     server
         .process
@@ -378,24 +417,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {field} in {status}"))
-}
-
-impl Server {
-    /// Waits up to 30 s for a log line containing `needle`; returns it.
-    fn log_line(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let mut line = String::new();
-        while std::time::Instant::now() < deadline {
-            line.clear();
-            if self.stderr.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            if line.contains(needle) {
-                return line;
-            }
-        }
-        panic!("the server never logged {needle:?}");
-    }
 }
 
 /// A client that sends valid requests as fast as the server takes them and never reads

@@ -450,6 +450,8 @@ fn memfree_and_load_gate_job_starts() {
             "started",
         ])
         .spawn();
+    crate::util::wait_for_signal_handlers(child.id());
+    // Time for a job that should not start to show that it did.
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         !dir.path().join("started").exists(),

@@ -326,3 +326,19 @@ pub(crate) const LIFE_STRATEGIES: [&str; 6] = [
     "pool",
     "async",
 ];
+
+/// Waits until process `pid` handles SIGTERM and SIGINT itself (its signal handler is
+/// installed): before that, a signal kills it with the default action, so a test that
+/// checks the exit status of a signalled run must wait for this event first.
+pub(crate) fn wait_for_signal_handlers(pid: u32) {
+    let caught = |pid: u32| -> bool {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            // SIGINT is 2 and SIGTERM 15: bits 1 and 14.
+            .is_some_and(|mask| mask & (1 << 1) != 0 && mask & (1 << 14) != 0)
+    };
+    eventually("the signal handlers", || caught(pid));
+}

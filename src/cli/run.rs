@@ -230,7 +230,7 @@ pub struct RunArgs {
 
     /// With --pipe: bytes per block, about (cut at the last record end before it); at
     /// most 1G.
-    #[arg(long, visible_alias = "bs", value_parser = parse_block, value_name = "SIZE", default_value = "1M")]
+    #[arg(long, visible_alias = "bs", value_parser = parse_block_max, value_name = "SIZE", default_value = "1M")]
     block: u64,
 
     /// With --pipe: the string that ends a record [default: \n].
@@ -431,16 +431,22 @@ fn parse_block(text: &str) -> Result<u64, String> {
     };
     let bytes = (n * scale).round();
     if bytes < 1.0 {
-        return Err(format!("--block {text:?} must be at least 1 byte"));
+        return Err(format!("{text:?} must be at least 1 byte"));
     }
-    // Up to (2 × j + 2) blocks are held at once.
-    if bytes > runner::MAX_BLOCK as f64 {
+    Ok(bytes.min(u64::MAX as f64) as u64)
+}
+
+/// A `--block` size: as [`parse_block`], at most [`runner::MAX_BLOCK`] (up to
+/// 2 × j + 2 blocks are held at once).
+fn parse_block_max(text: &str) -> Result<u64, String> {
+    let bytes = parse_block(text)?;
+    if bytes > runner::MAX_BLOCK {
         return Err(super::value::too_large(
-            format!("--block {text:?}"),
+            crate::limits::format_bytes(bytes),
             crate::limits::format_bytes(runner::MAX_BLOCK),
         ));
     }
-    Ok(bytes as u64)
+    Ok(bytes)
 }
 
 /// `--recend`/`--recstart` text with `\n`, `\t`, `\r`, `\0` and `\\` understood.
