@@ -9,6 +9,19 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub(crate) fn progress_bar(len: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     set_bar_style(&bar, unit);
+    tick(bar)
+}
+
+/// A spinner with a count on stderr (hidden when stderr is not a terminal), for a total
+/// not known yet: styled before its ticker starts, so its first frame is never a
+/// `0/0` bar.
+pub(crate) fn spinner(unit: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    set_spinner_style(&bar, unit);
+    tick(bar)
+}
+
+fn tick(bar: ProgressBar) -> ProgressBar {
     if !bar.is_hidden() {
         // The ticker is a thread of its own; start it only when something is drawn.
         bar.enable_steady_tick(Duration::from_millis(100));
@@ -26,7 +39,7 @@ pub(crate) fn set_bar_style(bar: &ProgressBar, unit: &str) {
 }
 
 /// Gives `bar` the style of a spinner with a count, for a total not known yet.
-pub(crate) fn set_spinner_style(bar: &ProgressBar, unit: &str) {
+fn set_spinner_style(bar: &ProgressBar, unit: &str) {
     let template = format!("{{spinner}} {{elapsed_precise}} {{pos}} {unit} done {{msg}}");
     if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);

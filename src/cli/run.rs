@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
 
-use super::output::progress_bar;
 use super::signals::SignalCancel;
 use super::value::{parse_bytes_max, parse_duration, parse_positive_max};
 use super::{Outcome, UsageError};
@@ -857,8 +856,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
     options.joblog = args.joblog;
 
-    let bar = progress_bar(0, "jobs");
-    super::output::set_spinner_style(&bar, "jobs");
+    let bar = super::output::spinner("jobs");
     let live = match (args.line_buffer, args.ungroup) {
         _ if args.keep_order => None,
         (true, _) => Some(Live::Lines),

@@ -228,13 +228,58 @@ fn life_rules_server(out: &mut dyn Write, options: TourOptions) -> Result<(), To
         )?;
         out.flush()?;
     }
+    let flooded = flood_without_reading(server.addr).map_err(TourError::Demo)?;
     let answered = server.stop();
     writeln!(
         out,
         "\nThe server answered {answered} requests. Requests carry ids, so 45 threads or\n\
          a million futures share the same few sockets (`concur life bench --rules`)."
     )?;
+    writeln!(
+        out,
+        "A client that sends requests and never reads a reply could send {:.1} MiB before its\n\
+         writes blocked: the server queues at most {} of replies per connection and then\n\
+         stops reading it, so TCP holds the client back (the rest sits in the kernels'\n\
+         socket buffers). The server's memory does not grow with the client's patience.",
+        flooded as f64 / f64::from(1 << 20),
+        crate::limits::format_bytes(remote::server::DEFAULT_MAX_QUEUED_BYTES as u64)
+    )?;
     Ok(())
+}
+
+/// Sends valid requests to `addr` as fast as it takes them, reading nothing, until a
+/// write blocks for 300 ms (or 256 MiB went, a bound for the tour's sake); returns the
+/// bytes sent.
+fn flood_without_reading(addr: std::net::SocketAddr) -> std::io::Result<u64> {
+    use std::io::Write as _;
+    let mut socket = std::net::TcpStream::connect(addr)?;
+    socket.set_write_timeout(Some(Duration::from_millis(300)))?;
+    let mut batch = Vec::new();
+    let query = crate::life::CellQuery {
+        y: 1,
+        x: 1,
+        state: crate::life::Cell::Empty,
+        neighbors: 3,
+    };
+    for id in 0..4096 {
+        remote::protocol::encode_request(id, &query, &mut batch);
+    }
+    let mut sent = 0u64;
+    while sent < 256 << 20 {
+        match socket.write(&batch) {
+            Ok(n) => sent += n as u64,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sent)
 }
 
 /// A rules server on a loopback port, served by its own thread until stopped.
