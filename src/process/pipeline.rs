@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
+use super::CancelToken;
 use super::command::{Cmd, DEFAULT_GRACE};
 use super::error::{ProcessError, stderr_tail};
-use super::group::{Group, Member, Pump};
+use super::group::{Group, Member, Pump, Stop};
 
 /// Commands whose stdout feeds the next one's stdin (the book's encrypt → hash chain).
 ///
@@ -83,6 +84,15 @@ impl Pipeline {
 
     /// Runs the chain to completion and collects its output, whatever the statuses.
     pub fn output(&self) -> Result<PipelineOutput, ProcessError> {
+        self.output_until(None)
+    }
+
+    /// [`output`](Self::output), stopping the whole chain (and failing with
+    /// [`ProcessError::Cancelled`]) as soon as `cancel` fires.
+    pub fn output_until(
+        &self,
+        cancel: Option<&CancelToken>,
+    ) -> Result<PipelineOutput, ProcessError> {
         let start = Instant::now();
         let Some((first, rest)) = self.stages.split_first() else {
             return Ok(PipelineOutput {
@@ -133,7 +143,7 @@ impl Pipeline {
         };
         let deadline = self.timeout.map(|t| start + t);
         let pumped = group
-            .pump(io, deadline, self.grace, None, None)
+            .pump(io, deadline, self.grace, None, cancel)
             .map_err(|source| ProcessError::Io {
                 command: self.display(),
                 source,
@@ -143,6 +153,11 @@ impl Pipeline {
             stdout,
             stderr,
         };
+        if pumped.stop == Some(Stop::Cancel) {
+            return Err(ProcessError::Cancelled {
+                command: self.display(),
+            });
+        }
         if pumped.stop.is_some() {
             return Err(ProcessError::TimedOut {
                 command: self.display(),

@@ -353,7 +353,14 @@ impl Ssh {
     /// Copies local `path` to `host`, under `workdir` if it is relative (as
     /// `rsync --relative` places it), over the master connection. A path with a `..`
     /// component is refused, by either transport (see [`transfer`](super::transfer)).
-    pub fn send(&self, host: &Host, path: &[u8], workdir: &[u8]) -> Result<(), String> {
+    /// Ctrl-C (`cancel`) stops a transfer under way.
+    pub fn send(
+        &self,
+        host: &Host,
+        path: &[u8],
+        workdir: &[u8],
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), String> {
         let Some(name) = &host.login.host else {
             return Ok(());
         };
@@ -372,7 +379,7 @@ impl Ssh {
             target.push(os_from_bytes(dest));
             target.push("/");
             let cmd = self.rsync(&host.login).arg("--").arg(local).arg(target);
-            return checked(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(failed);
+            return checked(cmd.timeout(TRANSFER_TIMEOUT).output_until(cancel)).map_err(failed);
         }
         // tar | ssh 'tar -x', each end's status checked (a shell pipeline reports
         // only the last, so a missing file used to pass).
@@ -387,7 +394,7 @@ impl Ssh {
                 .arg(os_from_bytes(&remote)),
         ])
         .timeout(TRANSFER_TIMEOUT);
-        match pipeline.output() {
+        match pipeline.output_until(cancel) {
             Ok(out) => match out.statuses.iter().position(|s| !s.success()) {
                 None => Ok(()),
                 Some(stage) => Err(failed(crate::lines::excerpt(
@@ -404,7 +411,14 @@ impl Ssh {
     /// rsync, which checks what it receives against what it asked for, or by tar,
     /// whose archive is read member by member ([`Unpacked`]). A link on the host
     /// comes as what it points to, by either. A path that is not there fails.
-    pub fn fetch(&self, host: &Host, path: &[u8], workdir: &[u8]) -> Result<(), String> {
+    /// Ctrl-C (`cancel`) stops a transfer under way.
+    pub fn fetch(
+        &self,
+        host: &Host,
+        path: &[u8],
+        workdir: &[u8],
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), String> {
         let Some(name) = &host.login.host else {
             return Ok(());
         };
@@ -431,7 +445,7 @@ impl Ssh {
                 .arg("--")
                 .arg(source)
                 .arg(local);
-            return checked(cmd.timeout(TRANSFER_TIMEOUT).output()).map_err(failed);
+            return checked(cmd.timeout(TRANSFER_TIMEOUT).output_until(cancel)).map_err(failed);
         }
         let dir = Unpacked::private_dir(&wanted).map_err(failed)?;
         let mut remote = b"tar -chf - -C ".to_vec();
@@ -448,8 +462,11 @@ impl Ssh {
             .map_err(|e| failed(format!("cannot spool the archive: {e}")))?;
         let mut stderr = crate::process::Spool::default();
         let run = cmd
-            .execute(&mut archive, &mut stderr, None)
+            .execute(&mut archive, &mut stderr, cancel)
             .map_err(|e| failed(crate::error_chain(&e)))?;
+        if run.ending == crate::process::Ending::Cancelled {
+            return Err(failed("cancelled".into()));
+        }
         if run.ending != crate::process::Ending::Exited || !run.status.success() {
             let said = String::from_utf8_lossy(&stderr.tail(400)).trim().to_owned();
             return Err(failed(if run.ending == crate::process::Ending::TimedOut {

@@ -779,7 +779,7 @@ fn run_job(
         let workdir = hosts.workdir_on(host);
         if let Some(err) = sent
             .iter()
-            .find_map(|path| hosts.ssh.send(host, path, workdir).err())
+            .find_map(|path| hosts.ssh.send(host, path, workdir, Some(cancel)).err())
         {
             // The host itself may be gone: then the job goes back to the queue.
             if !hosts.ssh.master_alive(&host.login) {
@@ -890,7 +890,7 @@ fn run_job(
         let fetched = returned
             .iter()
             .filter(|_| ran)
-            .find_map(|path| hosts.ssh.fetch(host, path, workdir).err());
+            .find_map(|path| hosts.ssh.fetch(host, path, workdir, Some(cancel)).err());
         if options.cleanup {
             let mut paths = sent;
             paths.extend(returned);
