@@ -352,14 +352,17 @@ mod tests {
 
     #[test]
     fn the_peak_rss_resets_to_the_current_rss() {
+        // From the current RSS: a peak left by a test that ran earlier in this process
+        // would hide part of the rise.
+        assert!(reset_peak_rss());
         let before = peak_rss_bytes().unwrap();
         // 256 MiB touched, then freed: the peak stays up until it is reset. (The
-        // margins leave room for what tests running beside this one allocate.)
+        // margins leave room for what tests running beside this one allocate or free.)
         let big = vec![1u8; 256 << 20];
         assert!(big.iter().step_by(4096).all(|&b| b == 1));
         drop(big);
         let high = peak_rss_bytes().unwrap();
-        assert!(high >= before + (250 << 20), "{before} then {high}");
+        assert!(high >= before + (200 << 20), "{before} then {high}");
         assert!(reset_peak_rss());
         let after = peak_rss_bytes().unwrap();
         assert!(
