@@ -9,7 +9,7 @@
 //!
 //! | book item | module | command |
 //! |---|---|---|
-//! | 52 child processes | [`process`] ([`process::Cmd`], [`process::Pipeline`], [`process::ProcessManager`]), [`process::runner`] | `concur run` |
+//! | 52 child processes | [`process`] ([`process::Cmd`], [`process::Pipeline`], [`process::ProcessManager`]), [`runner`] | `concur run` |
 //! | 53 threads for blocking I/O | [`threads`] ([`threads::factorize`], [`threads::slow_io`]) | `concur factorize`, `concur slow-io` |
 //! | 54 locks against data races | [`sync`] (counters, [`sync::BankAccount`], [`sync::ResourcePool`]) | `concur race` |
 //! | 55 queues and pipelines | [`queue`] ([`queue::ClosableQueue`], [`queue::Pipeline`], [`queue::naive`]), [`thumbnails`] | `concur pipeline` |
@@ -21,6 +21,7 @@
 //! | 61 porting threaded I/O to asyncio | [`guess`] ([`guess::Session`], [`guess::serve_threads`], [`guess::serve_async`], [`guess::load`]) | `concur guess serve`, `play`, `load` |
 //! | 62–63 mixing threads and coroutines, not blocking the loop | [`tail`] ([`tail::Source`], [`tail::merge_threads`], [`tail::merge_mixed`], [`tail::merge_async`], [`tail::debug`]) | `concur tail` |
 //! | 64 true parallelism | [`parallel`] ([`parallel::run`], [`parallel::pool::map`] over any [`parallel::pool::Task`], [`parallel::bench`]) | `concur gcd`, `concur gcd bench` |
+//! | 52 and 64 past one machine | [`remote`] ([`remote::Hosts`], [`remote::Ssh`], [`remote::transfer`]), used by [`runner`] and [`parallel::pool`] | `concur run -S`, `concur gcd --hosts` |
 //! | the whole chapter | [`tour`] | `concur tour` |
 //!
 //! Shared pieces: [`measure`] (peak RSS and threads for benchmarks, durations sampled in
@@ -39,7 +40,9 @@ pub mod measure;
 pub mod parallel;
 pub mod process;
 pub mod queue;
+pub mod remote;
 pub mod report;
+pub mod runner;
 mod shim;
 pub mod sink;
 pub mod sync;

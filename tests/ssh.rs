@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use concur::process::sshd::LocalSshd;
+use concur::remote::sshd::LocalSshd;
 
 use crate::util::{Dir, eventually};
 

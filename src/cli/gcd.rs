@@ -18,7 +18,7 @@ use crate::parallel::bench::{self, BenchOptions};
 use crate::parallel::gcd::{self, BOOK_PAIRS};
 use crate::parallel::pool::{self, PoolOptions, RemoteWorkers, WorkerFaults};
 use crate::parallel::{self, Mode};
-use crate::process::ssh::{Hosts, SshLogin, Workdir};
+use crate::remote::{Hosts, SshLogin, Workdir};
 use crate::sink::Sink;
 
 const AFTER: &str = "\

@@ -17,7 +17,8 @@ use super::signals::SignalCancel;
 use super::value::{parse_bytes_max, parse_duration, parse_positive_max};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
-use crate::process::runner::{
+use crate::remote;
+use crate::runner::{
     self, Blocks, Gate, Grouping, Halt, Hosts, Input, InputOptions, JobCount, JobSource, Jobs,
     JobsFile, Live, LiveOutput, LoginFile, PipeOptions, Reporter, Results, RunError, RunOptions,
     Source, SshLogin, Streams, Tag, Template, TemplateOptions, Timeout, Workdir, read_joblog,
@@ -696,8 +697,11 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
                 ),
                 Some(dir) => Workdir::Path(dir.clone().into_os_string().into_vec()),
             };
-            let count = match &args.jobs {
-                Some(JobsArg::Count(count)) => Some(*count),
+            let count: Option<remote::SlotRule> = match &args.jobs {
+                Some(JobsArg::Count(count)) => {
+                    let count = *count;
+                    Some(Arc::new(move |cores| count.resolve(cores)))
+                }
                 _ => None,
             };
             let command = args.ssh.split_whitespace().map(String::from).collect();

@@ -19,7 +19,7 @@ pub struct Response {
 ///
 /// The book remembers every guess in a set, so that it never guesses a number twice.
 /// That set grows with every `NUMBER` a client sends, and a client may send millions.
-/// Here the guesses are a [`Shuffle`] of the range instead: the same promise (every
+/// Here the guesses are a `Shuffle` of the range instead: the same promise (every
 /// number at most once, and an error once all were guessed) in a few words of memory,
 /// whatever the client does. The whole session is `size_of::<Session>()` bytes.
 ///

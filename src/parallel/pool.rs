@@ -45,7 +45,7 @@ use thiserror::Error;
 
 use crate::process::CancelToken;
 use crate::process::quote_backslash_bytes;
-use crate::process::ssh::{Host, Hosts};
+use crate::remote::{Host, Hosts};
 use crate::sink::Sink;
 
 /// A kind of work a pool worker can do. Register new kinds in [`serve_named`].

@@ -3,7 +3,7 @@
 //!
 //! The book's advice: use `subprocess` to glue tools together and to use every core;
 //! run children in parallel, pipe data into them, chain one child's output into
-//! another, and use timeouts. This module is that toolkit, and [`runner`] builds a
+//! another, and use timeouts. This module is that toolkit, and [`crate::runner`] builds a
 //! parallel job runner (`concur run`) on it.
 //!
 //! * [`Cmd`]: what to run; [`Cmd::run`] is `subprocess.run(check=True)`,
@@ -33,11 +33,7 @@ mod group;
 mod manager;
 mod pipeline;
 mod quote;
-pub mod runner;
 mod spool;
-pub mod ssh;
-pub mod sshd;
-pub mod transfer;
 
 use std::time::Duration;
 

@@ -129,7 +129,7 @@ pub(super) fn run(
 /// strings, and an input that would run code in `"{}"` under GNU parallel 20221122's
 /// quoting, kept as data.
 fn gnu_parallel(out: &mut dyn Write) -> Result<(), TourError> {
-    use crate::process::runner::{
+    use crate::runner::{
         self, Input, JobSource, Jobs, RunOptions, Source, Streams, Template, TemplateOptions,
     };
     let dir = tempfile::tempdir()?;

@@ -10,12 +10,12 @@ use super::{TourError, heading};
 use crate::parallel::gcd::BOOK_PAIRS;
 use crate::parallel::pool::{PoolOptions, RemoteWorkers};
 use crate::parallel::{self, Mode};
-use crate::process::runner::{
+use crate::process::{CancelToken, Cmd};
+use crate::remote::sshd::LocalSshd;
+use crate::remote::{Hosts, SshLogin, Workdir};
+use crate::runner::{
     self, Input, JobSource, Jobs, RunOptions, Source, Streams, Template, TemplateOptions, Timeout,
 };
-use crate::process::ssh::{Hosts, SshLogin, Workdir};
-use crate::process::sshd::LocalSshd;
-use crate::process::{CancelToken, Cmd};
 
 fn demo(err: impl std::fmt::Display) -> TourError {
     TourError::Demo(std::io::Error::other(err.to_string()))

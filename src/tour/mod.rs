@@ -71,7 +71,7 @@ pub enum TourError {
     Process(#[from] ProcessError),
     /// The job-runner demonstration failed.
     #[error("the job-runner part failed")]
-    Run(#[from] crate::process::runner::RunError),
+    Run(#[from] crate::runner::RunError),
     /// The CPU-parallelism demonstration failed.
     #[error("the CPU-parallelism part failed")]
     Gcd(#[from] BenchError),

@@ -53,7 +53,7 @@ impl JobRecord {
     /// start as epoch seconds with 3 decimals, runtime right-aligned in 10 columns.
     ///
     /// ```
-    /// use concur::process::runner::JobRecord;
+    /// use concur::runner::JobRecord;
     /// use std::time::{Duration, UNIX_EPOCH};
     ///
     /// let record = JobRecord {
@@ -164,7 +164,7 @@ pub const MAX_JOBLOG_RECORDS: usize = 10_000_000;
 /// records: the file is read line by line, so `/dev/zero` fails at once.
 ///
 /// ```
-/// use concur::process::runner::read_joblog;
+/// use concur::runner::read_joblog;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("log");

@@ -259,7 +259,7 @@ impl Template {
     /// The command for one job: its arguments, sequence number and slot.
     ///
     /// ```
-    /// use concur::process::runner::{JobArgs, Template, TemplateOptions};
+    /// use concur::runner::{JobArgs, Template, TemplateOptions};
     ///
     /// let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     /// let arg = |a: &str| JobArgs::single(vec![a.as_bytes().to_vec()]);

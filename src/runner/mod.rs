@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, after, never, select};
 use thiserror::Error;
 
-pub use crate::process::ssh::{
+pub use crate::remote::{
     Host, Hosts, LoginFile, RemoteLine, Ssh, SshLogin, Workdir, read_login_file,
 };
 pub use control::{
@@ -57,7 +57,9 @@ pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
 pub use template::{Rendered, Tag, Template, TemplateError, TemplateOptions};
 
-use super::{CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration};
+use crate::process::{
+    CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration,
+};
 
 /// How often `--slf` files are looked at when no job finishes.
 const LOGIN_FILE_CHECK: Duration = Duration::from_secs(1);
@@ -795,7 +797,7 @@ fn run_job(
     }
     cmd = cmd.grace(options.grace).linger(options.linger);
     if let Some(data) = &job.stdin {
-        cmd = cmd.stdin(super::Input::Bytes(std::sync::Arc::clone(data)));
+        cmd = cmd.stdin(crate::process::Input::Bytes(std::sync::Arc::clone(data)));
     }
     // Decided as the job starts, not when it was queued: `--timeout P%` needs the
     // runtimes of every job that finished before.
