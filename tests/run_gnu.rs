@@ -261,7 +261,8 @@ fn dry_run_runs_nothing() {
         .concur(["run", "-k", "--dry-run", "touch", "{}", ":::", "x", "y z"])
         .run()
         .expect_success();
-    assert_eq!(run.stdout(), "touch x\ntouch y\\ z\n");
+    // As GNU parallel shows it.
+    assert_eq!(run.stdout(), "touch x\ntouch 'y z'\n");
     assert!(made_files(&dir, &[]).is_empty());
 }
 

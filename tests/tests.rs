@@ -5,6 +5,7 @@
 
 mod gcd_cli;
 mod guess;
+mod injection;
 mod life_cli;
 mod life_rules;
 mod life_strategies;

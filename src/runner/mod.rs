@@ -23,6 +23,7 @@ mod live;
 mod pipe;
 mod results;
 
+mod shell;
 mod template;
 
 use std::collections::{BTreeMap, HashSet};
@@ -55,6 +56,7 @@ pub use joblog::{
 pub use live::{JobWriter, Live, LiveOutput};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
+pub use shell::quote_word;
 pub use template::{Rendered, Tag, Template, TemplateError, TemplateOptions};
 
 use crate::process::{

@@ -1,11 +1,13 @@
 //! Turning a job's arguments into a command, as GNU parallel does.
 //!
 //! The command's words are joined by spaces into one shell command line, and every
-//! replacement string in it is replaced by its argument, backslash-quoted (so input is
-//! data wherever the line puts it: bare, in `"…"` or in `'…'`). The line runs with
-//! `sh -c`. When the words hold nothing the shell would interpret (no spaces, quotes,
-//! `;`, `|`, `$`, globs, …), the same words are run directly instead, sparing a shell
-//! per job: the result is what the shell would have run.
+//! replacement string in it is replaced by its argument, quoted for where it sits in
+//! that line (bare, in `'…'`, in `"…"`, in `$( )` or backquotes, in the script of an
+//! `sh -c`), so that the shell reads the argument as data, byte for byte: see
+//! [`shell`](super::shell). The line runs with `sh -c`. When the words hold nothing the
+//! shell would interpret (no spaces, quotes, `;`, `|`, `$`, globs, …), the same words
+//! are run directly instead, sparing a shell per job: the result is what the shell
+//! would have run.
 //!
 //! Replacement strings: `{}` (the argument), `{.}` (without extension), `{/}`
 //! (basename), `{//}` (dirname), `{/.}` (basename without extension), `{#}` (job
@@ -22,7 +24,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::input::JobArgs;
-use crate::process::{Cmd, quote_backslash_bytes};
+use super::shell::{Contexts, Piece, quote_word};
+use crate::process::Cmd;
 
 /// What a replacement string does to its argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +112,9 @@ enum Replacement {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Token {
     Text(Vec<u8>),
-    Replace(Replacement),
+    /// A replacement string, and its hole's number in the command (the key of its
+    /// quoting in [`Contexts`]).
+    Replace(Replacement, usize),
 }
 
 /// A command word: text and replacement strings.
@@ -148,6 +153,10 @@ pub struct Template {
     words: Vec<Word>,
     kind: Kind,
     context: bool,
+    /// `-q`: the words are the program and its arguments, shown quoted.
+    literal: bool,
+    /// How each hole's value is quoted where it sits.
+    quoting: Contexts,
 }
 
 /// A command that cannot be used.
@@ -186,6 +195,8 @@ impl Template {
                 words: Vec::new(),
                 kind: Kind::Lines,
                 context: false,
+                literal: false,
+                quoting: Contexts::default(),
             });
         }
         let mut parsed = words
@@ -196,9 +207,20 @@ impl Template {
         let takes_arguments = parsed
             .iter()
             .flatten()
-            .any(|t| matches!(t, Token::Replace(_)));
+            .any(|t| matches!(t, Token::Replace(..)));
         if !takes_arguments && !options.no_append {
-            parsed.push(vec![Token::Replace(Replacement::All(Modifier::Whole))]);
+            parsed.push(vec![Token::Replace(Replacement::All(Modifier::Whole), 0)]);
+        }
+        // Number the holes in order.
+        for (hole, token) in parsed
+            .iter_mut()
+            .flatten()
+            .filter(|t| matches!(t, Token::Replace(..)))
+            .enumerate()
+        {
+            if let Token::Replace(_, number) = token {
+                *number = hole;
+            }
         }
         let plain = parsed.iter().enumerate().all(|(i, word)| {
             !word.is_empty()
@@ -207,7 +229,7 @@ impl Template {
                     Token::Text(text) => {
                         text.iter().all(|&b| shell_plain(b) || (b == b'=' && i > 0))
                     }
-                    Token::Replace(_) => true,
+                    Token::Replace(..) => true,
                 })
         });
         let kind = if options.quote || plain {
@@ -215,10 +237,16 @@ impl Template {
         } else {
             Kind::Shell
         };
+        let quoting = match kind {
+            Kind::Shell => Contexts::of(&pieces(&parsed)),
+            _ => Contexts::of_argv(&parsed.iter().map(word_pieces).collect::<Vec<_>>()),
+        };
         Ok(Template {
             words: parsed,
             kind,
             context: options.context,
+            literal: options.quote,
+            quoting,
         })
     }
 
@@ -227,7 +255,7 @@ impl Template {
         self.words
             .iter()
             .flatten()
-            .any(|t| matches!(t, Token::Replace(_)))
+            .any(|t| matches!(t, Token::Replace(..)))
     }
 
     /// Whether commands run through `sh -c`.
@@ -264,11 +292,11 @@ impl Template {
     /// let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     /// let arg = |a: &str| JobArgs::single(vec![a.as_bytes().to_vec()]);
     /// let t = Template::parse(&words(&["gzip", "-k", "{}"]), &TemplateOptions::default()).unwrap();
-    /// assert_eq!(t.render(&arg("my file.txt"), 1, 1, None).line, b"gzip -k my\\ file.txt");
+    /// assert_eq!(t.render(&arg("my file.txt"), 1, 1, None).line, b"gzip -k 'my file.txt'");
     /// let t = Template::parse(&words(&["echo"]), &TemplateOptions::default()).unwrap();
     /// assert_eq!(t.render(&arg("appended"), 1, 1, None).line, b"echo appended");
     /// let t = Template::parse(&words(&["wc -l < {.}.txt"]), &TemplateOptions::default()).unwrap();
-    /// assert_eq!(t.render(&arg("a;b.csv"), 1, 1, None).line, b"wc -l < a\\;b.txt");
+    /// assert_eq!(t.render(&arg("a;b.csv"), 1, 1, None).line, b"wc -l < 'a;b'.txt");
     /// ```
     pub fn render(
         &self,
@@ -277,7 +305,6 @@ impl Template {
         slot: usize,
         program: Option<&Path>,
     ) -> Rendered {
-        let mut line = ShellLine(Vec::new());
         if self.kind == Kind::Lines {
             let script = args.joined(b" ");
             return Rendered {
@@ -286,29 +313,61 @@ impl Template {
             };
         }
         let job = Job { args, seq, slot };
+        if self.kind == Kind::Shell {
+            let mut line = ShellLine {
+                line: Vec::new(),
+                quoting: &self.quoting,
+                display: false,
+            };
+            self.render_words(&job, &mut line);
+            return Rendered {
+                cmd: Cmd::shell(OsStr::from_bytes(&line.line)),
+                line: line.line,
+            };
+        }
+        let mut argv = Argv {
+            words: Vec::new(),
+            current: Vec::new(),
+            started: false,
+            quoting: &self.quoting,
+        };
+        for word in &self.words {
+            self.render_word(word, &job, &mut argv);
+            argv.end_word();
+        }
+        // Shown as GNU parallel shows it: with -q every word quoted; else the words'
+        // own text (plain, nothing the shell reads) and each value quoted.
+        let line = if self.literal {
+            let quoted: Vec<Vec<u8>> = argv.words.iter().map(|w| quote_word(w)).collect();
+            quoted.join(&b' ')
+        } else {
+            let mut line = ShellLine {
+                line: Vec::new(),
+                quoting: &self.quoting,
+                display: true,
+            };
+            self.render_words(&job, &mut line);
+            line.line
+        };
+        let mut words = argv.words.into_iter().map(OsString::from_vec);
+        let first = words.next().unwrap_or_default();
+        let cmd = match program {
+            Some(path) => Cmd::new(path),
+            None => Cmd::new(first),
+        };
+        Rendered {
+            cmd: cmd.args(words),
+            line,
+        }
+    }
+
+    fn render_words(&self, job: &Job<'_>, sink: &mut dyn Sink) {
         for (i, word) in self.words.iter().enumerate() {
             if i > 0 {
-                line.0.push(b' ');
+                sink.text(b" ");
             }
-            self.render_word(word, &job, &mut line);
+            self.render_word(word, job, sink);
         }
-        let cmd = if self.kind == Kind::Direct {
-            let mut argv = Argv::default();
-            for word in &self.words {
-                self.render_word(word, &job, &mut argv);
-                argv.end_word();
-            }
-            let mut words = argv.words.into_iter().map(OsString::from_vec);
-            let first = words.next().unwrap_or_default();
-            let cmd = match program {
-                Some(path) => Cmd::new(path),
-                None => Cmd::new(first),
-            };
-            cmd.args(words)
-        } else {
-            Cmd::shell(OsStr::from_bytes(&line.0))
-        };
-        Rendered { cmd, line: line.0 }
     }
 
     /// Renders `{}`-style replacement strings with their arguments as they are (no
@@ -331,6 +390,8 @@ impl Template {
             words: vec![parse_word(text, options)?],
             kind: Kind::Shell,
             context: false,
+            literal: false,
+            quoting: Contexts::default(),
         })
     }
 
@@ -338,7 +399,7 @@ impl Template {
         let repeats = self.context
             && word
                 .iter()
-                .any(|t| matches!(t, Token::Replace(Replacement::All(_))));
+                .any(|t| matches!(t, Token::Replace(Replacement::All(_), _)));
         if repeats {
             // -X: the whole word once per record, the record's values in place of {}.
             for (i, record) in job.args.records().enumerate() {
@@ -369,50 +430,63 @@ fn render_tokens(word: &Word, job: &Job<'_>, sink: &mut dyn Sink) {
     for token in word {
         match token {
             Token::Text(text) => sink.text(text),
-            Token::Replace(Replacement::Seq) => sink.text(job.seq.to_string().as_bytes()),
-            Token::Replace(Replacement::Slot) => sink.text(job.slot.to_string().as_bytes()),
-            Token::Replace(Replacement::Nth(n, modifier)) => {
+            Token::Replace(Replacement::Seq, _) => sink.text(job.seq.to_string().as_bytes()),
+            Token::Replace(Replacement::Slot, _) => sink.text(job.slot.to_string().as_bytes()),
+            Token::Replace(Replacement::Nth(n, modifier), hole) => {
                 // A position past the job's arguments (the last job of -N 3 may
                 // have fewer) is left out altogether, as in GNU parallel.
                 if let Some(value) = job.args.values.get(n - 1) {
-                    sink.value(&modifier.apply(value));
+                    sink.value(*hole, &modifier.apply(value));
                 }
             }
-            Token::Replace(Replacement::All(modifier)) => {
+            Token::Replace(Replacement::All(modifier), hole) => {
                 for (i, value) in job.args.values.iter().enumerate() {
                     if i > 0 {
                         sink.split();
                     }
-                    sink.value(&modifier.apply(value));
+                    sink.value(*hole, &modifier.apply(value));
                 }
                 if job.args.values.is_empty() {
-                    sink.value(b"");
+                    sink.value(*hole, b"");
                 }
             }
         }
     }
 }
 
-/// Where a rendered word goes: a shell line (values quoted) or an argv (values as
-/// they are, several values making several words).
+/// Where a rendered word goes: a shell line (values quoted where they sit) or an argv
+/// (values as they are, several values making several words; quoted only inside an
+/// `sh -c` script).
 trait Sink {
     fn text(&mut self, text: &[u8]);
-    fn value(&mut self, value: &[u8]);
+    /// The value of hole `hole`.
+    fn value(&mut self, hole: usize, value: &[u8]);
     /// Between two values of one replacement string.
     fn split(&mut self);
 }
 
-struct ShellLine(Vec<u8>);
+/// A shell command line: each value quoted for its hole's context. With `display`, a
+/// line to show for a command run without a shell: each value, as passed, quoted.
+struct ShellLine<'a> {
+    line: Vec<u8>,
+    quoting: &'a Contexts,
+    display: bool,
+}
 
-impl Sink for ShellLine {
+impl Sink for ShellLine<'_> {
     fn text(&mut self, text: &[u8]) {
-        self.0.extend_from_slice(text);
+        self.line.extend_from_slice(text);
     }
-    fn value(&mut self, value: &[u8]) {
-        self.0.extend_from_slice(&quote_backslash_bytes(value));
+    fn value(&mut self, hole: usize, value: &[u8]) {
+        let quoted = self.quoting.quote(hole, value);
+        if self.display {
+            self.line.extend(quote_word(&quoted));
+        } else {
+            self.line.extend(quoted);
+        }
     }
     fn split(&mut self) {
-        self.0.push(b' ');
+        self.line.push(b' ');
     }
 }
 
@@ -422,7 +496,7 @@ impl Sink for RawText {
     fn text(&mut self, text: &[u8]) {
         self.0.extend_from_slice(text);
     }
-    fn value(&mut self, value: &[u8]) {
+    fn value(&mut self, _hole: usize, value: &[u8]) {
         self.0.extend_from_slice(value);
     }
     fn split(&mut self) {
@@ -430,16 +504,16 @@ impl Sink for RawText {
     }
 }
 
-#[derive(Default)]
-struct Argv {
+struct Argv<'a> {
     words: Vec<Vec<u8>>,
     current: Vec<u8>,
     /// Whether the current word got anything, even an empty value: a word made only
     /// of missing positions is no word (the shell would see nothing there).
     started: bool,
+    quoting: &'a Contexts,
 }
 
-impl Argv {
+impl Argv<'_> {
     fn end_word(&mut self) {
         if std::mem::take(&mut self.started) {
             self.words.push(std::mem::take(&mut self.current));
@@ -447,18 +521,40 @@ impl Argv {
     }
 }
 
-impl Sink for Argv {
+impl Sink for Argv<'_> {
     fn text(&mut self, text: &[u8]) {
         self.started = true;
         self.current.extend_from_slice(text);
     }
-    fn value(&mut self, value: &[u8]) {
+    fn value(&mut self, hole: usize, value: &[u8]) {
         self.started = true;
-        self.current.extend_from_slice(value);
+        self.current.extend(self.quoting.quote(hole, value));
     }
     fn split(&mut self) {
         self.end_word();
     }
+}
+
+/// The command's words as a shell line's pieces: text, a space between words, and a
+/// hole for each replacement string.
+fn pieces(words: &[Word]) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            pieces.push(Piece::Text(b" "));
+        }
+        pieces.extend(word_pieces(word));
+    }
+    pieces
+}
+
+fn word_pieces(word: &Word) -> Vec<Piece<'_>> {
+    word.iter()
+        .map(|t| match t {
+            Token::Text(text) => Piece::Text(text),
+            Token::Replace(..) => Piece::Hole,
+        })
+        .collect()
 }
 
 /// Splits one word into text and replacement strings.
@@ -476,7 +572,7 @@ fn parse_word(word: &str, options: &TemplateOptions) -> Result<Word, TemplateErr
             && let Some(after) = rest.strip_prefix(custom)
         {
             flush(&mut text, &mut tokens);
-            tokens.push(Token::Replace(Replacement::All(Modifier::Whole)));
+            tokens.push(Token::Replace(Replacement::All(Modifier::Whole), 0));
             rest = after;
             continue;
         }
@@ -486,7 +582,7 @@ fn parse_word(word: &str, options: &TemplateOptions) -> Result<Word, TemplateErr
             let inner = &rest[1..end];
             if let Some(replacement) = parse_replacement(inner, options)? {
                 flush(&mut text, &mut tokens);
-                tokens.push(Token::Replace(replacement));
+                tokens.push(Token::Replace(replacement, 0));
                 rest = &rest[end + 1..];
                 continue;
             }
@@ -623,7 +719,7 @@ mod tests {
             line(&["echo", "{#}", "{%}", "{2}", "{1/.}"], &o, &["d/a.x", "b"]),
             "echo 7 2 b a"
         );
-        assert_eq!(line(&["echo"], &o, &["a b", "c"]), r"echo a\ b c");
+        assert_eq!(line(&["echo"], &o, &["a b", "c"]), "echo 'a b' c");
         assert_eq!(line(&["echo", "{#}"], &o, &["a"]), "echo 7");
         assert_eq!(line(&["echo", "{3}", "{1}"], &o, &["a"]), "echo  a");
         let custom = TemplateOptions {
@@ -695,11 +791,11 @@ mod tests {
         };
         assert_eq!(
             t.render(&job, 1, 1, None).line,
-            br"echo preapost preb\ cpost"
+            b"echo preapost pre'b c'post"
         );
         let m =
             Template::parse(&words(&["echo", "pre{}post"]), &TemplateOptions::default()).unwrap();
-        assert_eq!(m.render(&job, 1, 1, None).line, br"echo prea b\ cpost");
+        assert_eq!(m.render(&job, 1, 1, None).line, b"echo prea 'b c'post");
     }
 
     #[test]
