@@ -205,7 +205,16 @@ fn exit_status_124_for_a_timeout_and_127_for_a_missing_command() {
         .run()
         .expect_code(124)
         .expect_stderr("job 1 timed out after 200ms: sleep 10");
+    // A program not on PATH may be a shell function: the shell runs it, as in GNU
+    // parallel, and its "not found" is an ordinary failure.
     dir.concur(["run", "--", "concur-no-such-command"])
+        .stdin("x\n")
+        .run()
+        .expect_code(1)
+        .expect_stderr("concur-no-such-command")
+        .expect_stderr("not found");
+    // Run directly (-q), a missing program is the run's 127.
+    dir.concur(["run", "-q", "--", "concur-no-such-command"])
         .stdin("x\n")
         .run()
         .expect_code(127)

@@ -760,12 +760,26 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         JobSource::Args(jobs) => jobs.names().to_vec(),
         JobSource::Pipe(_) => Vec::new(),
     };
+    // GNU parallel's shell: $PARALLEL_SHELL, the shell that started us, $SHELL.
+    let (shell, note) = runner::job_shell();
+    if let Some(note) = note {
+        eprintln!("concur: {note}");
+    }
+    let runnable = shell.is_file()
+        || (!shell.as_os_str().as_encoded_bytes().contains(&b'/')
+            && std::env::var_os("PATH").is_some_and(|path| {
+                std::env::split_paths(&path).any(|dir| dir.join(&shell).is_file())
+            }));
+    if !runnable {
+        return Err(UsageError(format!("shell {} not found", shell.display())).into());
+    }
     let template_options = TemplateOptions {
         replace: args.replace.clone(),
         quote: args.quote,
         context: args.context,
         names,
         no_append: pipe.is_some(),
+        shell: Some(shell),
     };
     let template =
         Template::parse(&words, &template_options).map_err(|e| UsageError(e.to_string()))?;

@@ -56,7 +56,7 @@ pub use joblog::{
 pub use live::{JobWriter, Live, LiveOutput};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
-pub use shell::quote_word;
+pub use shell::{job_shell, quote_word};
 pub use template::{Rendered, Tag, Template, TemplateError, TemplateOptions};
 
 use crate::process::{

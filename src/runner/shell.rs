@@ -22,6 +22,85 @@
 //! likewise. No runner can protect a value from a command that evaluates it in a way it
 //! cannot see (`eval`, `xargs sh -c`, `ssh host`, a script that runs `$1` as code).
 
+/// Bourne-like shells: the quoting here is theirs.
+const BOURNE: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh", "ash", "yash", "posh",
+    "rbash",
+];
+
+/// Every shell GNU parallel recognises as a parent (Bourne or not).
+const SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh", "ash", "yash", "posh",
+    "rbash", "csh", "tcsh", "bsd-csh", "fish", "rc", "rush", "rzsh", "sash", "static-sh", "fdsh",
+    "fizsh",
+];
+
+/// The shell jobs run in, as GNU parallel chooses it: `$PARALLEL_SHELL`; else the
+/// nearest ancestor process that is a shell (so that functions a bash exported with
+/// `export -f` are there); else `$SHELL`; else `/bin/sh`. A shell that is not
+/// Bourne-like (csh, fish, rc) is not used, since values are quoted for Bourne shells:
+/// `/bin/sh` is, and the second value says why.
+pub fn job_shell() -> (std::path::PathBuf, Option<String>) {
+    use std::path::PathBuf;
+    let named = |s: std::ffi::OsString| (!s.is_empty()).then(|| PathBuf::from(s));
+    let (shell, whence) = if let Some(shell) = std::env::var_os("PARALLEL_SHELL").and_then(named) {
+        (shell, "PARALLEL_SHELL")
+    } else if let Some(shell) = parent_shell() {
+        (shell, "the shell that started concur")
+    } else if let Some(shell) = std::env::var_os("SHELL").and_then(named) {
+        (shell, "SHELL")
+    } else {
+        return (PathBuf::from("/bin/sh"), None);
+    };
+    let name = shell.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if BOURNE.contains(&name.as_str()) {
+        (shell, None)
+    } else {
+        let why = format!(
+            "{} ({whence}) is not a Bourne-like shell, and concur quotes arguments for one: \
+             jobs run in /bin/sh",
+            shell.display()
+        );
+        (PathBuf::from("/bin/sh"), Some(why))
+    }
+}
+
+/// The nearest ancestor of this process that is a shell, by its `/proc` entry (Linux).
+fn parent_shell() -> Option<std::path::PathBuf> {
+    let mut pid = rustix::process::getppid()?.as_raw_nonzero().get();
+    while pid > 1 {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let first = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+        let first = String::from_utf8_lossy(first);
+        // `-bash` for a login shell, `/bin/sh`, `bash`.
+        let name = first.trim_start_matches('-');
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if SHELLS.contains(&base) {
+            return std::fs::read_link(format!("/proc/{pid}/exe"))
+                .ok()
+                .filter(|exe| {
+                    // A shell started as `sh` may be dash or bash underneath: the name
+                    // it was called by decides how it behaves, so keep that name when
+                    // it is on PATH.
+                    exe.file_name().is_some_and(|n| n.to_string_lossy() == base)
+                })
+                .or_else(|| which(base));
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the ")" closing the command name: state, then the parent pid.
+        pid = stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()?;
+    }
+    None
+}
+
+/// `program` found on `PATH`.
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
 /// One quoting layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Layer {
@@ -273,10 +352,7 @@ struct Lexer {
 /// Bourne-like shells whose `-c` runs a script.
 fn is_shell(name: &[u8]) -> bool {
     let base = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
-    matches!(
-        base,
-        b"sh" | b"bash" | b"dash" | b"zsh" | b"ksh" | b"mksh" | b"ash" | b"yash" | b"posh"
-    )
+    BOURNE.iter().any(|shell| shell.as_bytes() == base)
 }
 
 impl Lexer {

@@ -145,6 +145,9 @@ pub struct TemplateOptions {
     pub names: Vec<String>,
     /// `--pipe`: jobs take their input on stdin; nothing is appended.
     pub no_append: bool,
+    /// The shell that runs command lines (`-c`); `None`: `/bin/sh`. See
+    /// [`job_shell`](super::job_shell) for GNU parallel's choice.
+    pub shell: Option<PathBuf>,
 }
 
 /// A command with replacement strings: how each job's arguments become a command.
@@ -157,6 +160,8 @@ pub struct Template {
     literal: bool,
     /// How each hole's value is quoted where it sits.
     quoting: Contexts,
+    /// The shell that runs command lines.
+    shell: PathBuf,
 }
 
 /// A command that cannot be used.
@@ -197,6 +202,7 @@ impl Template {
                 context: false,
                 literal: false,
                 quoting: Contexts::default(),
+                shell: shell_of(options),
             });
         }
         let mut parsed = words
@@ -232,7 +238,15 @@ impl Template {
                     Token::Replace(..) => true,
                 })
         });
-        let kind = if options.quote || plain {
+        // A program that is not on PATH may be a shell function (bash's `export -f`)
+        // or builtin: the shell runs it, as in GNU parallel.
+        let found = || match parsed.first().map(Vec::as_slice) {
+            Some([Token::Text(program)]) if !program.contains(&b'/') => {
+                on_path(OsStr::from_bytes(program)).is_some()
+            }
+            _ => true,
+        };
+        let kind = if options.quote || (plain && found()) {
             Kind::Direct
         } else {
             Kind::Shell
@@ -247,6 +261,7 @@ impl Template {
             context: options.context,
             literal: options.quote,
             quoting,
+            shell: shell_of(options),
         })
     }
 
@@ -278,10 +293,7 @@ impl Template {
         if program.contains(&b'/') {
             return None;
         }
-        let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(OsStr::from_bytes(program)))
-            .find(|candidate| is_executable(candidate))
+        on_path(OsStr::from_bytes(program))
     }
 
     /// The command for one job: its arguments, sequence number and slot.
@@ -308,7 +320,7 @@ impl Template {
         if self.kind == Kind::Lines {
             let script = args.joined(b" ");
             return Rendered {
-                cmd: Cmd::shell(OsStr::from_bytes(&script)),
+                cmd: self.shell_cmd(&script),
                 line: script,
             };
         }
@@ -321,7 +333,7 @@ impl Template {
             };
             self.render_words(&job, &mut line);
             return Rendered {
-                cmd: Cmd::shell(OsStr::from_bytes(&line.line)),
+                cmd: self.shell_cmd(&line.line),
                 line: line.line,
             };
         }
@@ -361,6 +373,11 @@ impl Template {
         }
     }
 
+    /// `SHELL -c line`.
+    fn shell_cmd(&self, line: &[u8]) -> Cmd {
+        Cmd::new(&self.shell).arg("-c").arg(OsStr::from_bytes(line))
+    }
+
     fn render_words(&self, job: &Job<'_>, sink: &mut dyn Sink) {
         for (i, word) in self.words.iter().enumerate() {
             if i > 0 {
@@ -392,6 +409,7 @@ impl Template {
             context: false,
             literal: false,
             quoting: Contexts::default(),
+            shell: shell_of(options),
         })
     }
 
@@ -557,6 +575,10 @@ fn word_pieces(word: &Word) -> Vec<Piece<'_>> {
         .collect()
 }
 
+fn shell_of(options: &TemplateOptions) -> PathBuf {
+    options.shell.clone().unwrap_or_else(|| PathBuf::from("/bin/sh"))
+}
+
 /// Splits one word into text and replacement strings.
 fn parse_word(word: &str, options: &TemplateOptions) -> Result<Word, TemplateError> {
     let mut tokens = Vec::new();
@@ -632,6 +654,14 @@ fn parse_replacement(
         return Err(TemplateError::Unknown(format!("{{{inner}}}")));
     }
     Ok(None)
+}
+
+/// `program` found on `PATH` (`/usr/bin:/bin` without one), executable.
+fn on_path(program: &OsStr) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
