@@ -585,3 +585,39 @@ fn a_percentage_timeout_follows_the_median_runtime() {
     .expect_code(124)
     .expect_stderr("job 4 timed out after");
 }
+
+/// Jobs run in GNU parallel's shell: `$PARALLEL_SHELL`, else the shell that started
+/// concur, so that a function bash exported reaches them; a shell that is not
+/// Bourne-like is not used.
+#[test]
+fn jobs_run_in_the_users_shell() {
+    let dir = Dir::new();
+    let exe = env!("CARGO_BIN_EXE_concur");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "myf() {{ echo \"f $1\"; }}; export -f myf; '{exe}' run -k myf ::: 1 2"
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "f 1\nf 2\n",
+        "{out:?}"
+    );
+    assert!(out.status.success(), "{out:?}");
+    let run = dir
+        .concur(["run", "echo $0", ":::", "x"])
+        .env("PARALLEL_SHELL", "/bin/sh")
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "/bin/sh x\n", "{run}");
+    let run = dir
+        .concur(["run", "echo $0", ":::", "x"])
+        .env("PARALLEL_SHELL", "/usr/bin/fish")
+        .run()
+        .expect_success()
+        .expect_stderr("is not a Bourne-like shell");
+    assert_eq!(run.stdout(), "/bin/sh x\n", "{run}");
+}

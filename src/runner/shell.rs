@@ -30,8 +30,29 @@ const BOURNE: &[&str] = &[
 
 /// Every shell GNU parallel recognises as a parent (Bourne or not).
 const SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh", "ash", "yash", "posh",
-    "rbash", "csh", "tcsh", "bsd-csh", "fish", "rc", "rush", "rzsh", "sash", "static-sh", "fdsh",
+    "sh",
+    "bash",
+    "dash",
+    "zsh",
+    "ksh",
+    "ksh93",
+    "mksh",
+    "lksh",
+    "pdksh",
+    "ash",
+    "yash",
+    "posh",
+    "rbash",
+    "csh",
+    "tcsh",
+    "bsd-csh",
+    "fish",
+    "rc",
+    "rush",
+    "rzsh",
+    "sash",
+    "static-sh",
+    "fdsh",
     "fizsh",
 ];
 
@@ -52,7 +73,10 @@ pub fn job_shell() -> (std::path::PathBuf, Option<String>) {
     } else {
         return (PathBuf::from("/bin/sh"), None);
     };
-    let name = shell.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = shell
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if BOURNE.contains(&name.as_str()) {
         (shell, None)
     } else {
@@ -88,7 +112,13 @@ fn parent_shell() -> Option<std::path::PathBuf> {
         }
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // After the ")" closing the command name: state, then the parent pid.
-        pid = stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()?;
+        pid = stat
+            .rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
     }
     None
 }

@@ -576,7 +576,10 @@ fn word_pieces(word: &Word) -> Vec<Piece<'_>> {
 }
 
 fn shell_of(options: &TemplateOptions) -> PathBuf {
-    options.shell.clone().unwrap_or_else(|| PathBuf::from("/bin/sh"))
+    options
+        .shell
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/bin/sh"))
 }
 
 /// Splits one word into text and replacement strings.
