@@ -120,6 +120,17 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     1
 }
 
+/// The `concur` binary: reads this process's arguments (GNU parallel's spellings that
+/// clap cannot read rewritten for `concur run`) and runs them.
+pub fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "run") {
+        let rest = args.split_off(2);
+        args.extend(run::gnu_spellings(rest));
+    }
+    run(Cli::try_parse_from(args))
+}
+
 /// Runs a command line as parsed by `Cli::try_parse` and returns the exit code.
 /// Parse errors print clap's message and exit 2 (255 for `concur run`).
 pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {

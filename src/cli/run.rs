@@ -14,7 +14,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use super::signals::SignalCancel;
-use super::value::{parse_bytes_max, parse_duration, parse_positive_max};
+use super::value::{parse_bytes_max, parse_count_max, parse_duration, parse_positive_max};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::remote;
@@ -74,7 +74,7 @@ pub struct RunArgs {
     /// Jobs at once: N, +N / -N (cores plus or minus N), N% (of the cores), 0 (1024),
     /// or a FILE holding one of these, read again when it changes [default: the number
     /// of cores].
-    #[arg(short, long, value_parser = parse_jobs, value_name = "N", allow_hyphen_values = true)]
+    #[arg(short, long, short_alias = 'P', aliases = ["max-procs", "maxprocs"], value_parser = parse_jobs, value_name = "N", allow_hyphen_values = true)]
     jobs: Option<JobsArg>,
 
     /// Stop any job running longer than this: seconds (30, 1.5) or with a unit (30s,
@@ -91,7 +91,7 @@ pub struct RunArgs {
     delay: Option<Duration>,
 
     /// Print outputs in input order (still streaming, with bounded memory).
-    #[arg(short, long)]
+    #[arg(short, long, alias = "keeporder")]
     keep_order: bool,
 
     /// When to stop: never, soon,fail=N, now,fail=N, soon,fail=P%, now,success=N, ...
@@ -110,7 +110,7 @@ pub struct RunArgs {
 
     /// Write GNU parallel's joblog (Seq, Host, Starttime, JobRuntime, Send, Receive,
     /// Exitval, Signal, Command) to FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, alias = "jl", value_name = "FILE")]
     joblog: Option<PathBuf>,
 
     /// Skip the jobs the --joblog already holds, and add to it.
@@ -118,23 +118,29 @@ pub struct RunArgs {
     resume: bool,
 
     /// Like --resume, but run the jobs the joblog shows failed again.
-    #[arg(long, requires = "joblog", conflicts_with = "resume")]
+    #[arg(
+        long,
+        alias = "resumefailed",
+        requires = "joblog",
+        conflicts_with = "resume"
+    )]
     resume_failed: bool,
 
     /// Read arguments from FILE (repeatable; `-` is standard input).
-    #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
+    #[arg(short = 'a', long = "arg-file", alias = "argfile", value_name = "FILE")]
     arg_file: Vec<PathBuf>,
 
     /// Records end with NUL, not newline (for find -print0).
     #[arg(short = '0', long)]
     null: bool,
 
-    /// Records end with DELIM (one byte; \n, \t, \0 and \\ are understood).
+    /// Records end with DELIM, one byte or more (\n, \t, \r, \0 and \\ are
+    /// understood); `:::` values holding it are split too, as in GNU parallel.
     #[arg(short = 'd', long, value_name = "DELIM", conflicts_with = "null")]
     delimiter: Option<String>,
 
     /// Split each record into columns {1} {2} ... at matches of REGEX.
-    #[arg(long, short = 'C', value_name = "REGEX")]
+    #[arg(long, short = 'C', alias = "col-sep", value_name = "REGEX")]
     colsep: Option<String>,
 
     /// `--header :`: the first record of each input names its columns ({name}).
@@ -145,12 +151,13 @@ pub struct RunArgs {
     #[arg(long, visible_alias = "xapply")]
     link: bool,
 
-    /// N records per job, as {1} .. {N} (at most 1048576).
-    #[arg(short = 'N', value_name = "N", value_parser = |t: &str| parse_positive_max(t, runner::MAX_RECORDS_PER_JOB))]
-    max_replace_args: Option<NonZeroUsize>,
+    /// N records per job, as {1} .. {N} (at most 1048576); 0: one record per job, with
+    /// none of it in the command.
+    #[arg(short = 'N', long = "max-replace-args", alias = "maxreplaceargs", value_name = "N", value_parser = |t: &str| parse_count_max(t, runner::MAX_RECORDS_PER_JOB as u64).map(|n| n as usize))]
+    max_replace_args: Option<usize>,
 
     /// At most N arguments per job (as xargs -n; at most 1048576).
-    #[arg(short = 'n', long = "max-args", value_name = "N", value_parser = |t: &str| parse_positive_max(t, runner::MAX_RECORDS_PER_JOB))]
+    #[arg(short = 'n', long = "max-args", alias = "maxargs", value_name = "N", value_parser = |t: &str| parse_positive_max(t, runner::MAX_RECORDS_PER_JOB))]
     max_args: Option<NonZeroUsize>,
 
     /// As many arguments per job as fit, each word holding {} repeated per argument.
@@ -175,13 +182,13 @@ pub struct RunArgs {
 
     /// Prefix each output line with STR (replacement strings allowed; {host} is the
     /// machine the job ran on, : for this one) and a tab.
-    #[arg(long, value_name = "STR", conflicts_with = "tag")]
+    #[arg(long, alias = "tag-string", value_name = "STR", conflicts_with = "tag")]
     tagstring: Option<String>,
 
     /// Print output lines as jobs print them (whole lines, never a half line mixed
     /// with another), instead of each job's output whole at its end. With -k, output
     /// stays grouped in order.
-    #[arg(long, visible_alias = "lb", conflicts_with = "ungroup")]
+    #[arg(long, visible_alias = "lb", aliases = ["linebuffer", "line-buffered", "linebuffered"], conflicts_with = "ungroup")]
     line_buffer: bool,
 
     /// Print output as it comes, bytes from different jobs mixed (fastest). With -k,
@@ -192,19 +199,19 @@ pub struct RunArgs {
     /// Save each job's output instead of printing it: DIR/1/ARG/stdout, stderr, seq
     /// (one level pair per input source); a name with replacement strings (NAME,
     /// NAME.err, NAME.seq); or one table for a name ending in .csv or .tsv.
-    #[arg(long, visible_alias = "res", value_name = "DIR", conflicts_with_all = ["line_buffer", "ungroup"])]
+    #[arg(long, visible_alias = "res", alias = "result", value_name = "DIR", conflicts_with_all = ["line_buffer", "ungroup"])]
     results: Option<String>,
 
     /// Save each job's stdout in a temporary file and print the file's name.
-    #[arg(long, conflicts_with_all = ["results", "line_buffer", "ungroup"])]
+    #[arg(long, aliases = ["output-as-files", "outputasfiles"], conflicts_with_all = ["results", "line_buffer", "ungroup"])]
     files: bool,
 
     /// Where --files puts its files [default: $TMPDIR or /tmp].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, alias = "tempdir", value_name = "DIR")]
     tmpdir: Option<PathBuf>,
 
     /// Print each command instead of running it.
-    #[arg(long)]
+    #[arg(long, aliases = ["dryrun", "dr"])]
     dry_run: bool,
 
     /// Print each command before its output.
@@ -225,12 +232,12 @@ pub struct RunArgs {
 
     /// Cut standard input into blocks of whole records and give each job one block
     /// on its stdin (instead of reading arguments).
-    #[arg(long, conflicts_with_all = ["arg_file", "shuf"])]
+    #[arg(long, alias = "spreadstdin", conflicts_with_all = ["arg_file", "shuf"])]
     pipe: bool,
 
     /// With --pipe: bytes per block, about (cut at the last record end before it); at
     /// most 1G.
-    #[arg(long, visible_alias = "bs", value_parser = parse_block_max, value_name = "SIZE", default_value = "1M")]
+    #[arg(long, visible_alias = "bs", aliases = ["block-size", "blocksize"], value_parser = parse_block_max, value_name = "SIZE", default_value = "1M")]
     block: u64,
 
     /// With --pipe: the string that ends a record [default: \n].
@@ -268,13 +275,13 @@ pub struct RunArgs {
 
     /// With -S: where jobs run on each host (made if missing). "." is this
     /// directory's path. Default: a directory made for the run, removed at the end.
-    #[arg(long = "workdir", alias = "wd", value_name = "DIR")]
+    #[arg(long = "workdir", aliases = ["wd", "work-dir"], value_name = "DIR")]
     workdir: Option<PathBuf>,
 
     /// With -S: send FILE (replacement strings allowed, e.g. {}) to the job's host
     /// before it runs, at the same path under the work directory (absolute paths
     /// stay absolute). Over rsync, or tar through ssh where rsync is missing.
-    #[arg(long = "transferfile", alias = "tf", value_name = "FILE")]
+    #[arg(long = "transferfile", aliases = ["tf", "transfer-file", "transfer-files", "transferfiles"], value_name = "FILE")]
     transferfile: Vec<String>,
 
     /// With -S: fetch FILE (replacement strings allowed, e.g. {.}.out) from the
@@ -291,7 +298,7 @@ pub struct RunArgs {
     trc: Vec<String>,
 
     /// Accepted for GNU parallel scripts; does nothing.
-    #[arg(long, hide = true)]
+    #[arg(long, alias = "willcite", hide = true)]
     will_cite: bool,
 
     /// Kept for older concur scripts: commands already go through sh when they need to.
@@ -378,6 +385,75 @@ enum HaltSpec {
     When(Halt),
 }
 
+/// GNU parallel's spellings that clap cannot read as they are, rewritten: `--halt-on-error
+/// VALUE` (GNU parallel's alias of `--halt`; concur's own `--halt-on-error` takes no
+/// value, so it is rewritten only when a halt value follows). Only the options before
+/// the command are looked at. `args` are `concur run`'s, after `run`.
+pub(crate) fn gnu_spellings(args: Vec<OsString>) -> Vec<OsString> {
+    use clap::CommandFactory;
+    let command = super::Cli::command();
+    let Some(run) = command.find_subcommand("run") else {
+        return args;
+    };
+    // Which options take a value, under every name and alias.
+    let mut long_values = std::collections::HashSet::new();
+    let mut short_values = std::collections::HashSet::new();
+    for arg in run.get_arguments() {
+        if !arg.get_action().takes_values() || arg.is_positional() {
+            continue;
+        }
+        long_values.extend(arg.get_long_and_visible_aliases().into_iter().flatten());
+        long_values.extend(arg.get_all_aliases().into_iter().flatten());
+        short_values.extend(arg.get_short_and_visible_aliases().into_iter().flatten());
+        short_values.extend(arg.get_all_short_aliases().into_iter().flatten());
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut words = args.into_iter().peekable();
+    while let Some(word) = words.next() {
+        let Some(text) = word.to_str().map(str::to_owned) else {
+            out.push(word);
+            out.extend(words);
+            break;
+        };
+        if text == "--halt-on-error" {
+            let value = words
+                .peek()
+                .and_then(|v| v.to_str())
+                .filter(|v| parse_halt(v).is_ok());
+            if let Some(value) = value.map(str::to_owned) {
+                words.next();
+                out.push("--halt".into());
+                out.push(value.into());
+                continue;
+            }
+        } else if let Some(value) = text.strip_prefix("--halt-on-error=") {
+            out.push(format!("--halt={value}").into());
+            continue;
+        }
+        let takes_value = if let Some(long) = text.strip_prefix("--") {
+            !long.is_empty() && !long.contains('=') && long_values.contains(long)
+        } else if let Some(short) = text.strip_prefix('-') {
+            // `-j 4`, but not `-j4` or `-kj4`: the value's last letter is the option.
+            let mut letters = short.chars();
+            letters.next().is_some_and(|c| short_values.contains(&c)) && letters.next().is_none()
+        } else {
+            // The command begins: nothing after it is concur's.
+            out.push(word);
+            out.extend(words);
+            break;
+        };
+        out.push(word);
+        if takes_value && let Some(value) = words.next() {
+            out.push(value);
+        }
+        if text == "--" {
+            out.extend(words);
+            break;
+        }
+    }
+    out
+}
+
 fn parse_halt(text: &str) -> Result<HaltSpec, String> {
     match text {
         "never" | "0" => Ok(HaltSpec::Never),
@@ -385,21 +461,12 @@ fn parse_halt(text: &str) -> Result<HaltSpec, String> {
     }
 }
 
-fn parse_delimiter(text: &str) -> Result<u8, UsageError> {
-    let byte = match text {
-        "\\n" => Some(b'\n'),
-        "\\t" => Some(b'\t'),
-        "\\0" => Some(0),
-        "\\r" => Some(b'\r'),
-        "\\\\" => Some(b'\\'),
-        _ if text.len() == 1 => text.bytes().next(),
-        _ => None,
-    };
-    byte.ok_or_else(|| {
-        UsageError(format!(
-            "-d {text:?}: the delimiter must be one byte (or \\n, \\t, \\0, \\r, \\\\)"
-        ))
-    })
+fn parse_delimiter(text: &str) -> Result<Vec<u8>, UsageError> {
+    let bytes = unescape(text);
+    if bytes.is_empty() {
+        return Err(UsageError("-d: the delimiter is empty".into()));
+    }
+    Ok(bytes)
 }
 
 /// A `--block` size as GNU parallel reads it: `K`, `M`, `G`, `T` multiply by powers of
@@ -631,12 +698,18 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     input.max_record = usize::try_from(args.max_line_bytes.max(1)).unwrap_or(usize::MAX);
     input.slots = jobs.get();
     if args.null {
-        input.delimiter = 0;
+        input.delimiter = vec![0];
     }
     if let Some(d) = &args.delimiter {
         input.delimiter = parse_delimiter(d)?;
     }
-    if let Some(colsep) = &args.colsep {
+    // --header alone splits at tabs; an explicit --colsep also trims each column.
+    input.trim = args.colsep.is_some();
+    let colsep = args
+        .colsep
+        .clone()
+        .or_else(|| args.header.as_ref().map(|_| "\t".to_owned()));
+    if let Some(colsep) = &colsep {
         input.colsep = Some(
             regex::bytes::Regex::new(colsep)
                 .map_err(|e| UsageError(format!("--colsep {colsep:?} is not a regex: {e}")))?,
@@ -654,7 +727,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
     input.grouping = match (args.max_replace_args, args.max_args) {
         _ if args.context || args.multiple => Grouping::Fill,
-        (Some(n), _) | (None, Some(n)) => Grouping::Records(n.get()),
+        (Some(n), _) => Grouping::Records(n),
+        (None, Some(n)) => Grouping::Records(n.get()),
         (None, None) => Grouping::One,
     };
 
@@ -738,7 +812,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             .as_deref()
             .map_or_else(|| b"\n".to_vec(), unescape),
         recstart: args.recstart.as_deref().map(unescape).unwrap_or_default(),
-        records: args.max_replace_args.map(NonZeroUsize::get),
+        records: args.max_replace_args.filter(|&n| n > 0),
     });
     // Open the inputs first: --header names are needed to read the command.
     let source = match &pipe {
@@ -778,7 +852,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         quote: args.quote,
         context: args.context,
         names,
-        no_append: pipe.is_some(),
+        no_append: pipe.is_some() || args.max_replace_args == Some(0),
         shell: Some(shell),
     };
     let template =
@@ -994,9 +1068,10 @@ mod tests {
             matches!(parse_timeout("1.5"), Ok(Timeout::Fixed(d)) if d == Duration::from_millis(1500))
         );
         assert!(matches!(parse_timeout("200%"), Ok(Timeout::PercentOfMedian(p)) if p == 200.0));
-        assert_eq!(parse_delimiter("\\0").unwrap(), 0);
-        assert_eq!(parse_delimiter(",").unwrap(), b',');
-        assert!(parse_delimiter("ab").is_err());
+        assert_eq!(parse_delimiter("\\0").unwrap(), [0]);
+        assert_eq!(parse_delimiter(",").unwrap(), b",");
+        assert_eq!(parse_delimiter("\\r\\n").unwrap(), b"\r\n");
+        assert!(parse_delimiter("").is_err());
         assert_eq!(parse_block("1M"), Ok(1 << 20));
         assert_eq!(parse_block("100k"), Ok(100_000));
         assert_eq!(parse_block("2K"), Ok(2048));

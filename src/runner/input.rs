@@ -53,7 +53,8 @@ pub struct Input {
 pub enum Grouping {
     /// One record per job (the default).
     One,
-    /// Up to N records per job (`-N`, `-n`).
+    /// Up to N records per job (`-N`, `-n`); 0: one record per job, with no values
+    /// (GNU parallel's `-N0`: the command runs once per record, with none of it).
     Records(usize),
     /// As many records as fit on one command line (`-X`, `-m`); once the input has
     /// ended, what is left is spread evenly over the job slots, as GNU parallel does.
@@ -68,7 +69,10 @@ pub struct InputOptions {
     /// `--link`: pair every source, the shorter ones wrapping around.
     pub link_all: bool,
     /// The byte that ends a record.
-    pub delimiter: u8,
+    pub delimiter: Vec<u8>,
+    /// `--colsep` given: each column is trimmed of white space at both ends, as GNU
+    /// parallel does (`--trim lr`).
+    pub trim: bool,
     /// `--colsep`: split each record into columns.
     pub colsep: Option<Regex>,
     /// `--header :`: the first record of each source names its columns.
@@ -89,7 +93,8 @@ impl InputOptions {
         Self {
             inputs: Vec::new(),
             link_all: false,
-            delimiter: b'\n',
+            delimiter: b"\n".to_vec(),
+            trim: false,
             colsep: None,
             header: false,
             max_record: 1 << 20,
@@ -180,9 +185,10 @@ type Record = Result<Vec<Vec<u8>>, String>;
 struct Reader {
     name: String,
     kind: ReaderKind,
-    delimiter: u8,
+    delimiter: Vec<u8>,
     max: usize,
     colsep: Option<Regex>,
+    trim: bool,
     number: usize,
 }
 
@@ -204,14 +210,22 @@ impl Reader {
                 })?;
                 ReaderKind::Stream(Box::new(BufReader::with_capacity(64 * 1024, file)))
             }
-            Source::List(values) => ReaderKind::List(values.clone().into_iter()),
+            // As in GNU parallel, a value holding the delimiter is several records.
+            Source::List(values) => ReaderKind::List(
+                values
+                    .iter()
+                    .flat_map(|v| split_records(v, &options.delimiter))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
         };
         Ok(Self {
             name,
             kind,
-            delimiter: options.delimiter,
+            delimiter: options.delimiter.clone(),
             max: options.max_record,
             colsep: options.colsep.clone(),
+            trim: options.trim,
             number: 0,
         })
     }
@@ -220,9 +234,10 @@ impl Reader {
         Self {
             name: name.to_owned(),
             kind: ReaderKind::Stream(stream),
-            delimiter: options.delimiter,
+            delimiter: options.delimiter.clone(),
             max: options.max_record,
             colsep: options.colsep.clone(),
+            trim: options.trim,
             number: 0,
         }
     }
@@ -230,18 +245,21 @@ impl Reader {
     fn next(&mut self) -> Result<Option<Record>, InputError> {
         let raw = match &mut self.kind {
             ReaderKind::List(values) => values.next().map(Ok),
-            ReaderKind::Stream(stream) => read_record(stream.as_mut(), self.delimiter, self.max)
+            ReaderKind::Stream(stream) => read_record(stream.as_mut(), &self.delimiter, self.max)
                 .map_err(|source| InputError::Read {
-                    name: self.name.clone(),
-                    record: self.number + 1,
-                    source,
-                })?,
+                name: self.name.clone(),
+                record: self.number + 1,
+                source,
+            })?,
         };
         let Some(raw) = raw else { return Ok(None) };
         self.number += 1;
         Ok(Some(match raw {
             Ok(bytes) => Ok(match &self.colsep {
-                Some(re) => re.split(&bytes).map(<[u8]>::to_vec).collect(),
+                Some(re) => re
+                    .split(&bytes)
+                    .map(|c| if self.trim { c.trim_ascii() } else { c }.to_vec())
+                    .collect(),
                 None => vec![bytes],
             }),
             Err((head, len)) => Err(format!(
@@ -355,16 +373,51 @@ impl Held {
 /// A record's bytes, or the first bytes and the length of one that was too long.
 type RawRecord = Result<Vec<u8>, (Vec<u8>, u64)>;
 
+/// `value` split into records at `delimiter`; a delimiter at its very end ends the
+/// last record (it starts no empty one), as Perl's `split` has it.
+fn split_records(value: &[u8], delimiter: &[u8]) -> Vec<Vec<u8>> {
+    if delimiter.is_empty() || value.is_empty() {
+        return vec![value.to_vec()];
+    }
+    let mut records = Vec::new();
+    let mut rest = value;
+    while let Some(i) = memchr::memmem::find(rest, delimiter) {
+        records.push(rest[..i].to_vec());
+        rest = &rest[i + delimiter.len()..];
+    }
+    if !rest.is_empty() {
+        records.push(rest.to_vec());
+    }
+    records
+}
+
+/// Where the delimiter ends a record in `available`, given the `tail` of the bytes
+/// before it (a delimiter of several bytes may straddle two reads): the bytes of
+/// `available` before it (negative: the delimiter began in `tail`), and the bytes of
+/// `available` up to its end.
+fn find_delimiter(tail: &[u8], available: &[u8], delimiter: &[u8]) -> Option<(isize, usize)> {
+    if let [byte] = delimiter {
+        return memchr::memchr(*byte, available).map(|i| (i as isize, i + 1));
+    }
+    let window = [tail, available].concat();
+    let pos = memchr::memmem::find(&window, delimiter)?;
+    let start = pos as isize - tail.len() as isize;
+    Some((start, pos + delimiter.len() - tail.len()))
+}
+
 /// Reads one record (without its delimiter). A record longer than `max` is skipped to
 /// its end and comes back as `Err((first bytes, length))`, holding at most `max` bytes.
 fn read_record(
     reader: &mut dyn BufRead,
-    delimiter: u8,
+    delimiter: &[u8],
     max: usize,
 ) -> io::Result<Option<RawRecord>> {
     let mut record = Vec::new();
     let mut too_long: Option<u64> = None;
     let mut seen_any = false;
+    // The last bytes read, for a delimiter that straddles two reads.
+    let mut tail: Vec<u8> = Vec::new();
+    let keep = delimiter.len().saturating_sub(1);
     loop {
         let available = match reader.fill_buf() {
             Ok(available) => available,
@@ -378,23 +431,32 @@ fn read_record(
             break;
         }
         seen_any = true;
-        let (take, complete) = match available.iter().position(|&b| b == delimiter) {
-            Some(i) => (i, true),
-            None => (available.len(), false),
+        let (take, used, complete, back) = match find_delimiter(&tail, available, delimiter) {
+            Some((start, end)) if start >= 0 => (start as usize, end, true, 0),
+            Some((start, end)) => (0, end, true, start.unsigned_abs()),
+            None => (available.len(), available.len(), false, 0),
         };
         match &mut too_long {
-            Some(len) => *len += take as u64,
-            None if record.len() + take > max => {
-                too_long = Some((record.len() + take) as u64);
+            Some(len) => *len = (*len + take as u64).saturating_sub(back as u64),
+            None if record.len() + take > max + back => {
+                too_long = Some((record.len() + take - back) as u64);
                 record.truncate(80);
             }
-            None => record.extend_from_slice(&available[..take]),
+            None => {
+                record.truncate(record.len() - back);
+                record.extend_from_slice(&available[..take]);
+            }
         }
         if too_long.is_some() && record.len() < 80 {
             let room = 80 - record.len();
             record.extend_from_slice(&available[..take.min(room)]);
         }
-        reader.consume(take + usize::from(complete));
+        if keep > 0 && !complete {
+            tail.extend_from_slice(available);
+            let cut = tail.len().saturating_sub(keep);
+            tail.drain(..cut);
+        }
+        reader.consume(used);
         if complete {
             break;
         }
@@ -506,11 +568,10 @@ impl Jobs {
                         name: reader.name.clone(),
                     });
                 };
-                names.extend(
-                    columns
-                        .iter()
-                        .map(|c| String::from_utf8_lossy(c).into_owned()),
-                );
+                // A header line ending in \r\n names its last column without the \r.
+                names.extend(columns.iter().map(|c| {
+                    String::from_utf8_lossy(c.strip_suffix(b"\r").unwrap_or(c)).into_owned()
+                }));
             }
         }
         // Split into groups: `--link` makes one; `:::+` joins its predecessor's.
@@ -676,6 +737,9 @@ impl Jobs {
                 Err(reason) => return Ok(Some(Err(reason))),
             }
         }
+        if self.grouping == Grouping::Records(0) {
+            job = JobArgs::default();
+        }
         Ok(Some(Ok(job)))
     }
 }
@@ -715,12 +779,32 @@ mod tests {
         assert_eq!(all(&options, b""), ["a 1", "b 2", "c 1"]);
     }
 
+    /// A delimiter of several bytes is found wherever the reads cut it, and a lone
+    /// first byte of it is data.
+    #[test]
+    fn a_delimiter_of_several_bytes_straddles_reads() {
+        for capacity in 1..6 {
+            let mut input = io::BufReader::with_capacity(capacity, &b"ab\r\ncd\re\r\n\r\nf"[..]);
+            let mut records = Vec::new();
+            while let Some(record) = read_record(&mut input, b"\r\n", 100).unwrap() {
+                records.push(record.unwrap());
+            }
+            assert_eq!(
+                records,
+                [&b"ab"[..], b"cd\re", b"", b"f"],
+                "capacity {capacity}"
+            );
+        }
+        assert_eq!(split_records(b"a,b,", b","), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(split_records(b"", b","), [Vec::<u8>::new()]);
+    }
+
     #[test]
     fn records_split_on_the_delimiter_and_columns_on_colsep() {
         let mut options = InputOptions::new();
-        options.delimiter = 0;
+        options.delimiter = vec![0];
         assert_eq!(all(&options, b"a\nb\0c"), ["a\nb", "c"]);
-        options.delimiter = b'\n';
+        options.delimiter = b"\n".to_vec();
         options.colsep = Some(Regex::new(",").unwrap());
         let mut jobs = Jobs::open(&options, Some(Box::new(&b"x,y\n"[..]))).unwrap();
         let job = jobs.next_job().unwrap().unwrap().unwrap();
