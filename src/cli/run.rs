@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,11 +161,11 @@ pub struct RunArgs {
     max_args: Option<NonZeroUsize>,
 
     /// As many arguments per job as fit, each word holding {} repeated per argument.
-    #[arg(short = 'X', conflicts_with_all = ["max_replace_args", "max_args", "multiple"])]
+    #[arg(short = 'X', conflicts_with_all = ["max_replace_args", "multiple"])]
     context: bool,
 
     /// As many arguments per job as fit, {} standing for all of them.
-    #[arg(short = 'm', conflicts_with_all = ["max_replace_args", "max_args"])]
+    #[arg(short = 'm', conflicts_with_all = ["max_replace_args"])]
     multiple: bool,
 
     /// Use STR instead of {} for the argument.
@@ -552,16 +552,12 @@ fn split_command(words: Vec<OsString>) -> Result<(Vec<String>, Vec<Input>), Usag
             _ => None,
         };
         if let Some((files, linked)) = marker {
-            if linked && !in_sources {
-                return Err(UsageError(format!(
-                    "{} needs an input source before it to pair with",
-                    word.to_string_lossy()
-                )));
-            }
             (in_files, in_sources) = (files, true);
             if files {
                 link_next = linked;
             } else {
+                // A leading `:::+` has nothing to pair with: it is a plain `:::`.
+                let linked = linked && !inputs.is_empty();
                 inputs.push(Input {
                     source: Source::List(Vec::new()),
                     linked,
@@ -583,12 +579,11 @@ fn split_command(words: Vec<OsString>) -> Result<(Vec<String>, Vec<Input>), Usag
             } else {
                 Source::File(path)
             };
-            // Each file after :::: is a source of its own; only the first after
-            // ::::+ is paired with the one before.
-            inputs.push(Input {
-                source,
-                linked: std::mem::take(&mut link_next),
-            });
+            // Each file after :::: is a source of its own; after ::::+ each is paired
+            // with the source before it (a leading ::::+ pairs the files with each
+            // other), as in GNU parallel.
+            let linked = link_next && !inputs.is_empty();
+            inputs.push(Input { source, linked });
         } else if let Some(Input {
             source: Source::List(values),
             ..
@@ -726,6 +721,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         }
     }
     input.grouping = match (args.max_replace_args, args.max_args) {
+        // -X/-m with -n: at most N per job, as -n alone (-X still repeats its words).
+        (None, Some(n)) if args.context || args.multiple => Grouping::Records(n.get()),
         _ if args.context || args.multiple => Grouping::Fill,
         (Some(n), _) => Grouping::Records(n),
         (None, Some(n)) => Grouping::Records(n.get()),
@@ -805,6 +802,11 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         .and_then(|h| NonZeroUsize::new(h.slots()))
         .unwrap_or(jobs);
     input.slots = jobs.get();
+    if args.pipe && words.is_empty() {
+        return Err(
+            UsageError("--pipe must have a command to pipe into (e.g. 'cat')".into()).into(),
+        );
+    }
     let pipe = args.pipe.then(|| PipeOptions {
         block: usize::try_from(args.block.max(1)).unwrap_or(usize::MAX),
         recend: args
@@ -919,7 +921,9 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         }),
         min_free: args.memfree,
     };
-    options.results = match (&args.results, args.files) {
+    // A dry run prints its commands and makes no file.
+    options.results = match (&args.results, args.files && !args.dry_run) {
+        _ if args.dry_run => None,
         (Some(results), _) => {
             Some(Results::parse(results).map_err(|e| UsageError(format!("--results: {e}")))?)
         }
@@ -928,8 +932,20 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         )),
         (None, false) => None,
     };
+    // GNU parallel's `--joblog +FILE` appends to FILE.
+    let (joblog, append) = match args
+        .joblog
+        .as_deref()
+        .map(|p| p.as_os_str().as_encoded_bytes())
+    {
+        Some([b'+', rest @ ..]) if !rest.is_empty() => {
+            (Some(PathBuf::from(std::ffi::OsStr::from_bytes(rest))), true)
+        }
+        _ => (args.joblog.clone(), false),
+    };
+    options.joblog_append = append;
     if args.resume || args.resume_failed {
-        let path = args.joblog.clone().unwrap_or_default();
+        let path = joblog.clone().unwrap_or_default();
         let reading = path.clone();
         let Some(logged) = signals
             .token()
@@ -946,7 +962,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             .collect::<HashSet<_>>();
         options.joblog_append = true;
     }
-    options.joblog = args.joblog;
+    // A dry run runs nothing, so it logs nothing, as in GNU parallel.
+    options.joblog = joblog.filter(|_| !args.dry_run);
 
     let bar = super::output::spinner("jobs");
     let live = match (args.line_buffer, args.ungroup) {
@@ -980,6 +997,16 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let result = runner::run_jobs(&options, source, &mut reporter, signals.token());
     bar.finish_and_clear();
     drop(signals);
+    if options
+        .input
+        .nul_replaced
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        reporter.note(
+            "a NUL character in the input was replaced with \\0: NUL cannot be passed \
+             through in the argument list (did you mean to use the --null option?)",
+        )?;
+    }
 
     let summary = match result {
         Ok(summary) => summary,

@@ -73,6 +73,9 @@ pub struct InputOptions {
     /// `--colsep` given: each column is trimmed of white space at both ends, as GNU
     /// parallel does (`--trim lr`).
     pub trim: bool,
+    /// Set when a NUL byte was read with another delimiter than NUL: as in GNU
+    /// parallel, it becomes the two characters `\0` (a NUL cannot be in an argument).
+    pub nul_replaced: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// `--colsep`: split each record into columns.
     pub colsep: Option<Regex>,
     /// `--header :`: the first record of each source names its columns.
@@ -95,6 +98,7 @@ impl InputOptions {
             link_all: false,
             delimiter: b"\n".to_vec(),
             trim: false,
+            nul_replaced: Default::default(),
             colsep: None,
             header: false,
             max_record: 1 << 20,
@@ -189,6 +193,7 @@ struct Reader {
     max: usize,
     colsep: Option<Regex>,
     trim: bool,
+    nul_replaced: std::sync::Arc<std::sync::atomic::AtomicBool>,
     number: usize,
 }
 
@@ -226,6 +231,7 @@ impl Reader {
             max: options.max_record,
             colsep: options.colsep.clone(),
             trim: options.trim,
+            nul_replaced: options.nul_replaced.clone(),
             number: 0,
         })
     }
@@ -238,6 +244,7 @@ impl Reader {
             max: options.max_record,
             colsep: options.colsep.clone(),
             trim: options.trim,
+            nul_replaced: options.nul_replaced.clone(),
             number: 0,
         }
     }
@@ -254,6 +261,21 @@ impl Reader {
         };
         let Some(raw) = raw else { return Ok(None) };
         self.number += 1;
+        let raw = match raw {
+            Ok(bytes) if self.delimiter != [0] && bytes.contains(&0) => {
+                self.nul_replaced
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let mut replaced = Vec::with_capacity(bytes.len() + 8);
+                for b in bytes {
+                    match b {
+                        0 => replaced.extend_from_slice(b"\\0"),
+                        b => replaced.push(b),
+                    }
+                }
+                Ok(replaced)
+            }
+            raw => raw,
+        };
         Ok(Some(match raw {
             Ok(bytes) => Ok(match &self.colsep {
                 Some(re) => re

@@ -93,16 +93,27 @@ impl JobRecord {
 }
 
 /// A joblog file, written and flushed one line at a time so a crash loses nothing.
-#[derive(Debug)]
 pub struct JobLog {
-    out: BufWriter<File>,
+    out: BufWriter<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for JobLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobLog")
+    }
 }
 
 impl JobLog {
-    /// Creates (or truncates) `path` and writes the header.
+    /// Creates (or truncates) `path` and writes the header; `-` is standard output,
+    /// as in GNU parallel.
     pub fn create(path: &Path) -> io::Result<Self> {
+        let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
+            Box::new(io::stdout())
+        } else {
+            Box::new(File::create(path)?)
+        };
         let mut log = Self {
-            out: BufWriter::new(File::create(path)?),
+            out: BufWriter::new(out),
         };
         writeln!(log.out, "{HEADER}")?;
         log.out.flush()?;
@@ -118,7 +129,7 @@ impl JobLog {
             .open(path)?;
         let empty = file.metadata()?.len() == 0;
         let mut log = Self {
-            out: BufWriter::new(file),
+            out: BufWriter::new(Box::new(file)),
         };
         if empty {
             writeln!(log.out, "{HEADER}")?;

@@ -675,15 +675,24 @@ fn work(
             }
             continue;
         }
+        // {%} is the lowest slot free when the job starts, as in GNU parallel (not
+        // this worker's number). With -S a slot is its host's, so it stays the worker's.
+        let shown = match host {
+            Some(_) => slot,
+            None => halt.take_slot(),
+        };
         let finished = run_job(
             options,
-            slot,
+            shown,
             host.as_deref(),
             program.as_deref(),
             job,
             cancel,
             halt,
         );
+        if host.is_none() {
+            halt.release_slot(shown);
+        }
         if done.send(finished).is_err() {
             return;
         }
@@ -923,9 +932,30 @@ struct WorkerShared {
     closed: AtomicBool,
     counted: std::sync::atomic::AtomicUsize,
     runtimes: std::sync::Mutex<RunningMedian>,
+    /// Which job slots (`{%}`, from 1) are in use now.
+    busy: std::sync::Mutex<Vec<bool>>,
 }
 
 impl WorkerShared {
+    /// The lowest job slot not in use, now taken.
+    fn take_slot(&self) -> usize {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        let free = busy.iter().position(|b| !b).unwrap_or(busy.len());
+        if free == busy.len() {
+            busy.push(true);
+        } else {
+            busy[free] = true;
+        }
+        free + 1
+    }
+
+    fn release_slot(&self, slot: usize) {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = busy.get_mut(slot - 1) {
+            *b = false;
+        }
+    }
+
     fn count(&self, halt: Option<Halt>, succeeded: bool) {
         let Some(halt) = halt else { return };
         if let Threshold::Count(n) = halt.threshold

@@ -135,6 +135,15 @@ impl ResultWriter {
             Results::Named(template) => {
                 let name = template.render_text(job.args, job.seq, job.slot);
                 let path = PathBuf::from(std::ffi::OsStr::from_bytes(&name));
+                // A name ending in `/` is a directory, filled as the tree's leaves are.
+                if name.ends_with(b"/") {
+                    fs::create_dir_all(&path).map_err(at(&path))?;
+                    save_to(&path.join("stdout"), stdout)?;
+                    save_to(&path.join("stderr"), stderr)?;
+                    let seq = path.join("seq");
+                    fs::write(&seq, job.seq.to_string()).map_err(at(&seq))?;
+                    return Ok(None);
+                }
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     fs::create_dir_all(dir).map_err(at(dir))?;
                 }
@@ -226,8 +235,14 @@ fn escape_component(value: &[u8]) -> Vec<u8> {
             _ => out.push(b),
         }
     }
+    // A file name holds at most 255 bytes (NAME_MAX): a longer argument is cut there,
+    // as GNU parallel cuts it when the full name is refused.
+    out.truncate(NAME_MAX);
     out
 }
+
+/// The longest file name Linux file systems take, in bytes.
+const NAME_MAX: usize = 255;
 
 /// One table row: the joblog's columns, the arguments, stdout and stderr; fields
 /// quoted as GNU parallel quotes them (the command and non-empty outputs always,
