@@ -1085,7 +1085,12 @@ mod tests {
                 ("g".to_owned(), false)
             ]
         );
-        assert!(split_command(os(&["echo", ":::+", "a"])).is_err());
+        // A leading :::+ has nothing to pair with; after ::::+ every file is paired.
+        let (_, inputs) = split_command(os(&["echo", ":::+", "a"])).unwrap();
+        assert!(!inputs[0].linked);
+        let (_, inputs) = split_command(os(&["echo", "::::+", "f", "g", "h"])).unwrap();
+        let linked: Vec<bool> = inputs.iter().map(|i| i.linked).collect();
+        assert_eq!(linked, [false, true, true]);
     }
 
     #[test]
