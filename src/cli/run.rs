@@ -859,6 +859,10 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     let template =
         Template::parse(&words, &template_options).map_err(|e| UsageError(e.to_string()))?;
+    let mut source = source;
+    if let JobSource::Args(jobs) = &mut source {
+        jobs.set_fill_cost(template.fill_cost());
+    }
     let tag = match (&args.tagstring, args.tag) {
         (Some(text), _) => Some(Tag::parse(text, &template_options)),
         (None, true) => Some(Tag::parse("{}", &TemplateOptions::default())),

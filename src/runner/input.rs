@@ -115,9 +115,39 @@ impl Default for InputOptions {
     }
 }
 
-/// Argument bytes one `-X`/`-m` job takes: GNU parallel's usual limit for a command
-/// line here is 131,071 bytes; the command's own words take a little of that.
-pub const DEFAULT_FILL_BYTES: usize = 128 * 1024;
+/// The longest command line a `-X`/`-m` job gets, in bytes: GNU parallel's usable
+/// length on Linux. It finds the longest command line the system runs (130,329 bytes
+/// by its search, under the 131,072 a single argument may hold), keeps 3,000 for
+/// wrapping and halves the rest, for remote jobs whose lines it encodes.
+pub const DEFAULT_FILL_BYTES: usize = (130_329 - 3000) / 2;
+
+/// What a job's command line costs for `-X`/`-m`: a fixed part, and each record's
+/// share (see [`Template::fill_cost`](super::Template::fill_cost)).
+#[derive(Clone)]
+pub struct FillCost {
+    /// The command's own text.
+    pub base: usize,
+    /// One record's share of the line.
+    pub per_record: std::sync::Arc<dyn Fn(&[Vec<u8>]) -> usize + Send + Sync>,
+}
+
+impl Default for FillCost {
+    /// Each value with a space and a pair of quotes.
+    fn default() -> Self {
+        Self {
+            base: 0,
+            per_record: std::sync::Arc::new(|values| values.iter().map(|v| v.len() + 3).sum()),
+        }
+    }
+}
+
+impl std::fmt::Debug for FillCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FillCost")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
 
 /// The arguments of one job: `records` records of `columns` values each, flattened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -502,6 +532,7 @@ pub struct Jobs {
     grouping: Grouping,
     slots: usize,
     fill_bytes: usize,
+    fill_cost: FillCost,
     /// Records read ahead for [`Grouping::Fill`], waiting to become jobs.
     pending: VecDeque<Record>,
     ended: bool,
@@ -652,11 +683,17 @@ impl Jobs {
             grouping: options.grouping,
             slots: options.slots.max(1),
             fill_bytes: options.fill_bytes.max(1),
+            fill_cost: FillCost::default(),
             pending: VecDeque::new(),
             ended: false,
             spread: None,
             names,
         })
+    }
+
+    /// Sets what a job's command line costs for `-X`/`-m` (once the command is known).
+    pub fn set_fill_cost(&mut self, cost: FillCost) {
+        self.fill_cost = cost;
     }
 
     /// Column names from `--header :`, in column order (empty without it).
@@ -706,14 +743,12 @@ impl Jobs {
             Grouping::One => 1,
             Grouping::Records(n) => n.max(1),
             Grouping::Fill => {
-                // Read ahead until one record more than fits, or the input ends.
-                let size = |record: &Record| {
-                    record
-                        .as_ref()
-                        .map_or(0, |v| v.iter().map(|a| a.len() + 3).sum::<usize>())
-                };
-                let mut bytes: usize = self.pending.iter().map(size).sum();
-                while !self.ended && bytes <= self.fill_bytes {
+                // Read ahead until one record more than fits, or the input ends. As in
+                // GNU parallel, a line fits while it is shorter than the limit.
+                let cost = self.fill_cost.clone();
+                let size = |record: &Record| record.as_ref().map_or(0, |v| (cost.per_record)(v));
+                let mut bytes: usize = cost.base + self.pending.iter().map(size).sum::<usize>();
+                while !self.ended && bytes < self.fill_bytes {
                     match self.next_record()? {
                         Some(record) => {
                             bytes += size(&record);
@@ -722,7 +757,7 @@ impl Jobs {
                         None => self.ended = true,
                     }
                 }
-                if self.ended && bytes <= self.fill_bytes {
+                if self.ended && bytes < self.fill_bytes {
                     // Spread what is left over the job slots, in equal jobs.
                     let slots = self.slots;
                     let left = self.pending.len();
@@ -858,7 +893,7 @@ mod tests {
             all(&options, b"1\n2\n3\n4\n5\n6\n7\n"),
             ["1 2", "3 4", "5 6", "7"]
         );
-        options.fill_bytes = 8; // two 1-byte records, counted as 4 bytes each, fill a job
+        options.fill_bytes = 9; // two 1-byte records, counted as 4 bytes each, fill a job
         options.slots = 1;
         assert_eq!(all(&options, b"1\n2\n3\n4\n5\n"), ["1 2", "3 4", "5"]);
     }

@@ -46,8 +46,8 @@ pub use control::{
     Gate, Halt, HaltOn, HaltWhen, JobCount, JobsFile, RunningMedian, Threshold, Timeout,
 };
 pub use input::{
-    DEFAULT_FILL_BYTES, Grouping, Input, InputError, InputOptions, JobArgs, Jobs, MAX_HELD_BYTES,
-    MAX_HELD_RECORDS, Source,
+    DEFAULT_FILL_BYTES, FillCost, Grouping, Input, InputError, InputOptions, JobArgs, Jobs,
+    MAX_HELD_BYTES, MAX_HELD_RECORDS, Source,
 };
 pub use joblog::{
     HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, MAX_JOBLOG_LINE, MAX_JOBLOG_RECORDS,

@@ -265,6 +265,83 @@ impl Template {
         })
     }
 
+    /// What a job's command line costs, counted as GNU parallel counts it when it
+    /// packs arguments for `-X` and `-m`: the command's own text and the spaces between
+    /// its words, then for each record its values as GNU parallel quotes them, once per
+    /// replacement string, with a space each. With `-X` a word holding a replacement
+    /// string is repeated per record, its own text included.
+    pub fn fill_cost(&self) -> super::FillCost {
+        let text_len = |word: &Word| -> usize {
+            word.iter()
+                .map(|t| match t {
+                    Token::Text(text) => text.len(),
+                    Token::Replace(Replacement::Seq | Replacement::Slot, _) => 1,
+                    Token::Replace(..) => 0,
+                })
+                .sum()
+        };
+        let takes_values = |word: &Word| {
+            word.iter().any(|t| {
+                matches!(
+                    t,
+                    Token::Replace(Replacement::All(_) | Replacement::Nth(..), _)
+                )
+            })
+        };
+        let replacements: Vec<Replacement> = self
+            .words
+            .iter()
+            .flatten()
+            .filter_map(|t| match t {
+                Token::Replace(r @ (Replacement::All(_) | Replacement::Nth(..)), _) => Some(*r),
+                _ => None,
+            })
+            .collect();
+        let gaps = self.words.len().saturating_sub(1);
+        let value_len = |modifier: Modifier, value: &[u8]| quote_word(&modifier.apply(value)).len();
+        let values = move |r: &Replacement, record: &[Vec<u8>]| -> (usize, usize) {
+            match r {
+                Replacement::All(m) => {
+                    (record.iter().map(|v| value_len(*m, v)).sum(), record.len())
+                }
+                Replacement::Nth(n, m) => (record.get(n - 1).map_or(0, |v| value_len(*m, v)), 1),
+                _ => (0, 0),
+            }
+        };
+        if self.context {
+            let (context, other): (Vec<&Word>, Vec<&Word>) =
+                self.words.iter().partition(|w| takes_values(w));
+            let context_text: usize = context.iter().map(|w| text_len(w)).sum();
+            let groups = context.len();
+            let base = other.iter().map(|w| text_len(w)).sum::<usize>() + gaps;
+            super::FillCost {
+                base: base.saturating_sub(groups),
+                per_record: std::sync::Arc::new(move |record| {
+                    context_text
+                        + groups
+                        + replacements
+                            .iter()
+                            .map(|r| values(r, record).0)
+                            .sum::<usize>()
+                }),
+            }
+        } else {
+            let text: usize = self.words.iter().map(text_len).sum();
+            super::FillCost {
+                base: (text + gaps).saturating_sub(replacements.len()),
+                per_record: std::sync::Arc::new(move |record| {
+                    replacements
+                        .iter()
+                        .map(|r| {
+                            let (len, count) = values(r, record);
+                            len + count
+                        })
+                        .sum()
+                }),
+            }
+        }
+    }
+
     /// Whether any replacement string is in it.
     pub fn has_replacements(&self) -> bool {
         self.words
