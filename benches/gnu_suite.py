@@ -46,7 +46,7 @@ output-as-files outputasfiles pipe spreadstdin cleanup""".split())
 OTHER_TOOLS = re.compile(r"\b(sem|parset|env_parallel|parsort|niceload|sql|--sql\w*)\b")
 # Features that are no flag of their own: perl replacement strings ({= =}, {+..}, {-N}
 # with --plus), options from $PARALLEL, #!/usr/bin/parallel --shebang, --results *.json.
-UNSUPPORTED = re.compile(r"\{=|\{\+|\{-\d|\bPARALLEL=|--shebang|\.json\b|--rpl"
+UNSUPPORTED = re.compile(r"\{=|\{\+|\{-\d|\bPARALLEL=|\bPARALLEL_ENV\b|--shebang|\.json\b|--rpl"
                          r"|--header\s+(?!:)\S|\s-S\s*\S|--sshlogin|--slf|--sshloginfile")
 
 

@@ -119,9 +119,14 @@ pub fn thread_budget(stack_size: usize) -> Option<ThreadBudget> {
 /// How many more things that each hold `per_item` descriptors this process can open,
 /// under its soft `ulimit -n` less the descriptors open now and 64 kept in reserve.
 pub fn descriptor_budget(per_item: usize) -> Option<ThreadBudget> {
+    descriptor_budget_keeping(per_item, 64)
+}
+
+/// [`descriptor_budget`], keeping `reserve` descriptors instead of 64.
+pub fn descriptor_budget_keeping(per_item: usize, reserve: u64) -> Option<ThreadBudget> {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current?;
     let open = fs::read_dir("/proc/self/fd").ok()?.count() as u64;
-    let free = limit.saturating_sub(open + 64);
+    let free = limit.saturating_sub(open + reserve);
     Some(ThreadBudget {
         threads: usize::try_from(free / per_item.max(1) as u64).unwrap_or(usize::MAX),
         limit: format!(

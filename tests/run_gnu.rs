@@ -582,7 +582,7 @@ fn a_percentage_timeout_follows_the_median_runtime() {
         "31.4163",
     ])
     .run_within(Duration::from_secs(25))
-    .expect_code(124)
+    .expect_code(1)
     .expect_stderr("job 4 timed out after");
 }
 

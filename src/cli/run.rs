@@ -103,10 +103,10 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "halt")]
     halt_on_error: bool,
 
-    /// Try a failing job up to N times in all, as GNU parallel counts (0 and 1: once);
-    /// only the last attempt's output is printed.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    retries: u32,
+    /// Try a failing job up to N times in all, as GNU parallel counts (1: once; 0: until
+    /// it succeeds); only the last attempt's output is printed.
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
 
     /// Write GNU parallel's joblog (Seq, Host, Starttime, JobRuntime, Send, Receive,
     /// Exitval, Signal, Command) to FILE.
@@ -801,6 +801,22 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         .as_ref()
         .and_then(|h| NonZeroUsize::new(h.slots()))
         .unwrap_or(jobs);
+    // Each running job holds a few descriptors (its pipes, its pidfd, a spool file):
+    // past what the limit leaves, fewer jobs run, as in GNU parallel, rather than
+    // failing with "Too many open files".
+    let _ = crate::limits::raise_fd_limit();
+    let jobs = match crate::limits::descriptor_budget_keeping(runner::DESCRIPTORS_PER_JOB, 4) {
+        Some(budget) if budget.threads < jobs.get() => {
+            let fit = NonZeroUsize::new(budget.threads).unwrap_or(NonZeroUsize::MIN);
+            eprintln!(
+                "concur: only enough file descriptors to run {fit} jobs at once ({}); running \
+                 {fit} (raise `ulimit -n` for more)",
+                budget.limit
+            );
+            fit
+        }
+        _ => jobs,
+    };
     input.slots = jobs.get();
     if args.pipe && words.is_empty() {
         return Err(
@@ -883,7 +899,12 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         _ => None,
     };
     // GNU parallel's N counts every attempt; the library's, the ones after the first.
-    options.retries = args.retries.saturating_sub(1);
+    options.retries = match args.retries {
+        None => 0,
+        // GNU parallel's --retries 0: for ever.
+        Some(0) => u32::MAX,
+        Some(n) => n - 1,
+    };
     options.input = input;
     options.dry_run = args.dry_run;
     options.verbose = args.verbose;

@@ -121,6 +121,9 @@ impl Default for InputOptions {
 /// wrapping and halves the rest, for remote jobs whose lines it encodes.
 pub const DEFAULT_FILL_BYTES: usize = (130_329 - 3000) / 2;
 
+/// One record's share of a job's command line.
+pub type RecordCost = std::sync::Arc<dyn Fn(&[Vec<u8>]) -> usize + Send + Sync>;
+
 /// What a job's command line costs for `-X`/`-m`: a fixed part, and each record's
 /// share (see [`Template::fill_cost`](super::Template::fill_cost)).
 #[derive(Clone)]
@@ -128,7 +131,7 @@ pub struct FillCost {
     /// The command's own text.
     pub base: usize,
     /// One record's share of the line.
-    pub per_record: std::sync::Arc<dyn Fn(&[Vec<u8>]) -> usize + Send + Sync>,
+    pub per_record: RecordCost,
 }
 
 impl Default for FillCost {

@@ -47,7 +47,7 @@ pub use control::{
 };
 pub use input::{
     DEFAULT_FILL_BYTES, FillCost, Grouping, Input, InputError, InputOptions, JobArgs, Jobs,
-    MAX_HELD_BYTES, MAX_HELD_RECORDS, Source,
+    MAX_HELD_BYTES, MAX_HELD_RECORDS, RecordCost, Source,
 };
 pub use joblog::{
     HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, MAX_JOBLOG_LINE, MAX_JOBLOG_RECORDS,
@@ -299,8 +299,8 @@ pub struct Summary {
 
 impl Summary {
     /// The exit status `concur run` documents: 128 + signal if interrupted; else 127 if
-    /// a command was not found; else 124 if a job timed out; else the number of failed
-    /// jobs, capped at 100; 0 if every job succeeded.
+    /// a command run directly was not found; else the number of failed jobs (a job that
+    /// timed out failed), 101 for more than 100; 0 if every job succeeded.
     pub fn exit_code(&self) -> u8 {
         if let Some(signal) = self.interrupted_by {
             return u8::try_from(128 + signal).unwrap_or(255);
@@ -308,12 +308,12 @@ impl Summary {
         if let Some(status) = self.halt_status {
             return status;
         }
+        // As GNU parallel: the number of failed jobs (a timed-out one is a failure), 101
+        // for more than 100.
         if self.not_found > 0 {
             127
-        } else if self.timed_out > 0 {
-            124
         } else {
-            u8::try_from(self.failed.min(100)).unwrap_or(100)
+            u8::try_from(self.failed.min(101)).unwrap_or(101)
         }
     }
 }
@@ -494,6 +494,10 @@ pub fn run(
     };
     run_jobs(options, source, reporter, cancel)
 }
+
+/// Descriptors one running job holds at most: its stdout and stderr pipes, its pidfd,
+/// a stdin pipe, and two spool files for output past 64 KiB.
+pub const DESCRIPTORS_PER_JOB: usize = 6;
 
 /// The most records (`-N`) or arguments (`-n`) one job takes: no command line holds
 /// more, and with `--pipe`, a block of more records is better asked for by `--block`.
@@ -1555,8 +1559,10 @@ mod tests {
         };
         assert_eq!(summary(0, 0, 0, None).exit_code(), 0);
         assert_eq!(summary(3, 0, 0, None).exit_code(), 3);
-        assert_eq!(summary(150, 0, 0, None).exit_code(), 100);
-        assert_eq!(summary(2, 1, 0, None).exit_code(), 124);
+        assert_eq!(summary(100, 0, 0, None).exit_code(), 100);
+        assert_eq!(summary(150, 0, 0, None).exit_code(), 101);
+        // A timed-out job is one of the failed ones, as GNU parallel counts.
+        assert_eq!(summary(2, 1, 0, None).exit_code(), 2);
         assert_eq!(summary(2, 1, 1, None).exit_code(), 127);
         assert_eq!(summary(2, 1, 1, Some(2)).exit_code(), 130);
         assert_eq!(summary(0, 0, 0, Some(15)).exit_code(), 143);

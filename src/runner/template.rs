@@ -158,6 +158,9 @@ pub struct Template {
     context: bool,
     /// `-q`: the words are the program and its arguments, shown quoted.
     literal: bool,
+    /// `-q` with a program not on PATH (a shell function, say): the words, each
+    /// quoted, run in the shell, as GNU parallel runs them.
+    via_shell: bool,
     /// How each hole's value is quoted where it sits.
     quoting: Contexts,
     /// The shell that runs command lines.
@@ -201,6 +204,7 @@ impl Template {
                 kind: Kind::Lines,
                 context: false,
                 literal: false,
+                via_shell: false,
                 quoting: Contexts::default(),
                 shell: shell_of(options),
             });
@@ -246,7 +250,8 @@ impl Template {
             }
             _ => true,
         };
-        let kind = if options.quote || (plain && found()) {
+        let program_found = found();
+        let kind = if options.quote || (plain && program_found) {
             Kind::Direct
         } else {
             Kind::Shell
@@ -260,6 +265,7 @@ impl Template {
             kind,
             context: options.context,
             literal: options.quote,
+            via_shell: options.quote && !program_found,
             quoting,
             shell: shell_of(options),
         })
@@ -438,6 +444,12 @@ impl Template {
             self.render_words(&job, &mut line);
             line.line
         };
+        if self.via_shell {
+            return Rendered {
+                cmd: self.shell_cmd(&line),
+                line,
+            };
+        }
         let mut words = argv.words.into_iter().map(OsString::from_vec);
         let first = words.next().unwrap_or_default();
         let cmd = match program {
@@ -485,6 +497,7 @@ impl Template {
             kind: Kind::Shell,
             context: false,
             literal: false,
+            via_shell: false,
             quoting: Contexts::default(),
             shell: shell_of(options),
         })
@@ -541,9 +554,8 @@ fn render_tokens(word: &Word, job: &Job<'_>, sink: &mut dyn Sink) {
                     }
                     sink.value(*hole, &modifier.apply(value));
                 }
-                if job.args.values.is_empty() {
-                    sink.value(*hole, b"");
-                }
+                // No values (`-N0`): the replacement string is replaced by nothing,
+                // as in GNU parallel.
             }
         }
     }
