@@ -415,7 +415,7 @@ fn quick_tour_covers_items_52_to_64() {
         "0.1 s timeout: stopped after",
         "exit status -15",
         // concur run's GNU parallel interface: the product, {#}, {1/.}, quoted {2}.
-        "  1 a.tar x\n  2 a.tar $\\(touch",
+        "  1 a.tar x\n  2 a.tar $(touch",
         "  3 b x\n",
         "inside \"{}\": stayed data, nothing ran",
         "Item 53",

@@ -172,7 +172,8 @@ fn gnu_parallel(out: &mut dyn Write) -> Result<(), TourError> {
     writeln!(
         out,
         "input `$(touch …)` inside \"{{}}\": {} (GNU parallel 20221122 quotes with single\n\
-         quotes, which the command's own double quotes undo: it runs it; concur backslash-quotes)",
+         quotes, which the command's own double quotes undo: it runs it; concur quotes for the\n\
+         context, so inside \"…\" the value arrives byte for byte)",
         if marker.exists() {
             "RAN AS CODE"
         } else {
