@@ -102,7 +102,9 @@ def run(path, name, mode, work):
     os.makedirs(bindir, exist_ok=True)
     wrapper = os.path.join(bindir, "parallel")
     with open(wrapper, "w") as f:
-        f.write("#!/bin/sh\n[ -n \"$GNU_SUITE_CASE\" ] || exit 0\n")
+        # bash, not sh: dash drops the functions bash exports (BASH_FUNC_f%%), which
+        # many cases hand to parallel.
+        f.write("#!/bin/bash\n[ -n \"$GNU_SUITE_CASE\" ] || exit 0\n")
         if mode == "gnu":
             f.write(f'exec {shlex.quote(gnu)} --will-cite "$@"\n')
         else:
@@ -137,7 +139,8 @@ for file in sorted(os.listdir(suite_dir)):
         counted += 1
         results = []
         for mode in ("gnu", "concur"):
-            cached = cache and os.path.join(cache, name)
+            # Two files may hold cases of the same name.
+            cached = cache and os.path.join(cache, file[:-3] + "." + name)
             if mode == "gnu" and cached and os.path.exists(cached + ".status"):
                 status = open(cached + ".status").read().strip()
                 results.append((int(status) if status.lstrip("-").isdigit() else status,

@@ -20,8 +20,9 @@ use crate::process::Spool;
 use crate::remote;
 use crate::runner::{
     self, Blocks, Gate, Grouping, Halt, Hosts, Input, InputOptions, JobCount, JobSource, Jobs,
-    JobsFile, Live, LiveOutput, LoginFile, PipeOptions, Reporter, Results, RunError, RunOptions,
-    Source, SshLogin, Streams, Tag, Template, TemplateOptions, Timeout, Workdir, read_joblog,
+    JobsFile, Live, LiveOutput, LocalWorkdir, LoginFile, PipeOptions, Reporter, Results, RunError,
+    RunOptions, Source, SshLogin, Streams, Tag, Template, TemplateOptions, Timeout, Workdir,
+    read_joblog,
 };
 
 const RUN_ABOUT: &str =
@@ -734,11 +735,11 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let remote_only = !args.transferfile.is_empty()
         || !args.return_file.is_empty()
         || !args.trc.is_empty()
-        || args.cleanup
-        || args.workdir.is_some();
-    if remote_only && args.sshlogin.is_empty() && args.slf.is_empty() {
+        || args.cleanup;
+    let local = args.sshlogin.is_empty() && args.slf.is_empty();
+    if remote_only && local {
         return Err(UsageError(
-            "--workdir, --transferfile, --return, --trc and --cleanup need -S or --slf".into(),
+            "--transferfile, --return, --trc and --cleanup need -S or --slf".into(),
         )
         .into());
     }
@@ -932,6 +933,13 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         options.returns.extend(files(&args.trc, "--trc")?);
         options.cleanup = true;
     }
+    // --workdir here: `.` is where concur runs (nothing to do), `...` a directory of
+    // each job's own.
+    options.local_workdir = match args.workdir.as_deref() {
+        Some(dir) if local && dir.as_os_str() == "..." => Some(LocalWorkdir::Private),
+        Some(dir) if local && dir.as_os_str() != "." => Some(LocalWorkdir::Dir(dir.to_owned())),
+        _ => None,
+    };
     options.hosts = hosts;
     options.fixed_logins = fixed_logins;
     options.login_files = args
@@ -949,9 +957,10 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     // A dry run prints its commands and makes no file.
     options.results = match (&args.results, args.files && !args.dry_run) {
         _ if args.dry_run => None,
-        (Some(results), _) => {
-            Some(Results::parse(results).map_err(|e| UsageError(format!("--results: {e}")))?)
-        }
+        (Some(results), _) => Some(
+            Results::parse_with(results, &template_options.names)
+                .map_err(|e| UsageError(format!("--results: {e}")))?,
+        ),
         (None, true) => Some(Results::Files(
             args.tmpdir.clone().unwrap_or_else(std::env::temp_dir),
         )),

@@ -132,6 +132,8 @@ pub struct RunOptions {
     pub login_files: Vec<LoginFile>,
     /// The `-S` logins, kept beside those of `login_files` when they are read again.
     pub fixed_logins: Vec<SshLogin>,
+    /// `--workdir` without `-S`: where jobs run here.
+    pub local_workdir: Option<LocalWorkdir>,
     /// With `-S`: files sent to a job's host before it runs (`--transferfile`).
     pub transfer: Vec<Template>,
     /// With `-S`: files fetched from a job's host after it ran (`--return`).
@@ -170,6 +172,7 @@ impl RunOptions {
             hosts: None,
             login_files: Vec::new(),
             fixed_logins: Vec::new(),
+            local_workdir: None,
             transfer: Vec::new(),
             returns: Vec::new(),
             cleanup: false,
@@ -495,6 +498,15 @@ pub fn run(
     run_jobs(options, source, reporter, cancel)
 }
 
+/// `--workdir` for jobs run here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalWorkdir {
+    /// This directory, made if missing.
+    Dir(std::path::PathBuf),
+    /// `...`: a directory of each job's own, removed after it.
+    Private,
+}
+
 /// Descriptors one running job holds at most: its stdout and stderr pipes, its pidfd,
 /// a stdin pipe, and two spool files for output past 64 KiB.
 pub const DESCRIPTORS_PER_JOB: usize = 6;
@@ -744,6 +756,35 @@ fn run_job(
         // A job that reads its own stdin (--pipe) cannot have it watched.
         let watch = job.stdin.is_none().then_some(options.grace);
         cmd = hosts.ssh.wrap(host, &line, workdir, watch);
+    }
+    // --workdir here: the job runs there, with $OLDPWD where concur started (GNU
+    // parallel's). `...` is a directory of the job's own, removed after it.
+    let mut _private_dir = None;
+    if remote.is_none()
+        && let Some(workdir) = &options.local_workdir
+    {
+        let dir = match workdir {
+            LocalWorkdir::Dir(dir) => std::fs::create_dir_all(dir).map(|()| dir.clone()),
+            LocalWorkdir::Private => tempfile::Builder::new()
+                .prefix("concur-wd-")
+                .tempdir()
+                .map(|dir| _private_dir.insert(dir).path().to_owned()),
+        };
+        match dir {
+            Ok(dir) => {
+                if let Ok(here) = std::env::current_dir() {
+                    cmd = cmd.env("OLDPWD", here);
+                }
+                cmd = cmd.current_dir(dir);
+            }
+            Err(err) => {
+                let mut finished = Finished::skipped(job.seq);
+                finished.outcome =
+                    Outcome::Transfer(format!("cannot make the work directory: {err}"));
+                finished.args = job.args;
+                return finished;
+            }
+        }
     }
     let host_name = host.map_or_else(|| ":".to_owned(), |h| h.login.to_string());
     let tag = options.tag.as_ref().map(|tag| {

@@ -17,8 +17,9 @@ use crate::process::Spool;
 /// Where results go.
 #[derive(Clone, Debug)]
 pub enum Results {
-    /// GNU parallel's directory tree, one level pair per argument.
-    Tree(PathBuf),
+    /// GNU parallel's directory tree, one level pair per argument; with `--header :`
+    /// each level is named by its column's name, and the levels are in name order.
+    Tree(PathBuf, Vec<String>),
     /// A path with replacement strings: stdout to it, stderr to `.err`, seq to `.seq`.
     Named(Template),
     /// One table, with this separator (`,` for `.csv`, tab for `.tsv`).
@@ -32,24 +33,33 @@ impl Results {
     /// What `--results ARG` means: a table for `.csv`/`.tsv`, a named path if it holds
     /// replacement strings, else the tree.
     pub fn parse(arg: &str) -> Result<Self, super::TemplateError> {
+        Self::parse_with(arg, &[])
+    }
+
+    /// [`parse`](Self::parse), with the column names of `--header :`.
+    pub fn parse_with(arg: &str, names: &[String]) -> Result<Self, super::TemplateError> {
         if arg.ends_with(".csv") {
             return Ok(Results::Table(arg.into(), b','));
         }
         if arg.ends_with(".tsv") {
             return Ok(Results::Table(arg.into(), b'\t'));
         }
-        let named = Template::text(arg, &TemplateOptions::default())?;
+        let options = TemplateOptions {
+            names: names.to_vec(),
+            ..TemplateOptions::default()
+        };
+        let named = Template::text(arg, &options)?;
         if named.has_replacements() {
             Ok(Results::Named(named))
         } else {
-            Ok(Results::Tree(arg.into()))
+            Ok(Results::Tree(arg.into(), names.to_vec()))
         }
     }
 
     /// The file or directory, for messages.
     pub fn path(&self) -> PathBuf {
         match self {
-            Results::Tree(p) | Results::Table(p, _) | Results::Files(p) => p.clone(),
+            Results::Tree(p, _) | Results::Table(p, _) | Results::Files(p) => p.clone(),
             Results::Named(_) => PathBuf::from("--results"),
         }
     }
@@ -119,11 +129,29 @@ impl ResultWriter {
         stderr: &mut Spool,
     ) -> Result<Option<Vec<u8>>, ResultError> {
         match &self.results {
-            Results::Tree(dir) => {
+            Results::Tree(dir, names) => {
                 let mut path = dir.clone();
-                for (i, value) in job.args.values.iter().enumerate() {
-                    path.push((i % job.args.columns.max(1) + 1).to_string());
-                    path.push(std::ffi::OsStr::from_bytes(&escape_component(value)));
+                for record in job.args.records() {
+                    // Each column's level: its name (or number), in the order GNU
+                    // parallel sorts them: numerically, then by text.
+                    let mut levels: Vec<(String, &Vec<u8>)> = record
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            (
+                                names.get(i).cloned().unwrap_or_else(|| (i + 1).to_string()),
+                                v,
+                            )
+                        })
+                        .collect();
+                    levels.sort_by(|(a, _), (b, _)| {
+                        let number = |s: &str| s.parse::<f64>().unwrap_or(0.0);
+                        number(a).total_cmp(&number(b)).then_with(|| a.cmp(b))
+                    });
+                    for (name, value) in levels {
+                        path.push(name);
+                        path.push(std::ffi::OsStr::from_bytes(&escape_component(value)));
+                    }
                 }
                 fs::create_dir_all(&path).map_err(at(&path))?;
                 save_to(&path.join("stdout"), stdout)?;
