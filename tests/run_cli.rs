@@ -281,6 +281,35 @@ fn retries_rerun_a_failing_job() {
         .run()
         .expect_success();
     assert_eq!(run.stdout(), "try 3\n", "only the last attempt is printed");
+    // --retries 0: until it succeeds (GNU parallel 20221122 reruns even a job that
+    // succeeded, forever; concur stops at the first success).
+    std::fs::remove_file(dir.path().join("count")).unwrap();
+    let run = dir
+        .concur(["run", "--retries", "0", "--shell"])
+        .stdin(format!("{flaky}\n"))
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "try 3\n");
+}
+
+#[test]
+fn a_descriptor_limit_too_low_for_every_job_lowers_the_job_count() {
+    let dir = Dir::new();
+    // 64 descriptors hold far fewer than 50 jobs' pipes: concur runs fewer at a time,
+    // says so, and still runs every job.
+    let script = format!(
+        "ulimit -n 64 && exec \"{}\" run -j 50 -k echo ::: $(seq 1 60)",
+        env!("CARGO_BIN_EXE_concur")
+    );
+    let out = dir.sh(&script);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let expected: String = (1..=60).map(|i| format!("{i}\n")).collect();
+    assert_eq!(stdout, expected);
+    assert!(stderr.contains("descriptor"), "{stderr}");
 }
 
 #[test]

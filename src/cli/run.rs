@@ -70,7 +70,7 @@ Examples:
 
 /// Arguments of `concur run`.
 #[derive(Debug, Args)]
-#[command(about = RUN_ABOUT, after_help = RUN_AFTER)]
+#[command(about = RUN_ABOUT, after_help = RUN_AFTER, args_override_self = true)]
 pub struct RunArgs {
     /// Jobs at once: N, +N / -N (cores plus or minus N), N% (of the cores), 0 (1024),
     /// or a FILE holding one of these, read again when it changes [default: the number
