@@ -241,6 +241,21 @@ fn the_timeout_kills_grandchildren() {
 }
 
 #[test]
+fn halt_now_names_the_running_jobs_it_stopped_apart_from_the_failures() {
+    let dir = Dir::new();
+    // Job 1 fails once job 2 is running; `now` stops job 2, which did not fail itself.
+    let run = dir
+        .concur(["run", "-j", "2", "--halt", "now,fail=1"])
+        .stdin("while [ ! -e started ]; do sleep 0.01; done; exit 3\ntouch started; sleep 30\n")
+        .run_within(std::time::Duration::from_secs(20))
+        .expect_code(3)
+        .expect_stderr(
+            "1 of 2 jobs failed; stopped starting jobs and 1 running job (--halt now,fail=1)",
+        );
+    assert_eq!(run.stdout(), "");
+}
+
+#[test]
 fn halt_on_error_starts_nothing_after_the_first_failure() {
     let dir = Dir::new();
     let run = dir

@@ -1057,13 +1057,21 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         Err(err) => return Err(err.into()),
     };
     if summary.failed > 0 && summary.interrupted_by.is_none() {
+        // Jobs that `--halt now` stopped did not fail of their own: they are named
+        // apart.
+        let stopped = summary.cancelled.min(summary.failed);
         let halted = match (summary.halted, options.halt) {
+            (true, Some(halt)) if stopped > 0 => format!(
+                "; stopped starting jobs and {stopped} running {} (--halt {halt})",
+                if stopped == 1 { "job" } else { "jobs" }
+            ),
             (true, Some(halt)) => format!("; stopped starting jobs (--halt {halt})"),
             _ => String::new(),
         };
         reporter.note(&format!(
             "{} of {} jobs failed{halted}",
-            summary.failed, summary.jobs
+            summary.failed - stopped,
+            summary.jobs
         ))?;
     }
     Ok(Outcome::Code(summary.exit_code()))

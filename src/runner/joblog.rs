@@ -20,7 +20,7 @@ pub struct JobRecord {
     pub send: u64,
     /// Bytes read from its stdout.
     pub receive: u64,
-    /// Its exit code; -1 if it was killed by a signal or never ran.
+    /// Its exit code; 0 if a signal killed it (as GNU parallel logs it), -1 if it never ran.
     pub exitval: i32,
     /// The signal that killed it, or 0.
     pub signal: i32,

@@ -1443,7 +1443,9 @@ impl<'a> Scheduler<'a> {
                     runtime: run.runtime,
                     send: run.sent,
                     receive: run.received,
-                    exitval: status.code().unwrap_or(-1),
+                    // Killed by a signal: Exitval 0 and the signal, as GNU parallel
+                    // logs it (`--resume-failed` reads the signal column too).
+                    exitval: status.code().unwrap_or(0),
                     signal: status.signal().unwrap_or(0),
                     command: finished.command.clone(),
                 });
