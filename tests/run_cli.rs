@@ -241,6 +241,24 @@ fn the_timeout_kills_grandchildren() {
 }
 
 #[test]
+fn a_delay_spaces_starts_but_is_not_waited_after_the_last_job() {
+    let dir = Dir::new();
+    // One job and a delay of 10 minutes: the run ends when the job does (it used to
+    // wait out the delay before seeing that the input had ended).
+    dir.concur(["run", "--delay", "600", "echo", ":::", "a"])
+        .run_within(std::time::Duration::from_secs(60))
+        .expect_success();
+    // `Dauto` is accepted, and the jobs all run.
+    let run = dir
+        .concur([
+            "run", "-k", "-j1", "--delay", "0.01auto", "exit {}", ":::", "1", "0", "1",
+        ])
+        .run_within(std::time::Duration::from_secs(60))
+        .expect_code(2);
+    assert_eq!(run.stdout(), "");
+}
+
+#[test]
 fn halt_now_names_the_running_jobs_it_stopped_apart_from_the_failures() {
     let dir = Dir::new();
     // Job 1 fails once job 2 is running; `now` stops job 2, which did not fail itself.

@@ -87,9 +87,11 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration, value_name = "D", default_value = "2s")]
     grace: Duration,
 
-    /// Wait this long between job starts (seconds or with a unit).
-    #[arg(long, value_parser = parse_seconds_or_duration, value_name = "D")]
-    delay: Option<Duration>,
+    /// Wait this long between job starts (seconds or with a unit); `Dauto` (e.g.
+    /// `0.1auto`) lengthens it by 30% after a failed job and shortens it by 10% after a
+    /// success.
+    #[arg(long, value_parser = parse_delay, value_name = "D")]
+    delay: Option<(Duration, bool)>,
 
     /// Print outputs in input order (still streaming, with bounded memory).
     #[arg(short, long, alias = "keeporder")]
@@ -333,6 +335,14 @@ fn parse_seconds_or_duration(text: &str) -> Result<Duration, String> {
             Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {text:?}"))
         }
         Err(_) => parse_duration(text),
+    }
+}
+
+/// `--delay D` or `--delay Dauto`.
+fn parse_delay(text: &str) -> Result<(Duration, bool), String> {
+    match text.trim().strip_suffix("auto") {
+        Some(d) => parse_seconds_or_duration(d).map(|d| (d, true)),
+        None => parse_seconds_or_duration(text).map(|d| (d, false)),
     }
 }
 
@@ -892,7 +902,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.jobs = jobs;
     options.timeout = args.timeout;
     options.grace = args.grace;
-    options.delay = args.delay;
+    options.delay = args.delay.map(|(d, _)| d);
+    options.delay_auto = args.delay.is_some_and(|(_, auto)| auto);
     options.keep_order = args.keep_order;
     options.halt = match (args.halt, args.halt_on_error) {
         (Some(HaltSpec::When(halt)), _) => Some(halt),

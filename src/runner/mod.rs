@@ -109,6 +109,9 @@ pub struct RunOptions {
     pub shuffle: bool,
     /// Wait this long between job starts (`--delay`).
     pub delay: Option<Duration>,
+    /// `--delay Dauto`: the delay grows by 30% after each failed job and shrinks by
+    /// 10% after each success, as in GNU parallel.
+    pub delay_auto: bool,
     /// After a job's process exits, how long output from processes it left behind is
     /// still collected before its group is stopped.
     pub linger: Duration,
@@ -163,6 +166,7 @@ impl RunOptions {
             tag: None,
             shuffle: false,
             delay: None,
+            delay_auto: false,
             linger: DEFAULT_LINGER,
             live: None,
             results: None,
@@ -1064,6 +1068,8 @@ struct Scheduler<'a> {
     halt_counted: usize,
     /// With `--delay`, when the next job may start.
     next_start: Option<Instant>,
+    /// With `--delay`, the delay now (it changes with `--delay Dauto`).
+    delay: Option<Duration>,
     /// With `--results` or `--files`, where output is saved.
     results: Option<ResultWriter>,
     /// With `--load`/`--memfree`: when the gate was last read, and what it said.
@@ -1102,6 +1108,7 @@ impl<'a> Scheduler<'a> {
             input_ended: false,
             halt_counted: 0,
             next_start: None,
+            delay: options.delay,
             results: None,
             gate: None,
             jobs: options.jobs.get(),
@@ -1121,6 +1128,12 @@ impl<'a> Scheduler<'a> {
     }
 
     fn can_start(&mut self) -> bool {
+        let limit = self.slot_limit();
+        !self.input_ended && self.may_start(limit)
+    }
+
+    /// How many jobs may be running or queued at once.
+    fn slot_limit(&self) -> usize {
         // Up to one job per worker waits queued beyond the running ones, so a worker
         // that finishes never waits for this thread to hand it the next job. With
         // -j FILE the count can shrink below the workers there are: then no job
@@ -1130,9 +1143,13 @@ impl<'a> Scheduler<'a> {
             None => 2 * self.jobs,
         };
         // With every host retired (--slf emptied), nothing can run.
-        let limit = if self.jobs == 0 { 0 } else { limit };
-        !self.input_ended
-            && !self.stopping()
+        if self.jobs == 0 { 0 } else { limit }
+    }
+
+    /// Whether a job already read may start: a free slot, the -k window, the delay
+    /// and the gate allow it.
+    fn may_start(&mut self, limit: usize) -> bool {
+        !self.stopping()
             && self.running < limit
             && (!self.options.keep_order || self.next_seq - self.next_print < self.options.window())
             && self.next_start.is_none_or(|at| Instant::now() >= at)
@@ -1258,12 +1275,24 @@ impl<'a> Scheduler<'a> {
     ) -> Result<Summary, RunError> {
         let cancelled = self.cancel.subscribe();
         let mut cancel_seen = false;
+        // With --delay: the next line, read while the delay runs, so that the run
+        // ends when the input does rather than one delay later.
+        let mut held: Option<(usize, Line)> = None;
         loop {
-            if self.running == 0 && (self.input_ended || self.stopping()) {
+            if self.stopping() {
+                held = None;
+            }
+            if self.running == 0 && held.is_none() && (self.input_ended || self.stopping()) {
                 break;
             }
+            let limit = self.slot_limit();
+            if held.is_some() && self.may_start(limit) {
+                if let Some((seq, job)) = held.take() {
+                    self.take_line(seq, job, jobs);
+                }
+                continue;
+            }
             let can_start = self.can_start();
-            let lines = if can_start { lines } else { &never() };
             // With --delay, wake when the next start is due; with a closed --load or
             // --memfree gate, look again shortly.
             let waiting = !can_start && !self.input_ended && !self.stopping();
@@ -1273,6 +1302,13 @@ impl<'a> Scheduler<'a> {
                 }
                 (_, Some((_, false))) if waiting => after(GATE_REFRESH),
                 _ => never(),
+            };
+            let read_ahead =
+                waiting && held.is_none() && self.next_start.is_some_and(|at| Instant::now() < at);
+            let lines = if can_start || read_ahead {
+                lines
+            } else {
+                &never()
             };
             let cancelled_rx = if cancel_seen { &never() } else { &cancelled };
             // --slf files are looked at every second as well as after each job.
@@ -1288,35 +1324,8 @@ impl<'a> Scheduler<'a> {
                         self.fail(RunError::Input(err));
                         self.end_input();
                     }
-                    Ok(Ok((seq, job))) => {
-                        self.next_seq = seq + 1;
-                        self.summary.jobs += 1;
-                        if self.options.skip.contains(&seq) {
-                            self.summary.resumed += 1;
-                            self.finish(Finished::skipped(seq));
-                            continue;
-                        }
-                        match job {
-                            Err(reason) => self.finish(Finished {
-                                outcome: Outcome::Unusable(reason),
-                                ..Finished::skipped(seq)
-                            }),
-                            Ok(JobInput { args, stdin }) => {
-                                self.running += 1;
-                                // Workers outlive this loop, so the channel cannot be closed.
-                                let _ = jobs.send(Job {
-                                    seq,
-                                    args,
-                                    stdin,
-                                    lost: Vec::new(),
-                                });
-                                if let Some(delay) = self.options.delay {
-                                    self.next_start = Some(Instant::now() + delay);
-                                }
-                                self.progress();
-                            }
-                        }
-                    }
+                    Ok(Ok((seq, job))) if can_start => self.take_line(seq, job, jobs),
+                    Ok(Ok(line)) => held = Some(line),
                 },
                 recv(delayed) -> _ => {}
                 recv(done) -> finished => match finished {
@@ -1363,6 +1372,37 @@ impl<'a> Scheduler<'a> {
         }
         // The workers outlive this loop, so the channel cannot be closed.
         let _ = jobs.send(job);
+    }
+
+    /// Starts the job of one input line (or skips it: resumed, or unusable).
+    fn take_line(&mut self, seq: usize, job: Line, jobs: &Sender<Job>) {
+        self.next_seq = seq + 1;
+        self.summary.jobs += 1;
+        if self.options.skip.contains(&seq) {
+            self.summary.resumed += 1;
+            self.finish(Finished::skipped(seq));
+            return;
+        }
+        match job {
+            Err(reason) => self.finish(Finished {
+                outcome: Outcome::Unusable(reason),
+                ..Finished::skipped(seq)
+            }),
+            Ok(JobInput { args, stdin }) => {
+                self.running += 1;
+                // Workers outlive this loop, so the channel cannot be closed.
+                let _ = jobs.send(Job {
+                    seq,
+                    args,
+                    stdin,
+                    lost: Vec::new(),
+                });
+                if let Some(delay) = self.delay {
+                    self.next_start = Some(Instant::now() + delay);
+                }
+                self.progress();
+            }
+        }
     }
 
     fn end_input(&mut self) {
@@ -1490,6 +1530,11 @@ impl<'a> Scheduler<'a> {
         };
         if failed {
             self.summary.failed += 1;
+        }
+        if self.options.delay_auto
+            && let Some(delay) = self.delay
+        {
+            self.delay = Some(delay.mul_f64(if failed { 1.3 } else { 0.9 }));
         }
         if let Some(halt) = self.options.halt
             && (failed == (halt.on == HaltOn::Fail))
