@@ -354,6 +354,40 @@ fn line_buffer_prints_whole_lines_while_jobs_run() {
     assert_eq!(lines, ["one-end", "one-start", "partial", "x"]);
 }
 
+/// `-k --line-buffer`: the oldest job prints live; a later job's lines wait until it
+/// is the oldest, so the output is in input order.
+#[test]
+fn keep_order_with_line_buffer_prints_the_oldest_job_live() {
+    use std::io::BufRead;
+    let dir = Dir::new();
+    let mut child = dir
+        .concur([
+            "run",
+            "-k",
+            "--line-buffer",
+            "-j",
+            "2",
+            ":::",
+            "echo one-start; until [ -e go ]; do sleep 0.01; done; echo one-end",
+            "echo two; touch two-done",
+        ])
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(20));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // Job 1 is still running and is printed live.
+    assert_eq!(first, "one-start\n");
+    // Job 2 has printed and ended, but waits for job 1.
+    crate::util::eventually("job 2 to end", || dir.path().join("two-done").exists());
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    drop(watchdog);
+    assert_eq!(rest, "one-end\ntwo\n");
+}
+
 /// GNU parallel, or a one-line reason to skip (a failure under CI=true).
 fn gnu_parallel() -> Option<()> {
     if std::process::Command::new("parallel")

@@ -1011,15 +1011,16 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.joblog = joblog.filter(|_| !args.dry_run);
 
     let bar = super::output::spinner("jobs");
+    // As in GNU parallel: -u prints bytes as they come even with -k; -k with
+    // --line-buffer prints the oldest job live and the others in order after it.
     let live = match (args.line_buffer, args.ungroup) {
-        _ if args.keep_order => None,
         (true, _) => Some(Live::Lines),
         (_, true) => Some(Live::Ungrouped),
         _ => None,
     };
     if let Some(mode) = live {
         out.flush()?;
-        options.live = Some(Arc::new(LiveOutput::new(
+        let output = LiveOutput::new(
             mode,
             Box::new(AroundBar {
                 bar: bar.clone(),
@@ -1029,7 +1030,12 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
                 bar: bar.clone(),
                 inner: io::stderr(),
             }),
-        )));
+        );
+        options.live = Some(Arc::new(if args.keep_order && mode == Live::Lines {
+            output.in_order()
+        } else {
+            output
+        }));
     }
     let mut reporter = BarReporter {
         streams: Streams {

@@ -873,8 +873,8 @@ fn run_job(
         let tag = finished.tag.as_deref();
         let executed = match options.live.as_deref() {
             Some(live) => {
-                let mut out = live.writer(false, tag);
-                let mut err = live.writer(true, tag);
+                let mut out = live.writer(finished.seq, false, tag);
+                let mut err = live.writer(finished.seq, true, tag);
                 let shown = show(options.verbose, &line, &mut out);
                 let executed = shown.map(|()| cmd.execute(&mut out, &mut err, Some(cancel)));
                 // A closed output is recorded in `live` and ends the run there.
@@ -1444,6 +1444,10 @@ impl<'a> Scheduler<'a> {
             while let Some(next) = self.waiting.remove(&self.next_print) {
                 self.next_print += 1;
                 self.print(next);
+                // With -k --line-buffer, the next job writes live from now on.
+                if let Some(live) = &self.options.live {
+                    live.advance_to(self.next_print);
+                }
             }
         } else {
             self.print(finished);
