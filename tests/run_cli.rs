@@ -416,6 +416,54 @@ fn sigterm_stops_every_running_job_group() {
 }
 
 #[test]
+fn sighup_starts_no_new_job_and_lets_the_running_ones_finish() {
+    use std::io::{BufRead, Read};
+    let dir = Dir::new();
+    let mut child = dir
+        .concur([
+            "run",
+            "-k",
+            "-j",
+            "2",
+            "--joblog",
+            "log",
+            "touch started.{}; until [ -e go ]; do sleep 0.01; done; echo {}",
+            ":::",
+            "1",
+            "2",
+            "3",
+            "4",
+        ])
+        .spawn();
+    eventually("two jobs to start", || {
+        dir.path().join("started.1").exists() && dir.path().join("started.2").exists()
+    });
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut note = String::new();
+    stderr.read_line(&mut note).unwrap();
+    assert!(note.contains("SIGHUP: starting no more jobs"), "{note}");
+    // The running jobs are not stopped: they finish once they may.
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(out, "1\n2\n");
+    // 128 + SIGHUP: not every job ran, and the joblog says which did (--resume runs
+    // the rest).
+    assert_eq!(status.code(), Some(129));
+    assert!(!dir.path().join("started.3").exists());
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert_eq!(log.lines().count(), 3, "{log}");
+}
+
+#[test]
 fn on_a_terminal_the_progress_bar_draws_on_stderr_and_never_blocks_output() {
     // `script` gives the commands a pseudo-terminal, so the bars are really drawn.
     // A hang (the bar and the job output fighting over stderr) fails as a timeout.

@@ -35,9 +35,13 @@ with the one before, --link pairs them all); -a FILE; -0 / -d for other delimite
 --colsep to split records into {1} {2} ...
 
 The command's words are joined into one shell command line, with every replacement
-string replaced by its argument, backslash-quoted so input is data wherever the command
-puts it ({}, \"{}\" or '{}'). Commands with no shell syntax in their words run without a
-shell. With no command, each input is a command line. With no replacement string, the
+string replaced by its argument, quoted for where it sits (bare, '{}', \"{}\", $( ),
+backquotes, the script of sh -c) so that input is data, byte for byte. A command that
+evaluates its argument again (eval, xargs sh -c, ssh) cannot be protected: pass it as
+an argument instead, as in  concur run sh -c 'echo \"$1\"' _ {}
+Jobs run in $PARALLEL_SHELL, else the shell that started concur, else $SHELL (Bourne-like
+only; else /bin/sh). Commands with no shell syntax in their words run without a shell.
+With no command, each input is a command line. With no replacement string, the
 arguments are appended.
 
 Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {1.} {1/} {1//} {1/.} and, with
@@ -48,17 +52,20 @@ finishes, never mixed with another job's (with -k: in input order, as soon as ev
 earlier job is done). A timeout, --halt now, Ctrl-C or SIGTERM stops a job's whole group:
 SIGTERM, then SIGKILL after --grace. A job ends when its process exits: output from
 processes it left behind is collected for 100 ms more, then they are stopped too.
+SIGHUP starts no new job and lets the running ones finish.
 
 Exit status:
   0       every job succeeded
-  1-100   that many jobs failed (capped at 100)
-  124     a job timed out
-  127     a command was not found (run directly; through sh, 127 is a failure)
+  1-100   that many jobs failed (a job that timed out failed)
+  101     more than 100 jobs failed
+  127     a program run directly vanished before it started (one not on PATH goes to
+          the shell, and its 127 is a failure)
+  129     SIGHUP: jobs were left unstarted (the running ones finished)
   130/143 interrupted by Ctrl-C / SIGTERM (running jobs were stopped)
   141     standard output was closed before every job's output was written
   255     concur run itself failed: bad arguments, unreadable input, unwritable joblog;
           or with -S, no host could be reached, or every host was lost
-When several apply, the first in this order wins: 130/143, 127, 124, the count.
+When several apply, the first in this order wins: 130/143, --halt, 129, 127, the count.
 After --halt, the run exits as the job that halted it did (0 for --halt ...,success=N),
 as GNU parallel does.
 
@@ -740,7 +747,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         (None, None) => Grouping::One,
     };
 
-    let signals = SignalCancel::install("run-signals")?;
+    let signals = SignalCancel::install_with_hangup("run-signals")?;
     // With -S: one master connection per reachable host, closed when this returns.
     let remote_only = !args.transferfile.is_empty()
         || !args.return_file.is_empty()
@@ -904,6 +911,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     options.grace = args.grace;
     options.delay = args.delay.map(|(d, _)| d);
     options.delay_auto = args.delay.is_some_and(|(_, auto)| auto);
+    options.hangup = signals.hangup().cloned();
     options.keep_order = args.keep_order;
     options.halt = match (args.halt, args.halt_on_error) {
         (Some(HaltSpec::When(halt)), _) => Some(halt),

@@ -3,7 +3,7 @@
 use std::thread::{self, JoinHandle};
 
 use anyhow::{Context, Result};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::process::CancelToken;
@@ -22,6 +22,8 @@ pub(crate) enum SecondSignal {
 /// killing the process. Dropping it restores the default handling and joins its thread.
 pub(crate) struct SignalCancel {
     token: CancelToken,
+    /// With [`SignalCancel::install_with_hangup`]: fired by SIGHUP.
+    hangup: Option<CancelToken>,
     handle: Handle,
     listener: Option<JoinHandle<()>>,
 }
@@ -34,32 +36,56 @@ impl SignalCancel {
 
     /// Starts listening, with `second` deciding what a second signal does.
     pub(crate) fn install_with(name: &str, second: SecondSignal) -> Result<Self> {
+        Self::listen(name, second, None)
+    }
+
+    /// Starts listening, with SIGHUP firing a token of its own ([`Self::hangup`]):
+    /// for `concur run`, where a hang-up starts no new job but lets the running ones
+    /// finish, as in GNU parallel.
+    pub(crate) fn install_with_hangup(name: &str) -> Result<Self> {
+        let hangup = CancelToken::new().context("cannot create the hang-up pipe")?;
+        Self::listen(name, SecondSignal::Wait, Some(hangup))
+    }
+
+    fn listen(name: &str, second: SecondSignal, hangup: Option<CancelToken>) -> Result<Self> {
         let token = CancelToken::new().context("cannot create the cancel pipe")?;
-        let mut signals =
-            Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT and SIGTERM")?;
+        let mut wanted = vec![SIGINT, SIGTERM];
+        if hangup.is_some() {
+            wanted.push(SIGHUP);
+        }
+        let mut signals = Signals::new(&wanted).context("cannot handle SIGINT and SIGTERM")?;
         let handle = signals.handle();
         let trigger = token.clone();
+        let hung_up = hangup.clone();
         let listener = thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                let mut received = signals.forever();
-                if let Some(signal) = received.next() {
-                    trigger.cancel_with(signal);
-                }
-                if second == SecondSignal::Exit
-                    && let Some(signal) = received.next()
-                {
-                    // Nothing is flushed: whatever waits (a stalled stdout) is what the
-                    // user asked to abandon.
-                    std::process::exit(128 + signal);
+                for signal in signals.forever() {
+                    if signal == SIGHUP {
+                        if let Some(hangup) = &hung_up {
+                            hangup.cancel_with(signal);
+                        }
+                    } else if !trigger.is_cancelled() {
+                        trigger.cancel_with(signal);
+                    } else if second == SecondSignal::Exit {
+                        // Nothing is flushed: whatever waits (a stalled stdout) is what
+                        // the user asked to abandon.
+                        std::process::exit(128 + signal);
+                    }
                 }
             })
             .context("cannot start the signal thread")?;
         Ok(Self {
             token,
+            hangup,
             handle,
             listener: Some(listener),
         })
+    }
+
+    /// With [`Self::install_with_hangup`]: the token SIGHUP fires.
+    pub(crate) fn hangup(&self) -> Option<&CancelToken> {
+        self.hangup.as_ref()
     }
 
     /// The token the signals fire.

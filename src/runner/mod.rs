@@ -115,6 +115,9 @@ pub struct RunOptions {
     /// After a job's process exits, how long output from processes it left behind is
     /// still collected before its group is stopped.
     pub linger: Duration,
+    /// Fired by SIGHUP: start no new job, let the running ones finish (GNU
+    /// parallel's hang-up).
+    pub hangup: Option<crate::process::CancelToken>,
     /// Print output while jobs run (`--line-buffer`, `-u`) instead of whole per job.
     pub live: Option<std::sync::Arc<LiveOutput>>,
     /// Save output instead of printing it (`--results`, `--files`).
@@ -167,6 +170,7 @@ impl RunOptions {
             shuffle: false,
             delay: None,
             delay_auto: false,
+            hangup: None,
             linger: DEFAULT_LINGER,
             live: None,
             results: None,
@@ -295,8 +299,10 @@ pub struct Summary {
     pub interrupted_by: Option<i32>,
     /// Jobs skipped because a joblog showed them done (`--resume`).
     pub resumed: usize,
-    /// Whether `--halt` stopped new jobs from starting.
+    /// Whether `--halt` (or a hang-up) stopped new jobs from starting.
     pub halted: bool,
+    /// Whether SIGHUP stopped new jobs from starting.
+    pub hung_up: bool,
     /// Jobs run again because their host was lost while they ran (`-S`).
     pub requeued: usize,
     /// With `--halt`, the exit status of the job that triggered it (0 for a halt on
@@ -314,6 +320,10 @@ impl Summary {
         }
         if let Some(status) = self.halt_status {
             return status;
+        }
+        // Jobs were left unstarted: 128 + SIGHUP.
+        if self.hung_up {
+            return 129;
         }
         // As GNU parallel: the number of failed jobs (a timed-out one is a failure), 101
         // for more than 100.
@@ -1275,6 +1285,7 @@ impl<'a> Scheduler<'a> {
     ) -> Result<Summary, RunError> {
         let cancelled = self.cancel.subscribe();
         let mut cancel_seen = false;
+        let hangup = self.options.hangup.as_ref().map(CancelToken::subscribe);
         // With --delay: the next line, read while the delay runs, so that the run
         // ends when the input does rather than one delay later.
         let mut held: Option<(usize, Line)> = None;
@@ -1311,6 +1322,10 @@ impl<'a> Scheduler<'a> {
                 &never()
             };
             let cancelled_rx = if cancel_seen { &never() } else { &cancelled };
+            let hangup_rx = match &hangup {
+                Some(hangup) if !self.summary.hung_up => hangup,
+                _ => &never(),
+            };
             // --slf files are looked at every second as well as after each job.
             let login_tick = if self.options.login_files.is_empty() || self.stopping() {
                 never()
@@ -1342,6 +1357,7 @@ impl<'a> Scheduler<'a> {
                     Err(_) => break,
                 },
                 recv(cancelled_rx) -> _ => cancel_seen = true,
+                recv(hangup_rx) -> _ => self.hang_up(),
                 recv(login_tick) -> _ => self.reread_login_files(grow),
             }
         }
@@ -1402,6 +1418,18 @@ impl<'a> Scheduler<'a> {
                 }
                 self.progress();
             }
+        }
+    }
+
+    /// SIGHUP: no new job starts; the running ones finish (a SIGTERM or Ctrl-C then
+    /// stops them), as in GNU parallel.
+    fn hang_up(&mut self) {
+        self.summary.hung_up = true;
+        self.summary.halted = true;
+        self.halted.store(true, Ordering::SeqCst);
+        let note = "SIGHUP: starting no more jobs; the running ones finish (Ctrl-C or SIGTERM stops them now)";
+        if let Err(err) = self.reporter.note(note) {
+            self.fail(RunError::Output(err));
         }
     }
 
