@@ -326,6 +326,33 @@ fn retries_rerun_a_failing_job() {
 }
 
 #[test]
+fn retries_per_job_must_render_to_a_number() {
+    let dir = Dir::new();
+    // The bad job is named and fails; the good one still runs.
+    let run = dir
+        .concur([
+            "run",
+            "-k",
+            "--retries",
+            "{1}",
+            "echo {2}",
+            ":::",
+            "x",
+            "2",
+            ":::",
+            "a",
+        ])
+        .run()
+        .expect_code(1)
+        .expect_stderr("job 1: --retries gave \"x\", not a whole number");
+    assert_eq!(run.stdout(), "a\n");
+    dir.concur(["run", "--retries", "two", "true", ":::", "a"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("invalid --retries \"two\"");
+}
+
+#[test]
 fn a_descriptor_limit_too_low_for_every_job_lowers_the_job_count() {
     let dir = Dir::new();
     // 64 descriptors hold far fewer than 50 jobs' pipes: concur runs fewer at a time,

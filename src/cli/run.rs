@@ -114,9 +114,10 @@ pub struct RunArgs {
     halt_on_error: bool,
 
     /// Try a failing job up to N times in all, as GNU parallel counts (1: once; 0: until
-    /// it succeeds); only the last attempt's output is printed.
+    /// it succeeds); only the last attempt's output is printed. N may be a replacement
+    /// string ({2}): each job's own count.
     #[arg(long, value_name = "N")]
-    retries: Option<u32>,
+    retries: Option<String>,
 
     /// Write GNU parallel's joblog (Seq, Host, Starttime, JobRuntime, Send, Receive,
     /// Exitval, Signal, Command) to FILE.
@@ -919,12 +920,24 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         _ => None,
     };
     // GNU parallel's N counts every attempt; the library's, the ones after the first.
-    options.retries = match args.retries {
-        None => 0,
-        // GNU parallel's --retries 0: for ever.
-        Some(0) => u32::MAX,
-        Some(n) => n - 1,
-    };
+    match args.retries.as_deref().map(str::trim) {
+        None => {}
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) => options.retries = runner::retries_after_first(n),
+            Err(_) if text.contains('{') => {
+                options.retries_per_job = Some(
+                    Template::text(text, &template_options)
+                        .map_err(|e| UsageError(format!("--retries: {e}")))?,
+                );
+            }
+            Err(_) => {
+                return Err(UsageError(format!(
+                    "invalid --retries {text:?}: expected a whole number or a replacement string"
+                ))
+                .into());
+            }
+        },
+    }
     options.input = input;
     options.dry_run = args.dry_run;
     options.verbose = args.verbose;

@@ -88,6 +88,10 @@ pub struct RunOptions {
     pub halt: Option<Halt>,
     /// Run a failed job up to this many more times; only the last attempt is printed.
     pub retries: u32,
+    /// `--retries` given as a replacement string (`--retries {2}`): each job's own
+    /// count, in GNU parallel's terms (attempts in all, 0 for until it succeeds).
+    /// Overrides `retries`.
+    pub retries_per_job: Option<Template>,
     /// Write GNU parallel's joblog here.
     pub joblog: Option<PathBuf>,
     /// Append to the joblog instead of starting it afresh (`--resume`).
@@ -159,6 +163,7 @@ impl RunOptions {
             keep_order: false,
             halt: None,
             retries: 0,
+            retries_per_job: None,
             joblog: None,
             joblog_append: false,
             skip: HashSet::new(),
@@ -747,6 +752,15 @@ fn wait_for_host(hosts: &Hosts, host: &Host, cancel: &CancelToken, halt: &Worker
     }
 }
 
+/// GNU parallel's `--retries N` (attempts in all; 0: until it succeeds) as the number
+/// of attempts after the first.
+pub fn retries_after_first(n: u32) -> u32 {
+    match n {
+        0 => u32::MAX,
+        n => n - 1,
+    }
+}
+
 /// Runs one job (with its retries) and says how it went.
 fn run_job(
     options: &RunOptions,
@@ -757,6 +771,28 @@ fn run_job(
     cancel: &CancelToken,
     halt: &WorkerShared,
 ) -> Finished {
+    let retries = match &options.retries_per_job {
+        None => options.retries,
+        Some(template) => {
+            let text = template.render_text(&job.args, job.seq, slot);
+            match std::str::from_utf8(&text)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                Some(n) => retries_after_first(n),
+                None => {
+                    let mut finished = Finished::skipped(job.seq);
+                    finished.outcome = Outcome::Unusable(format!(
+                        "job {}: --retries gave {}, not a whole number",
+                        job.seq,
+                        crate::lines::excerpt(&String::from_utf8_lossy(&text), 80)
+                    ));
+                    finished.args = job.args;
+                    return finished;
+                }
+            }
+        }
+    };
     let Rendered { mut cmd, line } = options.template.render(&job.args, job.seq, slot, program);
     let command = String::from_utf8_lossy(&line).into_owned();
     // With -S, the slot's machine runs the command line over its master connection.
@@ -938,8 +974,7 @@ fn run_job(
             );
             return finished;
         }
-        let retry =
-            finished.attempts <= options.retries && !cancel.is_cancelled() && !succeeded(&outcome);
+        let retry = finished.attempts <= retries && !cancel.is_cancelled() && !succeeded(&outcome);
         if !retry {
             halt.count(options.halt, succeeded(&outcome));
             if let Outcome::Ran(run) = &outcome
