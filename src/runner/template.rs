@@ -728,8 +728,13 @@ fn parse_replacement(
         _ => {}
     }
     let digits = inner.bytes().take_while(u8::is_ascii_digit).count();
+    // `{1 }`, `{1⏎}`: white space after the number is allowed, as in GNU parallel.
+    let after = match &inner[digits..] {
+        blank if blank.trim().is_empty() => "",
+        after => after,
+    };
     if digits > 0
-        && let Some(modifier) = Modifier::parse(&inner[digits..])
+        && let Some(modifier) = Modifier::parse(after)
     {
         return match inner[..digits].parse::<usize>() {
             Ok(0) => Err(TemplateError::Zero),
