@@ -647,11 +647,21 @@ fn jobs_run_in_the_users_shell() {
         .run()
         .expect_success();
     assert_eq!(run.stdout(), "/bin/sh x\n", "{run}");
+    // A fish (here a stand-in named so) is not used: values are quoted for Bourne shells.
+    let fish = dir.create("fish", "#!/bin/sh\nexit 99\n");
+    std::fs::set_permissions(&fish, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let run = dir
         .concur(["run", "echo $0", ":::", "x"])
-        .env("PARALLEL_SHELL", "/usr/bin/fish")
+        .env("PARALLEL_SHELL", &fish)
         .run()
         .expect_success()
         .expect_stderr("is not a Bourne-like shell");
     assert_eq!(run.stdout(), "/bin/sh x\n", "{run}");
+    // A shell that is not there is an error that says where its name came from, as
+    // GNU parallel runs nothing then.
+    dir.concur(["run", "echo", ":::", "x"])
+        .env("PARALLEL_SHELL", "no-such-shell")
+        .run()
+        .expect_code(255)
+        .expect_stderr("shell no-such-shell (PARALLEL_SHELL) not found");
 }

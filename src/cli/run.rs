@@ -106,7 +106,7 @@ pub struct RunArgs {
 
     /// When to stop: never, soon,fail=N, now,fail=N, soon,fail=P%, now,success=N, ...
     /// `soon` starts no new job; `now` also stops the running ones.
-    #[arg(long, value_parser = parse_halt, value_name = "WHEN")]
+    #[arg(long, value_parser = parse_halt, value_name = "WHEN", allow_negative_numbers = true)]
     halt: Option<HaltSpec>,
 
     /// Same as --halt soon,fail=1.
@@ -441,8 +441,8 @@ pub(crate) fn gnu_spellings(args: Vec<OsString>) -> Vec<OsString> {
                 .filter(|v| parse_halt(v).is_ok());
             if let Some(value) = value.map(str::to_owned) {
                 words.next();
-                out.push("--halt".into());
-                out.push(value.into());
+                // One word, so that a value like -1 is not read as a flag.
+                out.push(format!("--halt={value}").into());
                 continue;
             }
         } else if let Some(value) = text.strip_prefix("--halt-on-error=") {
@@ -872,17 +872,9 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         JobSource::Pipe(_) => Vec::new(),
     };
     // GNU parallel's shell: $PARALLEL_SHELL, the shell that started us, $SHELL.
-    let (shell, note) = runner::job_shell();
+    let (shell, note) = runner::job_shell().map_err(UsageError)?;
     if let Some(note) = note {
         eprintln!("concur: {note}");
-    }
-    let runnable = shell.is_file()
-        || (!shell.as_os_str().as_encoded_bytes().contains(&b'/')
-            && std::env::var_os("PATH").is_some_and(|path| {
-                std::env::split_paths(&path).any(|dir| dir.join(&shell).is_file())
-            }));
-    if !runnable {
-        return Err(UsageError(format!("shell {} not found", shell.display())).into());
     }
     let template_options = TemplateOptions {
         replace: args.replace.clone(),
@@ -965,11 +957,11 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         options.returns.extend(files(&args.trc, "--trc")?);
         options.cleanup = true;
     }
-    // --workdir here: `.` is where concur runs (nothing to do), `...` a directory of
-    // each job's own.
+    // --workdir here: a directory (`.` is where concur runs), or `...`, a directory
+    // of each job's own.
     options.local_workdir = match args.workdir.as_deref() {
         Some(dir) if local && dir.as_os_str() == "..." => Some(LocalWorkdir::Private),
-        Some(dir) if local && dir.as_os_str() != "." => Some(LocalWorkdir::Dir(dir.to_owned())),
+        Some(dir) if local => Some(LocalWorkdir::Dir(dir.to_owned())),
         _ => None,
     };
     options.hosts = hosts;

@@ -69,11 +69,11 @@ impl FromStr for Halt {
 
     /// GNU parallel's forms: `never`, `soon,fail=N`, `now,fail=N`, `soon,fail=P%`,
     /// `now,success=N`, …, and the old numbers `0` (never), `1` (soon,fail=1),
-    /// `2` (now,fail=1).
+    /// `2` (now,fail=1), `-1` (soon,success=1), `-2` (now,success=1).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || {
             format!(
-                "invalid --halt {text:?}: expected never, soon,fail=N, now,fail=N, soon,fail=P%, now,success=N (or 0, 1, 2)"
+                "invalid --halt {text:?}: expected never, soon,fail=N, now,fail=N, soon,fail=P%, now,success=N (or 0, 1, 2, -1, -2)"
             )
         };
         match text {
@@ -82,6 +82,17 @@ impl FromStr for Halt {
                 return Ok(Halt {
                     when: HaltWhen::Now,
                     ..Halt::ON_ERROR
+                });
+            }
+            "-1" | "-2" => {
+                return Ok(Halt {
+                    when: if text == "-1" {
+                        HaltWhen::Soon
+                    } else {
+                        HaltWhen::Now
+                    },
+                    on: HaltOn::Success,
+                    threshold: Threshold::Count(1),
                 });
             }
             _ => {}
@@ -212,6 +223,8 @@ mod tests {
             (now.when, now.on, now.threshold),
             (HaltWhen::Now, HaltOn::Success, Threshold::Count(2))
         );
+        assert_eq!("-1".parse::<Halt>(), "soon,success=1".parse::<Halt>());
+        assert_eq!("-2".parse::<Halt>(), "now,success=1".parse::<Halt>());
         let pct = "soon,fail=20%".parse::<Halt>().unwrap();
         assert_eq!(pct.threshold, Threshold::Percent(20.0));
         assert!(pct.reached(1, 5) && !pct.reached(1, 6));

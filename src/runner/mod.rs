@@ -823,7 +823,14 @@ fn run_job(
         match dir {
             Ok(dir) => {
                 if let Ok(here) = std::env::current_dir() {
-                    cmd = cmd.env("OLDPWD", here);
+                    // $PWD as the job's shell would have it after `cd DIR` (`/bin`,
+                    // not the `/usr/bin` it may link to), so `pwd` shows DIR.
+                    let logical = if dir.as_os_str() == "." {
+                        here.clone()
+                    } else {
+                        here.join(&dir)
+                    };
+                    cmd = cmd.env("PWD", logical).env("OLDPWD", here);
                 }
                 cmd = cmd.current_dir(dir);
             }

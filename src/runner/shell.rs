@@ -60,8 +60,9 @@ const SHELLS: &[&str] = &[
 /// nearest ancestor process that is a shell (so that functions a bash exported with
 /// `export -f` are there); else `$SHELL`; else `/bin/sh`. A shell that is not
 /// Bourne-like (csh, fish, rc) is not used, since values are quoted for Bourne shells:
-/// `/bin/sh` is, and the second value says why.
-pub fn job_shell() -> (std::path::PathBuf, Option<String>) {
+/// `/bin/sh` is, and the second value says why. A shell that cannot be found is an
+/// error that says where its name came from.
+pub fn job_shell() -> Result<(std::path::PathBuf, Option<String>), String> {
     use std::path::PathBuf;
     let named = |s: std::ffi::OsString| (!s.is_empty()).then(|| PathBuf::from(s));
     let (shell, whence) = if let Some(shell) = std::env::var_os("PARALLEL_SHELL").and_then(named) {
@@ -71,22 +72,32 @@ pub fn job_shell() -> (std::path::PathBuf, Option<String>) {
     } else if let Some(shell) = std::env::var_os("SHELL").and_then(named) {
         (shell, "SHELL")
     } else {
-        return (PathBuf::from("/bin/sh"), None);
+        return Ok((PathBuf::from("/bin/sh"), None));
     };
+    if !runnable(&shell) {
+        return Err(format!("shell {} ({whence}) not found", shell.display()));
+    }
     let name = shell
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if BOURNE.contains(&name.as_str()) {
-        (shell, None)
+        Ok((shell, None))
     } else {
         let why = format!(
             "{} ({whence}) is not a Bourne-like shell, and concur quotes arguments for one: \
              jobs run in /bin/sh",
             shell.display()
         );
-        (PathBuf::from("/bin/sh"), Some(why))
+        Ok((PathBuf::from("/bin/sh"), Some(why)))
     }
+}
+
+/// Whether `shell` is a file, or a bare name found on `PATH`.
+fn runnable(shell: &std::path::Path) -> bool {
+    shell.is_file()
+        || (!shell.as_os_str().as_encoded_bytes().contains(&b'/')
+            && shell.to_str().and_then(which).is_some())
 }
 
 /// The nearest ancestor of this process that is a shell, by its `/proc` entry (Linux).
