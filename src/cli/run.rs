@@ -259,9 +259,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "STR")]
     recstart: Option<String>,
 
-    /// Start a job only while the 1-minute load average is below N (or N% of the
-    /// cores). Running jobs are not stopped.
-    #[arg(long, value_name = "N", value_parser = parse_load)]
+    /// Start a job only while the 1-minute load average is below N. As -j: N, +N or -N
+    /// (the cores plus or minus N), N% of the cores, or a file holding one of these;
+    /// 0 is 0.01. Running jobs are not stopped.
+    #[arg(long, value_name = "N", value_parser = parse_load, allow_negative_numbers = true)]
     load: Option<LoadLimit>,
 
     /// Start a job only while at least SIZE of memory is available (MemAvailable;
@@ -377,24 +378,50 @@ fn parse_timeout(text: &str) -> Result<Timeout, String> {
 enum LoadLimit {
     Absolute(f64),
     PercentOfCores(f64),
+    /// `+N` / `-N`: the cores plus N (N may be negative).
+    CoresPlus(f64),
 }
 
+impl LoadLimit {
+    /// The highest load average at which a job starts, on a machine of `cores`.
+    fn resolve(self, cores: usize) -> f64 {
+        match self {
+            LoadLimit::Absolute(n) => n,
+            LoadLimit::PercentOfCores(p) => cores as f64 * p / 100.0,
+            LoadLimit::CoresPlus(n) => (cores as f64 + n).max(0.01),
+        }
+    }
+}
+
+/// `--load`: GNU parallel's syntax of `-j` (N, +N, -N, N%, a file holding one), where
+/// 0 means 0.01.
 fn parse_load(text: &str) -> Result<LoadLimit, String> {
-    let bad = || format!("invalid --load {text:?}: expected a load such as 1.5, or 80%");
-    match text.strip_suffix('%') {
-        Some(p) => p
-            .parse::<f64>()
-            .ok()
+    let path = std::path::Path::new(text.trim());
+    if path.is_file() {
+        let held = crate::limits::read_bounded(path, 4096, "a --load file")
+            .map_err(|e| format!("cannot read --load {}: {e}", path.display()))?;
+        let held = String::from_utf8_lossy(&held);
+        return load_value(held.trim()).map_err(|e| format!("{e} (read from {})", path.display()));
+    }
+    load_value(text.trim())
+}
+
+fn load_value(text: &str) -> Result<LoadLimit, String> {
+    let bad =
+        || format!("invalid --load {text:?}: expected N, +N, -N, N% (as -j) or a file holding one");
+    let number = |t: &str| t.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.0);
+    if let Some(p) = text.strip_suffix('%') {
+        return number(p)
             .filter(|p| *p > 0.0)
             .map(LoadLimit::PercentOfCores)
-            .ok_or_else(bad),
-        None => text
-            .parse::<f64>()
-            .ok()
-            .filter(|n| *n > 0.0)
-            .map(LoadLimit::Absolute)
-            .ok_or_else(bad),
+            .ok_or_else(bad);
     }
+    match text.as_bytes().first() {
+        Some(b'+') => number(&text[1..]).map(LoadLimit::CoresPlus),
+        Some(b'-') => number(&text[1..]).map(|n| LoadLimit::CoresPlus(-n)),
+        _ => number(text).map(|n| LoadLimit::Absolute(if n == 0.0 { 0.01 } else { n })),
+    }
+    .ok_or_else(bad)
 }
 
 /// `--halt never` is a value of its own.
@@ -972,10 +999,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         .map(|path| LoginFile { path: path.clone() })
         .collect();
     options.gate = Gate {
-        max_load: args.load.map(|load| match load {
-            LoadLimit::Absolute(n) => n,
-            LoadLimit::PercentOfCores(p) => cores as f64 * p / 100.0,
-        }),
+        max_load: args.load.map(|load| load.resolve(cores)),
         min_free: args.memfree,
     };
     // A dry run prints its commands and makes no file.
