@@ -54,9 +54,24 @@ UNSUPPORTED = re.compile(r"\{=|\{\+|\{-\d|\bPARALLEL=|\bPARALLEL_ENV\b|--shebang
 
 
 def cases(path):
+    """Each case's name and body, with the bodies of the file's helper functions it calls
+    (so that their flags are checked too)."""
     text = open(path, errors="replace").read()
-    for m in re.finditer(r"^(par_[\w-]+)\s*\(\)\s*\{\n(.*?)^\}", text, re.M | re.S):
-        yield m.group(1), m.group(2)
+    functions = dict((m.group(1), m.group(2)) for m in
+                     re.finditer(r"^([\w-]+)\s*\(\)\s*\{\n(.*?)^\}", text, re.M | re.S))
+    for name, body in functions.items():
+        if not name.startswith("par_"):
+            continue
+        seen, todo = {name}, [body]
+        while todo:
+            for helper, text_of in functions.items():
+                if helper not in seen and not helper.startswith("par_") and \
+                        re.search(r"(?<![\w-])" + re.escape(helper) + r"(?![\w-])", todo[0]):
+                    seen.add(helper)
+                    todo.append(text_of)
+                    body += "\n" + text_of
+            todo.pop(0)
+        yield name, body
 
 
 def flags_ok(body):

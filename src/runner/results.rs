@@ -139,7 +139,13 @@ impl ResultWriter {
                         .enumerate()
                         .map(|(i, v)| {
                             (
-                                names.get(i).cloned().unwrap_or_else(|| (i + 1).to_string()),
+                                // A column without a name (or past the header's)
+                                // goes by its number.
+                                names
+                                    .get(i)
+                                    .filter(|name| !name.is_empty())
+                                    .cloned()
+                                    .unwrap_or_else(|| (i + 1).to_string()),
                                 v,
                             )
                         })
