@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::num::NonZeroUsize;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
@@ -1122,11 +1122,16 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             (true, Some(halt)) => format!("; stopped starting jobs (--halt {halt})"),
             _ => String::new(),
         };
-        reporter.note(&format!(
-            "{} of {} jobs failed{halted}",
-            summary.failed - stopped,
-            summary.jobs
-        ))?;
+        // Stderr piped or in a file holds the jobs' own stderr only, as with GNU
+        // parallel (the exit status carries the count); a person at a terminal is
+        // told. A halt is always said.
+        if !halted.is_empty() || io::stderr().is_terminal() {
+            reporter.note(&format!(
+                "{} of {} jobs failed{halted}",
+                summary.failed - stopped,
+                summary.jobs
+            ))?;
+        }
     }
     Ok(Outcome::Code(summary.exit_code()))
 }
