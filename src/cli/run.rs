@@ -584,7 +584,7 @@ fn unescape(text: &str) -> Vec<u8> {
 }
 
 /// The command words and the input sources after them.
-fn split_command(words: Vec<OsString>) -> Result<(Vec<String>, Vec<Input>), UsageError> {
+fn split_command(words: Vec<OsString>) -> Result<(Vec<Vec<u8>>, Vec<Input>), UsageError> {
     let mut command = Vec::new();
     let mut inputs: Vec<Input> = Vec::new();
     // Where the words now go: the command, a ::: list, or :::: files.
@@ -612,12 +612,8 @@ fn split_command(words: Vec<OsString>) -> Result<(Vec<String>, Vec<Input>), Usag
             continue;
         }
         if !in_sources {
-            command.push(word.into_string().map_err(|w| {
-                UsageError(format!(
-                    "the command word {:?} is not UTF-8; pass such names as input",
-                    w.to_string_lossy()
-                ))
-            })?);
+            // Bytes: a word need not be UTF-8 (a file name in another encoding).
+            command.push(word.into_encoded_bytes());
         } else if in_files {
             let path = PathBuf::from(word);
             let source = if path.as_os_str() == "-" {
@@ -1168,7 +1164,7 @@ mod tests {
             "echo", "{}", ":::", "a", "b", ":::+", "1", "::::", "f", "g",
         ]))
         .unwrap();
-        assert_eq!(command, ["echo", "{}"]);
+        assert_eq!(command, [b"echo".to_vec(), b"{}".to_vec()]);
         let shape: Vec<_> = inputs
             .iter()
             .map(|i| match &i.source {

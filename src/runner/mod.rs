@@ -1733,7 +1733,7 @@ mod tests {
     #[test]
     fn keep_order_window_is_bounded() {
         let mut options =
-            RunOptions::new(Template::parse(&[], &TemplateOptions::default()).unwrap());
+            RunOptions::new(Template::parse::<String>(&[], &TemplateOptions::default()).unwrap());
         options.jobs = NonZeroUsize::new(2).unwrap();
         assert_eq!(options.window(), 64);
         options.jobs = NonZeroUsize::new(10_000).unwrap();

@@ -197,13 +197,17 @@ fn shell_plain(b: u8) -> bool {
 
 impl Template {
     /// Reads the command's words. No words means each job's arguments are the command.
-    pub fn parse(words: &[String], options: &TemplateOptions) -> Result<Self, TemplateError> {
+    pub fn parse<W: AsRef<[u8]>>(
+        words: &[W],
+        options: &TemplateOptions,
+    ) -> Result<Self, TemplateError> {
         if words.is_empty() {
             return Ok(Template {
                 words: Vec::new(),
                 kind: Kind::Lines,
                 context: false,
-                literal: false,
+                // -q: each input is one quoted word, as in GNU parallel.
+                literal: options.quote,
                 via_shell: false,
                 quoting: Contexts::default(),
                 shell: shell_of(options),
@@ -211,7 +215,7 @@ impl Template {
         }
         let mut parsed = words
             .iter()
-            .map(|w| parse_word(w, options))
+            .map(|w| parse_word(w.as_ref(), options))
             .collect::<Result<Vec<_>, _>>()?;
         // Any replacement string, {#} included, keeps the arguments from being appended.
         let takes_arguments = parsed
@@ -401,7 +405,12 @@ impl Template {
         program: Option<&Path>,
     ) -> Rendered {
         if self.kind == Kind::Lines {
-            let script = args.joined(b" ");
+            let script = if self.literal {
+                let quoted: Vec<Vec<u8>> = args.values.iter().map(|v| quote_word(v)).collect();
+                quoted.join(&b' ')
+            } else {
+                args.joined(b" ")
+            };
             return Rendered {
                 cmd: self.shell_cmd(&script),
                 line: script,
@@ -493,7 +502,7 @@ impl Template {
     /// Parses a `--tagstring`-like text: the words are not joined to arguments.
     pub fn text(text: &str, options: &TemplateOptions) -> Result<Self, TemplateError> {
         Ok(Template {
-            words: vec![parse_word(text, options)?],
+            words: vec![parse_word(text.as_bytes(), options)?],
             kind: Kind::Shell,
             context: false,
             literal: false,
@@ -672,7 +681,9 @@ fn shell_of(options: &TemplateOptions) -> PathBuf {
 }
 
 /// Splits one word into text and replacement strings.
-fn parse_word(word: &str, options: &TemplateOptions) -> Result<Word, TemplateError> {
+/// A word is bytes: a program or argument need not be UTF-8; the replacement strings
+/// are ASCII.
+fn parse_word(word: &[u8], options: &TemplateOptions) -> Result<Word, TemplateError> {
     let mut tokens = Vec::new();
     let mut text = Vec::new();
     let mut rest = word;
@@ -683,28 +694,25 @@ fn parse_word(word: &str, options: &TemplateOptions) -> Result<Word, TemplateErr
     };
     while !rest.is_empty() {
         if let Some(custom) = options.replace.as_deref().filter(|r| !r.is_empty())
-            && let Some(after) = rest.strip_prefix(custom)
+            && let Some(after) = rest.strip_prefix(custom.as_bytes())
         {
             flush(&mut text, &mut tokens);
             tokens.push(Token::Replace(Replacement::All(Modifier::Whole), 0));
             rest = after;
             continue;
         }
-        if rest.starts_with('{')
-            && let Some(end) = rest.find('}')
+        if rest.starts_with(b"{")
+            && let Some(end) = rest.iter().position(|&b| b == b'}')
+            && let Ok(inner) = std::str::from_utf8(&rest[1..end])
+            && let Some(replacement) = parse_replacement(inner, options)?
         {
-            let inner = &rest[1..end];
-            if let Some(replacement) = parse_replacement(inner, options)? {
-                flush(&mut text, &mut tokens);
-                tokens.push(Token::Replace(replacement, 0));
-                rest = &rest[end + 1..];
-                continue;
-            }
+            flush(&mut text, &mut tokens);
+            tokens.push(Token::Replace(replacement, 0));
+            rest = &rest[end + 1..];
+            continue;
         }
-        let c = rest.chars().next().unwrap_or_default();
-        let mut buf = [0; 4];
-        text.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-        rest = &rest[c.len_utf8()..];
+        text.push(rest[0]);
+        rest = &rest[1..];
     }
     flush(&mut text, &mut tokens);
     Ok(tokens)
