@@ -72,6 +72,8 @@ const MAX_PIPE_SIZE: usize = 1 << 20;
 #[derive(Clone, Debug)]
 pub struct Cmd {
     program: OsString,
+    /// The name the program is told it was called by, when not `program`.
+    arg0: Option<OsString>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
@@ -143,6 +145,7 @@ impl Cmd {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Self {
             program: program.as_ref().to_owned(),
+            arg0: None,
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
@@ -153,6 +156,13 @@ impl Cmd {
             grace: DEFAULT_GRACE,
             linger: None,
         }
+    }
+
+    /// The name the program sees as its `argv[0]` (and prints in its messages), when
+    /// it is started by a path looked up beforehand: `ls`, not `/usr/bin/ls`.
+    pub fn arg0(mut self, name: impl AsRef<OsStr>) -> Self {
+        self.arg0 = Some(name.as_ref().to_owned());
+        self
     }
 
     /// `sh -c script`.
@@ -276,6 +286,9 @@ impl Cmd {
     pub(crate) fn command(&self, stdin: Option<Stdio>, process_group: i32) -> Command {
         let mut command = Command::new(&self.program);
         command.args(&self.args).process_group(process_group);
+        if let Some(name) = &self.arg0 {
+            std::os::unix::process::CommandExt::arg0(&mut command, name);
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }

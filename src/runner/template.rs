@@ -462,7 +462,9 @@ impl Template {
         let mut words = argv.words.into_iter().map(OsString::from_vec);
         let first = words.next().unwrap_or_default();
         let cmd = match program {
-            Some(path) => Cmd::new(path),
+            // Found on PATH once for every job; the program is still told the name it
+            // was called by (its messages say `ls:`, not `/usr/bin/ls:`).
+            Some(path) => Cmd::new(path).arg0(first),
             None => Cmd::new(first),
         };
         Rendered {
