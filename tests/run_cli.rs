@@ -356,6 +356,18 @@ fn retries_per_job_must_render_to_a_number() {
 }
 
 #[test]
+fn a_tmpdir_that_cannot_hold_a_file_is_refused_before_any_job() {
+    let dir = Dir::new();
+    let run = dir
+        .concur(["run", "--tmpdir", "no/such/dir", "touch ran"])
+        .run()
+        .expect_code(255)
+        .expect_stderr("--tmpdir no/such/dir: cannot write there");
+    assert_eq!(run.stdout(), "");
+    assert!(!dir.path().join("ran").exists());
+}
+
+#[test]
 fn a_descriptor_limit_too_low_for_every_job_lowers_the_job_count() {
     let dir = Dir::new();
     // 64 descriptors hold far fewer than 50 jobs' pipes: concur runs fewer at a time,

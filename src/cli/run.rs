@@ -998,6 +998,17 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         max_load: args.load.map(|load| load.resolve(cores)),
         min_free: args.memfree,
     };
+    // As GNU parallel: a --tmpdir that cannot hold a file is an error before any job
+    // runs, whether or not a file is put there.
+    if let Some(dir) = &args.tmpdir
+        && let Err(err) = tempfile::tempfile_in(dir)
+    {
+        return Err(UsageError(format!(
+            "--tmpdir {}: cannot write there: {err}",
+            dir.display()
+        ))
+        .into());
+    }
     // A dry run prints its commands and makes no file.
     options.results = match (&args.results, args.files && !args.dry_run) {
         _ if args.dry_run => None,
