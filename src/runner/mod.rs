@@ -1068,12 +1068,12 @@ impl WorkerShared {
     }
 }
 
-/// One job's exit status the way a shell reports it: its exit code, 124 for a timeout,
+/// One job's exit status the way GNU parallel reports it: its exit code, 255 for a timeout,
 /// 128 + the signal that killed it, 127 for a missing command, 255 for a job that
 /// could not run.
 fn job_status(outcome: &Outcome) -> u8 {
     match outcome {
-        Outcome::Ran(run) if run.ending == Ending::TimedOut => 124,
+        Outcome::Ran(run) if run.ending == Ending::TimedOut => 255,
         Outcome::Ran(run) => match (run.status.code(), run.status.signal()) {
             (Some(code), _) => u8::try_from(code).unwrap_or(255),
             (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
@@ -1558,8 +1558,12 @@ impl<'a> Scheduler<'a> {
                     send: run.sent,
                     receive: run.received,
                     // Killed by a signal: Exitval 0 and the signal, as GNU parallel
-                    // logs it (`--resume-failed` reads the signal column too).
-                    exitval: status.code().unwrap_or(0),
+                    // logs it (`--resume-failed` reads the signal column too); -1 for
+                    // a job its timeout stopped, as GNU parallel logs that.
+                    exitval: match run.ending {
+                        Ending::TimedOut => -1,
+                        _ => status.code().unwrap_or(0),
+                    },
                     signal: status.signal().unwrap_or(0),
                     command: finished.command.clone(),
                 });
