@@ -45,6 +45,7 @@ pub mod report;
 pub mod runner;
 mod shim;
 pub mod sink;
+pub mod stdio;
 pub mod sync;
 pub mod tail;
 #[cfg(test)]

@@ -266,10 +266,12 @@ fn a_missing_file_is_reported_by_path_and_the_others_go_on() {
         .concur(["tail", "--idle-exit", "300ms", "here.log", "gone.log"])
         .run();
     assert_eq!(run.stdout(), "present\n");
+    // As GNU tail (coreutils tests/tail/follow-name.sh): nothing to follow is a
+    // failure, 1, not bad usage.
     dir.concur(["tail", "--idle-exit", "300ms", "gone.log"])
         .run()
-        .expect_code(2)
-        .expect_stderr("no file to follow");
+        .expect_code(1)
+        .expect_stderr("no files remaining");
 }
 
 #[test]

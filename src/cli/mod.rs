@@ -61,7 +61,7 @@ enum Command {
     /// The number-guessing game over TCP: serve, play, load (item 61).
     Guess(guess::GuessArgs),
     /// Follow many growing files into one merged output (items 62-63).
-    Tail(tail::TailArgs),
+    Tail(Box<tail::TailArgs>),
     /// CPU-bound work serially, with threads, and with a process pool (item 64).
     Gcd(Box<gcd::GcdArgs>),
     /// Serve a process pool's tasks on stdin and stdout (started by concur itself).
@@ -157,7 +157,7 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
         Command::Race(args) => race::run(args, &mut out),
         Command::Pipeline(args) => pipeline::run(*args, &mut out),
         Command::Guess(args) => guess::run(args, &mut out),
-        Command::Tail(args) => tail::run(args, &mut out),
+        Command::Tail(args) => tail::run(*args, &mut out),
         Command::Gcd(args) => gcd::run(*args, &mut out),
         Command::Worker(args) => gcd::worker(args),
         Command::Chart(args) => chart::run(args, &mut out),

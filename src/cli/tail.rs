@@ -86,12 +86,31 @@ pub struct TailArgs {
     #[arg(short = 'c', long, value_name = "N|+K", value_parser = parse_start_bytes, allow_hyphen_values = true)]
     bytes: Option<Start>,
 
-    /// Follow names through rotation and truncation; wait for missing files, and retry
-    /// files that cannot be opened (like tail -F).
-    #[arg(short = 'F', long)]
-    follow_name: bool,
+    /// Follow each file by descriptor (the default): the open file is read wherever it is
+    /// renamed to, and a deleted one until it is closed.
+    #[arg(short = 'f', conflicts_with = "follow_name_retry")]
+    follow_descriptor: bool,
 
-    /// Keep retrying a file that cannot be opened or looked at (on with -F).
+    /// How to follow: `descriptor` (the open file, wherever it goes; the default, and
+    /// what bare --follow means) or `name` (whatever file the name leads to, reopened
+    /// through rotation and truncation).
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "descriptor",
+        value_name = "HOW"
+    )]
+    follow: Option<FollowHow>,
+
+    /// Follow names and keep retrying (--follow=name --retry), as tail -F: survives
+    /// rotation and truncation, waits for missing files, retries unreadable ones.
+    #[arg(short = 'F', long = "follow-name", hide_long_help = false)]
+    follow_name_retry: bool,
+
+    /// Keep trying a file that cannot be opened (missing, unreadable) until it can,
+    /// and, by name, one that goes away; by descriptor only the first open is retried.
     #[arg(long, overrides_with = "no_retry")]
     retry: bool,
 
@@ -99,14 +118,35 @@ pub struct TailArgs {
     #[arg(long)]
     no_retry: bool,
 
+    /// Look every N seconds where inotify cannot say (as --interval; a bare number is
+    /// seconds, as GNU tail's -s).
+    #[arg(short = 's', long = "sleep-interval", value_parser = parse_seconds, value_name = "N")]
+    sleep_interval: Option<Duration>,
+
+    /// Accepted for GNU tail's scripts; concur looks at the name after every change
+    /// inotify reports, and on every --interval when polling, which is what N = 1
+    /// asks of GNU tail, so N changes nothing.
+    #[arg(long, value_name = "N")]
+    max_unchanged_stats: Option<u64>,
+
+    /// Write a `==> FILE <==` header before the lines of each file whenever the file
+    /// they come from changes, as GNU tail does for several files.
+    #[arg(short = 'v', long, overrides_with = "quiet")]
+    verbose: bool,
+
+    /// Never write headers (concur's default: lines are merged into one stream).
+    #[arg(short = 'q', long, visible_alias = "silent")]
+    quiet: bool,
+
     /// Follow every file matching PATTERN (wildcards in the last part), now and later;
     /// a file whose name goes away is drained and closed. Repeatable.
     #[arg(long = "glob", value_name = "PATTERN")]
     globs: Vec<String>,
 
-    /// Stop, after draining every file, once process PID has exited.
+    /// Stop, after draining every file, once process PID has exited (repeatable: once
+    /// every one has).
     #[arg(long, value_name = "PID")]
-    pid: Option<u32>,
+    pid: Vec<u32>,
 
     /// Save where each file was read up to in FILE (atomically, once a second and at
     /// exit), and resume from it on the next run: nothing lost or repeated across a
@@ -135,9 +175,28 @@ pub struct TailArgs {
     #[arg(long, value_parser = parse_duration, value_name = "D")]
     debug_slow: Option<Duration>,
 
-    /// The files to follow (- is standard input).
-    #[arg(value_name = "FILE", required_unless_present = "globs")]
+    /// The files to follow (- is standard input, which is also what no FILE and no
+    /// --glob means).
+    #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
+}
+
+/// `--follow=HOW`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FollowHow {
+    /// The open file, wherever it is renamed to.
+    Descriptor,
+    /// Whatever file the name leads to.
+    Name,
+}
+
+/// `-s N`: seconds (GNU tail's form), or a duration with a unit.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) => Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} is not a number of seconds")),
+        Err(_) => parse_duration(text),
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -477,12 +536,27 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
         )
         .into());
     }
+    if args.output.is_none() && crate::stdio::stdout_was_closed() {
+        anyhow::bail!("standard output is closed: nowhere to write the lines (use -o OUT)");
+    }
+    let by_name = args.follow_name_retry || args.follow == Some(FollowHow::Name);
+    if by_name && (args.follow_descriptor || args.follow == Some(FollowHow::Descriptor)) {
+        return Err(UsageError("follow by name (-F, --follow=name) or by descriptor (-f, --follow=descriptor), not both".into()).into());
+    }
+    let files = if args.files.is_empty() && args.globs.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
     let append = args.append || args.state.is_some();
     let output = Output::open(args.output.as_deref(), append)
         .map_err(|e| UsageError(crate::error_chain(&e)))?;
     let options = TailOptions {
         mode: args.mode,
-        interval: args.interval.max(Duration::from_millis(1)),
+        interval: args
+            .sleep_interval
+            .unwrap_or(args.interval)
+            .max(Duration::from_millis(1)),
         idle_exit: args.idle_exit,
         follow: FollowOptions {
             start: match (args.from_end, args.lines, args.bytes) {
@@ -490,21 +564,22 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
                 (_, Some(start), _) | (_, _, Some(start)) => start,
                 _ => Start::Beginning,
             },
-            follow_name: args.follow_name,
-            retry: !args.no_retry && (args.retry || args.follow_name),
+            follow_name: by_name,
+            retry: !args.no_retry && (args.retry || args.follow_name_retry),
             max_line: usize::try_from(args.max_line_bytes.max(1)).unwrap_or(usize::MAX),
             close_when_gone: false,
         },
         prefix: args.prefix,
         poll_only: args.poll,
         debug_slow: args.debug_slow,
-        pid: args.pid,
+        pids: args.pid,
+        headers: args.verbose && !args.quiet,
         globs: args.globs,
         state: args.state.clone(),
     };
     let signals = SignalCancel::install_with("tail-signals", SecondSignal::Exit)?;
     let log: tail::Log = Arc::new(|line| eprintln!("concur: {line}"));
-    let result = tail::run(&args.files, &options, output, log, signals.token());
+    let result = tail::run(&files, &options, output, log, signals.token());
     drop(signals);
     match result {
         Ok(summary) => Ok({
@@ -515,12 +590,19 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
                 );
             }
             if summary.failed_files > 0 {
+                if summary.all_ended {
+                    eprintln!("concur: no files remaining");
+                }
                 Outcome::Failure
             } else {
                 Outcome::Success
             }
         }),
-        Err(TailError::NoFiles(why)) => Err(UsageError(format!("no file to follow: {why}")).into()),
+        Err(TailError::NoFiles(why)) if files.is_empty() => {
+            Err(UsageError(format!("no file to follow: {why}")).into())
+        }
+        // As GNU tail: files that cannot be opened are a failure (1), not bad usage.
+        Err(TailError::NoFiles(_)) => Err(anyhow::anyhow!("no files remaining")),
         Err(err @ (TailError::Glob { .. } | TailError::State(_) | TailError::StateNeedsFile)) => {
             Err(UsageError(crate::error_chain(&err)).into())
         }

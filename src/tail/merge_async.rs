@@ -19,7 +19,12 @@ pub(crate) fn run(
     let writer = WriteThread::start(output, rx, Arc::clone(shared))?;
     runtime.block_on(async {
         let mut tailers = Vec::new();
-        while let Some(Tailer { source, wake }) = feed.recv().await {
+        while let Some(Tailer {
+            source,
+            wake,
+            header,
+        }) = feed.recv().await
+        {
             let name = format!("tail {}", source.path().display());
             let (tx, task_shared) = (tx.clone(), Arc::clone(shared));
             tailers.push(spawn_watched(options, shared, name, async move {
@@ -29,8 +34,10 @@ pub(crate) fn run(
                     // The read is blocking file I/O: off the runtime, as the book's
                     // `await loop.run_in_executor(None, readline, handle)`.
                     let (poll_shared, poll_wake) = (Arc::clone(&shared), Arc::clone(&wake));
+                    let header = header.clone();
                     let Ok((back, step)) = tokio::task::spawn_blocking(move || {
-                        let step = poll_once(&mut source, &poll_wake, &poll_shared);
+                        let step =
+                            poll_once(&mut source, &poll_wake, header.as_ref(), &poll_shared);
                         (source, step)
                     })
                     .await

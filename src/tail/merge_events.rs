@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::writer::Output;
-use super::{Feed, Mark, Shared, TailError, TailOptions, Tailer, lock, poll_once};
+use super::{Feed, Mark, Shared, TailError, TailOptions, Tailer, header_bytes, lock, poll_once};
 
 /// A followed file in the loop, and when it was last looked at.
 struct Entry {
@@ -39,6 +39,7 @@ pub(crate) fn run(
     let mut timed: HashSet<u64> = HashSet::new();
     let mut next_id = 0u64;
     let mut feed_open = true;
+    let mut last_header = None;
     let interval = options.interval;
     loop {
         while feed_open {
@@ -103,14 +104,22 @@ pub(crate) fn run(
             entry.polled = Instant::now();
             entry.tailer.wake.take_woken();
             loop {
-                let step = poll_once(&mut entry.tailer.source, &entry.tailer.wake, shared);
+                let step = poll_once(
+                    &mut entry.tailer.source,
+                    &entry.tailer.wake,
+                    entry.tailer.header.as_ref(),
+                    shared,
+                );
+                let header = header_bytes(&step.batch, &mut last_header);
                 if !step.batch.bytes.is_empty()
-                    && let Err(err) = out.write_all(&step.batch.bytes)
+                    && let Err(err) = out
+                        .write_all(&header)
+                        .and_then(|()| out.write_all(&step.batch.bytes))
                 {
                     failed = Some(err);
                     break 'files;
                 }
-                bytes += step.batch.bytes.len() as u64;
+                bytes += (header.len() + step.batch.bytes.len()) as u64;
                 marks.extend(step.batch.mark);
                 if step.done {
                     shared.release(entry.tailer.source.path(), &entry.tailer.wake);
@@ -136,9 +145,8 @@ pub(crate) fn run(
             shared.committed(bytes, marks);
         }
         if stopping || (entries.is_empty() && !feed_open) {
-            if !stopping {
-                shared.stop(); // every source ended (standard input, FIFOs)
-            }
+            // Every source ended (standard input, FIFOs, names given up): `run` sees
+            // that nothing stopped it, and stops the rest.
             return Ok(());
         }
         let timer = !timed.is_empty();

@@ -9,7 +9,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::merge_threads::tail_blocking;
 use super::writer::Output;
-use super::{Batch, Feed, Shared, TailError, TailOptions};
+use super::{Batch, Feed, Shared, TailError, TailOptions, header_bytes};
 
 /// Spawns `future`, timing its polls when `--debug-slow` is on.
 pub(crate) fn spawn_watched<F>(
@@ -59,14 +59,23 @@ pub(crate) fn run(
         };
         let writer_shared = Arc::clone(shared);
         let writer = spawn_watched(options, shared, "merged-output writer".into(), async move {
+            let mut last = None;
             while let Some(batch) = rx.recv().await {
-                let mut n = batch.bytes.len();
-                let mut written = out.write_all(&batch.bytes).await;
+                let mut header = header_bytes(&batch, &mut last);
+                let mut n = header.len() + batch.bytes.len();
+                let mut written = out.write_all(&header).await;
+                if written.is_ok() {
+                    written = out.write_all(&batch.bytes).await;
+                }
                 let mut marks: Vec<_> = batch.mark.into_iter().collect();
                 while written.is_ok() {
                     let Ok(more) = rx.try_recv() else { break };
-                    n += more.bytes.len();
-                    written = out.write_all(&more.bytes).await;
+                    header = header_bytes(&more, &mut last);
+                    n += header.len() + more.bytes.len();
+                    written = out.write_all(&header).await;
+                    if written.is_ok() {
+                        written = out.write_all(&more.bytes).await;
+                    }
                     marks.extend(more.mark);
                 }
                 if let Err(err) = written.and(out.flush().await) {

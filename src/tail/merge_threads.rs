@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
 use super::writer::Output;
-use super::{Batch, Feed, Shared, TailError, TailOptions, Tailer, poll_once};
+use super::{Batch, Feed, Shared, TailError, TailOptions, Tailer, header_bytes, poll_once};
 
 /// A blocking tailer: poll, hand the lines to `emit`, sleep until woken (or, for a file
 /// inotify cannot speak for, `interval`), again, until stopped or the file is closed.
@@ -15,9 +15,13 @@ pub(crate) fn tail_blocking(
     shared: &Shared,
     mut emit: impl FnMut(Batch) -> io::Result<()>,
 ) {
-    let Tailer { mut source, wake } = tailer;
+    let Tailer {
+        mut source,
+        wake,
+        header,
+    } = tailer;
     loop {
-        let step = poll_once(&mut source, &wake, shared);
+        let step = poll_once(&mut source, &wake, header.as_ref(), shared);
         if !step.batch.is_empty()
             && let Err(err) = emit(step.batch)
         {
@@ -43,7 +47,10 @@ pub(crate) fn run(
 ) -> Result<(), TailError> {
     // Batches are whole lines, and each is written under the lock in one go: lines from
     // different files can follow each other but never mix.
-    let writer = Mutex::new(BufWriter::with_capacity(256 * 1024, output.into_writer()));
+    let writer = Mutex::new((
+        BufWriter::with_capacity(256 * 1024, output.into_writer()),
+        None,
+    ));
     let mut started = Ok(());
     thread::scope(|scope| {
         let mut i = 0;
@@ -55,11 +62,14 @@ pub(crate) fn run(
                 .spawn_scoped(scope, move || {
                     let shared = tailer_shared;
                     tail_blocking(tailer, &shared, |batch| {
-                        let mut out = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                        let mut guard = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                        let (out, last) = &mut *guard;
+                        let header = header_bytes(&batch, last);
+                        out.write_all(&header)?;
                         out.write_all(&batch.bytes)?;
                         out.flush()?;
                         // Under the writer's lock: the positions match the output.
-                        shared.committed(batch.bytes.len() as u64, batch.mark);
+                        shared.committed((header.len() + batch.bytes.len()) as u64, batch.mark);
                         Ok(())
                     });
                 });

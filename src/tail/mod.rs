@@ -39,6 +39,7 @@ pub mod merge_async;
 pub mod merge_events;
 pub mod merge_mixed;
 pub mod merge_threads;
+mod shape;
 mod source;
 pub mod state;
 mod stream;
@@ -98,8 +99,11 @@ pub struct TailOptions {
     pub poll_only: bool,
     /// Report task polls slower than this (async modes).
     pub debug_slow: Option<Duration>,
-    /// Stop (after draining) once this process has exited (`--pid`).
-    pub pid: Option<u32>,
+    /// Stop (after draining) once every one of these processes has exited (`--pid`).
+    pub pids: Vec<u32>,
+    /// Write a `==> path <==` header before the lines of each file, whenever the file
+    /// they come from changes (`-v`, as GNU tail).
+    pub headers: bool,
     /// Follow every file whose path matches one of these, now and later (`--glob`).
     pub globs: Vec<String>,
     /// Save where each file was read up to here, and resume from it (`--state`). The
@@ -117,7 +121,8 @@ impl Default for TailOptions {
             prefix: false,
             poll_only: false,
             debug_slow: None,
-            pid: None,
+            pids: Vec::new(),
+            headers: false,
             globs: Vec::new(),
             state: None,
         }
@@ -176,6 +181,9 @@ pub struct Summary {
     pub idle_exit: bool,
     /// Whether it stopped because the output was closed (a pipe whose reader left).
     pub output_closed: bool,
+    /// Whether it stopped because every file had ended or been given up (no Ctrl-C,
+    /// `--pid` or `--idle-exit`): streams at their end, names that cannot be followed.
+    pub all_ended: bool,
 }
 
 /// Where tailers report notes and errors (one line each, for stderr).
@@ -185,6 +193,8 @@ pub type Log = Arc<dyn Fn(String) + Send + Sync>;
 pub(crate) struct Tailer {
     pub(crate) source: Source,
     pub(crate) wake: Arc<Wake>,
+    /// With headers (`-v`): this file's.
+    pub(crate) header: Option<Arc<Header>>,
 }
 
 /// The tailers to start: the files named at start, then files found later by `--glob`.
@@ -213,6 +223,32 @@ pub(crate) type Mark = (String, Vec<Position>);
 pub(crate) struct Batch {
     pub(crate) bytes: Vec<u8>,
     pub(crate) mark: Option<Mark>,
+    /// With headers (`-v`): the file the lines come from.
+    pub(crate) from: Option<Arc<Header>>,
+}
+
+/// A file's `==> name <==` header, told apart from another file's of the same name
+/// by identity.
+#[derive(Debug)]
+pub(crate) struct Header(String);
+
+/// The `==> name <==` header to write before `batch` (nothing when headers are off,
+/// or the last lines written came from the same file). Every design's writer asks.
+pub(crate) fn header_bytes(batch: &Batch, last: &mut Option<Arc<Header>>) -> Vec<u8> {
+    match &batch.from {
+        Some(from)
+            if !batch.bytes.is_empty() && !last.as_ref().is_some_and(|l| Arc::ptr_eq(l, from)) =>
+        {
+            let header = format!(
+                "{}==> {} <==\n",
+                if last.is_some() { "\n" } else { "" },
+                from.0
+            );
+            *last = Some(Arc::clone(from));
+            header.into_bytes()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The key of a followed path in the state file.
@@ -251,6 +287,11 @@ pub(crate) struct Shared {
     progress: Option<Mutex<Progress>>,
     /// Fired to stop, waking the coordinator and the watchers.
     halt: CancelToken,
+    /// The files being read, so that a name that comes to lead to a file another
+    /// source reads takes it over instead of reading it again.
+    readers: Arc<source::Readers>,
+    /// Write `==> path <==` headers (`-v`).
+    headers: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -307,9 +348,15 @@ impl Shared {
     fn adopt(&self, mut source: Source) -> bool {
         let wake = Arc::new(Wake::default());
         source.attach(&wake);
+        if let Err(err) = source.join(&self.readers) {
+            (self.log)(crate::error_chain(&err));
+        }
         let path = source.path().to_owned();
+        // By name, the name's directory is watched (and a link's target's); by
+        // descriptor, the open file itself once it is open (see `poll_once`).
         if let Some(watch) = &self.watch
             && !source.is_streamed()
+            && path != Path::new("-")
             && let Err(err) = watch.add_file(&path, Arc::clone(&wake))
         {
             (self.log)(format!(
@@ -323,9 +370,22 @@ impl Shared {
             return false;
         };
         lock(&self.wakes).push(Arc::clone(&wake));
-        lock(&self.followed).insert(path);
+        lock(&self.followed).insert(path.clone());
         self.files.fetch_add(1, Ordering::Relaxed);
-        let sent = feed.send(Tailer { source, wake }).is_ok();
+        let header = self.headers.then(|| {
+            Arc::new(Header(if source.is_stdin() {
+                "standard input".to_owned()
+            } else {
+                path.display().to_string()
+            }))
+        });
+        let sent = feed
+            .send(Tailer {
+                source,
+                wake,
+                header,
+            })
+            .is_ok();
         if let Some(watch) = &self.watch {
             watch.kick(); // the events loop takes it at once
         }
@@ -380,6 +440,7 @@ impl Shared {
     pub(crate) fn release(&self, tailer_path: &Path, wake: &Arc<Wake>) {
         if let Some(watch) = &self.watch {
             watch.remove_file(tailer_path, wake);
+            watch.remove_open_file(wake);
         }
         lock(&self.wakes).retain(|w| !Arc::ptr_eq(w, wake));
         lock(&self.followed).remove(tailer_path);
@@ -414,7 +475,12 @@ fn mark(source: &mut Source, shared: &Shared) -> Option<Mark> {
     Some((state_key(source.path()), positions))
 }
 
-pub(crate) fn poll_once(source: &mut Source, wake: &Wake, shared: &Shared) -> Step {
+pub(crate) fn poll_once(
+    source: &mut Source,
+    wake: &Arc<Wake>,
+    header: Option<&Arc<Header>>,
+    shared: &Shared,
+) -> Step {
     let stopping = shared.stopping();
     let mut batch_bytes = Vec::new();
     // Without inotify, or for a file it cannot speak for, every look checks the name.
@@ -424,14 +490,33 @@ pub(crate) fn poll_once(source: &mut Source, wake: &Wake, shared: &Shared) -> St
     } else {
         source.poll_with(&mut batch_bytes, look_at_name)
     };
+    if let Some(watch) = &shared.watch
+        && !source.follows_name()
+        && !source.is_streamed()
+        && let Some(fd) = source.take_opened()
+    {
+        // By descriptor: watch the file itself, wherever it is renamed to. Its name's
+        // directory was watched only to see it appear.
+        match watch.add_open_file(fd, Arc::clone(wake)) {
+            Ok(()) => watch.remove_file(source.path(), wake),
+            Err(err) => (shared.log)(format!(
+                "{}: cannot watch the open file ({err}); looking every 5 s",
+                source.path().display()
+            )),
+        }
+    }
     let batch = |bytes, source: &mut Source| Batch {
         bytes,
         mark: mark(source, shared),
+        from: header.cloned(),
     };
     match polled {
         Ok(polled) => {
             for note in polled.notes {
                 (shared.log)(note);
+            }
+            if polled.gave_up {
+                shared.failed_files.fetch_add(1, Ordering::Relaxed);
             }
             if polled.grew {
                 shared.touch();
@@ -603,6 +688,8 @@ pub fn run(
         files: AtomicU64::new(0),
         progress: progress.map(Mutex::new),
         halt: CancelToken::new().map_err(TailError::Start)?,
+        readers: Arc::default(),
+        headers: options.headers,
     });
     let saver = match changed {
         Some(changed) => Some(start_saver(&shared, changed)?),
@@ -622,8 +709,8 @@ pub fn run(
     if let Output::Stdout = output {
         watchers.push(watchers::output_closed(&shared)?);
     }
-    if let Some(pid) = options.pid {
-        watchers.push(watchers::pid_exit(&shared, pid)?);
+    if !options.pids.is_empty() {
+        watchers.push(watchers::pid_exit(&shared, &options.pids)?);
     }
     let coordinator = {
         let (shared, cancel, idle_exit) = (Arc::clone(&shared), cancel.clone(), options.idle_exit);
@@ -638,6 +725,8 @@ pub fn run(
         Mode::Mixed => merge_mixed::run(feed, options, output, &shared),
         Mode::Async => merge_async::run(feed, options, output, &shared),
     };
+    // A design returns before anything stopped it only when every source has ended.
+    let all_ended = !shared.stopping();
     shared.stop();
     let idle = coordinator.join().unwrap_or(false);
     for watcher in watchers.into_iter().flatten() {
@@ -665,6 +754,7 @@ pub fn run(
         cut_lines: shared.cut_lines.load(Ordering::Relaxed),
         idle_exit: idle,
         output_closed,
+        all_ended,
     })
 }
 

@@ -1,11 +1,12 @@
 //! One followed file: reading what it gains, cutting it into whole lines, and coping
 //! with truncation and rotation. Every tailing design uses this one core.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -114,6 +115,9 @@ pub struct Polled {
     pub cut: u64,
     /// The file was drained and closed (its name gone, with `close_when_gone`).
     pub closed: bool,
+    /// It was closed because it can no longer be followed (its name gone without
+    /// `--retry`, or replaced by a directory): a failure.
+    pub gave_up: bool,
 }
 
 /// What one `read_lines` did.
@@ -124,6 +128,63 @@ struct Read {
     cut: u64,
     /// The file no longer holds what was read (truncated): nothing was consumed.
     truncated: bool,
+    /// Another source took the file over (its name now leads there): nothing was read.
+    taken: bool,
+}
+
+/// Where one source has read a file up to, shared so that another source can take the
+/// file over: when a followed name comes to lead to a file another source is reading
+/// (`mv a b` with both followed by name), the new one goes on from there, and each line
+/// is printed once.
+#[derive(Debug)]
+struct Hold {
+    /// The offset of the first byte not yet written out (an unfinished line is not).
+    pos: u64,
+    taken: bool,
+}
+
+/// The files being read in one run, by (device, inode).
+#[derive(Debug, Default)]
+pub(crate) struct Readers(Mutex<HashMap<FileId, Weak<Mutex<Hold>>>>);
+
+/// (device, inode).
+type FileId = (u64, u64);
+
+fn hold_lock(hold: &Mutex<Hold>) -> std::sync::MutexGuard<'_, Hold> {
+    hold.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Readers {
+    /// Records that `reader` reads its file. With `take_over`, a source already
+    /// reading it gives it up, and `reader` goes on from where that one was; returns
+    /// whether that happened.
+    fn claim(&self, reader: &mut Reader, take_over: bool) -> io::Result<bool> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, hold| hold.strong_count() > 0);
+        let mut took = false;
+        if let Some(other) = map.get(&reader.id).and_then(Weak::upgrade) {
+            if !take_over {
+                return Ok(false); // the same file named twice: each reads it
+            }
+            let mut other = hold_lock(&other);
+            if !other.taken {
+                other.taken = true;
+                reader.seek(other.pos)?;
+                took = true;
+            }
+        }
+        let hold = Arc::new(Mutex::new(Hold {
+            pos: reader.offset - reader.partial.len() as u64,
+            taken: false,
+        }));
+        map.insert(reader.id, Arc::downgrade(&hold));
+        reader.hold = Some(hold);
+        Ok(took)
+    }
 }
 
 /// An open file and where we are in it.
@@ -139,6 +200,11 @@ struct Reader {
     fingerprint: Vec<u8>,
     /// Its first bytes (up to [`HEAD`]), to know it again after a restart.
     head: Vec<u8>,
+    /// Lines read at open from a file whose size reads 0 (`/proc/version`), to be
+    /// given out by the first poll.
+    preface: Vec<u8>,
+    /// This reader's claim on the file, which another source may take over.
+    hold: Option<Arc<Mutex<Hold>>>,
 }
 
 /// Reads `buf.len()` bytes at `at`, or fewer if the file ends first.
@@ -214,7 +280,13 @@ impl Reader {
 
     fn from_file(file: File, start: Start) -> io::Result<Self> {
         let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(io::ErrorKind::IsADirectory.into());
+        }
         let len = meta.len();
+        if len == 0 && matches!(start, Start::LastLines(1..) | Start::LastBytes(1..)) {
+            return Self::read_whole(file, (meta.dev(), meta.ino()), start);
+        }
         let offset = match start {
             Start::Beginning => 0,
             Start::LastLines(n) => last_lines_offset(&file, len, n)?,
@@ -229,6 +301,8 @@ impl Reader {
             partial: Vec::new(),
             fingerprint: Vec::new(),
             head: Vec::new(),
+            preface: Vec::new(),
+            hold: None,
         };
         reader.head = reader.read_up_to(0, HEAD as u64)?;
         if offset > 0 {
@@ -241,6 +315,51 @@ impl Reader {
             }
         }
         Ok(reader)
+    }
+
+    /// A file whose size reads 0 but which has content (`/proc/version`): read to its
+    /// end, keeping the last lines or bytes asked for, to give out at the first poll.
+    fn read_whole(file: File, id: (u64, u64), start: Start) -> io::Result<Self> {
+        let mut shape = super::shape::Shape::new(start);
+        let mut buf = vec![0; 64 * 1024];
+        let (mut offset, mut last) = (0u64, Vec::new());
+        loop {
+            let n = match file.read_at(&mut buf, offset) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let _ = shape.push(&buf[..n]);
+            offset += n as u64;
+            last.extend_from_slice(&buf[..n]);
+            let keep = last.len().saturating_sub(FINGERPRINT);
+            last.drain(..keep);
+        }
+        Ok(Reader {
+            file,
+            id,
+            offset,
+            partial: Vec::new(),
+            fingerprint: last,
+            head: Vec::new(),
+            preface: shape.finish(),
+            hold: None,
+        })
+    }
+
+    /// Moves to `pos` (from where another source had read the file up to).
+    fn seek(&mut self, pos: u64) -> io::Result<()> {
+        self.partial.clear();
+        self.offset = pos;
+        let from = pos.saturating_sub(FINGERPRINT as u64);
+        let fingerprint = self.read_up_to(from, pos)?;
+        self.fingerprint = if fingerprint.len() as u64 == pos - from {
+            fingerprint
+        } else {
+            Vec::new()
+        };
+        Ok(())
     }
 
     /// The bytes in `from..to`, or fewer if the file now ends before `to`. A file can
@@ -261,6 +380,31 @@ impl Reader {
     /// file was truncated (the fingerprint is short or differs: `truncated` is set and
     /// nothing is consumed). A short read is the end of the file for now.
     fn read_lines(
+        &mut self,
+        prefix: &[u8],
+        buf: &mut [u8],
+        out: &mut Vec<u8>,
+        max_line: usize,
+        marker: &[u8],
+    ) -> io::Result<Read> {
+        let Some(hold) = self.hold.clone() else {
+            return self.read_lines_unheld(prefix, buf, out, max_line, marker);
+        };
+        // Held while reading, so that a source taking the file over starts exactly
+        // where this one stopped.
+        let mut hold = hold_lock(&hold);
+        if hold.taken {
+            return Ok(Read {
+                taken: true,
+                ..Read::default()
+            });
+        }
+        let read = self.read_lines_unheld(prefix, buf, out, max_line, marker)?;
+        hold.pos = self.offset - self.partial.len() as u64;
+        Ok(read)
+    }
+
+    fn read_lines_unheld(
         &mut self,
         prefix: &[u8],
         buf: &mut [u8],
@@ -360,6 +504,8 @@ impl Reader {
             partial: Vec::new(),
             fingerprint: unhex(&saved.tail),
             head: unhex(&saved.head),
+            preface: Vec::new(),
+            hold: None,
         })
     }
 
@@ -491,6 +637,8 @@ enum Name {
     Followed,
     /// Nothing by that name now.
     Missing,
+    /// A directory by that name now: nothing to follow there.
+    Untailable,
 }
 
 /// A file being followed: its path, its open reader, and (after a rotation) the old
@@ -519,7 +667,16 @@ pub struct Source {
     pub(crate) last_mark: Vec<Position>,
     /// Copies already read from after a truncation (device, inode).
     copies_read: Vec<(u64, u64)>,
+    /// The files every source of this run reads, for taking one over (by name).
+    readers: Option<Arc<Readers>>,
+    /// A file was opened since [`take_opened`](Self::take_opened) last said so.
+    opened: bool,
+    /// Given up: the name can no longer be followed.
+    gave_up: bool,
 }
+
+/// The name standard input goes by in messages and prefixes.
+const STDIN_NAME: &str = "standard input";
 
 impl Source {
     /// Starts following `path`. With `--prefix`, every line is written as `path: line`.
@@ -527,11 +684,18 @@ impl Source {
     /// file that cannot be opened is an error unless `retry` is set (then it is tried
     /// again, and [`trouble`](Self::trouble) says why it is not open).
     pub fn open(path: &Path, prefix: bool, options: FollowOptions) -> Result<Self, SourceError> {
+        if path == Path::new("-") {
+            return Self::open_stdin(prefix, options);
+        }
         let mut trouble = None;
         let current = match Reader::open(path, options.start) {
             Ok(reader) => Some(reader),
-            Err(e) if options.follow_name && e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) if options.retry => {
+            Err(e)
+                if options.follow_name && options.retry && e.kind() == io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(e) if options.retry && e.kind() != io::ErrorKind::IsADirectory => {
                 trouble = Some(describe(path, &e));
                 None
             }
@@ -542,26 +706,125 @@ impl Source {
                 });
             }
         };
-        Ok(Self {
+        let mut source = Self::new(path, path.display().to_string(), prefix, options, None);
+        source.current = current;
+        source.trouble = trouble;
+        source.take_preface();
+        Ok(source)
+    }
+
+    /// Standard input when it is a regular file (`concur tail < app.log`): followed
+    /// by descriptor, as it has no name to follow.
+    fn open_stdin(prefix: bool, options: FollowOptions) -> Result<Self, SourceError> {
+        let open_error = |source: io::Error| SourceError::Open {
+            path: PathBuf::from(STDIN_NAME),
+            source,
+        };
+        if crate::stdio::stdin_was_closed() {
+            return Err(open_error(io::Error::from_raw_os_error(
+                rustix::io::Errno::BADF.raw_os_error(),
+            )));
+        }
+        let fd = rustix::io::dup(rustix::stdio::stdin()).map_err(|e| open_error(e.into()))?;
+        let reader = Reader::from_file(File::from(fd), options.start).map_err(open_error)?;
+        let by_descriptor = FollowOptions {
+            follow_name: false,
+            retry: false,
+            ..options
+        };
+        let mut source = Self::new(
+            Path::new("-"),
+            STDIN_NAME.to_owned(),
+            prefix,
+            by_descriptor,
+            None,
+        );
+        source.current = Some(reader);
+        source.take_preface();
+        Ok(source)
+    }
+
+    /// A source of `path`, nothing open yet.
+    fn new(
+        path: &Path,
+        display: String,
+        prefix: bool,
+        options: FollowOptions,
+        stream: Option<Stream>,
+    ) -> Self {
+        Self {
             path: path.to_owned(),
             prefix: if prefix {
-                format!("{}: ", path.display()).into_bytes()
+                format!("{display}: ").into_bytes()
             } else {
                 Vec::new()
             },
             options,
-            current,
+            current: None,
             retired: None,
-            buf: vec![0; 256 * 1024],
-            trouble,
+            buf: if stream.is_some() {
+                Vec::new()
+            } else {
+                vec![0; 256 * 1024]
+            },
+            trouble: None,
             gone_since: None,
             marker: format!(" [concur: line cut at {} bytes]\n", options.max_line).into_bytes(),
-            stream: None,
+            stream,
             pending: Vec::new(),
             pending_notes: Vec::new(),
             last_mark: Vec::new(),
             copies_read: Vec::new(),
-        })
+            readers: None,
+            opened: true,
+            gave_up: false,
+        }
+    }
+
+    /// Gives out, at the first poll, what a file of size 0 held when it was opened.
+    fn take_preface(&mut self) {
+        if let Some(reader) = &mut self.current {
+            let preface = std::mem::take(&mut reader.preface);
+            split_lines(
+                &self.prefix,
+                &mut reader.partial,
+                &preface,
+                &mut self.pending,
+            );
+        }
+    }
+
+    /// Joins the run: the files this source reads can be taken over by another source
+    /// whose name comes to lead to them, and it can take theirs.
+    pub(crate) fn join(&mut self, readers: &Arc<Readers>) -> Result<(), SourceError> {
+        self.readers = Some(Arc::clone(readers));
+        let mut claimed = Ok(false);
+        if let Some((old, _)) = &mut self.retired {
+            claimed = readers.claim(old, false);
+        }
+        if let Some(current) = &mut self.current {
+            claimed = claimed.and_then(|_| readers.claim(current, false));
+        }
+        claimed.map(|_| ()).map_err(|e| self.read_error(e))
+    }
+
+    /// The open file, once after each time one is opened (to watch it by descriptor).
+    pub(crate) fn take_opened(&mut self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        if !std::mem::take(&mut self.opened) {
+            return None;
+        }
+        self.current.as_ref().map(|r| r.file.as_fd())
+    }
+
+    /// Whether this is standard input.
+    pub fn is_stdin(&self) -> bool {
+        self.path == Path::new("-")
+    }
+
+    /// Whether the file is followed by name (`-F`, `--follow=name`), not by descriptor.
+    pub fn follows_name(&self) -> bool {
+        self.options.follow_name
     }
 
     /// Follows `path` from where a previous run saved it had got to (`--state`): files
@@ -676,51 +939,47 @@ impl Source {
         prefix: bool,
         options: FollowOptions,
     ) -> Result<Self, SourceError> {
-        let input = if path == Path::new("-") {
-            let fd = rustix::io::dup(rustix::stdio::stdin()).map_err(|e| SourceError::Open {
-                path: path.to_owned(),
-                source: e.into(),
-            })?;
+        let stdin = path == Path::new("-");
+        let input = if stdin {
+            let open_error = |source: io::Error| SourceError::Open {
+                path: PathBuf::from(STDIN_NAME),
+                source,
+            };
+            if crate::stdio::stdin_was_closed() {
+                return Err(open_error(io::Error::from_raw_os_error(
+                    rustix::io::Errno::BADF.raw_os_error(),
+                )));
+            }
+            let fd = rustix::io::dup(rustix::stdio::stdin()).map_err(|e| open_error(e.into()))?;
             StreamInput::Open(File::from(fd))
         } else {
             StreamInput::Fifo(path.to_owned())
         };
-        let display = if path == Path::new("-") {
-            "standard input".to_string()
+        let display = if stdin {
+            STDIN_NAME.to_owned()
         } else {
             path.display().to_string()
         };
-        Ok(Self {
-            path: path.to_owned(),
-            prefix: if prefix {
-                format!("{display}: ").into_bytes()
-            } else {
-                Vec::new()
-            },
-            options,
-            current: None,
-            retired: None,
-            buf: Vec::new(),
-            trouble: None,
-            gone_since: None,
-            marker: format!(" [concur: line cut at {} bytes]\n", options.max_line).into_bytes(),
-            stream: Some(Stream::new(input)),
-            pending: Vec::new(),
-            pending_notes: Vec::new(),
-            last_mark: Vec::new(),
-            copies_read: Vec::new(),
-        })
+        let stream = Stream::new(input, options.start);
+        Ok(Self::new(path, display, prefix, options, Some(stream)))
     }
 
     /// Whether `path` names something only readable forward (`-`, a FIFO, a socket, a
     /// character device), which [`open_stream`](Self::open_stream) follows.
     pub fn is_stream(path: &Path) -> bool {
         use std::os::unix::fs::FileTypeExt;
-        path == Path::new("-")
-            || std::fs::metadata(path).is_ok_and(|m| {
-                let t = m.file_type();
-                t.is_fifo() || t.is_socket() || t.is_char_device()
-            })
+        if path == Path::new("-") {
+            // A regular file on standard input is read like any file, and followed.
+            return crate::stdio::stdin_was_closed()
+                || !rustix::fs::fstat(rustix::stdio::stdin()).is_ok_and(|st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::RegularFile
+                });
+        }
+        std::fs::metadata(path).is_ok_and(|m| {
+            let t = m.file_type();
+            t.is_fifo() || t.is_socket() || t.is_char_device() || t.is_block_device()
+        })
     }
 
     /// Gives the source its tailer's wake, for sources whose data arrives on their own
@@ -777,7 +1036,9 @@ impl Source {
         self.stream.is_none()
             && (self.retired.is_some()
                 || self.trouble.is_some()
-                || (self.options.close_when_gone && self.gone_since.is_some()))
+                || ((self.options.close_when_gone
+                    || (self.options.follow_name && !self.options.retry))
+                    && self.gone_since.is_some()))
     }
 
     fn read_error(&self, source: io::Error) -> SourceError {
@@ -832,6 +1093,10 @@ impl Source {
             self.poll_stream(out, &mut polled)?;
             return Ok(polled);
         }
+        if self.gave_up {
+            polled.closed = true;
+            return Ok(polled);
+        }
         if (self.options.follow_name && name_may_have_changed) || self.current.is_none() {
             match self.check_name(out, &mut polled) {
                 Ok(Name::Followed) => {
@@ -841,7 +1106,26 @@ impl Source {
                     }
                 }
                 Ok(Name::Missing) => {
+                    if self.gone_since.is_none() && self.options.follow_name {
+                        polled.notes.push(format!(
+                            "{}: has become inaccessible (no such file){}",
+                            self.path.display(),
+                            if self.current.is_some() {
+                                "; still reading the open file"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
                     self.gone_since.get_or_insert_with(Instant::now);
+                }
+                Ok(Name::Untailable) => {
+                    self.give_up(
+                        out,
+                        &mut polled,
+                        "has been replaced with an untailable file",
+                    );
+                    return Ok(polled);
                 }
                 Err(e) if self.options.retry => self.troubled(&e, &mut polled),
                 Err(e) => return Err(self.read_error(e)),
@@ -868,7 +1152,9 @@ impl Source {
             polled.grew |= read.grew;
             polled.more |= read.more;
             polled.cut += read.cut;
-            if read.grew {
+            if read.taken {
+                *retired = None; // another source reads it now, from where we were
+            } else if read.grew {
                 *last_grew = Instant::now();
             } else if read.truncated || last_grew.elapsed() >= RETIRE_AFTER {
                 old.flush_partial(prefix, out);
@@ -904,6 +1190,11 @@ impl Source {
                     reader.read_lines(prefix, buf, out, max_line, marker)
                 });
             match read {
+                Ok(read) if read.taken => {
+                    // Our name led elsewhere, and the file is followed under its new
+                    // name now; ours is looked at again.
+                    *current = None;
+                }
                 Ok(read) => {
                     polled.grew |= read.grew;
                     polled.more |= read.more;
@@ -913,13 +1204,12 @@ impl Source {
                 Err(e) => return Err(self.read_error(e)),
             }
         }
-        if self.options.close_when_gone
-            && self.retired.is_none()
+        let gone_long = self.retired.is_none()
             && !polled.grew
             && self
                 .gone_since
-                .is_some_and(|since| since.elapsed() >= RETIRE_AFTER)
-        {
+                .is_some_and(|since| since.elapsed() >= RETIRE_AFTER);
+        if gone_long && self.options.close_when_gone {
             if let Some(reader) = &mut self.current {
                 reader.flush_partial(&self.prefix, out);
             }
@@ -928,8 +1218,30 @@ impl Source {
             polled
                 .notes
                 .push(format!("{}: gone; drained and closed", self.path.display()));
+        } else if gone_long && self.options.follow_name && !self.options.retry {
+            // --follow=name without --retry: a name that is gone is not waited for.
+            self.give_up(out, &mut polled, "is gone (no --retry)");
         }
         Ok(polled)
+    }
+
+    /// Stops following this name for good (a failure): drains what is open first.
+    fn give_up(&mut self, out: &mut Vec<u8>, polled: &mut Polled, why: &str) {
+        if let Some((mut old, _)) = self.retired.take() {
+            let _ = old.read_lines(&self.prefix, &mut self.buf, out, usize::MAX, b"");
+            old.flush_partial(&self.prefix, out);
+        }
+        if let Some(mut reader) = self.current.take() {
+            let _ = reader.read_lines(&self.prefix, &mut self.buf, out, usize::MAX, b"");
+            reader.flush_partial(&self.prefix, out);
+        }
+        self.gave_up = true;
+        polled.closed = true;
+        polled.gave_up = true;
+        polled.notes.push(format!(
+            "{}: {why}; giving up on this name",
+            self.path.display()
+        ));
     }
 
     /// With `follow_name` (or a file not open yet): notices the name pointing at a new
@@ -941,21 +1253,37 @@ impl Source {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Name::Missing),
             Err(e) => return Err(e),
         };
+        if meta.is_dir() {
+            return Ok(Name::Untailable);
+        }
         let id = (meta.dev(), meta.ino());
         if self.current.as_ref().is_some_and(|r| r.id == id) {
             return Ok(Name::Followed);
         }
         // A file opened for the first time starts where asked; a rotated one at 0.
-        let start = if self.current.is_none() && self.trouble.is_some() {
+        let first = self.current.is_none() && self.retired.is_none() && self.trouble.is_some();
+        let start = if first {
             self.options.start
         } else {
             Start::Beginning
         };
-        let reader = match Reader::open(&self.path, start) {
+        let mut reader = match Reader::open(&self.path, start) {
             Ok(reader) => reader,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Name::Missing),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => return Ok(Name::Untailable),
             Err(e) => return Err(e),
         };
+        let preface = std::mem::take(&mut reader.preface);
+        split_lines(&self.prefix, &mut reader.partial, &preface, out);
+        if let Some(readers) = &self.readers
+            && readers.claim(&mut reader, self.options.follow_name)?
+        {
+            polled.notes.push(format!(
+                "{}: now names a file followed under another name; going on from where that was read up to",
+                self.path.display()
+            ));
+        }
+        self.opened = true;
         match self.current.replace(reader) {
             Some(old) => {
                 // A second rotation before the first old file went quiet: finish it.
@@ -1054,6 +1382,8 @@ fn recover_from_copy(
         partial: std::mem::take(&mut reader.partial),
         fingerprint: std::mem::take(&mut reader.fingerprint),
         head: Vec::new(),
+        preface: Vec::new(),
+        hold: None,
     };
     let before = copy.offset;
     loop {
@@ -1168,13 +1498,19 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_file_is_awaited_when_following_the_name() {
+    fn a_missing_file_is_awaited_when_following_the_name_with_retry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("later.log");
         assert!(Source::open(&path, false, FollowOptions::default()).is_err());
-        let options = FollowOptions {
+        let by_name = FollowOptions {
             follow_name: true,
             ..FollowOptions::default()
+        };
+        // --follow=name without --retry: not awaited (GNU: "no files remaining").
+        assert!(Source::open(&path, false, by_name).is_err());
+        let options = FollowOptions {
+            retry: true,
+            ..by_name
         };
         let mut source = Source::open(&path, true, options).unwrap();
         assert!(!source.is_open());

@@ -7,7 +7,8 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::source::{MAX_BATCH, Polled, cut_long_line, flush_line, split_lines};
+use super::shape::Shape;
+use super::source::{MAX_BATCH, Polled, Start, cut_long_line, flush_line, split_lines};
 use super::wake::Wake;
 
 /// A source that can only be read forward: standard input, a FIFO, a pipe. A thread
@@ -19,6 +20,8 @@ pub(crate) struct Stream {
     chunks: Option<crossbeam_channel::Receiver<io::Result<Vec<u8>>>>,
     partial: Vec<u8>,
     ended: bool,
+    /// What `-n`/`-c` asked for, applied by the reader thread.
+    start: Start,
 }
 
 #[derive(Debug)]
@@ -37,6 +40,7 @@ impl Stream {
         };
         let (tx, rx) = crossbeam_channel::bounded(16);
         self.chunks = Some(rx);
+        let start = self.start;
         let spawned = std::thread::Builder::new()
             .name("tail-stream".into())
             .spawn(move || {
@@ -52,19 +56,39 @@ impl Stream {
                         }
                     },
                 };
+                let mut shape = Shape::new(start);
+                let mut left = last_bytes_of_device(&file, start);
+                if left.is_some() {
+                    shape = Shape::Pass;
+                }
                 let mut buf = vec![0; 64 * 1024];
-                loop {
-                    let chunk = match file.read(&mut buf) {
+                while left != Some(0) {
+                    let n = match file.read(&mut buf) {
                         Ok(0) => break,
-                        Ok(n) => Ok(buf[..n].to_vec()),
+                        Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => Err(e),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            wake.wake();
+                            return;
+                        }
                     };
-                    let failed = chunk.is_err();
-                    if tx.send(chunk).is_err() || failed {
-                        break;
+                    let n = left.map_or(n, |left| n.min(usize::try_from(left).unwrap_or(n)));
+                    if let Some(left) = &mut left {
+                        *left -= n as u64;
+                    }
+                    let passed = shape.push(&buf[..n]);
+                    if passed.is_empty() {
+                        continue;
+                    }
+                    if tx.send(Ok(passed.to_vec())).is_err() {
+                        return;
                     }
                     wake.wake();
+                }
+                let kept = shape.finish();
+                if !kept.is_empty() {
+                    let _ = tx.send(Ok(kept));
                 }
                 drop(tx); // the end of input
                 wake.wake();
@@ -78,13 +102,15 @@ impl Stream {
 }
 
 impl Stream {
-    /// A stream reading `input` once [started](Self::start).
-    pub(crate) fn new(input: StreamInput) -> Self {
+    /// A stream reading `input` once [started](Self::start), from where `start` says
+    /// (the last lines or bytes are known only at the end of input).
+    pub(crate) fn new(input: StreamInput, start: Start) -> Self {
         Self {
             input: Some(input),
             chunks: None,
             partial: Vec::new(),
             ended: false,
+            start,
         }
     }
 
@@ -132,4 +158,21 @@ impl Stream {
     pub(crate) fn finish(&mut self, prefix: &[u8], out: &mut Vec<u8>) {
         flush_line(prefix, &mut self.partial, out);
     }
+}
+
+/// `-c N` on a device that can seek from its end (`/dev/zero`, a disk): positions it N
+/// bytes before the end and returns N, the bytes to read then (as GNU tail does). Such
+/// a device never ends, so keeping the last N of a forward read would wait for ever.
+fn last_bytes_of_device(file: &File, start: Start) -> Option<u64> {
+    use std::os::unix::fs::FileTypeExt;
+    let Start::LastBytes(n) = start else {
+        return None;
+    };
+    let kind = file.metadata().ok()?.file_type();
+    if !(kind.is_char_device() || kind.is_block_device()) {
+        return None;
+    }
+    let back = i64::try_from(n).ok()?;
+    rustix::fs::seek(file, rustix::fs::SeekFrom::End(-back)).ok()?;
+    Some(n)
 }

@@ -183,18 +183,30 @@ fn snapshot(path: &Path) -> Snapshot {
 struct Followed {
     wakes: Vec<Arc<Wake>>,
     seen: Snapshot,
+    /// When the path is a symbolic link: the file it resolves to, whose directory is
+    /// watched for the same wakes (writes to the target happen there).
+    target: Option<PathBuf>,
+}
+
+/// Where `path` leads when symbolic links are in it, if that is somewhere else.
+fn link_target(path: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(path).ok()?;
+    (real != absolute(path)).then_some(real)
 }
 
 #[derive(Default)]
 struct State {
-    /// Watch descriptor → the directory it watches.
-    dirs: HashMap<i32, PathBuf>,
+    /// Watch descriptor → the directories it watches (one inode can be reached by
+    /// several paths: a directory and a symbolic link to it).
+    dirs: HashMap<i32, Vec<PathBuf>>,
     /// Directory → its watch descriptor.
     wds: HashMap<PathBuf, i32>,
     /// Directory → file name → the tailers of that file.
     files: HashMap<PathBuf, HashMap<OsString, Followed>>,
     /// Directory → who wants to hear of its entries.
     listeners: HashMap<PathBuf, Vec<DirListener>>,
+    /// Watch descriptor of an open file (`--follow=descriptor`) → its tailers.
+    open_files: HashMap<i32, Vec<Arc<Wake>>>,
 }
 
 impl State {
@@ -226,12 +238,79 @@ impl State {
         for dir in self.wanted() {
             self.wake_dir(dir);
         }
+        for wakes in self.open_files.values() {
+            wakes.iter().for_each(|w| w.wake_name());
+        }
     }
 
     fn forget(&mut self, wd: i32) {
-        if let Some(dir) = self.dirs.remove(&wd) {
+        for dir in self.dirs.remove(&wd).unwrap_or_default() {
             self.wds.remove(&dir);
         }
+    }
+
+    /// Adds `wakes` to the file at `path` (absolute).
+    fn register(&mut self, path: &Path, wakes: &[Arc<Wake>]) {
+        let (dir, name) = split(path);
+        let followed = self
+            .files
+            .entry(dir)
+            .or_default()
+            .entry(name)
+            .or_insert_with(|| Followed {
+                wakes: Vec::new(),
+                seen: snapshot(path),
+                target: None,
+            });
+        followed.wakes.extend(wakes.iter().cloned());
+    }
+
+    /// Takes `wakes` off the file at `path` (absolute), and off its link's target.
+    fn unregister(&mut self, path: &Path, wakes: &[Arc<Wake>]) {
+        let (dir, name) = split(path);
+        let mut target = None;
+        if let Some(files) = self.files.get_mut(&dir) {
+            if let Some(followed) = files.get_mut(&name) {
+                followed
+                    .wakes
+                    .retain(|w| !wakes.iter().any(|gone| Arc::ptr_eq(w, gone)));
+                if followed.wakes.is_empty() {
+                    target = followed.target.take();
+                    files.remove(&name);
+                } else {
+                    target.clone_from(&followed.target);
+                }
+            }
+            if files.is_empty() {
+                self.files.remove(&dir);
+            }
+        }
+        if let Some(target) = target {
+            self.unregister(&target, wakes);
+        }
+    }
+
+    /// Resolves the link at `dir`/`name` again: its wakes move to the new target's
+    /// directory. Returns whether the target changed.
+    fn retarget(&mut self, dir: &Path, name: &OsStr) -> bool {
+        let Some(followed) = self.files.get(dir).and_then(|f| f.get(name)) else {
+            return false;
+        };
+        let now = link_target(&dir.join(name));
+        if now == followed.target {
+            return false;
+        }
+        let (wakes, before) = (followed.wakes.clone(), followed.target.clone());
+        if let Some(before) = before {
+            self.unregister(&before, &wakes);
+        }
+        if let Some(now) = &now {
+            self.register(now, &wakes);
+        }
+        if let Some(followed) = self.files.get_mut(dir).and_then(|f| f.get_mut(name)) {
+            followed.target = now;
+        }
+        true
     }
 }
 
@@ -270,8 +349,9 @@ impl Inner {
                     }
                     match inotify::add_watch(&self.inotify, at, DIR_EVENTS) {
                         Ok(wd) => {
-                            if let Some(old) = state.dirs.insert(wd, at.to_owned()) {
-                                state.wds.remove(&old); // the same inode under a new name
+                            let paths = state.dirs.entry(wd).or_default();
+                            if !paths.iter().any(|p| p == at) {
+                                paths.push(at.to_owned());
                             }
                             state.wds.insert(at.to_owned(), wd);
                             if at == dir {
@@ -301,16 +381,46 @@ impl Inner {
             state.wake_all();
             return Ok(());
         }
-        let Some(dir) = state.dirs.get(&wd).cloned() else {
+        if let Some(wakes) = state.open_files.get(&wd) {
+            // An open file followed by descriptor, wherever its name went.
+            if mask == ReadFlags::MODIFY {
+                wakes.iter().for_each(|w| w.wake());
+            } else {
+                wakes.iter().for_each(|w| w.wake_name());
+            }
+            if mask.contains(ReadFlags::IGNORED) {
+                state.open_files.remove(&wd);
+            }
+            return Ok(());
+        }
+        let Some(dirs) = state.dirs.get(&wd).cloned() else {
             return Ok(());
         };
+        for dir in dirs {
+            self.handle_in(&mut state, wd, &dir, mask, name)?;
+        }
+        Ok(())
+    }
+
+    fn handle_in(
+        &self,
+        state: &mut State,
+        wd: i32,
+        dir: &Path,
+        mask: ReadFlags,
+        name: Option<&OsStr>,
+    ) -> io::Result<()> {
         match name {
             Some(name) => {
-                if let Some(followed) = state.files.get(&dir).and_then(|f| f.get(name)) {
+                if let Some(followed) = state.files.get(dir).and_then(|f| f.get(name)) {
                     if mask == ReadFlags::MODIFY {
                         followed.wakes.iter().for_each(|w| w.wake());
                     } else {
                         followed.wakes.iter().for_each(|w| w.wake_name());
+                        // A link made, removed or re-pointed: watch where it leads now.
+                        if state.retarget(dir, name) {
+                            self.arm(state)?;
+                        }
                     }
                 }
                 let changed_entries = ReadFlags::CREATE
@@ -319,13 +429,13 @@ impl Inner {
                     | ReadFlags::MOVED_TO;
                 if mask.intersects(changed_entries) {
                     let path = dir.join(name);
-                    for listener in state.listeners.get(&dir).into_iter().flatten() {
+                    for listener in state.listeners.get(dir).into_iter().flatten() {
                         listener(Some(&path));
                     }
                     if mask.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO)
                         && !state.unarmed().is_empty()
                     {
-                        self.arm(&mut state)?;
+                        self.arm(state)?;
                     }
                 }
             }
@@ -339,9 +449,9 @@ impl Inner {
                         let _ = inotify::remove_watch(&self.inotify, wd);
                     }
                     state.forget(wd);
-                    self.arm(&mut state)?;
+                    self.arm(state)?;
                 }
-                state.wake_dir(&dir);
+                state.wake_dir(dir);
             }
         }
         Ok(())
@@ -351,14 +461,25 @@ impl Inner {
     /// last look.
     fn recheck(&self) {
         let mut state = self.state();
+        let mut links = Vec::new();
         for (dir, files) in state.files.iter_mut() {
             for (name, followed) in files.iter_mut() {
                 let now = snapshot(&dir.join(name));
                 if now != followed.seen {
                     followed.seen = now;
                     followed.wakes.iter().for_each(|w| w.wake_name());
+                    links.push((dir.clone(), name.clone()));
+                } else if followed.target.is_some() {
+                    links.push((dir.clone(), name.clone()));
                 }
             }
+        }
+        let mut moved = false;
+        for (dir, name) in links {
+            moved |= state.retarget(&dir, &name);
+        }
+        if moved {
+            let _ = self.arm(&mut state);
         }
     }
 }
@@ -461,37 +582,75 @@ impl Watch {
         }))
     }
 
-    /// Starts waking `wake` for changes to `path` too.
+    /// Starts waking `wake` for changes to `path` too: to the file, to its name, and
+    /// when `path` is a symbolic link, to the file it leads to (re-resolved whenever
+    /// the link changes).
     pub fn add_file(&self, path: &Path, wake: Arc<Wake>) -> io::Result<()> {
-        let (dir, name) = split(path);
+        let path = absolute(path);
+        let (dir, name) = split(&path);
         let mut state = self.inner.state();
-        let followed = state
+        let wakes = [wake];
+        state.register(&path, &wakes);
+        let target = state
             .files
-            .entry(dir)
-            .or_default()
-            .entry(name)
-            .or_insert_with(|| Followed {
-                wakes: Vec::new(),
-                seen: snapshot(path),
-            });
-        followed.wakes.push(wake);
+            .get(&dir)
+            .and_then(|f| f.get(&name))
+            .and_then(|f| f.target.clone());
+        match target {
+            Some(target) => state.register(&target, &wakes),
+            None => {
+                state.retarget(&dir, &name);
+            }
+        }
         self.inner.arm(&mut state)
     }
 
     /// Stops waking `wake` for `path`.
     pub fn remove_file(&self, path: &Path, wake: &Arc<Wake>) {
-        let (dir, name) = split(path);
         let mut state = self.inner.state();
-        if let Some(files) = state.files.get_mut(&dir) {
-            if let Some(followed) = files.get_mut(&name) {
-                followed.wakes.retain(|w| !Arc::ptr_eq(w, wake));
-                if followed.wakes.is_empty() {
-                    files.remove(&name);
-                }
+        state.unregister(&absolute(path), std::slice::from_ref(wake));
+    }
+
+    /// Starts waking `wake` for changes to the open file `fd`, under whatever name it
+    /// has now or later (`--follow=descriptor`): a watch on the file itself, which
+    /// follows it through renames. Writes wake it; anything else (a rename, a
+    /// deletion, a mode change) says the name may have changed.
+    pub fn add_open_file(&self, fd: BorrowedFd<'_>, wake: Arc<Wake>) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // The descriptor's own /proc link leads to the open file even once it is
+        // renamed or deleted, so the watch lands on the inode that is being read.
+        let at = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let wd = inotify::add_watch(
+            &self.inner.inotify,
+            at.as_str(),
+            WatchFlags::MODIFY
+                | WatchFlags::ATTRIB
+                | WatchFlags::MOVE_SELF
+                | WatchFlags::DELETE_SELF,
+        )?;
+        self.inner
+            .state()
+            .open_files
+            .entry(wd)
+            .or_default()
+            .push(wake);
+        Ok(())
+    }
+
+    /// Stops waking `wake` for the open file it was added for.
+    pub fn remove_open_file(&self, wake: &Arc<Wake>) {
+        let mut state = self.inner.state();
+        let mut emptied = Vec::new();
+        for (wd, wakes) in state.open_files.iter_mut() {
+            let before = wakes.len();
+            wakes.retain(|w| !Arc::ptr_eq(w, wake));
+            if wakes.is_empty() && before > 0 {
+                emptied.push(*wd);
             }
-            if files.is_empty() {
-                state.files.remove(&dir);
-            }
+        }
+        for wd in emptied {
+            state.open_files.remove(&wd);
+            let _ = inotify::remove_watch(&self.inner.inotify, wd);
         }
     }
 

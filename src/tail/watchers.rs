@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fs::FileType;
@@ -62,56 +61,83 @@ pub(crate) fn output_closed(shared: &Arc<Shared>) -> Result<Option<JoinHandle<()
         .map_err(TailError::Start)
 }
 
-/// `--pid`: stops tailing (after the final drain) once process `pid` has exited. It
-/// waits on a pidfd; where there is none, it checks once a second.
+/// `--pid`: stops tailing (after the final drain) once every process of `pids` has
+/// exited. It waits on their pidfds; where there are none, it checks once a second.
 pub(crate) fn pid_exit(
     shared: &Arc<Shared>,
-    pid: u32,
+    pids: &[u32],
 ) -> Result<Option<JoinHandle<()>>, TailError> {
     let shared = Arc::clone(shared);
+    let pids = pids.to_vec();
     thread::Builder::new()
         .name("tail-pid-watch".into())
         .spawn(move || {
-            let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
-                (shared.log)(format!("--pid {pid} is not a process id; stopping"));
-                shared.stop();
-                return;
-            };
-            let exited = match pidfd_open(pid, PidfdFlags::empty()) {
-                Ok(fd) => {
-                    use std::os::fd::AsFd;
-                    wait_for(fd.as_fd(), PollFlags::IN, &shared)
-                }
-                Err(Errno::SRCH) => {
+            let mut fds = Vec::new();
+            let mut unwatchable = Vec::new();
+            for raw in pids {
+                let Some(pid) = i32::try_from(raw).ok().and_then(Pid::from_raw) else {
                     (shared.log)(format!(
-                        "--pid {}: no such process; draining and stopping",
-                        pid.as_raw_nonzero()
+                        "--pid {raw} is not a process id; counted as exited"
                     ));
-                    shared.stop();
-                    return;
-                }
-                Err(_) => {
-                    let halted = shared.halt.subscribe();
-                    loop {
-                        if test_kill_process(pid) == Err(Errno::SRCH) {
-                            break true;
-                        }
-                        if halted.recv_timeout(Duration::from_secs(1))
-                            != Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                        {
-                            break false;
-                        }
+                    continue;
+                };
+                match pidfd_open(pid, PidfdFlags::empty()) {
+                    Ok(fd) => fds.push((pid, fd)),
+                    Err(Errno::SRCH) => {
+                        (shared.log)(format!("--pid {raw}: no such process; counted as exited"))
                     }
+                    Err(_) => unwatchable.push(pid),
                 }
-            };
-            if exited {
-                (shared.log)(format!(
-                    "process {} has exited; draining and stopping",
-                    pid.as_raw_nonzero()
-                ));
-                shared.stop();
             }
+            if !wait_all(&shared, fds, unwatchable) {
+                return; // tailing stopped first
+            }
+            (shared.log)("every --pid process has exited; draining and stopping".into());
+            shared.stop();
         })
         .map(Some)
         .map_err(TailError::Start)
+}
+
+/// Waits until every process has exited (true) or tailing stops (false).
+fn wait_all(
+    shared: &Shared,
+    mut fds: Vec<(Pid, std::os::fd::OwnedFd)>,
+    mut others: Vec<Pid>,
+) -> bool {
+    use std::os::fd::AsFd;
+    let halted = shared.halt.subscribe();
+    loop {
+        others.retain(|&pid| test_kill_process(pid) != Err(Errno::SRCH));
+        if fds.is_empty() && others.is_empty() {
+            return true;
+        }
+        let mut polled: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|(_, fd)| PollFd::from_borrowed_fd(fd.as_fd(), PollFlags::IN))
+            .collect();
+        polled.push(PollFd::from_borrowed_fd(shared.halt.fd(), PollFlags::IN));
+        let timeout = rustix::event::Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        let wait = (!others.is_empty()).then_some(&timeout);
+        match poll(&mut polled, wait) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(_) => return false,
+        }
+        if !polled[fds.len()].revents().is_empty() || halted.try_recv().is_ok() {
+            return false;
+        }
+        let exited: Vec<bool> = polled[..fds.len()]
+            .iter()
+            .map(|p| !p.revents().is_empty())
+            .collect();
+        drop(polled);
+        let mut i = 0;
+        fds.retain(|_| {
+            i += 1;
+            !exited[i - 1]
+        });
+    }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use super::{Batch, Shared, TailError};
+use super::{Batch, Shared, TailError, header_bytes};
 
 /// Where merged lines go.
 #[derive(Debug)]
@@ -70,16 +70,21 @@ pub(crate) fn write_all_batches(
     let mut out = BufWriter::with_capacity(256 * 1024, out);
     // Only the marks wait for the flush: each batch's bytes go once written.
     let mut marks = Vec::new();
+    let mut last = None;
+    let mut write = |out: &mut BufWriter<_>, batch: &Batch| {
+        let header = header_bytes(batch, &mut last);
+        out.write_all(&header)?;
+        out.write_all(&batch.bytes)?;
+        Ok::<_, std::io::Error>(header.len() + batch.bytes.len())
+    };
     while let Some(batch) = next() {
-        let mut written = out.write_all(&batch.bytes).map(|()| batch.bytes.len());
+        let mut written = write(&mut out, &batch);
         marks.extend(batch.mark);
         // Take whatever else is queued before paying for a flush.
-        while written.is_ok() {
+        while let Ok(so_far) = written {
             match try_next() {
                 Some(more) => {
-                    written = out
-                        .write_all(&more.bytes)
-                        .map(|()| written.unwrap_or(0) + more.bytes.len());
+                    written = write(&mut out, &more).map(|n| so_far + n);
                     marks.extend(more.mark);
                 }
                 None => break,
