@@ -18,6 +18,7 @@ mod run_compat;
 mod run_gnu;
 mod ssh;
 mod tail;
+mod tail_gnu;
 mod tail_sre;
 mod threads_cli;
 mod transfer;

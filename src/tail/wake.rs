@@ -35,6 +35,16 @@ use rustix::io::Errno;
 /// without an event.
 pub const RECHECK: Duration = Duration::from_secs(5);
 
+/// [`RECHECK`], or `CONCUR_TAIL_RECHECK` seconds: tests set it to an hour, so that a
+/// line can only arrive through an inotify event, which is what they check.
+fn recheck_period() -> Duration {
+    std::env::var("CONCUR_TAIL_RECHECK")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(RECHECK)
+}
+
 /// A "look again" signal for one tailer. Many wakes before a wait count as one. A wake
 /// also says whether the file's *name* may point elsewhere now (an entry created,
 /// moved or deleted, a mode changed, or no way to know): only then does the tailer
@@ -318,6 +328,7 @@ struct Inner {
     inotify: OwnedFd,
     state: Mutex<State>,
     next_recheck: Mutex<Instant>,
+    recheck: Duration,
 }
 
 const DIR_EVENTS: WatchFlags = WatchFlags::MODIFY
@@ -544,7 +555,8 @@ impl Watch {
             inner: Arc::new(Inner {
                 inotify,
                 state: Mutex::new(State::default()),
-                next_recheck: Mutex::new(Instant::now() + RECHECK),
+                next_recheck: Mutex::new(Instant::now() + recheck_period()),
+                recheck: recheck_period(),
             }),
             stop: None,
             thread: None,
@@ -731,7 +743,7 @@ impl Inner {
             *self
                 .next_recheck
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Instant::now() + RECHECK;
+                .unwrap_or_else(PoisonError::into_inner) = Instant::now() + self.recheck;
         }
         if fds[0].revents().is_empty() {
             return true;
