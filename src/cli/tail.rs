@@ -302,6 +302,27 @@ fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
             true,
             args.samples,
         )?);
+        // A symlinked file must be as fast as a plain one, and a renamed one followed
+        // by descriptor too; GNU tail in the same three cases, as the baseline.
+        for layout in [bench::Layout::Symlink, bench::Layout::Renamed] {
+            latencies.push(bench::latency_of(
+                &exe,
+                dir.path(),
+                bench::Timed::Concur(Mode::Events, false),
+                layout,
+                args.samples,
+            )?);
+        }
+        for layout in [
+            bench::Layout::Plain,
+            bench::Layout::Symlink,
+            bench::Layout::Renamed,
+        ] {
+            match bench::latency_of(&exe, dir.path(), bench::Timed::Gnu, layout, args.samples) {
+                Ok(result) => latencies.push(result),
+                Err(err) => eprintln!("concur: GNU tail not measured: {err}"),
+            }
+        }
     }
 
     let mut throughputs = Vec::new();
@@ -388,8 +409,13 @@ fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
 
     if let Some(path) = &args.svg {
+        let designs: Vec<_> = latencies
+            .iter()
+            .filter(|l| l.case == bench::Layout::Plain.name() && !l.tailer.starts_with("GNU"))
+            .cloned()
+            .collect();
         let chart = bench::latency_chart(
-            &latencies,
+            &designs,
             bench::POLL_INTERVAL,
             &super::output::typed_command(),
         );
@@ -413,15 +439,21 @@ fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
         )?;
         writeln!(
             out,
-            "{:<10} {:<12} {:>8} {:>8}",
-            "mode", "wake-up", "p50 ms", "p99 ms"
+            "{:<28} {:<30} {:<12} {:>8} {:>9} {:>8}",
+            "tailer", "case", "wake-up", "lines", "p50 ms", "p99 ms"
         )?;
         for l in &latencies {
             writeln!(
                 out,
-                "{:<10} {:<12} {:>8.3} {:>8.3}",
-                bench::mode_name(l.mode),
-                l.wake,
+                "{:<28} {:<30} {:<12} {:>8} {:>9.3} {:>8.3}",
+                l.tailer,
+                l.case,
+                if l.tailer.starts_with("GNU") {
+                    "its own"
+                } else {
+                    &l.wake
+                },
+                l.samples,
                 l.p50_ms,
                 l.p99_ms
             )?;

@@ -17,6 +17,10 @@ use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke, c
 /// Latency percentiles of one configuration.
 #[derive(Clone, Debug, Serialize)]
 pub struct Latency {
+    /// What ran: `concur tail --mode events`, or `GNU tail`.
+    pub tailer: String,
+    /// Which file layout: [`Layout::name`].
+    pub case: String,
     /// `inotify` or `poll 100ms`.
     pub wake: String,
     /// The design.
@@ -30,6 +34,39 @@ pub struct Latency {
     /// Every line's append-to-output time, milliseconds, fastest first (for the CDF).
     #[serde(skip)]
     pub delays_ms: Vec<f64>,
+}
+
+/// How the followed file is laid out, and what happens to it, in a latency run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// A plain file, followed as given.
+    Plain,
+    /// A symbolic link in one directory to a file in another (Kubernetes'
+    /// `/var/log/containers/*.log`), followed by name (`-F`); the target is written.
+    Symlink,
+    /// A file followed by descriptor (`--follow=descriptor`), renamed once tailing
+    /// has started; it is written under its new name.
+    Renamed,
+}
+
+impl Layout {
+    /// The case's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Plain => "plain file",
+            Layout::Symlink => "symlink, -F",
+            Layout::Renamed => "renamed, --follow=descriptor",
+        }
+    }
+}
+
+/// Who is timed: a concur design (polling or not), or GNU tail.
+#[derive(Clone, Copy, Debug)]
+pub enum Timed {
+    /// `concur tail --mode MODE`, with `--poll` when set.
+    Concur(Mode, bool),
+    /// GNU tail, with the same following options.
+    Gnu,
 }
 
 /// Throughput of one tailer on one workload.
@@ -80,15 +117,75 @@ pub fn latency(
     poll: bool,
     samples: usize,
 ) -> io::Result<Latency> {
-    let path = dir.join(format!("latency-{}-{poll}.log", mode_name(mode)));
-    File::create(&path)?;
-    let mut command = Command::new(exe);
-    command.args(["tail", "--mode", mode_name(mode), "--interval"]);
-    command.arg(format!("{}ms", POLL_INTERVAL.as_millis()));
-    if poll {
-        command.arg("--poll");
+    latency_of(exe, dir, Timed::Concur(mode, poll), Layout::Plain, samples)
+}
+
+/// [`latency`] for any tailer and file layout.
+pub fn latency_of(
+    exe: &Path,
+    dir: &Path,
+    timed: Timed,
+    layout: Layout,
+    samples: usize,
+) -> io::Result<Latency> {
+    let (mut command, tailer, mode, poll) = match timed {
+        Timed::Concur(mode, poll) => {
+            let mut command = Command::new(exe);
+            command.args(["tail", "--mode", mode_name(mode), "--interval"]);
+            command.arg(format!("{}ms", POLL_INTERVAL.as_millis()));
+            if poll {
+                command.arg("--poll");
+            }
+            let name = format!("concur tail --mode {}", mode_name(mode));
+            (command, name, mode, poll)
+        }
+        Timed::Gnu => {
+            let mut command = Command::new("tail");
+            command.args(["-n", "+1"]);
+            (command, "GNU tail".to_owned(), Mode::Events, false)
+        }
+    };
+    let tag = format!(
+        "{}-{}-{poll}-{}",
+        if matches!(timed, Timed::Gnu) {
+            "gnu"
+        } else {
+            mode_name(mode)
+        },
+        layout
+            .name()
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .replace(' ', "-"),
+        samples
+    );
+    let run_dir = dir.join(format!("latency-{tag}"));
+    fs::create_dir_all(&run_dir)?;
+    let followed = run_dir.join("app.log");
+    let mut written = followed.clone();
+    match layout {
+        Layout::Plain => {
+            File::create(&followed)?;
+            if matches!(timed, Timed::Gnu) {
+                command.arg("-f");
+            }
+        }
+        Layout::Symlink => {
+            let pods = run_dir.join("pods");
+            fs::create_dir_all(&pods)?;
+            written = pods.join("0.log");
+            File::create(&written)?;
+            std::os::unix::fs::symlink(&written, &followed)?;
+            command.arg("-F");
+        }
+        Layout::Renamed => {
+            File::create(&followed)?;
+            command.arg("--follow=descriptor");
+            written = run_dir.join("app.log.1");
+        }
     }
-    let mut child = spawn(command.arg(&path))?;
+    let mut child = spawn(command.arg(&followed))?;
     let stdout = child
         .stdout
         .take()
@@ -108,19 +205,30 @@ pub fn latency(
         delays
     });
     thread::sleep(Duration::from_millis(300)); // let the tailer start watching
-    let mut file = OpenOptions::new().append(true).open(&path)?;
+    if layout == Layout::Renamed {
+        fs::rename(&followed, &written)?;
+    }
+    let mut file = OpenOptions::new().append(true).open(&written)?;
     for _ in 0..samples {
         let sent = base.elapsed().as_nanos();
         file.write_all(format!("t={sent}\n").as_bytes())?;
         thread::sleep(Duration::from_millis(10));
     }
     file.write_all(b"end\n")?;
+    // A tailer that never delivers would hold the reader for ever: stop it once the
+    // last line has had 10 s to arrive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !reader.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    stop(child);
     let mut delays = reader
         .join()
         .map_err(|_| io::Error::other("reader panicked"))?;
-    stop(child);
     delays.sort_unstable();
     Ok(Latency {
+        tailer,
+        case: layout.name().to_owned(),
         wake: if poll {
             format!("poll {}ms", POLL_INTERVAL.as_millis())
         } else {

@@ -1119,6 +1119,18 @@ impl Source {
                     }
                     self.gone_since.get_or_insert_with(Instant::now);
                 }
+                Ok(Name::Untailable) if self.options.follow_name && self.options.retry => {
+                    // As GNU tail -F: said once, and the name is waited for.
+                    let told = format!(
+                        "{}: has been replaced with an untailable file (a directory); waiting for a file by that name",
+                        self.path.display()
+                    );
+                    if self.trouble.as_deref() != Some(told.as_str()) {
+                        polled.notes.push(told.clone());
+                        self.trouble = Some(told);
+                    }
+                    self.gone_since.get_or_insert_with(Instant::now);
+                }
                 Ok(Name::Untailable) => {
                     self.give_up(
                         out,
