@@ -108,6 +108,19 @@ fn a_symlinked_log_is_followed_at_inotify_latency() {
                 thread::sleep(Duration::from_millis(50));
                 out_lines(&dir).iter().any(|l| l.starts_with("second"))
             });
+            // symlink.sh: re-pointed at a target that does not exist yet (nor does its
+            // directory), which is then created and written.
+            let tmp = dir.path().join("logs/current.tmp");
+            std::os::unix::fs::symlink("../pods3/0.log", &tmp).unwrap();
+            fs::rename(&tmp, dir.path().join("logs/current")).unwrap();
+            eventually("the tailer to see the link dangle", || {
+                err_log(&dir).contains("has become inaccessible")
+            });
+            fs::create_dir(dir.path().join("pods3")).unwrap();
+            fs::write(dir.path().join("pods3/0.log"), "third\n").unwrap();
+            eventually("the new target's line", || {
+                out_lines(&dir).iter().any(|l| l == "third")
+            });
         }
         let (code, stderr) = stop(&dir, tailer);
         assert_eq!(code, 0, "{follow}: {stderr}");

@@ -19,24 +19,38 @@ Each file is read from its start (or from -n/-c/--from-end) and followed as it g
 Complete lines from all files are merged into OUT: a line is written whole, never mixed
 with another, and each file's lines keep their order. An unfinished last line is held
 until its newline arrives (and written, with a newline, when tailing stops); one longer
-than --max-line-bytes is written out in pieces, each ending in a marker.
+than --max-line-bytes is written out in pieces, each ending in a marker. -v writes GNU
+tail's ==> FILE <== headers instead of merging silently.
 
-New lines are seen within a millisecond through inotify (one watch per directory);
-nothing runs while no file changes, except a re-check of every file each 5 s. --poll (or
-a system without inotify) looks every --interval instead.
+Following, as GNU tail means it:
+  -f, --follow[=descriptor]  the open file, wherever it is renamed to (the default)
+  --follow=name              whatever file the name leads to, reopened after rotation
+  -F                         --follow=name --retry: also waits for missing files and
+                             retries unreadable ones; a name that becomes a directory
+                             is waited for until it is a file again
+Without --retry, a name that cannot be opened, or (by name) goes away or becomes a
+directory, is given up; once none is left: \"no files remaining\", exit 1.
 
--F (--follow-name) survives rotation: a file renamed away and recreated is reopened
-after the rest of the old file is drained; a truncated one (copytruncate) is re-read from
-its start, after what its copy holds past the point already read. A file that is missing,
-cannot be opened (permission denied) or vanishes is retried (--retry, on with -F), with
-one message when it fails and one when it is back. --glob follows every file matching a
-pattern, now and later. - is standard input; FIFOs are read until their end.
+New lines are seen within a millisecond through inotify: one watch per directory, plus
+the directory of a symbolic link's target (re-resolved when the link changes), and by
+descriptor the open file itself. Nothing runs while no file changes, except a re-check
+of every name each 5 s. --poll (or a system without inotify) looks every --interval.
+
+By name, a file renamed away and recreated is reopened after the rest of the old file
+is drained; a truncated one (copytruncate) is re-read from its start, after what its
+copy holds past the point already read. When a followed name comes to lead to a file
+another followed name was reading (mv a b), it goes on from there: each line once.
+
+- is standard input, and no FILE means -; a regular file there is followed like any
+file. Pipes, FIFOs and devices are read to their end; with -n N or -c N only the last N
+lines or bytes are kept meanwhile (a seekable device gives its last N bytes at once).
 
 Without --idle-exit or --pid, tailing runs until Ctrl-C or SIGTERM (a second one exits at
 once), or until the reader of a piped stdout goes away; then it flushes and exits 0.
 
-Exit status: 0 done; 1 a file could not be read or was not followed (descriptor limit),
-or writing failed; 2 no file could be opened, or OUT could not be created, or bad usage.
+Exit status: 0 done; 1 a file could not be read or followed (or none could be opened:
+\"no files remaining\"), writing failed, or stdout or stdin was closed; 2 bad usage,
+or OUT could not be created.
 
 Designs (--mode), all merging the same lines:
   events   one thread: inotify, reads and writes in one loop, like GNU tail (default)

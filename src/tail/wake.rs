@@ -198,10 +198,36 @@ struct Followed {
     target: Option<PathBuf>,
 }
 
-/// Where `path` leads when symbolic links are in it, if that is somewhere else.
+/// Where `path` leads when symbolic links are in it, if that is somewhere else; for a
+/// dangling link, where its target will be once it is created.
 fn link_target(path: &Path) -> Option<PathBuf> {
-    let real = std::fs::canonicalize(path).ok()?;
-    (real != absolute(path)).then_some(real)
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return (real != absolute(path)).then_some(real);
+    }
+    let mut at = absolute(path);
+    for _ in 0..40 {
+        if !std::fs::symlink_metadata(&at)
+            .ok()?
+            .file_type()
+            .is_symlink()
+        {
+            return None;
+        }
+        let next = std::fs::read_link(&at).ok()?;
+        let next = at.parent()?.join(next);
+        match std::fs::symlink_metadata(&next) {
+            Ok(meta) if meta.file_type().is_symlink() => at = next,
+            Ok(_) => return std::fs::canonicalize(&next).ok(),
+            // The target is missing: it will appear in its directory (which, when it
+            // is missing too, is watched through its nearest existing ancestor).
+            Err(_) => {
+                let parent = next.parent()?;
+                let dir = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_owned());
+                return Some(dir.join(next.file_name()?));
+            }
+        }
+    }
+    None
 }
 
 #[derive(Default)]
