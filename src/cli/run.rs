@@ -14,7 +14,9 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use super::signals::SignalCancel;
-use super::value::{parse_bytes_max, parse_count_max, parse_duration, parse_positive_max};
+use super::value::{
+    parse_bytes_max, parse_count_max, parse_duration, parse_positive_max, parse_seconds_or_duration,
+};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::remote;
@@ -334,16 +336,6 @@ fn parse_jobs(text: &str) -> Result<JobsArg, String> {
         Ok(count) => Ok(JobsArg::Count(count)),
         Err(_) if std::path::Path::new(text).is_file() => Ok(JobsArg::File(text.into())),
         Err(err) => Err(err),
-    }
-}
-
-/// A duration in GNU parallel's way (a bare number is seconds) or concur's (`2s`).
-fn parse_seconds_or_duration(text: &str) -> Result<Duration, String> {
-    match text.trim().parse::<f64>() {
-        Ok(secs) => {
-            Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {text:?}"))
-        }
-        Err(_) => parse_duration(text),
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::signals::{SecondSignal, SignalCancel};
-use super::value::{parse_bytes, parse_bytes_max, parse_duration};
+use super::value::{parse_bytes, parse_bytes_max, parse_duration, parse_seconds_or_duration};
 use super::{Outcome, UsageError};
 use crate::tail::writer::Output;
 use crate::tail::{self, FollowOptions, Mode, Start, TailError, TailOptions};
@@ -134,7 +134,7 @@ pub struct TailArgs {
 
     /// Look every N seconds where inotify cannot say (as --interval; a bare number is
     /// seconds, as GNU tail's -s).
-    #[arg(short = 's', long = "sleep-interval", value_parser = parse_seconds, value_name = "N")]
+    #[arg(short = 's', long = "sleep-interval", value_parser = parse_seconds_or_duration, value_name = "N")]
     sleep_interval: Option<Duration>,
 
     /// Accepted for GNU tail's scripts; concur looks at the name after every change
@@ -202,15 +202,6 @@ enum FollowHow {
     Descriptor,
     /// Whatever file the name leads to.
     Name,
-}
-
-/// `-s N`: seconds (GNU tail's form), or a duration with a unit.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    match text.trim().parse::<f64>() {
-        Ok(seconds) => Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("{text:?} is not a number of seconds")),
-        Err(_) => parse_duration(text),
-    }
 }
 
 #[derive(Debug, clap::Subcommand)]

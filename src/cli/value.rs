@@ -85,6 +85,17 @@ pub fn parse_density(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A duration in GNU's way (a bare number is seconds: GNU parallel's `--delay 1`, GNU
+/// tail's `-s .1`) or concur's (`2s`, `100ms`).
+pub fn parse_seconds_or_duration(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) => {
+            Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {text:?}"))
+        }
+        Err(_) => parse_duration(text),
+    }
+}
+
 /// Parses a number of seconds above 0 and at most a day.
 pub fn parse_seconds(text: &str) -> Result<f64, String> {
     let s: f64 = text
