@@ -91,6 +91,64 @@ fn shows(svg: &str, needle: &str) -> bool {
     texts(svg).iter().any(|t| t.contains(needle))
 }
 
+/// The number just before `marker` on `line` (`1.52x faster` → 1.52).
+fn number_before(line: &str, marker: &str) -> Option<f64> {
+    let head = &line[..line.find(marker)?];
+    let start = head
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or(0, |i| i + 1);
+    head[start..].parse().ok()
+}
+
+/// No comparative word in the tour contradicts the figure it sits beside: "faster"
+/// only beside a speed-up of at least 1, "slower" below 1, "exact" where the count
+/// matches, "N increments lost" where N is what is missing, threads "scaling" only at
+/// 1.2x or more.
+fn check_comparisons(terminal: &str) {
+    let mut checked = 0;
+    for line in terminal.lines() {
+        if let Some(x) = number_before(line, "x faster") {
+            assert!(x >= 1.0, "{line}");
+            checked += 1;
+        }
+        if let Some(x) = number_before(line, "x, slower") {
+            assert!(x < 1.0, "{line}");
+            checked += 1;
+        }
+        if let Some(rest) = line.strip_prefix("Counter should be ") {
+            let expected: u64 = rest.split(',').next().unwrap().parse().unwrap();
+            let got: u64 = rest
+                .split("got ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            if line.ends_with(": exact") {
+                assert_eq!(expected, got, "{line}");
+            } else {
+                let lost = number_before(line, " increments lost").unwrap();
+                assert_eq!(lost as u64, expected - got, "{line}");
+            }
+            checked += 1;
+        }
+        if let Some(x) = number_before(line, "x as fast as serial on") {
+            assert!(x >= 1.2, "{line}");
+            checked += 1;
+        }
+        if let Some(x) = number_before(line, "x as fast as serial this time") {
+            assert!(x < 1.2, "{line}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 5,
+        "too few comparisons found to check:\n{terminal}"
+    );
+}
+
 /// The tour's page: every section of the terminal text, the gcd chart with its
 /// series and provenance, and chromium renders it as a page that is not blank.
 pub(crate) fn check_tour_page(path: &Path, terminal: &str) {
@@ -109,23 +167,47 @@ pub(crate) fn check_tour_page(path: &Path, terminal: &str) {
         );
         assert!(terminal.contains(heading));
     }
-    // Self-contained: no script, and nothing fetched (the SVG namespace URI is a name).
-    for fetch in ["<script", "<link", " src=", "href=", "url(", "@import"] {
+    // Self-contained: no script, and nothing fetched (the SVG namespace URI is a name;
+    // the contents' links are anchors in the page).
+    for fetch in ["<script", "<link", " src=", "url(", "@import"] {
         assert!(!page.contains(fetch), "the page holds {fetch:?}");
     }
+    assert_eq!(
+        page.matches("href=").count(),
+        page.matches("href=\"#").count(),
+        "a link out of the page"
+    );
+    // One title, and a contents entry leading to each item's section.
+    assert_eq!(page.matches("<h1>").count(), 1);
+    assert!(
+        !page.contains("<h2>concur tour"),
+        "the title repeated as a heading"
+    );
+    for heading in ["Item 52", "Item 64"] {
+        let entry = page
+            .split("<li><a href=\"#")
+            .skip(1)
+            .find(|e| e.contains(heading))
+            .unwrap_or_else(|| panic!("no contents entry for {heading}"));
+        let id = entry.split('"').next().unwrap();
+        assert!(page.contains(&format!("<section id=\"{id}\">")), "{id}");
+    }
+    check_comparisons(terminal);
     let charts = svgs(&page);
     assert!(!charts.is_empty(), "no chart in the page");
     // Every section's chart, by a phrase of its title, with its series.
-    let expected: [(&str, &[&str]); 7] = [
+    let expected: [(&str, &[&str]); 9] = [
         (
-            "Item 53: serial against threads",
-            &[
-                "serial",
-                "threads",
-                "factorize, concur",
-                "the seeds' Python",
-                "5 slow calls",
-            ],
+            "Item 53: serial against threads, CPU work (factorize, concur)",
+            &["serial", "threads", "factorize, concur"],
+        ),
+        (
+            "CPU work (the seeds' Python, recorded)",
+            &["serial", "threads", "the seeds' Python"],
+        ),
+        (
+            "Item 53: serial against threads, blocking I/O",
+            &["serial", "threads", "5 slow calls"],
         ),
         (
             "Item 64",

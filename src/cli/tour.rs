@@ -54,7 +54,9 @@ pub fn run(args: TourArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     let charts = tour::run(&mut tee, options)?;
     let text = String::from_utf8_lossy(&tee.kept);
-    let mut sections: Vec<Section> = report::sections_from_text(&text, "concur tour");
+    const TITLE: &str = "concur tour: Effective Python, chapter 7, in Rust";
+    // The text before the first item is the page's introduction, under its title.
+    let mut sections: Vec<Section> = report::sections_from_text(&text, TITLE);
     for (title, chart) in &charts.charts {
         let svg = chart.svg()?;
         match sections.iter_mut().find(|s| &s.title == title) {
@@ -66,10 +68,7 @@ pub fn run(args: TourArgs, out: &mut dyn Write) -> Result<Outcome> {
             }),
         }
     }
-    let page = report::html(
-        "concur tour: Effective Python, chapter 7, in Rust",
-        &sections,
-    );
+    let page = report::html(TITLE, &sections);
     super::output::write_file_atomically(&path, page.as_bytes())
         .with_context(|| format!("cannot write the report {}", path.display()))?;
     Ok(Outcome::Success)

@@ -55,10 +55,12 @@ pub struct StageReport {
 
 impl StageReport {
     /// The share of the stage's worker time spent working, over `elapsed`.
+    /// The busy time is estimated from a sample of the items, so it is capped at 1: a
+    /// worker cannot be busy for longer than it existed.
     pub fn utilization(&self, elapsed: Duration) -> f64 {
         let available = self.workers as f64 * elapsed.as_secs_f64();
         if available > 0.0 {
-            self.busy_seconds / available
+            (self.busy_seconds / available).min(1.0)
         } else {
             0.0
         }
@@ -311,8 +313,8 @@ where
                     // is touched per item. Busy time is sampled: one item in
                     // BUSY_SAMPLE is timed (two clock reads cost as much as a queue
                     // hand-off) and counts for BUSY_SAMPLE.
-                    let (mut done, mut busy) = (0usize, Duration::ZERO);
-                    let mut seen = 0u32;
+                    let (mut done, mut timed) = (0usize, Duration::ZERO);
+                    let (mut seen, mut timed_items) = (0u32, 0u32);
                     // Plain `get`, not `iter`: nothing joins the pipeline's internal
                     // queues, so the task_done bookkeeping (a second lock per item) is
                     // skipped; shutdown is by closing.
@@ -321,7 +323,8 @@ where
                         seen = seen.wrapping_add(1);
                         let result = catch_unwind(AssertUnwindSafe(|| f(item)));
                         if let Some(start) = start {
-                            busy += start.elapsed() * BUSY_SAMPLE;
+                            timed += start.elapsed();
+                            timed_items += 1;
                         }
                         let failure: BoxError = match result {
                             Ok(Ok(next)) => {
@@ -344,6 +347,14 @@ where
                         break;
                     }
                     stage_items.fetch_add(done, Ordering::Relaxed);
+                    // The timed items' mean, times every item this worker ran: close to
+                    // its real busy time however few items it saw (counting each timed
+                    // item for BUSY_SAMPLE items overshot, up to 103% of its time).
+                    let busy = if timed_items == 0 {
+                        Duration::ZERO
+                    } else {
+                        timed.mul_f64(f64::from(seen) / f64::from(timed_items))
+                    };
                     stage_busy.fetch_add(
                         busy.as_nanos().try_into().unwrap_or(u64::MAX),
                         Ordering::Relaxed,

@@ -216,7 +216,9 @@ pub fn sections_from_text(text: &str, preamble: &str) -> Vec<Section> {
     sections
 }
 
-/// The report as one self-contained HTML page.
+/// The report as one self-contained HTML page: the title, a table of contents, then
+/// each section with an anchor. A section titled as the page (the text before the
+/// first heading) is its introduction, without a heading of its own.
 pub fn html(title: &str, sections: &[Section]) -> String {
     let mut page = String::new();
     let _ = write!(
@@ -230,13 +232,35 @@ pub fn html(title: &str, sections: &[Section]) -> String {
         escape(title),
         escape(title)
     );
-    for section in sections {
-        let _ = write!(
-            page,
-            "<section>\n<h2>{}</h2>\n<pre>{}</pre>\n",
-            escape(&section.title),
-            escape(section.text.trim_end())
-        );
+    let headed: Vec<(usize, &Section)> = sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.title != title)
+        .collect();
+    if headed.len() > 1 {
+        page.push_str("<nav>\n<h2>Contents</h2>\n<ol>\n");
+        for (i, section) in &headed {
+            let _ = writeln!(
+                page,
+                "<li><a href=\"#{}\">{}</a></li>",
+                anchor(*i, &section.title),
+                escape(&section.title)
+            );
+        }
+        page.push_str("</ol>\n</nav>\n");
+    }
+    for (i, section) in sections.iter().enumerate() {
+        if section.title == title {
+            page.push_str("<section>\n");
+        } else {
+            let _ = write!(
+                page,
+                "<section id=\"{}\">\n<h2>{}</h2>\n",
+                anchor(i, &section.title),
+                escape(&section.title)
+            );
+        }
+        let _ = writeln!(page, "<pre>{}</pre>", escape(section.text.trim_end()));
         for chart in &section.charts {
             // An SVG document's own XML declaration has no place inside HTML.
             let body = chart
@@ -249,6 +273,27 @@ pub fn html(title: &str, sections: &[Section]) -> String {
     }
     page.push_str("</body>\n</html>\n");
     page
+}
+
+/// A section's anchor: `s3-item-53-use-threads`, from its place and title.
+fn anchor(index: usize, title: &str) -> String {
+    let mut slug = format!("s{index}");
+    let mut dash = true;
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            if dash {
+                slug.push('-');
+            }
+            slug.push(c);
+            dash = false;
+        } else {
+            dash = true;
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    slug
 }
 
 /// `text` with `&`, `<`, `>` and `"` escaped for HTML.
@@ -292,9 +337,25 @@ mod tests {
             }],
         );
         assert!(page.contains("<h1>tour &lt;1&gt;</h1>"));
-        assert!(page.contains("<h2>a &amp; b</h2>"));
+        assert!(page.contains("<section id=\"s0-a-b\">\n<h2>a &amp; b</h2>"));
         assert!(page.contains("<pre>x &lt; y</pre>"));
         assert!(page.contains("<figure><svg></svg></figure>"));
         assert!(!page.contains("<script") && !page.contains("src="));
+    }
+
+    #[test]
+    fn the_introduction_has_no_heading_and_the_rest_are_in_the_contents() {
+        let section = |title: &str| Section {
+            title: title.into(),
+            text: "text".into(),
+            charts: Vec::new(),
+        };
+        let page = html(
+            "tour",
+            &[section("tour"), section("Item 1: one"), section("Item 2")],
+        );
+        assert_eq!(page.matches("tour</h").count(), 1, "{page}");
+        assert!(page.contains("<li><a href=\"#s1-item-1-one\">Item 1: one</a></li>"));
+        assert!(page.contains("<section id=\"s2-item-2\">"));
     }
 }

@@ -46,6 +46,7 @@ mod pool;
 
 pub use bank::{BankAccount, InsufficientFunds};
 pub use counter::{
-    AtomicCounter, Counter, CounterMode, LockingCounter, RaceResult, UnsyncCounter, race,
+    AtomicCounter, Counter, CounterMode, LockingCounter, RaceResult, SWITCH_EVERY, UnsyncCounter,
+    race,
 };
 pub use pool::{Lease, PoolStats, ResourcePool};

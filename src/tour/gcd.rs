@@ -100,11 +100,62 @@ pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<BarChart,
     )?;
     writeln!(
         out,
-        "Rust has no GIL, so threads take every core for CPU work and are the simple answer.\n\
-         The process pool matches them on this work (each task is long next to the pool's\n\
-         cost) and buys isolation: a task that crashes its worker fails alone, the worker\n\
-         is replaced, and the rest complete. The book's pickle-over-a-pipe is explicit here:\n\
-         length-prefixed postcard frames over each worker's stdin and stdout."
+        "{}",
+        gcd_conclusion(serial, threads, processes, workers)
     )?;
     Ok(chart)
+}
+
+/// What item 64's figures say, in words computed from them: every comparison follows
+/// the medians it sits beside.
+fn gcd_conclusion(serial: f64, threads: f64, processes: f64, workers: usize) -> String {
+    let threads_x = serial / threads;
+    let on_threads = if threads_x >= 1.2 {
+        format!(
+            "Rust has no GIL: threads ran the CPU work {threads_x:.2}x as fast as serial on \
+             {workers} workers, where the book's threads gained nothing."
+        )
+    } else {
+        format!(
+            "Threads ran the CPU work {threads_x:.2}x as fast as serial this time, so this run \
+             does not show them scaling (Rust has no GIL; nothing but free cores limits them: \
+             `concur gcd bench` measures it with repeats)."
+        )
+    };
+    let vs = processes / threads;
+    let on_processes = if (0.9..=1.1).contains(&vs) {
+        "The process pool matched the threads (within 10%)".to_owned()
+    } else if vs > 1.0 {
+        format!("The process pool took {vs:.2}x the threads' time")
+    } else {
+        format!("The process pool took {vs:.2}x the threads' time (less)")
+    };
+    format!(
+        "{on_threads}\n{on_processes}; what it buys is isolation: a task that crashes its \
+         worker fails alone, the worker is replaced, and the rest complete. The book's \
+         pickle-over-a-pipe is explicit here: length-prefixed postcard frames over each \
+         worker's stdin and stdout."
+    )
+}
+
+#[cfg(test)]
+mod conclusion_tests {
+    use super::gcd_conclusion;
+
+    #[test]
+    fn the_words_follow_the_figures() {
+        let scaled = gcd_conclusion(2.0, 1.0, 1.02, 2);
+        assert!(
+            scaled.contains("2.00x as fast as serial on 2 workers"),
+            "{scaled}"
+        );
+        assert!(scaled.contains("matched the threads"), "{scaled}");
+        let flat = gcd_conclusion(1.0, 1.03, 1.5, 2);
+        assert!(flat.contains("does not show them scaling"), "{flat}");
+        assert!(
+            !flat.contains("where the book's threads gained nothing"),
+            "{flat}"
+        );
+        assert!(flat.contains("took 1.46x the threads' time"), "{flat}");
+    }
 }
