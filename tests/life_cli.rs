@@ -160,7 +160,7 @@ fn bad_arguments_exit_2_with_a_clear_message() {
             &["--strategy", "pool", "--workers", "0"],
             "must be at least 1",
         ),
-        (&["--latency", "100"], "needs a unit"),
+        (&["--latency", "100 parsecs"], "unknown unit"),
         (&["--random", "1.5"], "outside 0..=1"),
     ];
     for (args, message) in cases {

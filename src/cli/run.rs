@@ -15,7 +15,7 @@ use indicatif::ProgressBar;
 
 use super::signals::SignalCancel;
 use super::value::{
-    parse_bytes_max, parse_count_max, parse_duration, parse_positive_max, parse_seconds_or_duration,
+    parse_bytes_max, parse_count_max, parse_duration, parse_positive_max,
 };
 use super::{Outcome, UsageError};
 use crate::process::Spool;
@@ -342,8 +342,8 @@ fn parse_jobs(text: &str) -> Result<JobsArg, String> {
 /// `--delay D` or `--delay Dauto`.
 fn parse_delay(text: &str) -> Result<(Duration, bool), String> {
     match text.trim().strip_suffix("auto") {
-        Some(d) => parse_seconds_or_duration(d).map(|d| (d, true)),
-        None => parse_seconds_or_duration(text).map(|d| (d, false)),
+        Some(d) => parse_duration(d).map(|d| (d, true)),
+        None => parse_duration(text).map(|d| (d, false)),
     }
 }
 
@@ -356,7 +356,7 @@ fn parse_timeout(text: &str) -> Result<Timeout, String> {
             )),
         };
     }
-    let d = parse_seconds_or_duration(text)?;
+    let d = parse_duration(text)?;
     if d.is_zero() {
         return Err(
             "--timeout 0 would stop every job at once; leave --timeout out for none".into(),

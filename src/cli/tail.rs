@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::signals::{SecondSignal, SignalCancel};
-use super::value::{parse_bytes, parse_bytes_max, parse_duration, parse_seconds_or_duration};
+use super::value::{parse_bytes, parse_bytes_max, parse_duration};
 use super::{Outcome, UsageError};
 use crate::tail::writer::Output;
 use crate::tail::{self, FollowOptions, Mode, Start, TailError, TailOptions};
@@ -134,7 +134,7 @@ pub struct TailArgs {
 
     /// Look every N seconds where inotify cannot say (as --interval; a bare number is
     /// seconds, as GNU tail's -s).
-    #[arg(short = 's', long = "sleep-interval", value_parser = parse_seconds_or_duration, value_name = "N")]
+    #[arg(short = 's', long = "sleep-interval", value_parser = parse_duration, value_name = "N")]
     sleep_interval: Option<Duration>,
 
     /// Accepted for GNU tail's scripts; concur looks at the name after every change

@@ -4,32 +4,27 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-/// Parses a duration: a number and a unit, as in `100ms`, `1.5s`, `2s`, `250us`, `1m`.
-/// A bare `0` means zero.
-///
-/// Units: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`.
+/// A duration: a bare number is seconds, as GNU tools take it (`1`, `0.1`), or a
+/// number with a unit (`100ms`, `1.5s`, `2m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("{text:?} needs a unit, as in 100ms, 1.5s or 2s"))?;
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{text:?} does not start with a number (try 100ms, 1.5s or 2s)"))?;
+        .map_err(|_| format!("{text:?} does not start with a number (try 1, 100ms, 1.5s or 2m)"))?;
     let scale = match unit.trim() {
+        "" | "s" => 1.0,
         "ns" => 1e-9,
         "us" | "µs" => 1e-6,
         "ms" => 1e-3,
-        "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
         other => {
             return Err(format!(
-                "unknown unit {other:?} in {text:?}; use ns, us, ms, s, m or h"
+                "unknown unit {other:?} in {text:?}; use ns, us, ms, s (or none), m or h"
             ));
         }
     };
@@ -82,17 +77,6 @@ pub fn parse_density(text: &str) -> Result<f64, String> {
         Ok(p)
     } else {
         Err(format!("{text} is outside 0..=1"))
-    }
-}
-
-/// A duration in GNU's way (a bare number is seconds: GNU parallel's `--delay 1`, GNU
-/// tail's `-s .1`) or concur's (`2s`, `100ms`).
-pub fn parse_seconds_or_duration(text: &str) -> Result<Duration, String> {
-    match text.trim().parse::<f64>() {
-        Ok(secs) => {
-            Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {text:?}"))
-        }
-        Err(_) => parse_duration(text),
     }
 }
 
@@ -213,7 +197,9 @@ mod tests {
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("100").unwrap_err().contains("needs a unit"));
+        // A bare number is seconds, as GNU tools take it.
+        assert_eq!(parse_duration("100"), Ok(Duration::from_secs(100)));
+        assert_eq!(parse_duration(".1"), Ok(Duration::from_millis(100)));
         assert!(
             parse_duration("10 parsecs")
                 .unwrap_err()
