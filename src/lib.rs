@@ -13,11 +13,11 @@
 //! | 53 threads for blocking I/O | [`threads`] ([`threads::factorize`], [`threads::slow_io`]) | `concur factorize`, `concur slow-io` |
 //! | 54 locks against data races | [`sync`] (counters, [`sync::BankAccount`], [`sync::ResourcePool`]) | `concur race` |
 //! | 55 queues and pipelines | [`queue`] ([`queue::ClosableQueue`], [`queue::Pipeline`], [`queue::naive`]), [`thumbnails`] | `concur pipeline` |
-//! | 56 when concurrency is necessary | [`life`], [`life::strategy::serial`] | `concur life --strategy serial` |
-//! | 57 thread per cell | [`life::strategy::thread_per_cell`] | `concur life --strategy thread-per-cell` |
-//! | 58 queue pipelines | [`life::strategy::pipeline`], [`life::strategy::phased_pipeline`] | `concur life --strategy pipeline` / `phased-pipeline` |
-//! | 59 ThreadPoolExecutor | [`executor`], [`life::strategy::pool`] | `concur life --strategy pool` |
-//! | 60 coroutines | [`life::strategy::tasks`] | `concur life --strategy async` |
+//! | 56 when concurrency is necessary | [`life`], [`life::strategy::serial`] | `concur life --mode serial` |
+//! | 57 thread per cell | [`life::strategy::thread_per_cell`] | `concur life --mode thread-per-cell` |
+//! | 58 queue pipelines | [`life::strategy::pipeline`], [`life::strategy::phased_pipeline`] | `concur life --mode pipeline` / `phased-pipeline` |
+//! | 59 ThreadPoolExecutor | [`executor`], [`life::strategy::pool`] | `concur life --mode pool` |
+//! | 60 coroutines | [`life::strategy::tasks`] | `concur life --mode async` |
 //! | 61 porting threaded I/O to asyncio | [`guess`] ([`guess::Session`], [`guess::serve_threads`], [`guess::serve_async`], [`guess::load`]) | `concur guess serve`, `play`, `load` |
 //! | 62–63 mixing threads and coroutines, not blocking the loop | [`tail`] ([`tail::Source`], [`tail::merge_threads`], [`tail::merge_mixed`], [`tail::merge_async`], [`tail::debug`]) | `concur tail` |
 //! | 64 true parallelism | [`parallel`] ([`parallel::run`], [`parallel::pool::map`] over any [`parallel::pool::Task`], [`parallel::bench`]) | `concur gcd`, `concur gcd bench` |

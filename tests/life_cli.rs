@@ -28,7 +28,7 @@ fn every_strategy_prints_the_same_columns() {
     let dir = Dir::new();
     for strategy in STRATEGIES {
         let run = dir
-            .concur(["life", "--strategy", strategy])
+            .concur(["life", "--mode", strategy])
             .run()
             .expect_success();
         assert_eq!(run.stdout(), BOOK_COLUMNS, "{strategy}\n{run}");
@@ -55,7 +55,7 @@ fn every_strategy_gives_the_same_final_grid_on_a_random_board() {
     let final_grid = |strategy: &str| {
         dir.concur([
             "life",
-            "--strategy",
+            "--mode",
             strategy,
             "--size",
             "12x17",
@@ -86,7 +86,7 @@ fn json_prints_a_line_per_generation_then_a_summary() {
     let run = dir
         .concur([
             "life",
-            "--strategy",
+            "--mode",
             "pool",
             "--generations",
             "3",
@@ -126,7 +126,7 @@ fn a_failing_cell_exits_1_with_the_books_message_under_every_strategy() {
         let run = dir
             .concur([
                 "life",
-                "--strategy",
+                "--mode",
                 strategy,
                 "--fail-at",
                 "2,3",
@@ -151,15 +151,12 @@ fn bad_arguments_exit_2_with_a_clear_message() {
             "--fail-at 9,9 is outside the 5x9 grid",
         ),
         (&["--fail-at", "2"], "is not Y,X"),
-        (&["--strategy", "fibers"], "invalid value 'fibers'"),
+        (&["--mode", "fibers"], "invalid value 'fibers'"),
         (
-            &["--workers", "3"],
-            "--workers applies to pipeline, phased-pipeline and pool, not serial",
+            &["--jobs", "3"],
+            "--jobs applies to pipeline, phased-pipeline and pool, not serial",
         ),
-        (
-            &["--strategy", "pool", "--workers", "0"],
-            "must be at least 1",
-        ),
+        (&["--mode", "pool", "--jobs", "0"], "must be at least 1"),
         (&["--latency", "100 parsecs"], "unknown unit"),
         (&["--random", "1.5"], "outside 0..=1"),
     ];
@@ -296,7 +293,7 @@ fn thread_per_cell_past_the_os_limit_fails_cleanly() {
     let exe = env!("CARGO_BIN_EXE_concur");
     for limit_kib in [600_000, 1_400_000] {
         let script = format!(
-            "ulimit -v {limit_kib} && exec '{exe}' life --strategy thread-per-cell --size 100x100 --latency 50ms --generations 1"
+            "ulimit -v {limit_kib} && exec '{exe}' life --mode thread-per-cell --size 100x100 --latency 50ms --generations 1"
         );
         let output = dir.sh(&script);
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -507,14 +504,13 @@ fn a_run_that_cannot_fit_in_memory_is_refused_before_it_starts() {
     let dir = Dir::new();
     let exe = env!("CARGO_BIN_EXE_concur");
     let script = format!(
-        "ulimit -v 1000000 && exec '{exe}' life --strategy pool --size 2000x1000 --print none --generations 1"
+        "ulimit -v 1000000 && exec '{exe}' life --mode pool --size 2000x1000 --print none --generations 1"
     );
     let output = dir.sh(&script);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr
-            .contains("2000000 cells with --strategy pool need about 1.7 GB (830 bytes per cell)")
+        stderr.contains("2000000 cells with --mode pool need about 1.7 GB (830 bytes per cell)")
             && stderr.contains("(the address-space limit (ulimit -v))"),
         "{stderr}"
     );

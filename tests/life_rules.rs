@@ -124,7 +124,7 @@ fn every_strategy_through_a_rules_server_matches_serial_without_one() {
         let expected = final_grid(&dir, &args);
         for strategy in STRATEGIES {
             let mut with = args.clone();
-            with.extend(["--strategy", strategy, "--rules"]);
+            with.extend(["--mode", strategy, "--rules"]);
             let rules = server.rules();
             with.push(&rules);
             assert_eq!(final_grid(&dir, &with), expected, "{strategy} on {board:?}");
@@ -137,7 +137,7 @@ fn the_books_glider_through_a_server_is_the_books_glider() {
     let dir = Dir::new();
     let server = Server::start(&dir, &["--latency", "1ms"]);
     let rules = server.rules();
-    let grid = final_grid(&dir, &["--strategy", "async", "--rules", &rules]);
+    let grid = final_grid(&dir, &["--mode", "async", "--rules", &rules]);
     // Generation 4 of the book's glider, as printed in the book.
     assert_eq!(
         grid,
@@ -156,7 +156,7 @@ fn no_server_is_a_simulation_error_at_the_first_cell_for_every_strategy() {
     let dir = Dir::new();
     let rules = dead_port().to_string();
     for strategy in STRATEGIES {
-        dir.concur(["life", "--strategy", strategy, "--rules", &rules])
+        dir.concur(["life", "--mode", strategy, "--rules", &rules])
             .run_within(NO_HANG)
             .expect_code(1)
             .expect_stderr("SimulationError at (0, 0)")
@@ -170,7 +170,7 @@ fn a_server_failing_a_cell_is_that_cells_simulation_error() {
     let server = Server::start(&dir, &["--latency", "0", "--fail-at", "2,3"]);
     let rules = server.rules();
     for strategy in STRATEGIES {
-        dir.concur(["life", "--strategy", strategy, "--rules", &rules])
+        dir.concur(["life", "--mode", strategy, "--rules", &rules])
             .run_within(NO_HANG)
             .expect_code(1)
             .expect_stderr(&format!(
@@ -186,7 +186,7 @@ fn a_server_killed_mid_generation_fails_the_run_without_a_hang() {
         let mut server = Server::start(&dir, &["--latency", "300ms"]);
         let rules = server.rules();
         let client = dir
-            .concur(["life", "--strategy", strategy, "--rules", &rules])
+            .concur(["life", "--mode", strategy, "--rules", &rules])
             .args([
                 "--size",
                 "10x10",
@@ -283,7 +283,7 @@ fn a_reply_that_never_comes_times_out_for_every_strategy() {
         let started = std::time::Instant::now();
         dir.concur([
             "life",
-            "--strategy",
+            "--mode",
             strategy,
             "--rules",
             &rules,
@@ -312,7 +312,7 @@ fn a_malformed_reply_or_a_stranger_is_named() {
         reply
     });
     let rules = addr.to_string();
-    dir.concur(["life", "--strategy", "async", "--rules", &rules])
+    dir.concur(["life", "--mode", "async", "--rules", &rules])
         .run_within(NO_HANG)
         .expect_code(1)
         .expect_stderr("SimulationError at (0, 0)")
@@ -324,7 +324,7 @@ fn a_malformed_reply_or_a_stranger_is_named() {
     // Something else listening: a text protocol's banner.
     let (addr, server) = fake_server(b"220 smtp ready\r\n", |_| Vec::new());
     let rules = addr.to_string();
-    dir.concur(["life", "--strategy", "pool", "--rules", &rules])
+    dir.concur(["life", "--mode", "pool", "--rules", &rules])
         .run_within(NO_HANG)
         .expect_code(1)
         .expect_stderr(&format!("{rules} is not a concur rules server"));
@@ -338,10 +338,10 @@ fn rules_arguments_that_do_not_fit_are_refused() {
         .run()
         .expect_code(2)
         .expect_stderr("--latency");
-    dir.concur(["life", "--strategy", "parallel", "--rules", "127.0.0.1:1"])
+    dir.concur(["life", "--mode", "parallel", "--rules", "127.0.0.1:1"])
         .run()
         .expect_code(2)
-        .expect_stderr("--rules does not apply to --strategy parallel");
+        .expect_stderr("--rules does not apply to --mode parallel");
     dir.concur(["life", "--rules", "no-such-host.invalid:1"])
         .run()
         .expect_code(2)
@@ -359,7 +359,7 @@ fn the_server_stops_on_sigint_with_its_counts() {
     let rules = server.rules();
     dir.concur([
         "life",
-        "--strategy",
+        "--mode",
         "pool",
         "--rules",
         &rules,
@@ -372,7 +372,7 @@ fn the_server_stops_on_sigint_with_its_counts() {
     .expect_code(1);
     dir.concur([
         "life",
-        "--strategy",
+        "--mode",
         "async",
         "--rules",
         &rules,

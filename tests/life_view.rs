@@ -1,5 +1,5 @@
 //! Watching and keeping a run: `--animate` in a real terminal (tmux), `--gif`, and
-//! `--print rle|cells` read back through `--pattern`; `--strategy parallel` against
+//! `--print rle|cells` read back through `--pattern`; `--mode parallel` against
 //! `serial` from the command line.
 
 use std::path::Path;
@@ -330,7 +330,7 @@ fn parallel_matches_serial_on_awkward_shapes_from_the_command_line() {
         let run = |strategy: &str| {
             dir.concur([
                 "life",
-                "--strategy",
+                "--mode",
                 strategy,
                 "--generations",
                 "40",
@@ -349,23 +349,17 @@ fn parallel_matches_serial_on_awkward_shapes_from_the_command_line() {
 #[test]
 fn parallel_refuses_io_options_and_reports_its_rate() {
     let dir = Dir::new();
-    dir.concur(["life", "--strategy", "parallel", "--latency", "1ms"])
+    dir.concur(["life", "--mode", "parallel", "--latency", "1ms"])
         .run()
         .expect_code(2)
-        .expect_stderr("--latency does not apply to --strategy parallel");
-    dir.concur(["life", "--strategy", "parallel", "--fail-at", "0,0"])
+        .expect_stderr("--latency does not apply to --mode parallel");
+    dir.concur(["life", "--mode", "parallel", "--fail-at", "0,0"])
         .run()
         .expect_code(2)
-        .expect_stderr("--fail-at does not apply to --strategy parallel");
+        .expect_stderr("--fail-at does not apply to --mode parallel");
     let run = dir
         .concur([
-            "life",
-            "--strategy",
-            "parallel",
-            "--size",
-            "256x256",
-            "--random",
-            "0.3",
+            "life", "--mode", "parallel", "--size", "256x256", "--random", "0.3",
         ])
         .args(["--generations", "3", "--json"])
         .run()

@@ -107,9 +107,9 @@ fn endless_files_and_huge_counts_are_refused_naming_the_limit() {
             "--count 1000000000: 1000000000 threads asked for, but the OS allows about",
         ),
         (
-            &["race", "--threads", "1000000000"],
+            &["race", "--jobs", "1000000000"],
             2,
-            "--threads 1000000000: 1000000000 threads asked for",
+            "--jobs 1000000000: 1000000000 threads asked for",
         ),
         (
             &["race", "--increments", "18446744073709551615"],

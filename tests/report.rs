@@ -500,7 +500,7 @@ fn guess_load_draws_both_servers_against_clients() {
         .concur([
             "guess",
             "load",
-            "--server",
+            "--mode",
             "async,threads",
             "--clients",
             "5,20",
@@ -543,7 +543,7 @@ fn guess_load_draws_both_servers_against_clients() {
         &dir,
         "guess.svg",
         &["async server", "threads server"],
-        "concur guess load --server async,threads",
+        "concur guess load --mode async,threads",
     );
     assert!(shows(&svg, "server CPU µs per session"));
     dir.concur(["guess", "load", "--clients", "0"])

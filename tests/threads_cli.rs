@@ -91,7 +91,7 @@ fn race_prints_the_books_line() {
             "race",
             "--mode",
             "unsynchronized",
-            "--threads",
+            "--threads", // the old spelling, kept as an alias
             "3",
             "--increments",
             "1000",
@@ -135,7 +135,7 @@ fn pipeline_finishes_every_item_with_stage_figures() {
             "pipeline",
             "--items",
             "40",
-            "--workers",
+            "--jobs",
             "1,2,3",
             "--latency",
             "0,1ms,0",
@@ -190,13 +190,13 @@ fn pipeline_naive_counts_polls() {
 #[test]
 fn pipeline_rejects_bad_stage_lists() {
     let dir = Dir::new();
-    dir.concur(["pipeline", "--workers", "1,2"])
+    dir.concur(["pipeline", "--jobs", "1,2"])
         .run()
         .expect_code(2)
         .expect_stderr(
-            "--workers takes one value per stage (download,resize,upload) or one for all, not 2",
+            "--jobs takes one value per stage (download,resize,upload) or one for all, not 2",
         );
-    dir.concur(["pipeline", "--workers", "0"])
+    dir.concur(["pipeline", "--jobs", "0"])
         .run()
         .expect_code(2)
         .expect_stderr("must be at least 1");
@@ -234,7 +234,7 @@ fn image_pipeline_writes_thumbnails_and_reports_bad_files_by_path() {
             "thumbs",
             "--max-size",
             "100",
-            "--workers",
+            "--jobs",
             "2",
         ])
         .run()

@@ -125,14 +125,14 @@ struct PlayArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "With no --addr, a server runs in this process (see --server). Its sockets count \
-    against the same\nfile-descriptor limit as the clients', so --concurrency is then capped at half the \
+    after_help = "With no --addr, a server runs in this process (see --mode). Its sockets count \
+    against the same\nfile-descriptor limit as the clients', so --jobs is then capped at half the \
     limit.\nWith --server-process (or --svg) it runs as a child process instead, so its CPU time and \
     memory are its own.\nSessions are games: each client plays the book's two.\n\n\
-    Several --clients and --server values run every combination, --runs times each, one line \
+    Several --clients and --mode values run every combination, --runs times each, one line \
     (or JSON object) per run.\n\n\
     Example: the chart of both servers at 10 to 10,000 clients:\n  \
-    concur guess load --server async,threads --clients 10,100,1000,10000 --runs 3 --svg guess.svg"
+    concur guess load --mode async,threads --clients 10,100,1000,10000 --runs 3 --svg guess.svg"
 )]
 struct LoadArgs {
     /// The server to load [default: start one].
@@ -141,7 +141,8 @@ struct LoadArgs {
 
     /// The started server's mode; a list runs each.
     #[arg(
-        long,
+        long = "mode",
+        alias = "server",
         value_enum,
         value_delimiter = ',',
         default_value = "async",
@@ -153,8 +154,8 @@ struct LoadArgs {
     #[arg(long, value_delimiter = ',', default_value = "10000", value_name = "N", value_parser = |t: &str| parse_count_max(t, MAX_CLIENTS).map(|n| n as usize))]
     clients: Vec<usize>,
 
-    /// Clients connected at once at most [default: all of them].
-    #[arg(long, value_name = "N")]
+    /// Clients connected at once at most [default: all of them] (was --jobs).
+    #[arg(long = "jobs", short = 'j', alias = "concurrency", value_name = "N")]
     concurrency: Option<usize>,
 
     /// Runs of each combination (the chart draws their median and range; at most 1000).

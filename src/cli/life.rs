@@ -37,7 +37,7 @@ With no options, prints the book's 5x9 glider over generations 0 to 4 in columns
 Strategies (all give identical grids):
   serial            item 56: one thread, one cell after another
   thread-per-cell   item 57: a new OS thread per cell per generation
-  pipeline          item 58: --workers threads fed by a closable queue (default 5)
+  pipeline          item 58: --jobs threads fed by a closable queue (default 5)
   phased-pipeline   item 58: count_neighbors workers, then game_logic workers (5 each)
   pool              item 59: a thread pool with submit/result futures (default 10)
   async             item 60: a coroutine per cell, driven by one task per core, then gather
@@ -50,9 +50,9 @@ Exit status:
      available (refused before it starts, with the estimate)
 
 Examples:
-  concur life --strategy async --latency 100ms --size 100x100 --random 0.3 --json
+  concur life --mode async --latency 100ms --size 100x100 --random 0.3 --json
   concur life --pattern glider.rle --size 20x20 --generations 80 --print final
-  concur life --strategy thread-per-cell --fail-at 2,3";
+  concur life --mode thread-per-cell --fail-at 2,3";
 
 /// Arguments of `concur life`.
 #[derive(Debug, Args)]
@@ -84,7 +84,7 @@ arguments (an address that cannot be bound).
 
 Example:
   concur life rules-server --addr 127.0.0.1:7000 --latency 100ms &
-  concur life --rules 127.0.0.1:7000 --strategy async --size 100x100 --random 0.3 --json";
+  concur life --rules 127.0.0.1:7000 --mode async --size 100x100 --random 0.3 --json";
 
 #[derive(Debug, Args)]
 struct RulesServerArgs {
@@ -146,8 +146,16 @@ enum PrintMode {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// How to fan out the per-cell I/O.
-    #[arg(long, short, value_enum, default_value_t = Strategy::Serial, value_name = "S")]
+    /// How to fan out the per-cell I/O (was --mode, -s).
+    #[arg(
+        long = "mode",
+        short = 'm',
+        alias = "strategy",
+        short_alias = 's',
+        value_enum,
+        default_value_t = Strategy::Serial,
+        value_name = "MODE"
+    )]
     strategy: Strategy,
 
     /// Number of steps; the columns show generations 0 to N [default: 4, or until `q`
@@ -184,8 +192,16 @@ struct RunArgs {
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D", requires = "rules")]
     io_timeout: Duration,
 
-    /// Worker threads for pipeline, phased-pipeline (per stage) and pool.
-    #[arg(long, short, value_parser = parse_positive, value_name = "N")]
+    /// Worker threads for pipeline, phased-pipeline (per stage) and pool (was --jobs,
+    /// -w).
+    #[arg(
+        long = "jobs",
+        short = 'j',
+        alias = "workers",
+        short_alias = 'w',
+        value_parser = parse_positive,
+        value_name = "N"
+    )]
     workers: Option<NonZeroUsize>,
 
     /// Make the I/O of the cell at row Y, column X fail with "Problem with I/O".
@@ -397,7 +413,7 @@ fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         ];
         if let Some(flag) = given.into_iter().flatten().next() {
             return Err(UsageError(format!(
-                "{flag} does not apply to --strategy parallel: it computes the rule on packed \
+                "{flag} does not apply to --mode parallel: it computes the rule on packed \
                  words and does no per-cell I/O; use one of the book's strategies \
                  (serial, thread-per-cell, pipeline, phased-pipeline, pool, async) for I/O"
             ))

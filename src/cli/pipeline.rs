@@ -20,7 +20,7 @@ use crate::thumbnails::{self, Options as ThumbnailOptions};
 
 const AFTER: &str = "\
 Simulated mode (the default): N items through download -> resize -> upload, each stage
-sleeping its --latency per item, with --workers threads per stage and queues of
+sleeping its --latency per item, with --jobs threads per stage and queues of
 --capacity items between them. Prints `N items finished`, per-stage figures, and the
 bound set by the slowest stage, ceil(items / workers) x latency.
 
@@ -45,8 +45,8 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = 1000, value_name = "N", value_parser = |t: &str| super::value::parse_count_max(t, 10_000_000).map(|n| n as usize))]
     items: usize,
 
-    /// Workers per stage, as three numbers (or one for every stage).
-    #[arg(long, value_delimiter = ',', value_parser = parse_positive, default_value = "3,4,5", value_name = "N,N,N")]
+    /// Workers per stage, as three numbers (or one for every stage; was --jobs).
+    #[arg(long = "jobs", short = 'j', alias = "workers", value_delimiter = ',', value_parser = parse_positive, default_value = "3,4,5", value_name = "N,N,N")]
     workers: Vec<NonZeroUsize>,
 
     /// Capacity of each queue between stages (1 to 1048576).
@@ -118,7 +118,7 @@ fn per_stage<T: Copy>(values: &[T], what: &str) -> Result<[T; 3]> {
 
 /// Runs `concur pipeline`.
 pub fn run(args: PipelineArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let workers = per_stage(&args.workers, "workers")?;
+    let workers = per_stage(&args.workers, "jobs")?;
     let capacity = args.capacity as usize;
     if let (Some(input), Some(output)) = (&args.images, &args.out) {
         return images(&args, input, output, workers, capacity, out);

@@ -18,8 +18,14 @@ use crate::sync::{CounterMode, race};
                   in Rust: see the concur::sync documentation."
 )]
 pub struct RaceArgs {
-    /// Sensor threads.
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    /// Sensor threads (was --threads).
+    #[arg(
+        long = "jobs",
+        short = 'j',
+        alias = "threads",
+        default_value_t = 5,
+        value_name = "N"
+    )]
     threads: usize,
 
     /// Increments per thread (at most 1000000000).
@@ -37,7 +43,7 @@ pub struct RaceArgs {
 
 /// Runs `concur race`.
 pub fn run(args: RaceArgs, out: &mut dyn Write) -> Result<Outcome> {
-    super::value::ensure_threads(&format!("--threads {}", args.threads), args.threads)?;
+    super::value::ensure_threads(&format!("--jobs {}", args.threads), args.threads)?;
     let modes = match args.mode {
         Some(mode) => vec![mode],
         None => vec![

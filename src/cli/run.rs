@@ -14,9 +14,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use super::signals::SignalCancel;
-use super::value::{
-    parse_bytes_max, parse_count_max, parse_duration, parse_positive_max,
-};
+use super::value::{parse_bytes_max, parse_count_max, parse_duration, parse_positive_max};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::remote;

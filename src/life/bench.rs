@@ -56,7 +56,7 @@ impl Case {
             None => ["--latency".to_owned(), format!("{}us", latency.as_micros())],
         };
         let mut args = vec![
-            "--strategy".to_owned(),
+            "--mode".to_owned(),
             self.strategy.name().to_owned(),
             "--size".to_owned(),
             format!("{}x{}", self.height, self.width),
@@ -72,7 +72,7 @@ impl Case {
             args.extend(["--random", "0.3", "--seed", "1"].map(str::to_owned));
         }
         if let Some(w) = self.workers {
-            args.extend(["--workers".to_owned(), w.to_string()]);
+            args.extend(["--jobs".to_owned(), w.to_string()]);
         }
         args
     }
@@ -527,16 +527,16 @@ mod tests {
         let args = case.args(Duration::from_millis(100), None).join(" ");
         assert_eq!(
             args,
-            "--strategy pool --size 100x100 --latency 100000us --generations 3 --json \
-             --random 0.3 --seed 1 --workers 1000"
+            "--mode pool --size 100x100 --latency 100000us --generations 3 --json \
+             --random 0.3 --seed 1 --jobs 1000"
         );
         let args = case
             .args(Duration::from_millis(100), Some("127.0.0.1:7"))
             .join(" ");
         assert_eq!(
             args,
-            "--strategy pool --size 100x100 --rules 127.0.0.1:7 --generations 3 --json \
-             --random 0.3 --seed 1 --workers 1000"
+            "--mode pool --size 100x100 --rules 127.0.0.1:7 --generations 3 --json \
+             --random 0.3 --seed 1 --jobs 1000"
         );
     }
 }

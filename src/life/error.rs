@@ -56,8 +56,8 @@ pub enum LifeError {
         /// The strategy whose workers stopped.
         strategy: Strategy,
     },
-    /// `--workers` was given to a strategy that has no worker count.
-    #[error("--workers applies to pipeline, phased-pipeline and pool, not {strategy}")]
+    /// `--jobs` was given to a strategy that has no worker count.
+    #[error("--jobs applies to pipeline, phased-pipeline and pool, not {strategy}")]
     WorkersNotApplicable {
         /// The strategy that was asked.
         strategy: Strategy,
@@ -70,8 +70,8 @@ pub enum LifeError {
     WorkerPanicked(#[from] WorkerPanicked),
     /// The run would need more memory than the machine (or its limits) can give.
     #[error(
-        "{cells} cells with --strategy {strategy} need about {} ({} bytes per cell), \
-         but only {} is available ({limit}); try a smaller grid, or --strategy serial, \
+        "{cells} cells with --mode {strategy} need about {} ({} bytes per cell), \
+         but only {} is available ({limit}); try a smaller grid, or --mode serial, \
          pipeline or phased-pipeline",
         human(*needed),
         strategy.bytes_per_cell(),

@@ -96,7 +96,7 @@ mod tests {
         let err = check(Strategy::Pool, 100_000_000, Some(&budget(24 << 30))).unwrap_err();
         let message = err.to_string();
         assert!(
-            message.contains("100000000 cells with --strategy pool need about 83.0 GB"),
+            message.contains("100000000 cells with --mode pool need about 83.0 GB"),
             "{message}"
         );
         assert!(

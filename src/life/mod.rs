@@ -11,7 +11,7 @@
 //! * [`cell_io`]: the I/O seam, blocking and async, with [`SimulatedIo`];
 //! * [`remote`]: the same seam over TCP, to a real rules server;
 //! * [`strategy`]: one small file per fan-out strategy;
-//! * [`packed`]: the grid 64 cells to a word, for `--strategy parallel`;
+//! * [`packed`]: the grid 64 cells to a word, for `--mode parallel`;
 //! * [`Simulation`]: the loop that drives any strategy;
 //! * [`footprint`]: the memory a run needs, checked before it starts;
 //! * [`pattern`] and [`ColumnPrinter`]: input files and the book's column output;

@@ -1,6 +1,6 @@
 //! The grid packed 64 cells to a word, and Conway's rule applied 64 cells at a time.
 //!
-//! This is what `--strategy parallel` computes with. It is the other end of the
+//! This is what `--mode parallel` computes with. It is the other end of the
 //! chapter's trade-off: no per-cell I/O at all, so the only question is how fast the
 //! hardware can apply the rule.
 //!

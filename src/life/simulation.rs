@@ -46,7 +46,7 @@ impl<'a> Generation<'a> {
         }
     }
 
-    /// A generation held packed, 64 cells to a word (`--strategy parallel`).
+    /// A generation held packed, 64 cells to a word (`--mode parallel`).
     pub(crate) fn packed(index: usize, grid: &'a PackedGrid, elapsed: Duration) -> Self {
         Self {
             index,

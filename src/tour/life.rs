@@ -361,7 +361,7 @@ fn life_compute(out: &mut dyn Write, options: TourOptions) -> Result<(), TourErr
     let (side, generations) = if options.quick { (256, 5) } else { (2048, 20) };
     writeln!(
         out,
-        "With no I/O per cell, Life is pure computation. --strategy parallel packs 64 cells\n\
+        "With no I/O per cell, Life is pure computation. --mode parallel packs 64 cells\n\
          into a word, applies the rule with full adders over whole words, and splits the rows\n\
          over both cores (rayon). On a {side}x{side} random grid:\n"
     )?;

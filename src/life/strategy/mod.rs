@@ -38,7 +38,7 @@ use super::rule::count_neighbors;
 use super::simulation::Generation;
 use crate::executor::panic_message;
 
-/// Which way to fan out (`--strategy`).
+/// Which way to fan out (`--mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
