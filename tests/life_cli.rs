@@ -619,3 +619,43 @@ fn pattern_files_as_golly_and_old_programs_write_them() {
         .expect_code(2)
         .expect_stderr("/dev/zero is larger than 128 MiB: not a pattern file");
 }
+
+/// The README's `patterns/` load as the patterns they are: a glider keeps its 5 cells,
+/// and the Gosper gun (36 cells) has sent out one glider (5 more) by generation 30,
+/// its period.
+#[test]
+fn the_shipped_patterns_are_a_glider_and_a_glider_gun() {
+    let dir = Dir::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
+    let alive = |pattern: &str, generations: &str| -> Vec<u64> {
+        let run = dir
+            .concur([
+                "life",
+                "--size",
+                "40x60",
+                "--json",
+                "--generations",
+                generations,
+            ])
+            .arg("--pattern")
+            .arg(root.join(pattern))
+            .run()
+            .expect_success();
+        run.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("generation").is_some())
+            .map(|v| v["alive"].as_u64().unwrap())
+            .collect()
+    };
+    let glider = alive("glider.rle", "8");
+    assert!(glider.iter().all(|&n| n == 5), "{glider:?}");
+    // One line per generation from 1: at 30, the gun's 36 cells and one glider.
+    let gun = alive("gun.rle", "30");
+    assert_eq!((gun.len(), gun.last()), (30, Some(&41)), "{gun:?}");
+    assert_eq!(
+        alive("gun.rle", "60").last(),
+        Some(&46),
+        "a second glider by 60"
+    );
+}
