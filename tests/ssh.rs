@@ -358,35 +358,116 @@ fn a_host_lost_mid_run_has_its_jobs_run_again_elsewhere() {
 
 /// A lost host is tried again after a back-off: once its sshd is back, it runs
 /// jobs again (a line with exit 0 after its lost attempt in the joblog).
+///
+/// The inputs come from a pipe the test keeps feeding until that has happened, so the
+/// run cannot run out of work before the host is back, however slowly a busy machine
+/// restarts sshd or however long the back-off has grown: the test waits on the event.
 #[test]
 fn a_lost_host_that_comes_back_runs_jobs_again() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
         return;
     };
     let Some(mut flaky) = Sshd::start_on(&["127.0.0.3"]) else {
         return;
     };
-    let (log, _, flaky_host) = run_through_a_fault(&alive, &mut flaky, 1, "1", |sshd| {
-        sshd.kill_all();
-        std::thread::sleep(Duration::from_millis(200));
-        sshd.restart();
-    });
-    // (exit value, start time) of each attempt on the flaky host.
-    let on_flaky: Vec<(&str, f64)> = log
-        .lines()
-        .map(|l| l.split('\t').collect::<Vec<_>>())
-        .filter(|f| f.get(1) == Some(&flaky_host.as_str()))
-        .map(|f| (f[6], f[2].parse().unwrap()))
-        .collect();
-    let lost = on_flaky.iter().find(|(exit, _)| *exit == "255");
-    let Some(&(_, lost_start)) = lost else {
-        panic!("no lost attempt on the flaky host:\n{log}");
+    alive.authorize(&flaky);
+    let dir = Dir::new();
+    let log = dir.path().join("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concur"))
+        .args(["run", "--joblog", "log", "--ssh", &flaky.ssh(), "-S"])
+        .arg(format!(
+            "{},{}",
+            alive.login("127.0.0.2", 1),
+            flaky.login("127.0.0.3", 1)
+        ))
+        .arg("sleep 0.3; echo {}")
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(180));
+    // One input every 100 ms until told to stop: both hosts always have work.
+    let (stop, fed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = {
+        let (stop, fed) = (Arc::clone(&stop), Arc::clone(&fed));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) && fed.load(Ordering::SeqCst) < 1500 {
+                let n = fed.fetch_add(1, Ordering::SeqCst) + 1;
+                if writeln!(stdin, "{n}").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // Dropping stdin ends the input.
+        })
     };
-    assert!(
-        on_flaky
+    let host = format!("127.0.0.3:{}", flaky.port);
+    // (exit value, start time) of each attempt on the flaky host.
+    let on_flaky = || -> Vec<(String, f64)> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split('\t').map(str::to_owned).collect::<Vec<_>>())
+            .filter(|f| f.get(1) == Some(&host) && f.len() > 6)
+            .filter_map(|f| Some((f[6].clone(), f[2].parse().ok()?)))
+            .collect()
+    };
+    let until = |what: &str, check: &mut dyn FnMut() -> bool| {
+        let start = std::time::Instant::now();
+        while !check() {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until("a job to finish on the flaky host", &mut || {
+        on_flaky().iter().any(|(exit, _)| exit == "0")
+    });
+    flaky.kill_all();
+    let mut lost_start = 0.0;
+    until("the lost attempt in the joblog", &mut || match on_flaky()
+        .iter()
+        .find(|(exit, _)| exit == "255")
+    {
+        Some((_, start)) => {
+            lost_start = *start;
+            true
+        }
+        None => false,
+    });
+    flaky.restart();
+    until("a job on the flaky host after it came back", &mut || {
+        on_flaky()
             .iter()
-            .any(|&(exit, start)| exit == "0" && start > lost_start),
-        "the host never ran a job after coming back:\n{log}"
+            .any(|(exit, start)| exit == "0" && *start > lost_start)
+    });
+    stop.store(true, Ordering::SeqCst);
+    feeder.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Every input fed ran once, the lost one again elsewhere or later.
+    let mut lines: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        (1..=fed.load(Ordering::SeqCst)).collect::<Vec<_>>(),
+        "{stderr}"
     );
 }
 
