@@ -665,3 +665,52 @@ fn jobs_run_in_the_users_shell() {
         .expect_code(255)
         .expect_stderr("shell no-such-shell (PARALLEL_SHELL) not found");
 }
+
+/// `--results X.json` writes what GNU parallel's does (one object per job, its field
+/// names and values; only the times differ), and `--json` prints the same objects.
+#[test]
+fn json_results_match_gnu_parallels() {
+    if gnu_parallel().is_none() {
+        return;
+    }
+    let dir = Dir::new();
+    let args: Vec<String> = [
+        "-k",
+        "--results",
+        "out.json",
+        "echo {}; echo err-{} >&2; exit {}",
+        ":::",
+        "0",
+        "3",
+        "a b",
+    ]
+    .map(String::from)
+    .to_vec();
+    gnu(&dir, &args);
+    let theirs = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
+    std::fs::remove_file(dir.path().join("out.json")).unwrap();
+    let run = dir.concur(["run"]).args(&args).run();
+    assert_eq!(run.code(), Some(2), "two jobs failed: {}", run.stderr());
+    let ours = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
+    let printed = dir
+        .concur(["run", "--json", "-k"])
+        .args(&args[3..])
+        .run()
+        .stdout();
+    let parse = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let object = v.as_object_mut().unwrap();
+                for timed in ["Starttime", "JobRuntime"] {
+                    assert!(object.remove(timed).unwrap().is_number(), "{l}");
+                }
+                v
+            })
+            .collect()
+    };
+    let theirs = parse(&theirs);
+    assert_eq!(theirs.len(), 3);
+    assert_eq!(parse(&ours), theirs);
+    assert_eq!(parse(&printed), theirs);
+}

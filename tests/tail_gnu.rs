@@ -522,3 +522,33 @@ fn help_names_descriptor_and_name_following() {
     }
     assert!(!Path::new("unused").exists());
 }
+
+/// `--json`: one object per line, naming its file; a line that is not UTF-8 comes as
+/// hex, byte for byte; --prefix and -v are refused beside it.
+#[test]
+fn json_writes_one_object_per_line() {
+    let dir = Dir::new();
+    dir.create("a.log", "one\ntwo\n");
+    dir.create("b.log", b"\xff\xfe\n".as_slice());
+    let run = dir
+        .concur(["tail", "--json", "--idle-exit", "300ms", "a.log", "b.log"])
+        .run_within(Duration::from_secs(60))
+        .expect_success();
+    let mut objects: Vec<serde_json::Value> = run
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    objects.sort_by_key(|o| o.to_string());
+    assert_eq!(
+        objects,
+        [
+            serde_json::json!({"file": "a.log", "line": "one"}),
+            serde_json::json!({"file": "a.log", "line": "two"}),
+            serde_json::json!({"file": "b.log", "line_hex": "fffe"}),
+        ]
+    );
+    dir.concur(["tail", "--json", "--prefix", "a.log"])
+        .run()
+        .expect_code(2);
+}

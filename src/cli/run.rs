@@ -209,9 +209,16 @@ pub struct RunArgs {
 
     /// Save each job's output instead of printing it: DIR/1/ARG/stdout, stderr, seq
     /// (one level pair per input source); a name with replacement strings (NAME,
-    /// NAME.err, NAME.seq); or one table for a name ending in .csv or .tsv.
+    /// NAME.err, NAME.seq); one table for a name ending in .csv or .tsv; JSON Lines,
+    /// one object per job, for a name ending in .json.
     #[arg(long, visible_alias = "res", alias = "result", value_name = "DIR", conflicts_with_all = ["line_buffer", "ungroup"])]
     results: Option<String>,
+
+    /// Print one JSON object per job instead of its output, on one line: GNU parallel's
+    /// --results X.json fields (Seq, Host, Starttime, JobRuntime, Send, Receive,
+    /// Exitval, Signal, Command, V, Stdout, Stderr).
+    #[arg(long, conflicts_with_all = ["results", "files", "line_buffer", "ungroup"])]
+    json: bool,
 
     /// Save each job's stdout in a temporary file and print the file's name.
     #[arg(long, aliases = ["output-as-files", "outputasfiles"], conflicts_with_all = ["results", "line_buffer", "ungroup"])]
@@ -1006,6 +1013,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             Results::parse_with(results, &template_options.names)
                 .map_err(|e| UsageError(format!("--results: {e}")))?,
         ),
+        (None, _) if args.json => Some(Results::Json(None)),
         (None, true) => Some(Results::Files(
             args.tmpdir.clone().unwrap_or_else(std::env::temp_dir),
         )),

@@ -148,6 +148,11 @@ pub struct TailArgs {
     #[arg(short = 'v', long, overrides_with = "quiet")]
     verbose: bool,
 
+    /// Write each line as one JSON object, {"file": PATH, "line": TEXT} (a line that is
+    /// not UTF-8 as "line_hex", byte for byte).
+    #[arg(long, conflicts_with_all = ["prefix", "verbose"])]
+    json: bool,
+
     /// Never write headers (concur's default: lines are merged into one stream).
     #[arg(short = 'q', long, visible_alias = "silent")]
     quiet: bool,
@@ -611,6 +616,7 @@ pub fn run(args: TailArgs, out: &mut dyn Write) -> Result<Outcome> {
         debug_slow: args.debug_slow,
         pids: args.pid,
         headers: args.verbose && !args.quiet,
+        json: args.json,
         globs: args.globs,
         state: args.state.clone(),
     };

@@ -24,6 +24,9 @@ pub enum Results {
     Named(Template),
     /// One table, with this separator (`,` for `.csv`, tab for `.tsv`).
     Table(PathBuf, u8),
+    /// JSON Lines, one object per job (`.json`, as GNU parallel's `--results X.json`);
+    /// `None` prints them instead of the jobs' output (`concur run --json`).
+    Json(Option<PathBuf>),
     /// `--files`: each job's stdout in a temporary file in this directory; its name
     /// is printed instead.
     Files(PathBuf),
@@ -44,6 +47,9 @@ impl Results {
         if arg.ends_with(".tsv") {
             return Ok(Results::Table(arg.into(), b'\t'));
         }
+        if arg.ends_with(".json") {
+            return Ok(Results::Json(Some(arg.into())));
+        }
         let options = TemplateOptions {
             names: names.to_vec(),
             ..TemplateOptions::default()
@@ -60,6 +66,8 @@ impl Results {
     pub fn path(&self) -> PathBuf {
         match self {
             Results::Tree(p, _) | Results::Table(p, _) | Results::Files(p) => p.clone(),
+            Results::Json(Some(p)) => p.clone(),
+            Results::Json(None) => PathBuf::from("standard output"),
             Results::Named(_) => PathBuf::from("--results"),
         }
     }
@@ -106,7 +114,7 @@ impl ResultWriter {
     /// Starts writing (creates the table, if it is one).
     pub fn open(results: Results) -> Result<Self, ResultError> {
         let table = match &results {
-            Results::Table(path, _) => {
+            Results::Table(path, _) | Results::Json(Some(path)) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     fs::create_dir_all(dir).map_err(at(dir))?;
                 }
@@ -206,6 +214,24 @@ impl ResultWriter {
                 let mut line = path.as_os_str().as_bytes().to_vec();
                 line.push(b'\n');
                 Ok(Some(line))
+            }
+            Results::Json(path) => {
+                let line = json_row(job, stdout, stderr).map_err(|source| ResultError {
+                    path: self.results.path(),
+                    source,
+                })?;
+                let Some(path) = path else {
+                    return Ok(Some(line)); // printed in the job's place
+                };
+                let path = path.clone();
+                let Some(table) = self.table.as_mut() else {
+                    return Ok(None);
+                };
+                table
+                    .write_all(&line)
+                    .and_then(|()| table.flush())
+                    .map_err(at(&path))?;
+                Ok(None)
             }
             Results::Table(path, sep) => {
                 let (path, sep) = (path.clone(), *sep);
@@ -337,6 +363,68 @@ fn table_row(
     let mut row = fields.join(&sep);
     row.push(b'\n');
     Ok(row)
+}
+
+/// One job as a JSON object on one line, with GNU parallel's field names: `Seq`,
+/// `Host`, `Starttime`, `JobRuntime`, `Send`, `Receive`, `Exitval`, `Signal`,
+/// `Command`, `V` (its arguments), `Stdout`, `Stderr`. An argument or output that is
+/// not UTF-8 is given as hex under the same name with `_hex` added (`Stdout_hex`), so
+/// nothing is altered.
+fn json_row(job: &JobResult<'_>, stdout: &mut Spool, stderr: &mut Spool) -> io::Result<Vec<u8>> {
+    use serde_json::{Map, Value};
+    let record = job.record;
+    let mut object = Map::new();
+    let text = |object: &mut Map<String, Value>, name: &str, bytes: &[u8]| {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => object.insert(name.to_owned(), Value::from(text)),
+            Err(_) => object.insert(
+                format!("{name}_hex"),
+                Value::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            ),
+        };
+    };
+    object.insert("Seq".into(), job.seq.into());
+    object.insert(
+        "Host".into(),
+        record.map_or(":", |r| r.host.as_str()).into(),
+    );
+    let start = record.map_or(0.0, |r| {
+        r.start
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    });
+    object.insert("Starttime".into(), start.into());
+    object.insert(
+        "JobRuntime".into(),
+        record.map_or(0.0, |r| r.runtime.as_secs_f64()).into(),
+    );
+    object.insert("Send".into(), record.map_or(0, |r| r.send).into());
+    object.insert("Receive".into(), record.map_or(0, |r| r.receive).into());
+    object.insert("Exitval".into(), record.map_or(-1, |r| r.exitval).into());
+    object.insert("Signal".into(), record.map_or(0, |r| r.signal).into());
+    object.insert("Command".into(), job.command.into());
+    let values: Vec<Value> = job
+        .args
+        .values
+        .iter()
+        .map(|v| match std::str::from_utf8(v) {
+            Ok(text) => Value::from(text),
+            Err(_) => Value::from(format!(
+                "hex:{}",
+                v.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )),
+        })
+        .collect();
+    object.insert("V".into(), values.into());
+    for (name, spool) in [("Stdout", stdout), ("Stderr", stderr)] {
+        let mut bytes = Vec::new();
+        spool.copy_to(&mut bytes)?;
+        text(&mut object, name, &bytes);
+    }
+    let mut line = serde_json::to_vec(&Value::Object(object)).map_err(io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 #[cfg(test)]

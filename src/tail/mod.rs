@@ -104,6 +104,8 @@ pub struct TailOptions {
     /// Write a `==> path <==` header before the lines of each file, whenever the file
     /// they come from changes (`-v`, as GNU tail).
     pub headers: bool,
+    /// Write each line as a JSON object, `{"file": …, "line": …}` (`--json`).
+    pub json: bool,
     /// Follow every file whose path matches one of these, now and later (`--glob`).
     pub globs: Vec<String>,
     /// Save where each file was read up to here, and resume from it (`--state`). The
@@ -123,6 +125,7 @@ impl Default for TailOptions {
             debug_slow: None,
             pids: Vec::new(),
             headers: false,
+            json: false,
             globs: Vec::new(),
             state: None,
         }
@@ -292,6 +295,8 @@ pub(crate) struct Shared {
     readers: Arc<source::Readers>,
     /// Write `==> path <==` headers (`-v`).
     headers: bool,
+    /// Write lines as JSON objects (`--json`).
+    json: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -372,13 +377,9 @@ impl Shared {
         lock(&self.wakes).push(Arc::clone(&wake));
         lock(&self.followed).insert(path.clone());
         self.files.fetch_add(1, Ordering::Relaxed);
-        let header = self.headers.then(|| {
-            Arc::new(Header(if source.is_stdin() {
-                "standard input".to_owned()
-            } else {
-                path.display().to_string()
-            }))
-        });
+        let header = self
+            .headers
+            .then(|| Arc::new(Header(source.display_name())));
         let sent = feed
             .send(Tailer {
                 source,
@@ -505,8 +506,12 @@ pub(crate) fn poll_once(
             )),
         }
     }
-    let batch = |bytes, source: &mut Source| Batch {
-        bytes,
+    let batch = |bytes: Vec<u8>, source: &mut Source| Batch {
+        bytes: if shared.json && !bytes.is_empty() {
+            json_lines(&source.display_name(), &bytes)
+        } else {
+            bytes
+        },
         mark: mark(source, shared),
         from: header.cloned(),
     };
@@ -540,6 +545,35 @@ pub(crate) fn poll_once(
             }
         }
     }
+}
+
+/// `--json`: each line of `lines` (every one ends in a newline) as one JSON object,
+/// `{"file":"app.log","line":"text"}`. A line that is not UTF-8 is given byte for byte
+/// as hex instead, `{"file":…,"line_hex":"ff00…"}`, so nothing is lost or altered.
+pub(crate) fn json_lines(file: &str, lines: &[u8]) -> Vec<u8> {
+    let file = serde_json::to_string(file).unwrap_or_else(|_| "\"?\"".to_owned());
+    let mut out = Vec::with_capacity(lines.len() + lines.len() / 2);
+    for line in lines.split_inclusive(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        out.extend_from_slice(b"{\"file\":");
+        out.extend_from_slice(file.as_bytes());
+        match std::str::from_utf8(line) {
+            Ok(text) => {
+                out.extend_from_slice(b",\"line\":");
+                let quoted = serde_json::to_string(text).unwrap_or_default();
+                out.extend_from_slice(quoted.as_bytes());
+            }
+            Err(_) => {
+                out.extend_from_slice(b",\"line_hex\":\"");
+                for byte in line {
+                    out.extend_from_slice(format!("{byte:02x}").as_bytes());
+                }
+                out.push(b'"');
+            }
+        }
+        out.extend_from_slice(b"}\n");
+    }
+    out
 }
 
 /// Descriptors kept free for everything but the followed files: the output, inotify,
@@ -690,6 +724,7 @@ pub fn run(
         halt: CancelToken::new().map_err(TailError::Start)?,
         readers: Arc::default(),
         headers: options.headers,
+        json: options.json,
     });
     let saver = match changed {
         Some(changed) => Some(start_saver(&shared, changed)?),
@@ -860,4 +895,24 @@ fn coordinate(shared: &Shared, cancel: &CancelToken, idle_exit: Option<Duration>
     }
     shared.stop();
     false
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::json_lines;
+
+    #[test]
+    fn each_line_is_one_object_and_nothing_is_lost() {
+        let out = json_lines("a \"b\".log", b"plain\n\"quoted\"\tand tab\n\xff\x00\n");
+        let text = String::from_utf8(out).unwrap();
+        let objects: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(objects.len(), 3);
+        assert_eq!(objects[0]["file"], "a \"b\".log");
+        assert_eq!(objects[0]["line"], "plain");
+        assert_eq!(objects[1]["line"], "\"quoted\"\tand tab");
+        assert_eq!(objects[2]["line_hex"], "ff00");
+    }
 }

@@ -817,6 +817,15 @@ impl Source {
         self.current.as_ref().map(|r| r.file.as_fd())
     }
 
+    /// The name used in messages, headers and JSON: the path, or "standard input".
+    pub fn display_name(&self) -> String {
+        if self.is_stdin() {
+            STDIN_NAME.to_owned()
+        } else {
+            self.path.display().to_string()
+        }
+    }
+
     /// Whether this is standard input.
     pub fn is_stdin(&self) -> bool {
         self.path == Path::new("-")
