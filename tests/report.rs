@@ -375,6 +375,26 @@ fn hyperfine_exports_become_charts() {
     ] {
         assert!(texts.contains(&needle), "no {needle:?}: {texts:?}");
     }
+    // With nothing but the export: the title is its name, the caption says what it
+    // holds (the times arrays: 3 and 3 runs), and the chart goes beside it.
+    dir.create(
+        "defaults.json",
+        r#"{"results": [
+            {"command": "a", "median": 1.0, "min": 0.9, "max": 1.1, "times": [0.9, 1.0, 1.1]},
+            {"command": "b", "median": 2.0, "min": 1.9, "max": 2.1, "times": [1.9, 2.0, 2.1]}
+        ]}"#,
+    );
+    dir.concur(["chart", "--hyperfine", "defaults.json"])
+        .run()
+        .expect_success();
+    let svg = std::fs::read_to_string(dir.path().join("defaults.svg")).unwrap();
+    let texts = crate::report::texts(&svg);
+    for needle in ["defaults.json", "2 commands, 3 runs each"] {
+        assert!(
+            texts.iter().any(|t| t.contains(needle)),
+            "no {needle:?}: {texts:?}"
+        );
+    }
     dir.create("bad.json", "{\"results\": 3}");
     dir.concur([
         "chart",

@@ -101,7 +101,7 @@ pub(super) fn run(out: &mut dyn Write, options: TourOptions) -> Result<BarChart,
     writeln!(
         out,
         "{}",
-        gcd_conclusion(serial, threads, processes, workers)
+        super::wrap(&gcd_conclusion(serial, threads, processes, workers), 88)
     )?;
     Ok(chart)
 }

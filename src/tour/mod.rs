@@ -125,6 +125,45 @@ pub fn run(out: &mut dyn Write, options: TourOptions) -> Result<TourCharts, Tour
     Ok(charts)
 }
 
+/// `text` with its lines broken at spaces to at most `width` characters, for the
+/// tour's sentences computed from figures (whose length is not known in advance).
+pub(crate) fn wrap(text: &str, width: usize) -> String {
+    let mut wrapped = String::new();
+    for (i, paragraph) in text.split('\n').enumerate() {
+        if i > 0 {
+            wrapped.push('\n');
+        }
+        let mut line = 0;
+        for (j, word) in paragraph.split(' ').enumerate() {
+            let len = word.chars().count();
+            if j > 0 && line + 1 + len > width {
+                wrapped.push('\n');
+                line = 0;
+            } else if j > 0 {
+                wrapped.push(' ');
+                line += 1;
+            }
+            wrapped.push_str(word);
+            line += len;
+        }
+    }
+    wrapped
+}
+
 fn heading(out: &mut dyn Write, title: &str) -> io::Result<()> {
     writeln!(out, "\n{title}\n{}", "=".repeat(title.chars().count()))
+}
+
+#[cfg(test)]
+mod wrap_tests {
+    #[test]
+    fn lines_break_at_spaces_within_the_width() {
+        let text = super::wrap("aaa bbb ccc ddd\neee fff", 8);
+        assert_eq!(text, "aaa bbb\nccc ddd\neee fff");
+        assert!(
+            super::wrap(&"word ".repeat(40), 30)
+                .lines()
+                .all(|l| l.len() <= 30)
+        );
+    }
 }
