@@ -659,3 +659,55 @@ fn the_shipped_patterns_are_a_glider_and_a_glider_gun() {
         "a second glider by 60"
     );
 }
+
+/// `tour --json`: JSON Lines on stdout, one object per chart of what was measured, in
+/// every item's section; the text goes to stderr. Item 54's counters are figures too:
+/// the lock and the atomic count all 500,000 increments.
+#[test]
+fn the_tour_as_json_has_every_sections_figures() {
+    let dir = Dir::new();
+    let run = dir
+        .concur(["tour", "--quick", "--json"])
+        .run()
+        .expect_success();
+    assert!(run.stderr().contains("Item 64"), "the text goes to stderr");
+    let objects: Vec<Value> = run
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sections: Vec<&str> = objects
+        .iter()
+        .map(|o| o["section"].as_str().unwrap())
+        .collect();
+    for item in [
+        "Item 52",
+        "Item 53",
+        "Item 54",
+        "Item 55",
+        "Items 56-60",
+        "Item 61",
+        "Items 62-63",
+        "Item 64",
+    ] {
+        assert!(
+            sections.iter().any(|s| s.starts_with(item)),
+            "no figures for {item}: {sections:?}"
+        );
+    }
+    let counters = objects
+        .iter()
+        .find(|o| o["section"].as_str().unwrap().starts_with("Item 54"))
+        .unwrap();
+    let groups = counters["chart"]["bars"]["groups"].as_array().unwrap();
+    let counted: Vec<f64> = groups
+        .iter()
+        .map(|g| g["bars"][0]["median"].as_f64().unwrap())
+        .collect();
+    assert_eq!(counted.len(), 3);
+    assert!(
+        counted[0] < 500_000.0,
+        "the racy counter lost some: {counted:?}"
+    );
+    assert_eq!(counted[1..], [500_000.0, 500_000.0]);
+}

@@ -21,6 +21,12 @@ pub struct TourArgs {
     /// sections per item, with charts of what was measured (inline SVG).
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+
+    /// Print what the tour measured as JSON Lines on stdout instead of its text (which
+    /// goes to stderr): one object per chart, {"section": ..., "chart": {...}}, with
+    /// every figure the chart draws.
+    #[arg(long, conflicts_with = "html")]
+    json: bool,
 }
 
 /// What the terminal was shown, kept for the HTML page.
@@ -44,6 +50,14 @@ impl Write for Tee<'_> {
 /// Runs `concur tour`.
 pub fn run(args: TourArgs, out: &mut dyn Write) -> Result<Outcome> {
     let options = TourOptions { quick: args.quick };
+    if args.json {
+        let charts = tour::run(&mut std::io::stderr(), options)?;
+        for (section, chart) in &charts.charts {
+            let line = serde_json::json!({"section": section, "chart": chart});
+            writeln!(out, "{line}")?;
+        }
+        return Ok(Outcome::Success);
+    }
     let Some(path) = args.html else {
         tour::run(out, options)?;
         return Ok(Outcome::Success);

@@ -7,7 +7,7 @@ use super::{Area, Provenance, ReportError, SIZE, colour, drawn, first_seen};
 
 /// One bar: the median of its repeats, their range, and a note written on it (a
 /// speed-up, say).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Bar {
     /// The series it belongs to (shown in the legend).
     pub series: String,
@@ -22,7 +22,7 @@ pub struct Bar {
 }
 
 /// Bars side by side under one label (e.g. "concur" and "CPython").
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct BarGroup {
     /// The label under the group.
     pub label: String,
@@ -31,7 +31,7 @@ pub struct BarGroup {
 }
 
 /// A grouped bar chart.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct BarChart {
     /// The title.
     pub title: String,

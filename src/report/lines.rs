@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use super::{Area, Provenance, ReportError, SIZE, colour, drawn, first_seen};
 
 /// How an axis maps values to pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Scale {
     /// Equal steps for equal differences.
     Linear,
@@ -20,7 +20,7 @@ pub enum Scale {
 }
 
 /// An axis: its label (with the unit) and its scale.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Axis {
     /// The label, with the unit.
     pub label: String,
@@ -47,7 +47,7 @@ impl Axis {
 }
 
 /// One point: the median of its repeats and, when there were several, their range.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Point {
     /// Where on x.
     pub x: f64,
@@ -85,7 +85,7 @@ impl Point {
 }
 
 /// How a series is drawn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Stroke {
     /// A solid line with filled dots: what concur measured.
     Solid,
@@ -96,7 +96,7 @@ pub enum Stroke {
 }
 
 /// A named line.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Series {
     /// Shown in the legend.
     pub name: String,
@@ -110,7 +110,7 @@ pub struct Series {
 }
 
 /// One plot of a chart.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Panel {
     /// Its caption.
     pub title: String,
@@ -123,7 +123,7 @@ pub struct Panel {
 }
 
 /// A chart of one or more panels side by side, with one provenance footer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct LineChart {
     /// The title, above the panels.
     pub title: String,

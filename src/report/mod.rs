@@ -29,7 +29,7 @@ pub struct ReportError {
 }
 
 /// Where a measurement comes from: printed under every chart.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Provenance {
     /// What was measured, in a few words.
     pub what: String,
@@ -90,7 +90,8 @@ fn colour(i: usize) -> RGBColor {
 }
 
 /// Any chart concur draws.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Chart {
     /// Grouped bars.
     Bars(BarChart),

@@ -20,6 +20,9 @@ use crate::threads::slow_io;
 pub(super) const ITEM_53: &str =
     "Item 53: use threads for blocking I/O; avoid them for parallelism (in Python)";
 
+/// Item 54's heading.
+const ITEM_54: &str = "Item 54: use Lock to prevent data races in threads";
+
 /// Item 55's heading.
 const ITEM_55: &str = "Item 55: use Queue to coordinate work between threads";
 
@@ -32,7 +35,7 @@ pub(super) fn run(
     for chart in item_53(out, options)? {
         charts.add(ITEM_53, chart);
     }
-    item_54(out)?;
+    charts.add(ITEM_54, item_54(out, options)?);
     charts.add(ITEM_55, item_55(out, options)?);
     Ok(())
 }
@@ -130,8 +133,8 @@ fn item_53(out: &mut dyn Write, options: TourOptions) -> Result<Vec<BarChart>, T
     ])
 }
 
-fn item_54(out: &mut dyn Write) -> Result<(), TourError> {
-    heading(out, "Item 54: use Lock to prevent data races in threads")?;
+fn item_54(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourError> {
+    heading(out, ITEM_54)?;
     let notes = [
         (
             CounterMode::Unsynchronized,
@@ -140,6 +143,7 @@ fn item_54(out: &mut dyn Write) -> Result<(), TourError> {
         (CounterMode::Mutex, "the book's LockingCounter"),
         (CounterMode::Atomic, "one fetch_add per increment, no lock"),
     ];
+    let mut counted = Vec::new();
     for (mode, note) in notes {
         let result = race(mode, 5, 100_000);
         writeln!(
@@ -149,7 +153,32 @@ fn item_54(out: &mut dyn Write) -> Result<(), TourError> {
             result.got,
             race_words(result.expected, result.got)
         )?;
+        let got = result.got as f64;
+        counted.push(BarGroup {
+            label: match mode {
+                CounterMode::Unsynchronized => "load, then store",
+                CounterMode::Mutex => "LockingCounter",
+                CounterMode::Atomic => "fetch_add",
+            }
+            .into(),
+            bars: vec![Bar {
+                series: "increments counted".into(),
+                median: got,
+                min: got,
+                max: got,
+                note: match result.lost() {
+                    0 => "exact".into(),
+                    lost => format!("{lost} lost"),
+                },
+            }],
+        });
     }
+    let chart = BarChart {
+        title: "Item 54: 5 threads x 100,000 increments, counted three ways".into(),
+        y_label: "increments counted (of 500,000)".into(),
+        groups: counted,
+        provenance: Provenance::here("one run each", options.command()),
+    };
 
     // Seed 000's bank account: ten threads of random deposits and withdrawals.
     let account = BankAccount::new(1000);
@@ -209,7 +238,7 @@ fn item_54(out: &mut dyn Write) -> Result<(), TourError> {
         "\nRust: the book's racy counter does not compile: every thread would borrow it\n\
          mutably (see the compile_fail examples in concur::sync). A race must be written on purpose."
     )?;
-    Ok(())
+    Ok(chart)
 }
 
 fn item_55(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourError> {
