@@ -343,12 +343,13 @@ fn every_client_works_against_every_server() {
     for mode in [Mode::Threads, Mode::Async] {
         for client in ["threads", "async"] {
             let server = Server::default(mode);
-            let lines = match client {
+            let rounds = match client {
                 "threads" => guess::play_threaded(server.addr).unwrap(),
                 _ => runtime
                     .block_on(guess::play_async_at(server.addr, &mut Vec::new()))
                     .unwrap(),
             };
+            let lines: Vec<String> = rounds.iter().map(ToString::to_string).collect();
             let context = format!("{client} client, {mode:?} server");
             check_transcript(&lines, &context);
             let transcript = Arc::clone(&server.transcript);
@@ -477,8 +478,17 @@ fn the_books_python_client_and_server_speak_with_ours() {
     let asynced = runtime.block_on(guess::play_async_at(addr, &mut Vec::new()));
     let _ = book_server.kill();
     let _ = book_server.wait();
-    check_transcript(&threaded.unwrap(), "our threaded client, the book's server");
-    check_transcript(&asynced.unwrap(), "our async client, the book's server");
+    let text = |rounds: Vec<guess::Round>| -> Vec<String> {
+        rounds.iter().map(ToString::to_string).collect()
+    };
+    check_transcript(
+        &text(threaded.unwrap()),
+        "our threaded client, the book's server",
+    );
+    check_transcript(
+        &text(asynced.unwrap()),
+        "our async client, the book's server",
+    );
 }
 
 /// The address a `concur guess serve` process printed on stderr.
@@ -528,12 +538,35 @@ fn cli_serve_play_and_ctrl_c() {
             let lines: Vec<String> = run.stdout().lines().map(String::from).collect();
             check_transcript(&lines, &format!("CLI {client} client, {mode} server"));
         }
+        // --json: one object per guess, the same rounds the text shows.
+        let run = dir
+            .concur(["guess", "play", "--json", "--addr", &addr.to_string()])
+            .run()
+            .expect_success();
+        let rounds: Vec<serde_json::Value> = run
+            .stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let as_text: Vec<String> = rounds
+            .iter()
+            .map(|r| {
+                format!(
+                    "Client: {} is {}",
+                    r["guess"],
+                    r["decision"].as_str().unwrap()
+                )
+            })
+            .collect();
+        check_transcript(&as_text, &format!("CLI --json client, {mode} server"));
+        let games: Vec<u64> = rounds.iter().map(|r| r["game"].as_u64().unwrap()).collect();
+        assert!(games.windows(2).all(|w| w[0] <= w[1]) && games.ends_with(&[2]));
         signal(&server, rustix::process::Signal::INT);
         let status = server.wait().unwrap();
         assert_eq!(status.code(), Some(130), "{mode}: {status}");
         let mut rest = String::new();
         stderr.read_to_string(&mut rest).unwrap();
-        assert!(rest.contains("served 2 sessions"), "{mode}: {rest}");
+        assert!(rest.contains("served 3 sessions"), "{mode}: {rest}");
         let mut stdout = String::new();
         server
             .stdout
@@ -549,7 +582,7 @@ fn cli_serve_play_and_ctrl_c() {
         );
         assert!(transcript.contains("Server: 3 is Correct"), "{stdout}");
         let report: serde_json::Value = serde_json::from_str(last).unwrap();
-        assert_eq!(report["stats"]["sessions"], 2, "{report}");
+        assert_eq!(report["stats"]["sessions"], 3, "{report}");
         assert_eq!(report["transcript_dropped"], 0, "{report}");
         assert_eq!(
             report["transcript_lines"].as_u64(),

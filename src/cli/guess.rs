@@ -121,6 +121,11 @@ struct PlayArgs {
     /// Threaded or async client.
     #[arg(long, value_enum, default_value_t = Mode::Async)]
     mode: Mode,
+
+    /// Print one JSON object per guess instead of the transcript:
+    /// {"game":1,"guess":3,"decision":"Correct"}.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -334,8 +339,12 @@ fn play(args: PlayArgs, out: &mut dyn Write) -> Result<Outcome> {
             runtime.block_on(guess::play_async_at(args.addr, &mut latencies))?
         }
     };
-    for line in transcript {
-        writeln!(out, "{line}")?;
+    for round in transcript {
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(&round)?)?;
+        } else {
+            writeln!(out, "{round}")?;
+        }
     }
     Ok(Outcome::Success)
 }

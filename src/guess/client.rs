@@ -62,14 +62,48 @@ fn number(reply: Option<String>) -> Result<i64, ClientError> {
         .map_err(|_| ClientError::Unexpected(reply))
 }
 
+/// One guess of the client's transcript: which of the book's games (from 1), the
+/// number the server guessed, and the client's verdict. Shown as the book prints it,
+/// `Client: 4 is Warmer`; serialized as `{"game":1,"guess":4,"decision":"Warmer"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Round {
+    /// The game, from 1.
+    pub game: usize,
+    /// The server's guess.
+    pub guess: i64,
+    /// The client's verdict on it.
+    pub decision: super::Decision,
+}
+
+impl std::fmt::Display for Round {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&format!("Client: {} is {}", self.guess, self.decision))
+    }
+}
+
+impl serde::Serialize for Round {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut round = serializer.serialize_struct("Round", 3)?;
+        round.serialize_field("game", &self.game)?;
+        round.serialize_field("guess", &self.guess)?;
+        round.serialize_field("decision", self.decision.as_str())?;
+        round.end()
+    }
+}
+
 /// The client's transcript line for one guess.
-fn line(guess: i64, decision: super::Decision) -> String {
-    format!("Client: {guess} is {decision}")
+fn line(game: usize, guess: i64, decision: super::Decision) -> Round {
+    Round {
+        game,
+        guess,
+        decision,
+    }
 }
 
 /// Plays the book's two games over a blocking connection and returns the client's
 /// transcript (`Client: N is DECISION`).
-pub fn play_threaded(addr: SocketAddr) -> Result<Vec<String>, ClientError> {
+pub fn play_threaded(addr: SocketAddr) -> Result<Vec<Round>, ClientError> {
     let stream =
         TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr, source })?;
     stream.set_nodelay(true)?;
@@ -79,7 +113,7 @@ pub fn play_threaded(addr: SocketAddr) -> Result<Vec<String>, ClientError> {
     // Commands that expect no reply wait in `pending` and go out with the next NUMBER,
     // one write per round trip.
     let mut pending = String::new();
-    for (lo, hi, secret, count) in BOOK_GAMES {
+    for (game, (lo, hi, secret, count)) in BOOK_GAMES.into_iter().enumerate() {
         pending.push_str(&format!("{}\n", Command::Params { lo, hi }));
         let mut player = Player::new(secret);
         for _ in 0..count {
@@ -89,7 +123,7 @@ pub fn play_threaded(addr: SocketAddr) -> Result<Vec<String>, ClientError> {
             let guess = number(read_line(&mut reader, MAX_REPLY).map_err(read_error)?)?;
             let decision = player.judge(guess);
             pending.push_str(&format!("{}\n", Command::Report(decision)));
-            transcript.push(line(guess, decision));
+            transcript.push(line(game + 1, guess, decision));
             if player.found() {
                 break;
             }
@@ -107,14 +141,14 @@ pub async fn play_async<R, W>(
     reader: &mut R,
     writer: &mut W,
     latencies: &mut Vec<Duration>,
-) -> Result<Vec<String>, ClientError>
+) -> Result<Vec<Round>, ClientError>
 where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut transcript = Vec::new();
     let mut pending = String::new();
-    for (lo, hi, secret, count) in BOOK_GAMES {
+    for (game, (lo, hi, secret, count)) in BOOK_GAMES.into_iter().enumerate() {
         pending.push_str(&format!("{}\n", Command::Params { lo, hi }));
         let mut player = Player::new(secret);
         for _ in 0..count {
@@ -129,7 +163,7 @@ where
             let guess = number(reply)?;
             let decision = player.judge(guess);
             pending.push_str(&format!("{}\n", Command::Report(decision)));
-            transcript.push(line(guess, decision));
+            transcript.push(line(game + 1, guess, decision));
             if player.found() {
                 break;
             }
@@ -145,7 +179,7 @@ where
 pub async fn play_async_at(
     addr: SocketAddr,
     latencies: &mut Vec<Duration>,
-) -> Result<Vec<String>, ClientError> {
+) -> Result<Vec<Round>, ClientError> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|source| ClientError::Connect { addr, source })?;

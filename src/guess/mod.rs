@@ -27,7 +27,7 @@ pub mod protocol;
 pub mod server;
 mod session;
 
-pub use client::{ClientError, play_async, play_async_at, play_threaded};
+pub use client::{ClientError, Round, play_async, play_async_at, play_threaded};
 pub use player::{BOOK_GAMES, Player};
 pub use protocol::{Command, Decision, ProtocolError, parse};
 pub use server::{

@@ -15,7 +15,7 @@ fn io_error(err: impl std::error::Error + Send + Sync + 'static) -> TourError {
 
 fn print_transcripts(
     out: &mut dyn Write,
-    client: &[String],
+    client: &[guess::Round],
     server: &[String],
 ) -> std::io::Result<()> {
     for (c, s) in client
