@@ -265,3 +265,56 @@ fn image_pipeline_writes_thumbnails_and_reports_bad_files_by_path() {
         .collect();
     assert!(leftovers.is_empty(), "no partial files left");
 }
+
+/// The spellings used before -j/--jobs and --mode became the one name for each idea
+/// still work, unlisted in --help.
+#[test]
+fn old_flag_spellings_still_work_unlisted() {
+    let dir = Dir::new();
+    let runs: [&[&str]; 5] = [
+        &[
+            "race",
+            "--threads",
+            "2",
+            "--increments",
+            "10",
+            "--mode",
+            "atomic",
+        ],
+        &["pipeline", "--workers", "1", "--items", "3", "--json"],
+        &[
+            "life",
+            "--strategy",
+            "pool",
+            "--workers",
+            "2",
+            "--generations",
+            "1",
+        ],
+        &["life", "-s", "pool", "-w", "2", "--generations", "1"],
+        &[
+            "guess",
+            "load",
+            "--server",
+            "async",
+            "--concurrency",
+            "2",
+            "--clients",
+            "2",
+        ],
+    ];
+    for args in runs {
+        dir.concur(args).run().expect_success();
+    }
+    for (command, old) in [
+        (&["life", "--help"][..], "--strategy"),
+        (&["life", "--help"], "--workers"),
+        (&["pipeline", "--help"], "--workers <"),
+        (&["race", "--help"], "--threads"),
+        (&["guess", "load", "--help"], "--concurrency"),
+    ] {
+        let help = dir.concur(command).run().expect_success().stdout();
+        assert!(!help.contains(old), "{command:?} lists {old}");
+        assert!(help.contains("--jobs") || help.contains("--mode"), "{help}");
+    }
+}

@@ -159,7 +159,7 @@ struct LoadArgs {
     #[arg(long, value_delimiter = ',', default_value = "10000", value_name = "N", value_parser = |t: &str| parse_count_max(t, MAX_CLIENTS).map(|n| n as usize))]
     clients: Vec<usize>,
 
-    /// Clients connected at once at most [default: all of them] (was --jobs).
+    /// Clients connected at once at most [default: all of them].
     #[arg(long = "jobs", short = 'j', alias = "concurrency", value_name = "N")]
     concurrency: Option<usize>,
 

@@ -146,7 +146,7 @@ enum PrintMode {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// How to fan out the per-cell I/O (was --mode, -s).
+    /// How to fan out the per-cell I/O.
     #[arg(
         long = "mode",
         short = 'm',
@@ -192,8 +192,7 @@ struct RunArgs {
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D", requires = "rules")]
     io_timeout: Duration,
 
-    /// Worker threads for pipeline, phased-pipeline (per stage) and pool (was --jobs,
-    /// -w).
+    /// Worker threads for pipeline, phased-pipeline (per stage) and pool.
     #[arg(
         long = "jobs",
         short = 'j',

@@ -45,7 +45,7 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = 1000, value_name = "N", value_parser = |t: &str| super::value::parse_count_max(t, 10_000_000).map(|n| n as usize))]
     items: usize,
 
-    /// Workers per stage, as three numbers (or one for every stage; was --jobs).
+    /// Workers per stage, as three numbers (or one for every stage).
     #[arg(long = "jobs", short = 'j', alias = "workers", value_delimiter = ',', value_parser = parse_positive, default_value = "3,4,5", value_name = "N,N,N")]
     workers: Vec<NonZeroUsize>,
 

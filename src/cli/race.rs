@@ -18,7 +18,7 @@ use crate::sync::{CounterMode, race};
                   in Rust: see the concur::sync documentation."
 )]
 pub struct RaceArgs {
-    /// Sensor threads (was --threads).
+    /// Sensor threads.
     #[arg(
         long = "jobs",
         short = 'j',
