@@ -203,6 +203,18 @@ impl Patience {
     }
 }
 
+/// Why [`ClosableQueue::try_get`] or [`get_timeout`](ClosableQueue::get_timeout)
+/// returned no item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TryGet {
+    /// Nothing is queued (now, or before the timeout).
+    #[error("the queue is empty")]
+    Empty,
+    /// The queue is closed and drained: nothing will come.
+    #[error("the queue is closed and drained")]
+    Closed,
+}
+
 /// A multi-producer, multi-consumer FIFO queue that can be closed: the book's
 /// `ClosableQueue` (item 55).
 ///
@@ -275,10 +287,24 @@ impl<T> fmt::Debug for ClosableQueue<T> {
 }
 
 impl<T> ClosableQueue<T> {
-    /// A queue holding at most `capacity` items (at least 1, at most 2^20: a bounded
-    /// ring allocates its capacity up front).
+    /// A queue holding at most `capacity` items, at most 2^20 (a bounded ring
+    /// allocates its capacity up front; larger requests get 2^20).
+    ///
+    /// As Python's `Queue(maxsize=0)`, a capacity of 0 means no limit: it is
+    /// [`unbounded`](Self::unbounded). (A queue that holds nothing, a rendezvous, is
+    /// not something this queue can be; crossbeam's `bounded(0)` channel is one.)
+    ///
+    /// ```
+    /// use concur::queue::ClosableQueue;
+    ///
+    /// assert_eq!(ClosableQueue::<u8>::bounded(3).capacity(), 3);
+    /// assert_eq!(ClosableQueue::<u8>::bounded(0).capacity(), usize::MAX);
+    /// ```
     pub fn bounded(capacity: usize) -> Self {
-        let capacity = capacity.clamp(1, MAX_CAPACITY);
+        if capacity == 0 {
+            return Self::unbounded();
+        }
+        let capacity = capacity.min(MAX_CAPACITY);
         Self::with_ring(Ring::new(Some(capacity)), capacity)
     }
 
@@ -460,6 +486,53 @@ impl<T> ClosableQueue<T> {
         }
     }
 
+    /// Takes the oldest item if one is queued, without waiting (Python's
+    /// `get_nowait`): [`TryGet::Empty`] when none is queued now, [`TryGet::Closed`]
+    /// once the queue is closed and drained.
+    pub fn try_get(&self) -> Result<T, TryGet> {
+        if let Some(item) = self.take() {
+            return Ok(item);
+        }
+        let word = self.puts.load(Ordering::SeqCst);
+        if is_closed(word) && putting(word) == 0 {
+            return self.take().ok_or(TryGet::Closed);
+        }
+        Err(TryGet::Empty)
+    }
+
+    /// [`get`](Self::get), waiting at most `timeout` (Python's `get(timeout=…)`):
+    /// [`TryGet::Empty`] when nothing came in time, [`TryGet::Closed`] once the queue
+    /// is closed and drained.
+    pub fn get_timeout(&self, timeout: std::time::Duration) -> Result<T, TryGet> {
+        let deadline = std::time::Instant::now() + timeout;
+        let patience = Patience::new();
+        loop {
+            match self.try_get() {
+                Err(TryGet::Empty) => {}
+                done => return done,
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(TryGet::Empty);
+            }
+            if patience.wait_a_little() {
+                continue;
+            }
+            let guard = self.lock();
+            let word = self.puts.fetch_add(GETTER, Ordering::SeqCst);
+            let ready = self.ring.len() > 0 || (is_closed(word) && putting(word) == 0);
+            let guard = if ready {
+                guard
+            } else {
+                self.not_empty
+                    .wait_timeout(guard, left)
+                    .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard)
+            };
+            self.puts.fetch_sub(GETTER, Ordering::SeqCst);
+            drop(guard);
+        }
+    }
+
     fn take(&self) -> Option<T> {
         let item = self.ring.pop()?;
         self.wake_one(&self.waiting_putters, &self.not_full);
@@ -624,7 +697,34 @@ mod tests {
 
     #[test]
     fn capacity_is_clamped() {
-        assert_eq!(ClosableQueue::<u8>::bounded(0).capacity(), 1);
+        assert_eq!(ClosableQueue::<u8>::bounded(0).capacity(), usize::MAX);
+    }
+
+    #[test]
+    fn try_get_and_get_timeout_tell_empty_from_closed() {
+        let q = ClosableQueue::bounded(2);
+        assert_eq!(q.try_get(), Err(TryGet::Empty));
+        let waited = std::time::Instant::now();
+        assert_eq!(
+            q.get_timeout(std::time::Duration::from_millis(30)),
+            Err(TryGet::Empty)
+        );
+        assert!(waited.elapsed() >= std::time::Duration::from_millis(30));
+        q.put(7).unwrap();
+        assert_eq!(q.try_get(), Ok(7));
+        // An item put while a get_timeout waits ends the wait.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                q.put(8).unwrap();
+            });
+            assert_eq!(q.get_timeout(std::time::Duration::from_secs(60)), Ok(8));
+        });
+        q.put(9).unwrap();
+        q.close();
+        assert_eq!(q.get_timeout(std::time::Duration::ZERO), Ok(9));
+        assert_eq!(q.try_get(), Err(TryGet::Closed));
+        assert_eq!(q.get_timeout(std::time::Duration::from_secs(60)), Err(TryGet::Closed));
         assert_eq!(
             ClosableQueue::<u8>::bounded(usize::MAX).capacity(),
             MAX_CAPACITY

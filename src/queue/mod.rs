@@ -19,7 +19,7 @@ mod pipeline;
 pub mod simulated;
 mod worker;
 
-pub use closable::{ClosableQueue, Closed, Iter, TooManyTaskDone};
+pub use closable::{ClosableQueue, Closed, Iter, TooManyTaskDone, TryGet};
 pub use pipeline::{
     BoxError, Pipeline, PipelineBuilder, PipelineError, Report, StageReport, utilization_chart,
 };
