@@ -24,17 +24,19 @@ const BUSY_SAMPLE: u32 = 8;
 /// A boxed error from a stage function.
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
-/// The first failure in a pipeline: which stage, on which input item.
+/// The first failure in a pipeline: which stage, on which input item, and why. Its
+/// message says all three (`stage "parse" failed on item 2: invalid digit`), so that
+/// `{err}` alone tells the whole story; the cause is therefore not also its
+/// `source()`, which would print it twice in an error chain.
 #[derive(Debug, Error)]
-#[error("stage {stage:?} failed on item {index}")]
+#[error("stage {stage:?} failed on item {index}: {cause}")]
 pub struct PipelineError {
     /// The stage's name.
     pub stage: String,
     /// The 0-based position of the item in the input.
     pub index: usize,
     /// What the stage function returned (or how it panicked).
-    #[source]
-    pub source: BoxError,
+    pub cause: BoxError,
 }
 
 /// One stage's numbers after a run.
@@ -342,7 +344,7 @@ where
                         shared.fail(PipelineError {
                             stage,
                             index,
-                            source: failure,
+                            cause: failure,
                         });
                         break;
                     }
@@ -593,8 +595,12 @@ mod tests {
         let input = ["5", "4", "0", "2", "1"].map(String::from);
         let err = pipeline.run(input).unwrap_err();
         assert_eq!((err.stage.as_str(), err.index), ("invert", 2));
-        assert_eq!(err.to_string(), "stage \"invert\" failed on item 2");
-        assert_eq!(err.source.to_string(), "division by zero");
+        assert_eq!(
+            err.to_string(),
+            "stage \"invert\" failed on item 2: division by zero"
+        );
+        assert_eq!(err.cause.to_string(), "division by zero");
+        assert!(std::error::Error::source(&err).is_none(), "said once");
     }
 
     #[test]
@@ -625,7 +631,7 @@ mod tests {
             .build();
         let err = pipeline.run(0..20).unwrap_err();
         assert_eq!((err.stage.as_str(), err.index), ("explode", 7));
-        assert!(err.source.to_string().contains("panicked: item seven"));
+        assert!(err.cause.to_string().contains("panicked: item seven"));
     }
 
     /// CPU time (user + system, in clock ticks) of this process's threads named `name*`.
