@@ -115,6 +115,84 @@ impl ThreadPool {
     }
 }
 
+impl ThreadPool {
+    /// Runs `f` on every item on the pool and returns the results in the items' order,
+    /// as Python's `executor.map`: all items are submitted at once, and the iterator
+    /// waits for each result in turn. A task that panics gives its `Err` in its place;
+    /// the others still run.
+    ///
+    /// ```
+    /// use concur::executor::ThreadPool;
+    /// use std::num::NonZeroUsize;
+    ///
+    /// let pool = ThreadPool::new("map", NonZeroUsize::new(3).unwrap()).unwrap();
+    /// let lengths: Vec<usize> = pool
+    ///     .map(["a", "bb", "ccc"], |word: &str| word.len())
+    ///     .map(Result::unwrap)
+    ///     .collect();
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// ```
+    pub fn map<I, F, T>(&self, items: I, f: F) -> impl Iterator<Item = Result<T, TaskError>>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let f = std::sync::Arc::new(f);
+        let handles: Vec<TaskHandle<T>> = items
+            .into_iter()
+            .map(|item| {
+                let f = std::sync::Arc::clone(&f);
+                self.submit(move || f(item))
+            })
+            .collect();
+        handles.into_iter().map(TaskHandle::result)
+    }
+}
+
+/// The results of `handles` in the order they finish, each with its position among
+/// them: Python's `concurrent.futures.as_completed`. Each step waits for whichever
+/// unfinished task finishes next (a `select` over the remaining ones).
+///
+/// ```
+/// use concur::executor::{ThreadPool, as_completed};
+/// use std::num::NonZeroUsize;
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new("ac", NonZeroUsize::new(2).unwrap()).unwrap();
+/// let slow = pool.submit(|| { std::thread::sleep(Duration::from_millis(300)); "slow" });
+/// let fast = pool.submit(|| "fast");
+/// let order: Vec<(usize, &str)> = as_completed([slow, fast])
+///     .map(|(i, result)| (i, result.unwrap()))
+///     .collect();
+/// assert_eq!(order.len(), 2);
+/// assert!(order.contains(&(0, "slow")) && order.contains(&(1, "fast")));
+/// ```
+pub fn as_completed<T>(
+    handles: impl IntoIterator<Item = TaskHandle<T>>,
+) -> impl Iterator<Item = (usize, Result<T, TaskError>)> {
+    let mut pending: Vec<(usize, Receiver<Result<T, TaskError>>)> = handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, handle)| (i, handle.result))
+        .collect();
+    std::iter::from_fn(move || {
+        if pending.is_empty() {
+            return None;
+        }
+        let mut select = crossbeam_channel::Select::new();
+        for (_, receiver) in &pending {
+            select.recv(receiver);
+        }
+        let ready = select.select();
+        let at = ready.index();
+        let outcome = ready.recv(&pending[at].1).unwrap_or(Err(TaskError::Lost));
+        let (index, _) = pending.swap_remove(at);
+        Some((index, outcome))
+    })
+}
+
 impl Drop for ThreadPool {
     /// Lets queued tasks finish, then joins every worker.
     fn drop(&mut self) {
@@ -190,5 +268,38 @@ mod tests {
             }
         }
         assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 50);
+    }
+}
+
+#[cfg(test)]
+mod map_tests {
+    use super::*;
+
+    #[test]
+    fn map_keeps_order_and_as_completed_gives_every_result_once() {
+        let pool = ThreadPool::new("t", NonZeroUsize::new(3).unwrap()).unwrap();
+        let results: Vec<_> = pool
+            .map(0..20u64, |n| {
+                assert!(n != 7, "seven");
+                n * 2
+            })
+            .collect();
+        assert_eq!(results.len(), 20);
+        for (n, result) in results.iter().enumerate() {
+            match result {
+                Ok(v) => assert_eq!(*v, n as u64 * 2),
+                Err(TaskError::Panicked(message)) => {
+                    assert_eq!(n, 7);
+                    assert!(message.contains("seven"));
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        let handles: Vec<_> = (0..20u64).map(|n| pool.submit(move || n)).collect();
+        let mut seen: Vec<(usize, u64)> = as_completed(handles)
+            .map(|(i, r)| (i, r.unwrap()))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..20).map(|n| (n, n as u64)).collect::<Vec<_>>());
     }
 }

@@ -724,7 +724,10 @@ mod tests {
         q.close();
         assert_eq!(q.get_timeout(std::time::Duration::ZERO), Ok(9));
         assert_eq!(q.try_get(), Err(TryGet::Closed));
-        assert_eq!(q.get_timeout(std::time::Duration::from_secs(60)), Err(TryGet::Closed));
+        assert_eq!(
+            q.get_timeout(std::time::Duration::from_secs(60)),
+            Err(TryGet::Closed)
+        );
         assert_eq!(
             ClosableQueue::<u8>::bounded(usize::MAX).capacity(),
             MAX_CAPACITY
