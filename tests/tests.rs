@@ -3,6 +3,7 @@
 // Tests may unwrap: a panic with the value is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod examples;
 mod gcd_cli;
 mod guess;
 mod injection;

@@ -48,7 +48,13 @@ use crate::process::quote_backslash_bytes;
 use crate::remote::{Host, Hosts};
 use crate::sink::Sink;
 
-/// A kind of work a pool worker can do. Register new kinds in [`serve_named`].
+/// A kind of work a pool worker can do: the task travels to a worker process (with
+/// serde), runs there, and its output travels back.
+///
+/// Any program can run its own tasks on a pool: implement `Task`, call
+/// [`worker_main::<YourTask>()`](worker_main) first thing in `main`, and pass the
+/// program itself as [`PoolOptions::program`] (`std::env::current_exe()`); see
+/// [`worker_main`]. (`concur` registers its own, gcd, in [`serve_named`].)
 pub trait Task:
     Clone + Send + Sync + fmt::Display + Serialize + DeserializeOwned + 'static
 {
@@ -180,6 +186,75 @@ pub fn serve<T: Task>(
         }
     }
     Ok(())
+}
+
+/// Makes this program a pool worker for `T` when [`map`] started it as one, and
+/// returns otherwise: call it first thing in `main`, as Python's multiprocessing needs
+/// `if __name__ == "__main__"`.
+///
+/// [`map`] starts each worker as `PROGRAM worker --task NAME` (with
+/// [`PoolOptions::program`] your program, and `NAME` your [`Task::NAME`]). Started so,
+/// this serves `T`'s tasks on stdin and stdout until the pool is done, then exits the
+/// process (status 0, or 1 after saying why on stderr). With other arguments it returns
+/// at once, and `main` goes on. For several kinds of task, call it once for each: a
+/// worker for another name returns, to be served by the next call.
+///
+/// What the worker must not do: write to stdout (that is the channel the results go
+/// back on; print to stderr), or read stdin (the tasks come on it). A task that panics
+/// or aborts kills its worker: that task fails, with its item named, and a new worker
+/// takes the slot.
+///
+/// ```no_run
+/// use concur::parallel::pool::{self, PoolOptions, Task};
+/// use concur::process::CancelToken;
+/// use serde::{Deserialize, Serialize};
+/// use std::num::NonZeroUsize;
+///
+/// #[derive(Clone, Serialize, Deserialize)]
+/// struct Square(u64);
+///
+/// impl std::fmt::Display for Square {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         write!(f, "square({})", self.0)
+///     }
+/// }
+///
+/// impl Task for Square {
+///     type Output = u64;
+///     const NAME: &'static str = "square";
+///     fn run(&self) -> u64 {
+///         self.0 * self.0
+///     }
+/// }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     pool::worker_main::<Square>(); // a worker never gets past this line
+///     let options = PoolOptions::new(NonZeroUsize::new(2).unwrap(), std::env::current_exe()?);
+///     let tasks: Vec<Square> = (1..=10).map(Square).collect();
+///     let run = pool::map(&tasks, &options, &CancelToken::new()?)?;
+///     let squares: Vec<u64> = run.results.into_iter().map(Result::unwrap).collect();
+///     assert_eq!(squares[9], 100);
+///     Ok(())
+/// }
+/// ```
+pub fn worker_main<T: Task>() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let [first, flag, name, ..] = args.as_slice() else {
+        return;
+    };
+    if first != "worker" || flag != "--task" || name.to_str() != Some(T::NAME) {
+        return;
+    }
+    let served = serve::<T>(
+        io::stdin().lock(),
+        io::stdout().lock(),
+        WorkerFaults::default(),
+    );
+    if let Err(err) = served {
+        eprintln!("pool worker for {:?}: {err}", T::NAME);
+        std::process::exit(1);
+    }
+    std::process::exit(0);
 }
 
 /// Serves the task registered under `name` on stdin and stdout (the hidden
