@@ -22,14 +22,19 @@
 //! | 62–63 mixing threads and coroutines, not blocking the loop | [`tail`] ([`tail::Source`], [`tail::merge_threads`], [`tail::merge_mixed`], [`tail::merge_async`], [`tail::debug`]) | `concur tail` |
 //! | 64 true parallelism | [`parallel`] ([`parallel::run`], [`parallel::pool::map`] over any [`parallel::pool::Task`], [`parallel::bench`]) | `concur gcd`, `concur gcd bench` |
 //! | 52 and 64 past one machine | [`remote`] ([`remote::Hosts`], [`remote::Ssh`], [`remote::transfer`]), used by [`runner`] and [`parallel::pool`] | `concur run -S`, `concur gcd --hosts` |
-//! | the whole chapter | [`tour`] | `concur tour` |
+//! | the whole chapter | `tour` (the binary's; not part of the library's API) | `concur tour` |
 //!
 //! Shared pieces: [`measure`] (peak RSS and threads for benchmarks, durations sampled in
 //! bounded memory), [`limits`] (how many threads, descriptors and how much memory the OS
 //! allows, and reading a file with a size bound), [`lines`] (bounded line reading and
 //! bounded quoting of untrusted input), [`sink`] (output that never stalls or grows
-//! its writer) and [`cli`] (the command line, which `main.rs` only calls).
+//! its writer). The command line (`cli`) and the tour are the binary's, not part of the
+//! library's API: `cli` is public (and hidden) only because `main.rs`, a crate of its
+//! own, calls it.
 
+// The `concur` command line: public only so that `main.rs` (the binary, a crate of
+// its own) can call `cli::main`; hidden, as it is not part of the library's API.
+#[doc(hidden)]
 pub mod cli;
 pub mod executor;
 pub mod guess;
@@ -52,6 +57,9 @@ pub mod tail;
 mod testing;
 pub mod threads;
 pub mod thumbnails;
+// The tour: the binary's, called by `cli`; hidden, as it is not part of the library's
+// API (public only so that its items need no crate-private visibility of their own).
+#[doc(hidden)]
 pub mod tour;
 
 /// An error and its causes on one line, `outer: inner: ...`, as the CLI prints them.

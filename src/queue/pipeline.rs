@@ -482,6 +482,43 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         self.input.close();
     }
 
+    /// The next output as soon as the last stage has made it, with its item's 0-based
+    /// position in the input (outputs come in the order they finish, not the input's);
+    /// blocks until one comes. `None` once the input is closed and every output has
+    /// been taken. An output taken here is not in [`finish`](Self::finish)'s report,
+    /// which still gives the stages' numbers and the first error.
+    ///
+    /// ```
+    /// use concur::queue::{BoxError, Pipeline};
+    /// use std::num::NonZeroUsize;
+    ///
+    /// let pipeline = Pipeline::builder(4)
+    ///     .stage("double", NonZeroUsize::new(2).unwrap(), |x: u32| Ok::<_, BoxError>(x * 2))
+    ///     .unwrap()
+    ///     .build();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         for x in 0..10 {
+    ///             pipeline.put(x).unwrap();
+    ///         }
+    ///         pipeline.close_input();
+    ///     });
+    ///     let mut streamed: Vec<(usize, u32)> = pipeline.outputs().collect();
+    ///     streamed.sort();
+    ///     assert_eq!(streamed[3], (3, 6));
+    ///     assert_eq!(streamed.len(), 10);
+    /// });
+    /// assert!(pipeline.finish().unwrap().outputs.is_empty()); // all were streamed
+    /// ```
+    pub fn next_output(&self) -> Option<(usize, Out)> {
+        self.output.get()
+    }
+
+    /// [`next_output`](Self::next_output) as an iterator, until the last output.
+    pub fn outputs(&self) -> impl Iterator<Item = (usize, Out)> + '_ {
+        std::iter::from_fn(|| self.next_output())
+    }
+
     /// Closes the input (if not yet closed), collects every output, joins every worker,
     /// and returns the outputs in input order with per-stage numbers, or the first error.
     ///
