@@ -34,6 +34,7 @@
 
 // The `concur` command line: public only so that `main.rs` (the binary, a crate of
 // its own) can call `cli::main`; hidden, as it is not part of the library's API.
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
 pub mod executor;
@@ -46,6 +47,7 @@ pub mod parallel;
 pub mod process;
 pub mod queue;
 pub mod remote;
+#[cfg(feature = "charts")]
 pub mod report;
 pub mod runner;
 mod shim;
@@ -56,9 +58,11 @@ pub mod tail;
 #[cfg(test)]
 mod testing;
 pub mod threads;
+#[cfg(feature = "cli")]
 pub mod thumbnails;
 // The tour: the binary's, called by `cli`; hidden, as it is not part of the library's
 // API (public only so that its items need no crate-private visibility of their own).
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod tour;
 

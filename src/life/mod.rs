@@ -25,6 +25,7 @@
 //! compiler knows it, so only thread-per-cell's next grid needs a lock. No strategy can
 //! swallow a cell's error: every fan-in returns a `Result`.
 
+#[cfg(feature = "charts")]
 pub mod bench;
 pub mod cell_io;
 mod columns;
@@ -39,6 +40,7 @@ pub mod rule;
 pub mod save;
 mod simulation;
 pub mod strategy;
+#[cfg(feature = "cli")]
 pub mod view;
 
 pub use cell_io::{AsyncCellLogic, CellLogic, CellQuery, SimulatedIo};

@@ -14,6 +14,7 @@
 //! program, and the pool reports the task and carries on. Its cost is the explicit
 //! serialization the book hides inside pickle, measured by `concur gcd bench`.
 
+#[cfg(feature = "charts")]
 pub mod bench;
 pub mod gcd;
 pub mod pool;
@@ -29,7 +30,8 @@ use gcd::GcdTask;
 use pool::{PoolError, PoolOptions, TaskFailure};
 
 /// How to run the work (`--mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// One thread, one pair after another.

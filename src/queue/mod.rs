@@ -20,7 +20,7 @@ pub mod simulated;
 mod worker;
 
 pub use closable::{ClosableQueue, Closed, Iter, TooManyTaskDone, TryGet};
-pub use pipeline::{
-    BoxError, Pipeline, PipelineBuilder, PipelineError, Report, StageReport, utilization_chart,
-};
+#[cfg(feature = "charts")]
+pub use pipeline::utilization_chart;
+pub use pipeline::{BoxError, Pipeline, PipelineBuilder, PipelineError, Report, StageReport};
 pub use worker::{WorkerPanicked, Workers};

@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use super::closable::{ClosableQueue, Closed};
 use crate::executor::panic_message;
+#[cfg(feature = "charts")]
 use crate::report::{Bar, BarChart, BarGroup, Provenance};
 
 /// One item in this many has its stage-function time measured (see `StageReport`).
@@ -69,6 +70,7 @@ impl StageReport {
     }
 }
 
+#[cfg(feature = "charts")]
 /// The stages' utilisation as a chart: a bar per stage, the share of its workers'
 /// time spent working over `elapsed`, with its worker count and peak queue written on
 /// it. The slowest stage is the one near 100%; the others wait on it.

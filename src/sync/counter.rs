@@ -94,7 +94,8 @@ impl Counter for AtomicCounter {
 }
 
 /// Which counter to race (`concur race --mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum CounterMode {
     /// A separate load and store: loses updates.

@@ -32,6 +32,7 @@
 //! blocking write stalls one worker rather than everything, but it still stalls it,
 //! which is why the async design writes from its own thread as the book does.
 
+#[cfg(feature = "charts")]
 pub mod bench;
 pub mod debug;
 mod globbing;
@@ -68,7 +69,8 @@ use wake::{Wake, Watch};
 use writer::Output;
 
 /// Which design to run (`--mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// One thread: inotify, reads and writes in one loop, like GNU tail (the default).

@@ -22,7 +22,8 @@ pub fn factorize(number: u64) -> Vec<u64> {
 }
 
 /// How to spread the numbers over threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// One number after another on this thread.

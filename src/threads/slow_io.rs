@@ -31,7 +31,8 @@ pub fn slow_systemcall(timeout: Duration) -> io::Result<()> {
 }
 
 /// How to make the calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// One call after another; the main thread can do nothing else meanwhile.

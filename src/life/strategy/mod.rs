@@ -39,7 +39,8 @@ use super::simulation::Generation;
 use crate::executor::panic_message;
 
 /// Which way to fan out (`--mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Item 56: one thread, one cell after another.
