@@ -498,6 +498,24 @@ struct Finished {
 /// Returns the [`Summary`] when every started job has finished; job failures are in the
 /// summary, not errors. Errors are for the runner itself: unreadable input, unwritable
 /// output or joblog. After such an error, running jobs are stopped before returning.
+///
+/// ```
+/// use concur::process::CancelToken;
+/// use concur::runner::{self, Input, RunOptions, Source, Streams, Template, TemplateOptions};
+///
+/// // `concur run -k 'echo {}' ::: a b c`, from a program.
+/// let template = Template::parse(&["echo", "{}"], &TemplateOptions::default()).unwrap();
+/// let mut options = RunOptions::new(template);
+/// options.keep_order = true;
+/// options.input.inputs.push(Input {
+///     source: Source::List(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]),
+///     linked: false,
+/// });
+/// let mut streams = Streams { out: Vec::new(), err: Vec::new() };
+/// let summary = runner::run(&options, None, &mut streams, &CancelToken::new().unwrap()).unwrap();
+/// assert_eq!((summary.jobs, summary.failed), (3, 0));
+/// assert_eq!(streams.out, b"a\nb\nc\n");
+/// ```
 pub fn run(
     options: &RunOptions,
     stdin: Option<Box<dyn BufRead + Send>>,

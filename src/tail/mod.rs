@@ -609,6 +609,26 @@ fn name_some(paths: &[PathBuf]) -> String {
 /// Tails `files` (and, with `--glob`, every matching file) into `output` until `cancel`
 /// fires (Ctrl-C), the output is closed, the `--pid` process has exited, or, with
 /// `idle_exit`, nothing has grown for that long; then drains every file and flushes.
+///
+/// ```
+/// use concur::process::CancelToken;
+/// use concur::tail::{self, TailOptions, writer::Output};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let (a, b, merged) = (dir.path().join("a.log"), dir.path().join("b.log"), dir.path().join("out"));
+/// std::fs::write(&a, "one\n").unwrap();
+/// std::fs::write(&b, "two\n").unwrap();
+/// let options = TailOptions { idle_exit: Some(Duration::from_millis(200)), ..TailOptions::default() };
+/// let log: tail::Log = Arc::new(|line| eprintln!("{line}"));
+/// let output = Output::open(Some(&merged), false).unwrap();
+/// let summary = tail::run(&[a, b], &options, output, log, &CancelToken::new().unwrap()).unwrap();
+/// assert!(summary.idle_exit);
+/// let mut lines: Vec<String> = std::fs::read_to_string(&merged).unwrap().lines().map(String::from).collect();
+/// lines.sort();
+/// assert_eq!(lines, ["one", "two"]); // merged whole lines, each file's in order
+/// ```
 pub fn run(
     files: &[PathBuf],
     options: &TailOptions,
