@@ -459,31 +459,7 @@ impl<T> ClosableQueue<T> {
     /// Takes the oldest item, blocking until one arrives. Returns `None` once the queue
     /// is closed and drained.
     pub fn get(&self) -> Option<T> {
-        let patience = Patience::new();
-        loop {
-            if let Some(item) = self.take() {
-                return Some(item);
-            }
-            let word = self.puts.load(Ordering::SeqCst);
-            if is_closed(word) && putting(word) == 0 {
-                // Every put that got past its closed check has finished: what is in
-                // the ring now is all there will ever be.
-                return self.take();
-            }
-            if patience.wait_a_little() {
-                continue;
-            }
-            let guard = self.lock();
-            let word = self.puts.fetch_add(GETTER, Ordering::SeqCst);
-            let ready = self.ring.len() > 0 || (is_closed(word) && putting(word) == 0);
-            let guard = if ready {
-                guard
-            } else {
-                self.sleep(&self.not_empty, guard)
-            };
-            self.puts.fetch_sub(GETTER, Ordering::SeqCst);
-            drop(guard);
-        }
+        self.get_until(None).ok()
     }
 
     /// Takes the oldest item if one is queued, without waiting (Python's
@@ -504,29 +480,43 @@ impl<T> ClosableQueue<T> {
     /// [`TryGet::Empty`] when nothing came in time, [`TryGet::Closed`] once the queue
     /// is closed and drained.
     pub fn get_timeout(&self, timeout: std::time::Duration) -> Result<T, TryGet> {
-        let deadline = std::time::Instant::now() + timeout;
+        self.get_until(Some(std::time::Instant::now() + timeout))
+    }
+
+    /// The one waiting loop of `get` (no deadline: never [`TryGet::Empty`]) and
+    /// `get_timeout`.
+    fn get_until(&self, deadline: Option<std::time::Instant>) -> Result<T, TryGet> {
         let patience = Patience::new();
         loop {
             match self.try_get() {
                 Err(TryGet::Empty) => {}
                 done => return done,
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Err(TryGet::Empty);
-            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(TryGet::Empty);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
             if patience.wait_a_little() {
                 continue;
             }
             let guard = self.lock();
             let word = self.puts.fetch_add(GETTER, Ordering::SeqCst);
+            // Every put that got past its closed check has finished once `putting` is
+            // 0: what is in the ring then is all there will ever be.
             let ready = self.ring.len() > 0 || (is_closed(word) && putting(word) == 0);
-            let guard = if ready {
-                guard
-            } else {
-                self.not_empty
+            let guard = match (ready, left) {
+                (true, _) => guard,
+                (false, None) => self.sleep(&self.not_empty, guard),
+                (false, Some(left)) => self
+                    .not_empty
                     .wait_timeout(guard, left)
-                    .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard)
+                    .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard),
             };
             self.puts.fetch_sub(GETTER, Ordering::SeqCst);
             drop(guard);
