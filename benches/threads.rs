@@ -9,7 +9,6 @@
 //!   chain's throughput.
 
 use std::hint::black_box;
-use std::num::NonZeroUsize;
 use std::thread;
 use std::time::Duration;
 
@@ -59,13 +58,12 @@ fn crossbeam_chain(items: u64) -> u64 {
 }
 
 fn closable_pipeline(items: u64) -> u64 {
-    let one = NonZeroUsize::MIN;
     let pipeline = Pipeline::builder(CAPACITY)
-        .stage("a", one, |x: u64| Ok::<_, BoxError>(black_box(x)))
-        .and_then(|p| p.stage("b", one, |x: u64| Ok::<_, BoxError>(black_box(x))))
-        .and_then(|p| p.stage("c", one, |x: u64| Ok::<_, BoxError>(black_box(x))))
-        .expect("threads start")
-        .build();
+        .stage("a", 1, |x: u64| Ok::<_, BoxError>(black_box(x)))
+        .stage("b", 1, |x: u64| Ok::<_, BoxError>(black_box(x)))
+        .stage("c", 1, |x: u64| Ok::<_, BoxError>(black_box(x)))
+        .build()
+        .expect("threads start");
     let report = pipeline.run(0..items).expect("no stage fails");
     report.outputs.iter().sum()
 }

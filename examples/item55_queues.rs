@@ -1,12 +1,15 @@
 //! Item 55: a closable queue between threads, and a three-stage pipeline whose outputs
-//! come back in input order and whose errors name their stage, item and cause.
+//! come back in input order and whose errors name their stage, item and cause, and the
+//! async form of the queue.
 //!
-//! `cargo run --example item55_queues`
+//! `cargo run --example item55_queues` (the async queue needs the `async` feature, on by
+//! default).
 
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use concur::queue::{BoxError, ClosableQueue, Pipeline, TryGet};
+use std::sync::Arc;
+
+use concur::queue::{AsyncClosableQueue, BoxError, ClosableQueue, Pipeline, TryGet};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queue = ClosableQueue::bounded(4);
@@ -29,22 +32,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("the consumer summed {sum}");
     });
 
-    let n = |w| NonZeroUsize::new(w).expect("above 0");
     let pipeline = Pipeline::builder(10)
-        .stage("parse", n(2), |text: String| {
+        .stage("parse", 2, |text: String| {
             text.parse::<u64>().map_err(BoxError::from)
-        })?
-        .stage("square", n(3), |x: u64| Ok::<_, BoxError>(x * x))?
-        .build();
+        })
+        .stage("square", 3, |x: u64| Ok::<_, BoxError>(x * x))
+        .build()?;
     let report = pipeline.run(["1", "2", "3"].map(String::from))?;
     println!("squares: {:?}", report.outputs);
     let pipeline = Pipeline::builder(10)
-        .stage("parse", n(2), |text: String| {
+        .stage("parse", 2, |text: String| {
             text.parse::<u64>().map_err(BoxError::from)
-        })?
-        .build();
+        })
+        .build()?;
     if let Err(err) = pipeline.run(["1", "two"].map(String::from)) {
         println!("as expected: {err}");
     }
+
+    // The same queue for async tasks (item 60's coroutines): `get` and `put` are awaited.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
+        .build()?;
+    let total = runtime.block_on(async {
+        let queue = Arc::new(AsyncClosableQueue::bounded(4));
+        let consumers: Vec<_> = (0..3)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                tokio::spawn(async move {
+                    let mut sum = 0u64;
+                    while let Some(n) = queue.get().await {
+                        sum += n;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        for n in 1..=100 {
+            queue.put(n).await.expect("open until closed below");
+        }
+        queue.close();
+        let mut total = 0;
+        for consumer in consumers {
+            total += consumer.await.expect("a consumer panicked");
+        }
+        total
+    });
+    println!("three async consumers summed {total}");
     Ok(())
 }

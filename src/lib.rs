@@ -38,6 +38,7 @@
 #[doc(hidden)]
 pub mod cli;
 pub mod executor;
+#[cfg(feature = "guess")]
 pub mod guess;
 pub mod life;
 pub mod limits;
@@ -54,6 +55,7 @@ mod shim;
 pub mod sink;
 pub mod stdio;
 pub mod sync;
+#[cfg(feature = "tail")]
 pub mod tail;
 #[cfg(test)]
 mod testing;

@@ -17,6 +17,7 @@
 use std::io::{self, BufRead};
 
 use thiserror::Error;
+#[cfg(feature = "async")]
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// Why no line could be read.
@@ -80,7 +81,8 @@ pub fn read_line(reader: &mut impl BufRead, max: usize) -> Result<Option<Vec<u8>
     }
 }
 
-/// The async form of [`read_line`].
+/// The async form of [`read_line`] (with the `async` feature).
+#[cfg(feature = "async")]
 pub async fn read_line_async<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
@@ -145,6 +147,7 @@ mod tests {
         assert_eq!(read_line(&mut exact, 10).unwrap().unwrap(), b"0123456789");
     }
 
+    #[cfg(feature = "async")]
     #[tokio::test]
     async fn the_async_reader_agrees() {
         let mut input = tokio::io::BufReader::with_capacity(3, &b"REPORT Warmer\nNUMBER\n"[..]);

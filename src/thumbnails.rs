@@ -174,7 +174,7 @@ pub fn make_thumbnails(
         source,
     })?;
     let (max_size, out_dir) = (options.max_size.max(1), options.output.clone());
-    let [readers, resizers, writers] = options.workers;
+    let [readers, resizers, writers] = options.workers.map(std::num::NonZeroUsize::get);
     let pipeline = Pipeline::builder(options.capacity)
         .stage("read", readers, |path: PathBuf| {
             Ok::<_, BoxError>(
@@ -184,27 +184,23 @@ pub fn make_thumbnails(
                 },
             )
         })
-        .and_then(|p| {
-            p.stage("resize", resizers, move |item: Item<(PathBuf, Vec<u8>)>| {
-                Ok::<_, BoxError>(item.and_then(|(path, bytes)| {
-                    resize(&path, &bytes, max_size).map(|(image, format)| (path, image, format))
-                }))
-            })
+        .stage("resize", resizers, move |item: Item<(PathBuf, Vec<u8>)>| {
+            Ok::<_, BoxError>(item.and_then(|(path, bytes)| {
+                resize(&path, &bytes, max_size).map(|(image, format)| (path, image, format))
+            }))
         })
-        .and_then(|p| {
-            p.stage(
-                "write",
-                writers,
-                move |item: Item<(PathBuf, DynamicImage, ImageFormat)>| {
-                    let written = item
-                        .and_then(|(path, image, format)| write(&path, &out_dir, image, format));
-                    on_done();
-                    Ok::<_, BoxError>(written)
-                },
-            )
-        })
-        .map_err(ThumbnailError::Start)?
-        .build();
+        .stage(
+            "write",
+            writers,
+            move |item: Item<(PathBuf, DynamicImage, ImageFormat)>| {
+                let written =
+                    item.and_then(|(path, image, format)| write(&path, &out_dir, image, format));
+                on_done();
+                Ok::<_, BoxError>(written)
+            },
+        )
+        .build()
+        .map_err(ThumbnailError::Start)?;
     let report = pipeline.run(images)?;
     let (mut written, mut failed) = (Vec::new(), Vec::new());
     for outcome in report.outputs {

@@ -47,6 +47,7 @@ fn every_example_runs_and_shows_its_item() {
                 "the consumer summed 45",
                 "squares: [1, 4, 9]",
                 "stage \"parse\" failed on item 1: invalid digit",
+                "three async consumers summed 5050",
             ],
         ),
         (

@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::join_all;
@@ -131,7 +131,7 @@ impl CellLogic for SimulatedIo {
 impl AsyncCellLogic for SimulatedIo {
     async fn next_state_async(&self, query: CellQuery) -> io::Result<Cell> {
         if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+            sleep_until(now() + self.latency).await;
         }
         self.answer(query)
     }
@@ -140,13 +140,72 @@ impl AsyncCellLogic for SimulatedIo {
     /// one deadline for the batch instead of a timer per cell. The answers are worked
     /// out first, so the batch holds one result per cell while it waits.
     async fn next_states_async(&self, queries: Vec<CellQuery>) -> Vec<io::Result<Cell>> {
-        let deadline = tokio::time::Instant::now() + self.latency;
+        let deadline = now() + self.latency;
         let answers = queries.into_iter().map(|q| self.answer(q)).collect();
         if !self.latency.is_zero() {
-            tokio::time::sleep_until(deadline).await;
+            sleep_until(deadline).await;
         }
         answers
     }
+}
+
+/// The time on the clock [`sleep_until`] waits on: tokio's (which tests may pause).
+#[cfg(feature = "async")]
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The time on the clock [`sleep_until`] waits on.
+#[cfg(not(feature = "async"))]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Waits until `deadline` on tokio's timer (with the `async` feature, which the async
+/// strategy needs anyway).
+#[cfg(feature = "async")]
+async fn sleep_until(deadline: Instant) {
+    tokio::time::sleep_until(deadline.into()).await;
+}
+
+/// Waits until `deadline` without a runtime (the library built without its `async`
+/// feature, polled by the caller's own executor): a helper thread wakes the future at
+/// the deadline. One thread per wait is costly, but it blocks no executor.
+#[cfg(not(feature = "async"))]
+async fn sleep_until(deadline: Instant) {
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::task::{Poll, Waker};
+
+    let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let mut helper = None;
+    std::future::poll_fn(|cx| {
+        if Instant::now() >= deadline {
+            return Poll::Ready(());
+        }
+        *waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        if helper.is_none() {
+            let waker = Arc::clone(&waker);
+            let spawned = std::thread::Builder::new()
+                .name("simulated-io".into())
+                .spawn(move || {
+                    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                    if let Some(waker) = waker.lock().unwrap_or_else(PoisonError::into_inner).take()
+                    {
+                        waker.wake();
+                    }
+                });
+            match spawned {
+                Ok(handle) => helper = Some(handle),
+                // No thread to spare: wait here rather than never wake.
+                Err(_) => {
+                    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                    return Poll::Ready(());
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -162,12 +221,61 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "async")]
     #[tokio::test(start_paused = true)]
     async fn async_form_waits_the_latency_in_virtual_time() {
         let io = SimulatedIo::new(Duration::from_millis(100));
         let start = tokio::time::Instant::now();
         assert_eq!(io.next_state_async(query(0, 0)).await.unwrap(), Cell::Alive);
         assert_eq!(start.elapsed(), Duration::from_millis(100));
+    }
+
+    /// Without tokio, a helper thread wakes the future: polled by a plain executor, it
+    /// is pending at first and ready no earlier than the latency.
+    #[cfg(not(feature = "async"))]
+    #[test]
+    fn without_a_runtime_the_async_form_wakes_after_the_latency() {
+        let io = SimulatedIo::new(Duration::from_millis(30));
+        let start = Instant::now();
+        let cells =
+            futures_util::future::join_all((0..3).map(|x| io.next_state_async(query(0, x))));
+        let cells = futures_executor_block_on(cells);
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        assert!(cells.iter().all(|cell| matches!(cell, Ok(Cell::Alive))));
+    }
+
+    /// A minimal `block_on`: parks the thread until the future's waker unparks it.
+    #[cfg(not(feature = "async"))]
+    fn futures_executor_block_on<F: Future>(future: F) -> F::Output {
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Wake};
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Arc::new(Unpark(std::thread::current())).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            match future.as_mut().poll(&mut cx) {
+                Poll::Ready(output) => return output,
+                Poll::Pending => std::thread::park(),
+            }
+        }
+    }
+
+    #[cfg(not(feature = "async"))]
+    #[test]
+    fn the_async_strategy_says_it_needs_the_feature() {
+        let logic = std::sync::Arc::new(SimulatedIo::new(Duration::ZERO));
+        let err = crate::life::Simulation::new(crate::life::Strategy::Async, None, logic)
+            .expect_err("refused without the async feature");
+        assert!(
+            crate::error_chain(&err).contains("needs concur's `async` feature"),
+            "{err}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

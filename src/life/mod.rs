@@ -34,6 +34,7 @@ pub mod footprint;
 pub mod grid;
 pub mod packed;
 pub mod pattern;
+#[cfg(feature = "async")]
 pub mod remote;
 pub mod report;
 pub mod rule;

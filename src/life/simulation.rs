@@ -15,6 +15,7 @@ use super::strategy::phased_pipeline::PhasedPipeline;
 use super::strategy::pipeline::Pipeline;
 use super::strategy::pool::Pool;
 use super::strategy::serial::Serial;
+#[cfg(feature = "async")]
 use super::strategy::tasks::Tasks;
 use super::strategy::thread_per_cell::ThreadPerCell;
 use super::strategy::{Engine, Strategy};
@@ -122,7 +123,15 @@ impl Simulation {
         let engine: Box<dyn Engine> = match (strategy, workers) {
             (Strategy::Serial, _) => Box::new(Serial::new(logic)),
             (Strategy::ThreadPerCell, _) => Box::new(ThreadPerCell::new(logic)),
+            #[cfg(feature = "async")]
             (Strategy::Async, _) => Box::new(Tasks::new(logic).map_err(start)?),
+            #[cfg(not(feature = "async"))]
+            (Strategy::Async, _) => {
+                return Err(start(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "the async strategy needs concur's `async` feature (tokio)",
+                )));
+            }
             (Strategy::Pipeline, Some(w)) => Box::new(Pipeline::new(logic, w).map_err(start)?),
             (Strategy::PhasedPipeline, Some(w)) => {
                 Box::new(PhasedPipeline::new(logic, w).map_err(start)?)

@@ -19,6 +19,7 @@ struct Inner {
     notify: Mutex<Option<Sender<()>>>,
     subscribers: Receiver<()>,
     /// Cancelled with it, for async code.
+    #[cfg(feature = "async")]
     task: tokio_util::sync::CancellationToken,
     /// When it was cancelled.
     at: std::sync::OnceLock<std::time::Instant>,
@@ -41,10 +42,6 @@ struct Inner {
 /// assert!(woken.recv().is_err()); // ready at once: the channel is closed
 /// assert_eq!(token.reason(), Some(15));
 /// assert!(token.cancelled_at().is_some());
-///
-/// // Async code awaits it; a cancelled token's future is ready at once.
-/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-/// runtime.block_on(token.cancelled());
 /// ```
 #[derive(Clone, Debug)]
 pub struct CancelToken {
@@ -64,6 +61,7 @@ impl CancelToken {
                 writer: Mutex::new(Some(writer)),
                 notify: Mutex::new(Some(notify)),
                 subscribers,
+                #[cfg(feature = "async")]
                 task: tokio_util::sync::CancellationToken::new(),
                 at: std::sync::OnceLock::new(),
             }),
@@ -99,6 +97,7 @@ impl CancelToken {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
+        #[cfg(feature = "async")]
         self.inner.task.cancel();
     }
 
@@ -176,8 +175,17 @@ impl CancelToken {
         }
     }
 
-    /// A future that completes when cancelled (at once if it already is). It needs no
+    #[cfg(feature = "async")]
+    /// A future that completes when cancelled (with the `async` feature) (at once if it already is). It needs no
     /// runtime of its own, and owns what it waits on, so it can be spawned.
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let token = concur::process::CancelToken::new().unwrap();
+    /// let waiting = token.cancelled();
+    /// token.cancel();
+    /// runtime.block_on(waiting); // ready: the token was cancelled after the wait began
+    /// ```
     pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
         self.inner.task.clone().cancelled_owned()
     }

@@ -37,6 +37,12 @@ use crate::shim::{AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, 
 /// ring allocates its capacity up front.
 pub(crate) const MAX_CAPACITY: usize = 1 << 20;
 
+/// The capacity both closable queues give a request for `requested` items: `None`
+/// (no limit) for 0, as Python's `maxsize=0`; otherwise at most [`MAX_CAPACITY`].
+pub(crate) fn capacity_for(requested: usize) -> Option<usize> {
+    (requested > 0).then(|| requested.min(MAX_CAPACITY))
+}
+
 /// `puts` layout: bits 0-23 count puts in flight, bit 24 is the closed flag, and the
 /// bits above count getters asleep.
 const PUTTING: u64 = 1;
@@ -301,11 +307,10 @@ impl<T> ClosableQueue<T> {
     /// assert_eq!(ClosableQueue::<u8>::bounded(0).capacity(), usize::MAX);
     /// ```
     pub fn bounded(capacity: usize) -> Self {
-        if capacity == 0 {
-            return Self::unbounded();
+        match capacity_for(capacity) {
+            Some(capacity) => Self::with_ring(Ring::new(Some(capacity)), capacity),
+            None => Self::unbounded(),
         }
-        let capacity = capacity.min(MAX_CAPACITY);
-        Self::with_ring(Ring::new(Some(capacity)), capacity)
     }
 
     /// A queue without a size limit (Python's `Queue()` with no `maxsize`).

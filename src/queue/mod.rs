@@ -13,12 +13,16 @@
 //! it; and a worker that panics is reported when it is joined instead of printing a
 //! traceback and vanishing.
 
+#[cfg(feature = "async")]
+mod awaitable;
 mod closable;
 pub mod naive;
 mod pipeline;
 pub mod simulated;
 mod worker;
 
+#[cfg(feature = "async")]
+pub use awaitable::{AsyncClosableQueue, TryPut};
 pub use closable::{ClosableQueue, Closed, Iter, TooManyTaskDone, TryGet};
 #[cfg(feature = "charts")]
 pub use pipeline::utilization_chart;

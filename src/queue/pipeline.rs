@@ -237,6 +237,9 @@ pub struct PipelineBuilder<In, Out> {
     capacity: usize,
     input: Arc<ClosableQueue<(usize, In)>>,
     tail: Arc<ClosableQueue<(usize, Out)>>,
+    /// The first stage that could not start, reported by `build`; later stages are
+    /// then only typed, not started.
+    error: Option<io::Error>,
 }
 
 impl<In, Out> fmt::Debug for PipelineBuilder<In, Out> {
@@ -275,22 +278,60 @@ where
     /// Adds a stage of `workers` threads running `f` on every item. An `Err` (or a
     /// panic) from `f` stops the whole pipeline, and [`Pipeline::finish`] returns it with
     /// this stage's name and the item's index.
+    ///
+    /// A stage that cannot start (0 workers, or threads the OS refuses) is reported by
+    /// [`build`](Self::build), so that stages chain without a `?` each.
     pub fn stage<Next, E, F>(
         mut self,
         name: &str,
-        workers: NonZeroUsize,
+        workers: usize,
         f: F,
-    ) -> io::Result<PipelineBuilder<In, Next>>
+    ) -> PipelineBuilder<In, Next>
     where
         Next: Send + 'static,
         E: Into<BoxError>,
         F: Fn(Out) -> Result<Next, E> + Send + Sync + 'static,
     {
-        crate::limits::ensure_threads(workers.get(), crate::limits::DEFAULT_STACK)?;
         let output = Arc::new(ClosableQueue::bounded(self.capacity).without_join());
         self.core
             .shared
             .register(Arc::clone(&output) as Arc<dyn Abort>);
+        if self.error.is_none() {
+            self.error = self
+                .start_stage(name, workers, f, &output)
+                .err()
+                .map(|err| io::Error::new(err.kind(), format!("stage \"{name}\": {err}")));
+        }
+        PipelineBuilder {
+            core: self.core,
+            capacity: self.capacity,
+            input: self.input,
+            tail: output,
+            error: self.error,
+        }
+    }
+
+    /// Starts `workers` threads of stage `name`, reading the current tail and writing
+    /// `output`.
+    fn start_stage<Next, E, F>(
+        &mut self,
+        name: &str,
+        workers: usize,
+        f: F,
+        output: &Arc<ClosableQueue<(usize, Next)>>,
+    ) -> io::Result<()>
+    where
+        Next: Send + 'static,
+        E: Into<BoxError>,
+        F: Fn(Out) -> Result<Next, E> + Send + Sync + 'static,
+    {
+        let workers = NonZeroUsize::new(workers).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a stage needs at least one worker",
+            )
+        })?;
+        crate::limits::ensure_threads(workers.get(), crate::limits::DEFAULT_STACK)?;
         let f = Arc::new(f);
         let live = Arc::new(AtomicUsize::new(workers.get()));
         let items = Arc::new(AtomicUsize::new(0));
@@ -301,7 +342,7 @@ where
             let input = Arc::clone(&self.tail);
             let last_out = LastOut {
                 live: Arc::clone(&live),
-                output: Arc::clone(&output),
+                output: Arc::clone(output),
             };
             let (f, shared, stage) = (
                 Arc::clone(&f),
@@ -382,26 +423,23 @@ where
             busy_nanos,
             input: Arc::clone(&self.tail) as Arc<dyn Abort>,
         });
-        if let Some(err) = spawn_error {
-            return Err(err);
-        }
-        Ok(PipelineBuilder {
-            core: self.core,
-            capacity: self.capacity,
-            input: self.input,
-            tail: output,
-        })
+        spawn_error.map_or(Ok(()), Err)
     }
 
-    /// Finishes assembly; items can now be put.
-    pub fn build(self) -> Pipeline<In, Out> {
-        Pipeline {
+    /// Finishes assembly; items can now be put. Fails with the first stage that could
+    /// not start, naming it (the stages already started are stopped and joined).
+    pub fn build(self) -> io::Result<Pipeline<In, Out>> {
+        if let Some(err) = self.error {
+            // Dropping `core` aborts the queues and joins the workers that did start.
+            return Err(err);
+        }
+        Ok(Pipeline {
             core: self.core,
             input: self.input,
             output: self.tail,
             next_index: AtomicUsize::new(0),
             _types: PhantomData,
-        }
+        })
     }
 }
 
@@ -419,14 +457,16 @@ where
 ///
 /// ```
 /// use concur::queue::Pipeline;
-/// use std::num::NonZeroUsize;
 ///
-/// let n = |w| NonZeroUsize::new(w).unwrap();
 /// let pipeline = Pipeline::builder(10)
-///     .stage("download", n(3), |url: u32| Ok::<_, std::io::Error>(url * 10)).unwrap()
-///     .stage("resize", n(4), |bytes: u32| Ok::<_, std::io::Error>(bytes + 1)).unwrap()
-///     .stage("upload", n(5), |thumb: u32| Ok::<_, std::io::Error>(format!("#{thumb}"))).unwrap()
-///     .build();
+///     .stage("download", 3, |url: u32| Ok::<_, std::io::Error>(url * 10))
+///     .stage("resize", 4, |bytes: u32| Ok::<_, std::io::Error>(bytes + 1))
+///     .stage("upload", 5, |thumb: u32| Ok::<_, std::io::Error>(format!("#{thumb}")))
+///     .build()
+///     .unwrap(); // fails only if a stage's threads cannot start
+/// // A stage with no workers is refused, by name.
+/// let none = Pipeline::builder(10).stage("idle", 0, |x: u32| Ok::<_, std::io::Error>(x)).build();
+/// assert_eq!(none.unwrap_err().to_string(), "stage \"idle\": a stage needs at least one worker");
 /// let report = pipeline.run(0..1000).unwrap();
 /// assert_eq!(report.outputs.len(), 1000);
 /// assert_eq!(report.outputs[7], "#71"); // outputs come back in input order
@@ -465,6 +505,7 @@ impl<In: Send + 'static> Pipeline<In, In> {
             capacity,
             tail: Arc::clone(&input),
             input,
+            error: None,
         }
     }
 }
@@ -492,12 +533,11 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     ///
     /// ```
     /// use concur::queue::{BoxError, Pipeline};
-    /// use std::num::NonZeroUsize;
     ///
     /// let pipeline = Pipeline::builder(4)
-    ///     .stage("double", NonZeroUsize::new(2).unwrap(), |x: u32| Ok::<_, BoxError>(x * 2))
-    ///     .unwrap()
-    ///     .build();
+    ///     .stage("double", 2, |x: u32| Ok::<_, BoxError>(x * 2))
+    ///     .build()
+    ///     .unwrap();
     /// std::thread::scope(|s| {
     ///     s.spawn(|| {
     ///         for x in 0..10 {
@@ -591,18 +631,13 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
 mod tests {
     use super::*;
 
-    fn n(w: usize) -> NonZeroUsize {
-        NonZeroUsize::new(w).expect("worker counts in tests are positive")
-    }
-
     #[test]
     fn items_flow_through_every_stage_in_input_order() {
         let pipeline = Pipeline::builder(4)
-            .stage("double", n(3), |x: u64| Ok::<_, BoxError>(x * 2))
-            .unwrap()
-            .stage("square", n(2), |x: u64| Ok::<_, BoxError>(x * x))
-            .unwrap()
-            .build();
+            .stage("double", 3, |x: u64| Ok::<_, BoxError>(x * 2))
+            .stage("square", 2, |x: u64| Ok::<_, BoxError>(x * x))
+            .build()
+            .unwrap();
         let report = pipeline.run(0..500).unwrap();
         let expected: Vec<u64> = (0..500).map(|x| (x * 2) * (x * 2)).collect();
         assert_eq!(report.outputs, expected);
@@ -622,15 +657,14 @@ mod tests {
     #[test]
     fn the_first_error_stops_the_pipeline_with_stage_and_index() {
         let pipeline = Pipeline::builder(2)
-            .stage("parse", n(2), |s: String| s.parse::<u32>())
-            .unwrap()
-            .stage("invert", n(2), |x: u32| {
+            .stage("parse", 2, |s: String| s.parse::<u32>())
+            .stage("invert", 2, |x: u32| {
                 100u32
                     .checked_div(x)
                     .ok_or_else(|| BoxError::from("division by zero"))
             })
-            .unwrap()
-            .build();
+            .build()
+            .unwrap();
         let input = ["5", "4", "0", "2", "1"].map(String::from);
         let err = pipeline.run(input).unwrap_err();
         assert_eq!((err.stage.as_str(), err.index), ("invert", 2));
@@ -646,15 +680,15 @@ mod tests {
     fn an_error_while_the_feeder_is_blocked_still_ends_the_run() {
         // Capacity 1 and a long input: the feeder is blocked in put when the error hits.
         let pipeline = Pipeline::builder(1)
-            .stage("fail-early", n(1), |x: u32| {
+            .stage("fail-early", 1, |x: u32| {
                 if x == 3 {
                     Err::<u32, BoxError>("boom".into())
                 } else {
                     Ok(x)
                 }
             })
-            .unwrap()
-            .build();
+            .build()
+            .unwrap();
         let err = pipeline.run(0..1_000_000).unwrap_err();
         assert_eq!(err.index, 3);
     }
@@ -662,12 +696,12 @@ mod tests {
     #[test]
     fn a_panicking_stage_is_reported_not_hung() {
         let pipeline = Pipeline::builder(2)
-            .stage("explode", n(3), |x: u32| -> Result<u32, BoxError> {
+            .stage("explode", 3, |x: u32| -> Result<u32, BoxError> {
                 assert!(x != 7, "item seven");
                 Ok(x)
             })
-            .unwrap()
-            .build();
+            .build()
+            .unwrap();
         let err = pipeline.run(0..20).unwrap_err();
         assert_eq!((err.stage.as_str(), err.index), ("explode", 7));
         assert!(err.cause.to_string().contains("panicked: item seven"));
@@ -701,9 +735,9 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn idle_workers_sleep_instead_of_spinning() {
         let pipeline = Pipeline::builder(4)
-            .stage("idlecheck", n(6), Ok::<u8, BoxError>)
-            .unwrap()
-            .build();
+            .stage("idlecheck", 6, Ok::<u8, BoxError>)
+            .build()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(50)); // let them reach their wait
         let before = cpu_ticks_of_threads("idlecheck");
         std::thread::sleep(Duration::from_millis(500));
@@ -717,9 +751,9 @@ mod tests {
     #[test]
     fn finish_without_run_drains_outputs_and_dropping_a_pipeline_joins_it() {
         let pipeline = Pipeline::builder(1)
-            .stage("id", n(1), Ok::<u8, BoxError>)
-            .unwrap()
-            .build();
+            .stage("id", 1, Ok::<u8, BoxError>)
+            .build()
+            .unwrap();
         for i in 0..1 {
             pipeline.put(i).unwrap();
         }
@@ -727,9 +761,9 @@ mod tests {
         assert_eq!(report.outputs, [0]);
 
         let dropped = Pipeline::builder(1)
-            .stage("id", n(4), Ok::<u8, BoxError>)
-            .unwrap()
-            .build();
+            .stage("id", 4, Ok::<u8, BoxError>)
+            .build()
+            .unwrap();
         dropped.put(1).unwrap();
         drop(dropped); // aborts the queues and joins the four workers
     }

@@ -64,22 +64,22 @@ fn work(latency: Duration) {
 /// Runs the pipeline; `on_done` is called once per item leaving the last stage.
 pub fn run(options: &Options, on_done: Arc<dyn Fn() + Send + Sync>) -> io::Result<Report<usize>> {
     let [download, resize, upload] = options.latencies;
-    let [w1, w2, w3] = options.workers;
+    let [w1, w2, w3] = options.workers.map(NonZeroUsize::get);
     let pipeline = Pipeline::builder(options.capacity)
         .stage(STAGES[0], w1, move |item: usize| {
             work(download);
             Ok::<_, std::convert::Infallible>(item)
-        })?
+        })
         .stage(STAGES[1], w2, move |item: usize| {
             work(resize);
             Ok::<_, std::convert::Infallible>(item)
-        })?
+        })
         .stage(STAGES[2], w3, move |item: usize| {
             work(upload);
             on_done();
             Ok::<_, std::convert::Infallible>(item)
-        })?
-        .build();
+        })
+        .build()?;
     // No stage can fail: the only possible error is a panic, reported as an I/O error.
     pipeline.run(0..options.items).map_err(io::Error::other)
 }

@@ -18,6 +18,7 @@ pub mod phased_pipeline;
 pub mod pipeline;
 pub mod pool;
 pub mod serial;
+#[cfg(feature = "async")]
 pub mod tasks;
 pub mod thread_per_cell;
 
