@@ -18,11 +18,11 @@ use thiserror::Error;
 use crate::queue::{BoxError, Pipeline, PipelineError, StageReport};
 
 /// File extensions treated as images; other files in the input directory are skipped.
-pub const EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "gif", "bmp", "dib"];
+pub(crate) const EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "gif", "bmp", "dib"];
 
 /// How to make thumbnails.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub(crate) struct Options {
     /// Where the images are (not searched recursively).
     pub input: PathBuf,
     /// Where the thumbnails go, under the same file names (created if missing).
@@ -38,7 +38,7 @@ pub struct Options {
 
 /// An image that could not be made into a thumbnail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// The input file.
     pub path: PathBuf,
     /// Why, with the stage that failed.
@@ -47,7 +47,7 @@ pub struct Failure {
 
 /// What a thumbnail run did.
 #[derive(Clone, Debug, Serialize)]
-pub struct ThumbnailReport {
+pub(crate) struct ThumbnailReport {
     /// Thumbnails written, in input order.
     pub written: Vec<PathBuf>,
     /// Images that failed, in input order.
@@ -62,7 +62,7 @@ pub struct ThumbnailReport {
 
 /// What stops a whole run.
 #[derive(Debug, Error)]
-pub enum ThumbnailError {
+pub(crate) enum ThumbnailError {
     /// The input directory could not be listed.
     #[error("cannot read the image directory {}", path.display())]
     ReadDir {
@@ -102,7 +102,7 @@ fn failure(path: &Path, stage: &str, err: impl std::fmt::Display) -> Failure {
 /// Lists the image files of `dir`, sorted, and counts the files skipped.
 /// The largest image file read: 256 MiB. (Decoding is bounded too, by the `image`
 /// crate's default limit of 512 MiB per image.)
-pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_IMAGE_BYTES: u64 = 256 << 20;
 
 fn list_images(dir: &Path) -> Result<(Vec<PathBuf>, usize), ThumbnailError> {
     let read_dir = |source| ThumbnailError::ReadDir {
@@ -164,7 +164,7 @@ fn write(path: &Path, out_dir: &Path, image: DynamicImage, format: ImageFormat) 
 
 /// Makes a thumbnail of every image in `options.input`; `on_done` is called once per
 /// image leaving the last stage (for progress bars).
-pub fn make_thumbnails(
+pub(crate) fn make_thumbnails(
     options: &Options,
     on_done: Arc<dyn Fn() + Send + Sync>,
 ) -> Result<ThumbnailReport, ThumbnailError> {

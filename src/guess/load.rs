@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use super::client::play_async_at;
 use crate::measure::{ServerProcess, ServerStartError, peak_rss_bytes};
-#[cfg(feature = "charts")]
+#[cfg(feature = "cli")]
 use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke, first_seen};
 
 /// What a load run measured. `--json` prints exactly these keys.
@@ -147,10 +147,10 @@ pub fn against_process(
     Ok(report)
 }
 
-#[cfg(feature = "charts")]
+#[cfg(feature = "cli")]
 /// Load runs as one chart: sessions per second and the server's CPU time per session
 /// against clients, a line per server through the median of its runs.
-pub fn chart(reports: &[LoadReport], command: &str) -> LineChart {
+pub(crate) fn chart(reports: &[LoadReport], command: &str) -> LineChart {
     let servers = first_seen(
         reports
             .iter()

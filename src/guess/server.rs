@@ -421,6 +421,26 @@ fn refuse_threaded(stream: TcpStream) {
 /// [`SERVER_FULL`]. Runs until `shutdown` is cancelled; then stops accepting, lets open
 /// sessions finish for up to `config.grace`, closes the rest, and returns once every
 /// session thread has ended.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use concur::guess::{self, ServerConfig};
+/// use concur::process::CancelToken;
+///
+/// let listener = guess::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let stop = CancelToken::new().unwrap();
+/// let server = std::thread::spawn({
+///     let stop = stop.clone();
+///     move || guess::serve_threads(listener, ServerConfig::default(), &stop)
+/// });
+/// let rounds = guess::play_threaded(addr).unwrap(); // the book's two games
+/// // Game 1 has 5 guesses for 5 numbers: it always ends with the secret, 3.
+/// let game1 = rounds.iter().filter(|r| r.game == 1).last().unwrap();
+/// assert_eq!(game1.to_string(), "Client: 3 is Correct");
+/// stop.cancel();
+/// assert_eq!(server.join().unwrap().unwrap().sessions, 1);
+/// ```
 pub fn serve_threads(
     listener: std::net::TcpListener,
     config: ServerConfig,
@@ -632,6 +652,28 @@ async fn session_task(
 /// [`CancelToken::cancelled`], or any future in tests); then stops accepting, lets
 /// open sessions finish for up to `config.grace`, closes the rest, and returns once
 /// every session task has ended.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use concur::guess::{self, ServerConfig};
+/// use concur::process::CancelToken;
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let listener = guess::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// listener.set_nonblocking(true).unwrap();
+/// let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+/// let stop = CancelToken::new().unwrap();
+/// let server = tokio::spawn(guess::serve_async(listener, ServerConfig::default(), stop.cancelled()));
+/// let mut latencies = Vec::new();
+/// let rounds = guess::play_async_at(addr, &mut latencies).await.unwrap();
+/// let game1 = rounds.iter().filter(|r| r.game == 1).last().unwrap();
+/// assert_eq!(game1.to_string(), "Client: 3 is Correct");
+/// assert_eq!(latencies.len(), rounds.len()); // one round trip per guess
+/// stop.cancel();
+/// assert_eq!(server.await.unwrap().unwrap().sessions, 1);
+/// # });
+/// ```
 pub async fn serve_async(
     listener: tokio::net::TcpListener,
     config: ServerConfig,

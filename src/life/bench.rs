@@ -25,11 +25,11 @@ use crate::measure::{ServerProcess, ServerStartError};
 use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke, first_seen};
 
 /// The book's programs (items 56–60) as one Python script, used as the baseline.
-pub const PYTHON_REFERENCE: &str = include_str!("../../benches/python/life_book.py");
+pub(crate) const PYTHON_REFERENCE: &str = include_str!("../../benches/python/life_book.py");
 
 /// One measured configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Case {
+pub(crate) struct Case {
     /// The strategy.
     pub strategy: Strategy,
     /// Rows.
@@ -44,13 +44,13 @@ pub struct Case {
 
 impl Case {
     /// `height × width`.
-    pub fn cells(&self) -> usize {
+    pub(crate) fn cells(&self) -> usize {
         self.height * self.width
     }
 
     /// The `life` arguments that run this case with `latency` of simulated I/O, or
     /// against the rules server at `rules` (whose latency is its own).
-    pub fn args(&self, latency: Duration, rules: Option<&str>) -> Vec<String> {
+    pub(crate) fn args(&self, latency: Duration, rules: Option<&str>) -> Vec<String> {
         let io = match rules {
             Some(addr) => ["--rules".to_owned(), addr.to_owned()],
             None => ["--latency".to_owned(), format!("{}us", latency.as_micros())],
@@ -79,7 +79,7 @@ impl Case {
 }
 
 /// The standard cases. `generations` overrides every case's step count.
-pub fn standard_cases(generations: Option<usize>) -> Vec<Case> {
+pub(crate) fn standard_cases(generations: Option<usize>) -> Vec<Case> {
     let w = NonZeroUsize::new;
     let case = |strategy, (height, width), workers, gens| Case {
         strategy,
@@ -106,7 +106,7 @@ pub fn standard_cases(generations: Option<usize>) -> Vec<Case> {
 
 /// The cases of `life bench --rules`: every strategy of the book at 45 cells, then
 /// async at 10,000, 100,000 and 1,000,000 cells, all through a real rules server.
-pub fn rules_cases(generations: Option<usize>) -> Vec<Case> {
+pub(crate) fn rules_cases(generations: Option<usize>) -> Vec<Case> {
     let case = |strategy, (height, width), gens| Case {
         strategy,
         height,
@@ -126,11 +126,11 @@ pub fn rules_cases(generations: Option<usize>) -> Vec<Case> {
 
 /// A `concur life rules-server` child process for the bench, killed when dropped.
 #[derive(Debug)]
-pub struct RulesServerProcess(ServerProcess);
+pub(crate) struct RulesServerProcess(ServerProcess);
 
 impl RulesServerProcess {
     /// Starts `program life rules-server` on a free loopback port with `latency`.
-    pub fn start(program: &Path, latency: Duration) -> Result<Self, BenchError> {
+    pub(crate) fn start(program: &Path, latency: Duration) -> Result<Self, BenchError> {
         let latency = format!("{}us", latency.as_micros());
         let args = ["life", "rules-server", "--quiet", "--addr", "127.0.0.1:0"];
         let server = ServerProcess::start(program, &[&args[..], &["--latency", &latency]].concat());
@@ -138,19 +138,19 @@ impl RulesServerProcess {
     }
 
     /// The server's address, for `--rules`.
-    pub fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         self.0.addr()
     }
 
     /// CPU time the server has used so far, in seconds.
-    pub fn cpu_seconds(&self) -> Option<f64> {
+    pub(crate) fn cpu_seconds(&self) -> Option<f64> {
         self.0.cpu_seconds()
     }
 }
 
 /// A measured case, as printed by `concur life bench --json`.
 #[derive(Clone, Debug, Serialize)]
-pub struct CaseResult {
+pub(crate) struct CaseResult {
     /// Strategy name.
     pub strategy: String,
     /// Cells in the grid.
@@ -187,7 +187,7 @@ pub struct CaseResult {
 
 /// A case that could not be measured.
 #[derive(Debug, Error)]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// The child could not be started.
     #[error("cannot run {program}")]
     Spawn {
@@ -218,7 +218,7 @@ pub enum BenchError {
 ///
 /// `program` is `concur` itself, or a Python interpreter when `python_script` is given
 /// (the script is fed on stdin, so nothing is written to disk).
-pub fn run_case(
+pub(crate) fn run_case(
     program: &Path,
     python_script: Option<&str>,
     case: &Case,
@@ -271,7 +271,7 @@ pub fn run_case(
 }
 
 /// Turns a case's summaries into a result row.
-pub fn result(
+pub(crate) fn result(
     case: &Case,
     latency: Duration,
     ours: &RunSummary,
@@ -316,7 +316,7 @@ pub fn result(
 /// The chart of a bench's results: seconds per generation against cells (log-log),
 /// a line per strategy with the book's Python dashed beside it and the I/O floors
 /// drawn, and peak RSS against cells.
-pub fn chart(results: &[CaseResult], latency: Duration, command: &str) -> LineChart {
+pub(crate) fn chart(results: &[CaseResult], latency: Duration, command: &str) -> LineChart {
     // A line per strategy and worker count: the pipelines and the pool run with
     // their default workers at 45 cells and with 1,000 beyond, and a line between
     // the two would mix two configurations.

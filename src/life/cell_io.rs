@@ -39,7 +39,43 @@ pub struct CellQuery {
 
 /// The blocking form of the seam: decide a cell's next state, possibly doing slow I/O.
 ///
-/// Implementations are shared by many threads at once, hence `Send + Sync`.
+/// Implementations are shared by many threads at once, hence `Send + Sync`. A logic
+/// used with [`Simulation`](crate::life::Simulation) implements the async form too
+/// (which may simply answer at once).
+///
+/// ```
+/// use std::io;
+/// use std::sync::Arc;
+/// use concur::life::{AsyncCellLogic, Cell, CellLogic, CellQuery, Grid, Simulation, Strategy};
+///
+/// /// HighLife's rule (B36/S23) with no I/O: a rule of one's own through the seam.
+/// struct HighLife;
+///
+/// impl CellLogic for HighLife {
+///     fn next_state(&self, q: CellQuery) -> io::Result<Cell> {
+///         let born = q.state == Cell::Empty && matches!(q.neighbors, 3 | 6);
+///         let stays = q.state == Cell::Alive && matches!(q.neighbors, 2 | 3);
+///         Ok(if born || stays { Cell::Alive } else { Cell::Empty })
+///     }
+/// }
+///
+/// impl AsyncCellLogic for HighLife {
+///     async fn next_state_async(&self, q: CellQuery) -> io::Result<Cell> {
+///         self.next_state(q)
+///     }
+/// }
+///
+/// // A blinker blinks under HighLife too.
+/// let mut grid = Grid::new(5, 5).unwrap();
+/// for x in 1..4 {
+///     grid.set(2, x, Cell::Alive);
+/// }
+/// let mut sim = Simulation::new(Strategy::Pool, None, Arc::new(HighLife)).unwrap();
+/// let next = sim.step(&Arc::new(grid.clone())).unwrap();
+/// assert_eq!(next.get(1, 2), Cell::Alive);
+/// assert_eq!(next.get(2, 1), Cell::Empty);
+/// assert_eq!(sim.step(&Arc::new(next)).unwrap(), grid);
+/// ```
 pub trait CellLogic: Send + Sync + 'static {
     /// Blocks until the next state of `query`'s cell is known, or the I/O fails.
     fn next_state(&self, query: CellQuery) -> io::Result<Cell>;

@@ -15,9 +15,10 @@
 //! * [`Simulation`]: the loop that drives any strategy;
 //! * [`footprint`]: the memory a run needs, checked before it starts;
 //! * [`pattern`] and [`ColumnPrinter`]: input files and the book's column output;
-//! * [`save`]: the grid written back out as RLE or `.cells`; [`view`]: watching a run
-//!   in the terminal or as a GIF;
-//! * [`bench`](mod@bench): the measurements behind the book's claims.
+//! * [`save`]: the grid written back out as RLE or `.cells`.
+//!
+//! Watching a run (in the terminal or as a GIF) and the measurements behind the book's
+//! claims are the command line's (`concur life --animate`, `concur life bench`).
 //!
 //! **What Rust changes.** Threads cost less than the book's 8 MB (the stack size is
 //! ours to choose) but still cost a `clone` each; async tasks cost bytes, and run on
@@ -25,8 +26,8 @@
 //! compiler knows it, so only thread-per-cell's next grid needs a lock. No strategy can
 //! swallow a cell's error: every fan-in returns a `Result`.
 
-#[cfg(feature = "charts")]
-pub mod bench;
+#[cfg(feature = "cli")]
+pub(crate) mod bench;
 pub mod cell_io;
 mod columns;
 mod error;
@@ -42,7 +43,7 @@ pub mod save;
 mod simulation;
 pub mod strategy;
 #[cfg(feature = "cli")]
-pub mod view;
+pub(crate) mod view;
 
 pub use cell_io::{AsyncCellLogic, CellLogic, CellQuery, SimulatedIo};
 pub use columns::ColumnPrinter;

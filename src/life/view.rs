@@ -20,7 +20,7 @@ use super::save::bounding_box;
 
 /// A window onto the grid: `rows` × `cols` cells from (`top`, `left`), wrapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     /// First row shown.
     pub top: usize,
     /// First column shown.
@@ -34,7 +34,7 @@ pub struct Window {
 impl Window {
     /// The whole grid if it fits in `rows` × `cols`; otherwise that much of it, centred
     /// on the living cells of `grid` (on its middle if nothing lives).
-    pub fn centred(grid: &Grid, rows: usize, cols: usize) -> Self {
+    pub(crate) fn centred(grid: &Grid, rows: usize, cols: usize) -> Self {
         let (rows, cols) = (rows.clamp(1, grid.height()), cols.clamp(1, grid.width()));
         let (cy, cx) = match bounding_box(grid) {
             Some((top, left, h, w)) => (top + h / 2, left + w / 2),
@@ -63,16 +63,7 @@ impl Window {
 }
 
 /// The window drawn with half blocks: two rows of cells per line of text.
-///
-/// ```
-/// use concur::life::Grid;
-/// use concur::life::view::{half_blocks, Window};
-///
-/// let grid = Grid::glider();
-/// let window = Window::centred(&grid, 10, 9);
-/// assert_eq!(half_blocks(&grid, &window), ["   ▀▄    ", "  ▀▀▀    ", "         "]);
-/// ```
-pub fn half_blocks(grid: &Grid, window: &Window) -> Vec<String> {
+pub(crate) fn half_blocks(grid: &Grid, window: &Window) -> Vec<String> {
     (0..window.rows.div_ceil(2))
         .map(|line| {
             (0..window.cols)
@@ -93,7 +84,7 @@ pub fn half_blocks(grid: &Grid, window: &Window) -> Vec<String> {
 
 /// What the status line shows.
 #[derive(Clone, Debug)]
-pub struct Status<'a> {
+pub(crate) struct Status<'a> {
     /// The generation on screen.
     pub generation: usize,
     /// Its living cells.
@@ -107,7 +98,7 @@ pub struct Status<'a> {
 /// The terminal in animation mode: alternate screen, hidden cursor, raw keys. Every way
 /// out restores it: [`Animation::finish`], dropping it (an error unwinding through), and
 /// a panic (a hook restores the terminal before the panic message is printed).
-pub struct Animation {
+pub(crate) struct Animation {
     out: io::Stdout,
     frame: Duration,
     next_frame: Instant,
@@ -137,7 +128,7 @@ fn restore() {
 
 impl Animation {
     /// Enters animation mode, drawing at most `fps` frames per second.
-    pub fn start(fps: u32) -> io::Result<Self> {
+    pub(crate) fn start(fps: u32) -> io::Result<Self> {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             restore();
@@ -168,7 +159,7 @@ impl Animation {
     /// Draws `grid` with its status line, then waits out the rest of the frame while
     /// watching the keyboard. Returns `false` when the user asked to quit (`q`, Esc or
     /// Ctrl-C).
-    pub fn show(&mut self, grid: &Grid, status: &Status<'_>) -> io::Result<bool> {
+    pub(crate) fn show(&mut self, grid: &Grid, status: &Status<'_>) -> io::Result<bool> {
         let (cols, lines) = terminal::size().unwrap_or((80, 24));
         let (cols, text_rows) = (usize::from(cols).max(1), usize::from(lines).max(2) - 1);
         let window = *self
@@ -228,7 +219,7 @@ impl Animation {
     }
 
     /// Leaves animation mode.
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         self.active = false;
         restore();
     }
@@ -244,11 +235,11 @@ impl Drop for Animation {
 
 /// The most pixels a GIF frame may have: 1,000,000 (1000 × 1000 at `--cell-px 1`).
 /// Each frame is colour-quantised as a whole, so larger frames take seconds each.
-pub const MAX_GIF_PIXELS: usize = 1_000_000;
+pub(crate) const MAX_GIF_PIXELS: usize = 1_000_000;
 
 /// A GIF that could not be written.
 #[derive(Debug, Error)]
-pub enum GifError {
+pub(crate) enum GifError {
     /// The frame would be larger than [`MAX_GIF_PIXELS`].
     #[error(
         "a {width}x{height}-pixel GIF frame ({cols}x{rows} cells at {cell_px} px) is larger than \
@@ -279,7 +270,7 @@ pub enum GifError {
 }
 
 /// An animated GIF being written, one frame per call to [`add`](Self::add).
-pub struct GifWriter {
+pub(crate) struct GifWriter {
     path: PathBuf,
     encoder: GifEncoder<BufWriter<File>>,
     cell_px: usize,
@@ -298,7 +289,7 @@ impl std::fmt::Debug for GifWriter {
 
 impl GifWriter {
     /// Checks the frame size for a `height` × `width` grid and creates `path`.
-    pub fn create(
+    pub(crate) fn create(
         path: &Path,
         height: usize,
         width: usize,
@@ -337,7 +328,7 @@ impl GifWriter {
     }
 
     /// Appends `grid` as the next frame.
-    pub fn add(&mut self, grid: &Grid) -> Result<(), GifError> {
+    pub(crate) fn add(&mut self, grid: &Grid) -> Result<(), GifError> {
         let px = self.cell_px;
         let (w, h) = (grid.width() * px, grid.height() * px);
         let (alive, empty) = (Rgba([255, 214, 10, 255]), Rgba([20, 24, 32, 255]));
@@ -358,9 +349,19 @@ impl GifWriter {
         self.frames += 1;
         Ok(())
     }
+}
 
-    /// Frames written so far.
-    pub fn frames(&self) -> usize {
-        self.frames
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_blocks_draw_two_rows_per_line() {
+        let grid = Grid::glider();
+        let window = Window::centred(&grid, 10, 9);
+        assert_eq!(
+            half_blocks(&grid, &window),
+            ["   ▀▄    ", "  ▀▀▀    ", "         "]
+        );
     }
 }

@@ -20,14 +20,14 @@ use super::{Mode, run};
 use crate::process::CancelToken;
 
 /// The book's program (item 64) as a Python script, used as the baseline.
-pub const PYTHON_REFERENCE: &str = include_str!("../../benches/python/gcd_book.py");
+pub(crate) const PYTHON_REFERENCE: &str = include_str!("../../benches/python/gcd_book.py");
 
 /// Trivial tasks timed to find the pool's own cost per task.
 const OVERHEAD_TASKS: usize = 20_000;
 
 /// What to measure.
 #[derive(Clone, Debug)]
-pub struct BenchOptions {
+pub(crate) struct BenchOptions {
     /// Serial work to size the runs for, in seconds.
     pub target_seconds: f64,
     /// Runs per mode; the median is kept.
@@ -38,7 +38,7 @@ pub struct BenchOptions {
 
 /// The book's program, timed in CPython on the same machine.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PythonBaseline {
+pub(crate) struct PythonBaseline {
     /// The interpreter's version.
     pub python: String,
     /// The ten pairs serially, median seconds.
@@ -51,7 +51,7 @@ pub struct PythonBaseline {
 
 /// The measured figures.
 #[derive(Clone, Debug, Serialize)]
-pub struct BenchReport {
+pub(crate) struct BenchReport {
     /// Times the ten pairs were repeated.
     pub scale: usize,
     /// Tasks per run (`10 × scale`).
@@ -88,7 +88,7 @@ pub struct BenchReport {
 
 /// The fastest and slowest of each mode's repeats, seconds.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct ModeRanges {
+pub(crate) struct ModeRanges {
     /// Serially.
     pub serial: [f64; 2],
     /// On threads.
@@ -99,7 +99,7 @@ pub struct ModeRanges {
 
 /// A mode's repeats: their median, and the fastest and slowest.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// The median, seconds.
     pub median: f64,
     /// The fastest and the slowest, seconds.
@@ -119,7 +119,11 @@ impl Timing {
 
 /// The bars of one implementation's three modes, scaled by `scale` (seconds to the
 /// chart's unit), each labelled with its speed-up over serial.
-pub fn modes_group(label: String, modes: [Timing; 3], scale: f64) -> crate::report::BarGroup {
+pub(crate) fn modes_group(
+    label: String,
+    modes: [Timing; 3],
+    scale: f64,
+) -> crate::report::BarGroup {
     let serial = modes[0].median;
     let bars = ["serial", "threads", "processes"]
         .into_iter()
@@ -137,7 +141,7 @@ pub fn modes_group(label: String, modes: [Timing; 3], scale: f64) -> crate::repo
 
 /// Item 64's chart: milliseconds per the book's ten pairs for each group's serial,
 /// threads and processes runs.
-pub fn modes_chart(
+pub(crate) fn modes_chart(
     groups: Vec<crate::report::BarGroup>,
     what: String,
     command: &str,
@@ -154,7 +158,7 @@ impl BenchReport {
     /// The bar chart of this run: serial, threads and processes for concur and (when
     /// it ran) CPython, in milliseconds per the book's ten pairs, the speed-up against
     /// each one's own serial run written on each bar.
-    pub fn chart(&self, command: &str) -> crate::report::BarChart {
+    pub(crate) fn chart(&self, command: &str) -> crate::report::BarChart {
         let timing = |median: f64, range: [f64; 2]| Timing { median, range };
         let mut groups = vec![modes_group(
             format!("concur (Rust), {} workers", self.workers),
@@ -210,20 +214,20 @@ pub enum BenchError {
 }
 
 /// The median of `times` (NaN for none).
-pub fn median(mut times: Vec<f64>) -> f64 {
+pub(crate) fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
     times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The book's pairs repeated `scale` times.
-pub fn book_workload(scale: usize) -> Vec<(u64, u64)> {
+pub(crate) fn book_workload(scale: usize) -> Vec<(u64, u64)> {
     super::repeat(&BOOK_PAIRS, scale.min(super::MAX_TASKS / BOOK_PAIRS.len())).unwrap_or_default()
 }
 
 /// The median, fastest and slowest seconds of `repeats` runs in `mode`, checking each
 /// run's results against `expected` (when given) and returning the results of the last
 /// run.
-pub fn time_repeats(
+pub(crate) fn time_repeats(
     mode: Mode,
     pairs: &[(u64, u64)],
     pool: &PoolOptions,
@@ -247,7 +251,7 @@ pub fn time_repeats(
 
 /// The process pool's own cost per task, in microseconds: `tasks` trivial tasks, with
 /// `chunk` tasks per request (`None`: automatic).
-pub fn pool_overhead(
+pub(crate) fn pool_overhead(
     pool: &PoolOptions,
     chunk: Option<NonZeroUsize>,
     tasks: usize,
@@ -264,7 +268,7 @@ pub fn pool_overhead(
 }
 
 /// Runs the book's program in `python`.
-pub fn python_baseline(python: &Path) -> Result<PythonBaseline, String> {
+pub(crate) fn python_baseline(python: &Path) -> Result<PythonBaseline, String> {
     let output = Command::new(python)
         .args(["-c", PYTHON_REFERENCE])
         .output()
@@ -286,7 +290,7 @@ pub fn python_baseline(python: &Path) -> Result<PythonBaseline, String> {
 }
 
 /// Runs the benchmark. `progress` is told what is being measured.
-pub fn run_bench(
+pub(crate) fn run_bench(
     options: &BenchOptions,
     pool: &PoolOptions,
     cancel: &CancelToken,

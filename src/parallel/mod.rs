@@ -14,8 +14,8 @@
 //! program, and the pool reports the task and carries on. Its cost is the explicit
 //! serialization the book hides inside pickle, measured by `concur gcd bench`.
 
-#[cfg(feature = "charts")]
-pub mod bench;
+#[cfg(feature = "cli")]
+pub(crate) mod bench;
 pub mod gcd;
 pub mod pool;
 

@@ -54,7 +54,8 @@ use crate::sink::Sink;
 /// Any program can run its own tasks on a pool: implement `Task`, call
 /// [`worker_main::<YourTask>()`](worker_main) first thing in `main`, and pass the
 /// program itself as [`PoolOptions::program`] (`std::env::current_exe()`); see
-/// [`worker_main`]. (`concur` registers its own, gcd, in [`serve_named`].)
+/// [`worker_main`], whose example is a whole program with its own task. (`concur`
+/// registers its own, gcd, in [`serve_named`].)
 pub trait Task:
     Clone + Send + Sync + fmt::Display + Serialize + DeserializeOwned + 'static
 {
@@ -893,6 +894,21 @@ fn drive<T: Task>(
 /// input order. Workers are started here and stopped (and reaped) before it returns,
 /// including when `cancel` fires, which makes it return [`PoolError::Cancelled`] at
 /// once: every slot kills its own worker, whatever it is doing.
+///
+/// The worker processes are `options.program` started as `PROGRAM worker --task NAME`;
+/// a program of one's own answers that with [`worker_main`] (see its example). The
+/// `concur` binary answers it for [`gcd`](crate::parallel::gcd):
+///
+/// ```no_run
+/// use std::num::NonZeroUsize;
+/// use concur::parallel::{gcd::GcdTask, pool::{self, PoolOptions}};
+/// use concur::process::CancelToken;
+///
+/// let options = PoolOptions::new(NonZeroUsize::new(2).unwrap(), "concur");
+/// let tasks = vec![GcdTask(1963309, 2265973), GcdTask(2030677, 3814172)];
+/// let run = pool::map(&tasks, &options, &CancelToken::new().unwrap()).unwrap();
+/// assert_eq!(run.results.len(), 2);
+/// ```
 pub fn map<T: Task>(
     tasks: &[T],
     options: &PoolOptions,

@@ -24,7 +24,7 @@ mod worker;
 #[cfg(feature = "async")]
 pub use awaitable::{AsyncClosableQueue, TryPut};
 pub use closable::{ClosableQueue, Closed, Iter, TooManyTaskDone, TryGet};
-#[cfg(feature = "charts")]
-pub use pipeline::utilization_chart;
+#[cfg(feature = "cli")]
+pub(crate) use pipeline::utilization_chart;
 pub use pipeline::{BoxError, Pipeline, PipelineBuilder, PipelineError, Report, StageReport};
 pub use worker::{WorkerPanicked, Workers};

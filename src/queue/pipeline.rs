@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use super::closable::{ClosableQueue, Closed};
 use crate::executor::panic_message;
-#[cfg(feature = "charts")]
+#[cfg(feature = "cli")]
 use crate::report::{Bar, BarChart, BarGroup, Provenance};
 
 /// One item in this many has its stage-function time measured (see `StageReport`).
@@ -70,11 +70,11 @@ impl StageReport {
     }
 }
 
-#[cfg(feature = "charts")]
+#[cfg(feature = "cli")]
 /// The stages' utilisation as a chart: a bar per stage, the share of its workers'
 /// time spent working over `elapsed`, with its worker count and peak queue written on
 /// it. The slowest stage is the one near 100%; the others wait on it.
-pub fn utilization_chart(
+pub(crate) fn utilization_chart(
     stages: &[StageReport],
     elapsed: Duration,
     title: &str,

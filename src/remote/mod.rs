@@ -22,6 +22,8 @@
 mod hosts;
 mod login;
 mod ssh;
+// A private sshd for the test suite; not part of the API.
+#[doc(hidden)]
 pub mod sshd;
 pub mod transfer;
 

@@ -162,7 +162,7 @@ struct HyperfineExport {
 /// min-max range of its runs, in seconds or, with `per = Some((n, unit))`, as `n /
 /// seconds` in `unit` (jobs/s, say). Each bar's note is its ratio to the first
 /// benchmark's, so the first is the baseline.
-pub fn hyperfine_chart(
+pub(crate) fn hyperfine_chart(
     json: &str,
     title: &str,
     per: Option<(f64, &str)>,

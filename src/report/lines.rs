@@ -376,7 +376,12 @@ where
 /// The cumulative distribution of `samples` as a series: x is a sample, y the
 /// fraction of samples at or below it. At most 400 points are kept, evenly spaced
 /// in rank, the slowest always among them.
-pub fn cdf(name: impl Into<String>, colour: usize, stroke: Stroke, samples: &[f64]) -> Series {
+pub(crate) fn cdf(
+    name: impl Into<String>,
+    colour: usize,
+    stroke: Stroke,
+    samples: &[f64],
+) -> Series {
     let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();

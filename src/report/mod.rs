@@ -15,8 +15,8 @@ use thiserror::Error;
 mod bars;
 mod lines;
 
-pub use bars::{Bar, BarChart, BarGroup, hyperfine_chart};
-pub use lines::{Axis, LineChart, Panel, Point, Scale, Series, Stroke, cdf};
+pub(crate) use bars::{Bar, BarChart, BarGroup, hyperfine_chart};
+pub(crate) use lines::{Axis, LineChart, Panel, Point, Series, Stroke, cdf};
 
 /// A chart that could not be drawn.
 #[derive(Debug, Error)]
@@ -122,7 +122,7 @@ impl From<LineChart> for Chart {
 }
 
 /// Each item once, in the order it first appears: the series of a chart, say.
-pub fn first_seen<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+pub(crate) fn first_seen<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     let mut seen: Vec<T> = Vec::new();
     for item in items {
         if !seen.contains(&item) {
@@ -133,7 +133,7 @@ pub fn first_seen<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
 }
 
 /// A chart's width and height in pixels (a chart of several panels is wider).
-pub const SIZE: (u32, u32) = (760, 460);
+pub(crate) const SIZE: (u32, u32) = (760, 460);
 
 /// Where a chart's plot is drawn.
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
@@ -172,7 +172,7 @@ fn drawn(
 /// One section of the HTML report: a heading, the text the terminal showed, and
 /// its charts.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Section {
+pub(crate) struct Section {
     /// The heading.
     pub title: String,
     /// Its text, shown as the terminal showed it.
@@ -183,7 +183,7 @@ pub struct Section {
 
 /// Cuts a terminal text into sections at its headings: a line followed by a line of
 /// as many `=`. Text before the first heading is a section titled `preamble`.
-pub fn sections_from_text(text: &str, preamble: &str) -> Vec<Section> {
+pub(crate) fn sections_from_text(text: &str, preamble: &str) -> Vec<Section> {
     let lines: Vec<&str> = text.lines().collect();
     let mut sections = vec![Section {
         title: preamble.to_owned(),
@@ -220,7 +220,7 @@ pub fn sections_from_text(text: &str, preamble: &str) -> Vec<Section> {
 /// The report as one self-contained HTML page: the title, a table of contents, then
 /// each section with an anchor. A section titled as the page (the text before the
 /// first heading) is its introduction, without a heading of its own.
-pub fn html(title: &str, sections: &[Section]) -> String {
+pub(crate) fn html(title: &str, sections: &[Section]) -> String {
     let mut page = String::new();
     let _ = write!(
         page,
@@ -298,7 +298,7 @@ fn anchor(index: usize, title: &str) -> String {
 }
 
 /// `text` with `&`, `<`, `>` and `"` escaped for HTML.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

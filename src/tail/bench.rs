@@ -16,7 +16,7 @@ use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke, c
 
 /// Latency percentiles of one configuration.
 #[derive(Clone, Debug, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// What ran: `concur tail --mode events`, or `GNU tail`.
     pub tailer: String,
     /// Which file layout: [`Layout::name`].
@@ -38,7 +38,7 @@ pub struct Latency {
 
 /// How the followed file is laid out, and what happens to it, in a latency run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// A plain file, followed as given.
     Plain,
     /// A symbolic link in one directory to a file in another (Kubernetes'
@@ -51,7 +51,7 @@ pub enum Layout {
 
 impl Layout {
     /// The case's name in reports.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Layout::Plain => "plain file",
             Layout::Symlink => "symlink, -F",
@@ -62,7 +62,7 @@ impl Layout {
 
 /// Who is timed: a concur design (polling or not), or GNU tail.
 #[derive(Clone, Copy, Debug)]
-pub enum Timed {
+pub(crate) enum Timed {
     /// `concur tail --mode MODE`, with `--poll` when set.
     Concur(Mode, bool),
     /// GNU tail, with the same following options.
@@ -71,7 +71,7 @@ pub enum Timed {
 
 /// Throughput of one tailer on one workload.
 #[derive(Clone, Debug, Serialize)]
-pub struct Throughput {
+pub(crate) struct Throughput {
     /// What ran: a concur design, or `GNU tail`.
     pub tailer: String,
     /// `pre-written` (the files exist in full) or `live` (written while tailing).
@@ -106,11 +106,11 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// The polling interval of the latency runs with `--poll`.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Appends `samples` lines, one every 10 ms, each carrying its write time, and measures
 /// when each comes out of `concur tail` (with `--poll` when `poll` is set).
-pub fn latency(
+pub(crate) fn latency(
     exe: &Path,
     dir: &Path,
     mode: Mode,
@@ -121,7 +121,7 @@ pub fn latency(
 }
 
 /// [`latency`] for any tailer and file layout.
-pub fn latency_of(
+pub(crate) fn latency_of(
     exe: &Path,
     dir: &Path,
     timed: Timed,
@@ -245,7 +245,7 @@ pub fn latency_of(
 /// The latency runs as one chart: the cumulative distribution of append-to-output
 /// time for each mode, inotify solid and polling dashed, on a log axis; a grey line
 /// marks half the polling interval, the book's expected cost of polling.
-pub fn latency_chart(latencies: &[Latency], interval: Duration, command: &str) -> LineChart {
+pub(crate) fn latency_chart(latencies: &[Latency], interval: Duration, command: &str) -> LineChart {
     let mut series: Vec<Series> = latencies
         .iter()
         .enumerate()
@@ -292,7 +292,7 @@ fn line(file: usize, n: u64) -> String {
 }
 
 /// Writes `files` files of `lines` lines each, as fast as possible.
-pub fn write_files(dir: &Path, files: usize, lines: u64) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn write_files(dir: &Path, files: usize, lines: u64) -> io::Result<Vec<PathBuf>> {
     let paths: Vec<PathBuf> = (0..files)
         .map(|i| dir.join(format!("input{i}.log")))
         .collect();
@@ -339,7 +339,7 @@ fn count_until(child: &mut Child, expected: u64) -> io::Result<Instant> {
 
 /// Measures how fast `command` (a tailer printing every line of `paths` to stdout)
 /// delivers `expected` lines.
-pub fn throughput(
+pub(crate) fn throughput(
     name: &str,
     workload: &str,
     command: &mut Command,
@@ -361,7 +361,7 @@ pub fn throughput(
 
 /// concur tailing `files` files while writer threads write `lines` lines to each as fast
 /// as they can: from the first write to the last line out.
-pub fn live_throughput(
+pub(crate) fn live_throughput(
     exe: &Path,
     dir: &Path,
     mode: Mode,
@@ -412,7 +412,7 @@ pub fn live_throughput(
 }
 
 /// The command-line name of a mode.
-pub fn mode_name(mode: Mode) -> &'static str {
+pub(crate) fn mode_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Events => "events",
         Mode::Threads => "threads",
@@ -423,7 +423,7 @@ pub fn mode_name(mode: Mode) -> &'static str {
 
 /// What a tailer costs while its files are quiet.
 #[derive(Clone, Debug, Serialize)]
-pub struct Idle {
+pub(crate) struct Idle {
     /// What ran.
     pub tailer: String,
     /// Files followed.
@@ -440,7 +440,7 @@ pub struct Idle {
 
 /// What a tailer costs per line at a steady rate.
 #[derive(Clone, Debug, Serialize)]
-pub struct CpuPerLine {
+pub(crate) struct CpuPerLine {
     /// What ran.
     pub tailer: String,
     /// Lines written per second, over 4 files.
@@ -484,7 +484,7 @@ fn tasks(pid: u32) -> std::collections::HashMap<String, (u64, u64)> {
 
 /// Runs `command` (a tailer following `files` quiet files, its output discarded), lets
 /// it settle for `warmup`, then measures its CPU and wake-ups for `seconds`.
-pub fn idle(
+pub(crate) fn idle(
     name: &str,
     command: &mut Command,
     files: usize,
@@ -525,7 +525,7 @@ pub fn idle(
 }
 
 /// Writes `files` empty quiet files (one line each) for the idle case.
-pub fn quiet_files(dir: &Path, files: usize) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn quiet_files(dir: &Path, files: usize) -> io::Result<Vec<PathBuf>> {
     let dir = dir.join("quiet");
     fs::create_dir_all(&dir)?;
     (0..files)
@@ -540,7 +540,7 @@ pub fn quiet_files(dir: &Path, files: usize) -> io::Result<Vec<PathBuf>> {
 /// Starts `command` on 4 empty files, writes `rate` lines per second across them for
 /// `seconds`, waits for the lines to come out (up to 5 s more), and reports the
 /// tailer's CPU per line. `command` gets the files' paths appended.
-pub fn cpu_per_line(
+pub(crate) fn cpu_per_line(
     name: &str,
     command: &mut Command,
     dir: &Path,

@@ -32,8 +32,8 @@
 //! blocking write stalls one worker rather than everything, but it still stalls it,
 //! which is why the async design writes from its own thread as the book does.
 
-#[cfg(feature = "charts")]
-pub mod bench;
+#[cfg(feature = "cli")]
+pub(crate) mod bench;
 pub mod debug;
 mod globbing;
 pub mod merge_async;

@@ -44,6 +44,15 @@ pub struct Run {
 }
 
 /// Factorizes every number in `mode`, timing it.
+///
+/// ```
+/// use concur::threads::factorize::{Mode, run};
+///
+/// let serial = run(Mode::Serial, &[12, 97]);
+/// let threads = run(Mode::Threads, &[12, 97]);
+/// assert_eq!(serial.factors, [vec![1, 2, 3, 4, 6, 12], vec![1, 97]]);
+/// assert_eq!(threads.factors, serial.factors); // same answer, one thread per number
+/// ```
 pub fn run(mode: Mode, numbers: &[u64]) -> Run {
     let start = Instant::now();
     let factors = match mode {

@@ -63,6 +63,19 @@ fn compute_helicopter_location(step: u64, (x, y): (f64, f64)) -> (f64, f64) {
 }
 
 /// Makes `calls` slow system calls of `timeout` each, in `mode`.
+///
+/// ```
+/// use std::time::Duration;
+/// use concur::threads::slow_io::{Mode, run};
+///
+/// // Five 20 ms calls on five threads, while the main thread keeps computing.
+/// let report = run(Mode::Threads, 5, Duration::from_millis(20)).unwrap();
+/// assert_eq!(report.calls, 5);
+/// assert!(report.seconds >= 0.020); // each call waits out its whole timeout
+/// println!("{} helicopter moves meanwhile", report.helicopter_moves); // main was free
+/// let serial = run(Mode::Serial, 2, Duration::from_millis(20)).unwrap();
+/// assert_eq!(serial.helicopter_moves, 0); // blocked with the calls
+/// ```
 pub fn run(mode: Mode, calls: usize, timeout: Duration) -> io::Result<Report> {
     let start = Instant::now();
     let mut moves = 0;

@@ -40,6 +40,18 @@ use super::simulation::Generation;
 use crate::executor::panic_message;
 
 /// Which way to fan out (`--mode`).
+///
+/// ```
+/// use std::time::Duration;
+/// use concur::life::Strategy;
+///
+/// // The least a generation of 45 cells can take at 100 ms per cell's I/O:
+/// let floor = |s: Strategy| s.io_floor(45, None, Duration::from_millis(100));
+/// assert_eq!(floor(Strategy::Serial), Duration::from_millis(4500)); // one after another
+/// assert_eq!(floor(Strategy::Pool), Duration::from_millis(500)); // 10 at a time: 5 rounds
+/// assert_eq!(floor(Strategy::Async), Duration::from_millis(100)); // all at once
+/// assert_eq!(Strategy::ALL.len(), 6); // the book's six, each doing the I/O
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
