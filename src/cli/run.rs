@@ -44,8 +44,9 @@ only; else /bin/sh). Commands with no shell syntax in their words run without a 
 With no command, each input is a command line. With no replacement string, the
 arguments are appended.
 
-Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {1.} {1/} {1//} {1/.} and, with
---header :, the column names. -I STR renames {}.
+Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {1.} {1/} {1//} {1/.}, {-1}
+(the last argument) and its forms, and, with --header :, the column names. -I STR
+renames {}.
 
 Each job runs in its own process group. Its stdout and stderr are printed whole when it
 finishes, never mixed with another job's (with -k: in input order, as soon as every
@@ -167,6 +168,28 @@ pub struct RunArgs {
     #[arg(short = 'N', long = "max-replace-args", alias = "maxreplaceargs", value_name = "N", value_parser = |t: &str| parse_count_max(t, runner::MAX_RECORDS_PER_JOB as u64).map(|n| n as usize))]
     max_replace_args: Option<usize>,
 
+    /// N input lines per job, as -N (GNU parallel's -L outside --pipe; with --pipe,
+    /// N records per block).
+    #[arg(short = 'L', long = "max-lines", value_name = "N", conflicts_with = "max_replace_args", value_parser = |t: &str| parse_count_max(t, runner::MAX_RECORDS_PER_JOB as u64).map(|n| n as usize))]
+    max_lines: Option<usize>,
+
+    /// Skip input records that are empty or only white space (GNU's
+    /// --no-run-if-empty).
+    #[arg(short = 'r', long = "no-run-if-empty")]
+    no_run_if_empty: bool,
+
+    /// A record equal to STR ends its input source: it and the rest are not read.
+    #[arg(short = 'E', long = "eof", value_name = "STR")]
+    eof: Option<String>,
+
+    /// Use SEP instead of `:::` (and SEP+ instead of `:::+`) after the command.
+    #[arg(long = "arg-sep", alias = "argsep", value_name = "SEP")]
+    arg_sep: Option<String>,
+
+    /// Use SEP instead of `::::` (and SEP+ instead of `::::+`) after the command.
+    #[arg(long = "arg-file-sep", alias = "argfilesep", value_name = "SEP")]
+    arg_file_sep: Option<String>,
+
     /// At most N arguments per job (as xargs -n; at most 1048576).
     #[arg(short = 'n', long = "max-args", alias = "maxargs", value_name = "N", value_parser = |t: &str| parse_positive_max(t, runner::MAX_RECORDS_PER_JOB))]
     max_args: Option<NonZeroUsize>,
@@ -231,6 +254,11 @@ pub struct RunArgs {
     /// Print each command instead of running it.
     #[arg(long, aliases = ["dryrun", "dr"])]
     dry_run: bool,
+
+    /// Print each command quoted for a shell, instead of running it (as --dry-run,
+    /// then quoted once more: for composing commands).
+    #[arg(long)]
+    shellquote: bool,
 
     /// Print each command before its output.
     #[arg(short, long)]
@@ -580,20 +608,51 @@ fn unescape(text: &str) -> Vec<u8> {
     out
 }
 
+/// The words that start input sources after the command: `:::` and `::::`, or what
+/// --arg-sep and --arg-file-sep name instead.
+struct Separators {
+    list: String,
+    files: String,
+}
+
+impl Default for Separators {
+    fn default() -> Self {
+        Self {
+            list: ":::".into(),
+            files: "::::".into(),
+        }
+    }
+}
+
+impl Separators {
+    /// For a separator word: (files, linked).
+    fn marker(&self, word: &str) -> Option<(bool, bool)> {
+        let linked = |sep: &str| word.strip_suffix('+') == Some(sep);
+        if word == self.list {
+            Some((false, false))
+        } else if linked(&self.list) {
+            Some((false, true))
+        } else if word == self.files {
+            Some((true, false))
+        } else if linked(&self.files) {
+            Some((true, true))
+        } else {
+            None
+        }
+    }
+}
+
 /// The command words and the input sources after them.
-fn split_command(words: Vec<OsString>) -> Result<(Vec<Vec<u8>>, Vec<Input>), UsageError> {
+fn split_command(
+    words: Vec<OsString>,
+    separators: &Separators,
+) -> Result<(Vec<Vec<u8>>, Vec<Input>), UsageError> {
     let mut command = Vec::new();
     let mut inputs: Vec<Input> = Vec::new();
     // Where the words now go: the command, a ::: list, or :::: files.
     let (mut in_files, mut in_sources, mut link_next) = (false, false, false);
     for word in words {
-        let marker = match word.to_str() {
-            Some(":::") => Some((false, false)),
-            Some(":::+") => Some((false, true)),
-            Some("::::") => Some((true, false)),
-            Some("::::+") => Some((true, true)),
-            _ => None,
-        };
+        let marker = word.to_str().and_then(|w| separators.marker(w));
         if let Some((files, linked)) = marker {
             (in_files, in_sources) = (files, true);
             if files {
@@ -704,7 +763,25 @@ impl Reporter for BarReporter<'_> {
 
 /// Runs `concur run`.
 pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let (words, mut inputs) = split_command(args.command)?;
+    let mut separators = Separators::default();
+    for (given, sep, flag) in [
+        (&args.arg_sep, &mut separators.list, "--arg-sep"),
+        (&args.arg_file_sep, &mut separators.files, "--arg-file-sep"),
+    ] {
+        match given.as_deref() {
+            Some("") => return Err(UsageError(format!("{flag} must not be empty")).into()),
+            Some(text) => *sep = text.to_owned(),
+            None => {}
+        }
+    }
+    if separators.list == separators.files {
+        return Err(UsageError(format!(
+            "--arg-sep and --arg-file-sep are both {:?}: they must differ",
+            separators.list
+        ))
+        .into());
+    }
+    let (words, mut inputs) = split_command(args.command, &separators)?;
     // -a files come before the ::: sources, as in GNU parallel.
     let arg_files = args.arg_file.iter().map(|path| Input {
         source: if path.as_os_str() == "-" {
@@ -759,7 +836,11 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             .into());
         }
     }
-    input.grouping = match (args.max_replace_args, args.max_args) {
+    input.skip_blank = args.no_run_if_empty;
+    input.eof = args.eof.as_ref().map(|s| s.as_bytes().to_vec());
+    // -L N outside --pipe is -N N, as in GNU parallel.
+    let max_replace_args = args.max_replace_args.or(args.max_lines);
+    input.grouping = match (max_replace_args, args.max_args) {
         // -X/-m with -n: at most N per job, as -n alone (-X still repeats its words).
         (None, Some(n)) if args.context || args.multiple => Grouping::Records(n.get()),
         _ if args.context || args.multiple => Grouping::Fill,
@@ -869,7 +950,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             .as_deref()
             .map_or_else(|| b"\n".to_vec(), unescape),
         recstart: args.recstart.as_deref().map(unescape).unwrap_or_default(),
-        records: args.max_replace_args.filter(|&n| n > 0),
+        records: max_replace_args.filter(|&n| n > 0),
     });
     // Open the inputs first: --header names are needed to read the command.
     let source = match &pipe {
@@ -901,7 +982,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         quote: args.quote,
         context: args.context,
         names,
-        no_append: pipe.is_some() || args.max_replace_args == Some(0),
+        no_append: pipe.is_some() || max_replace_args == Some(0),
         shell: Some(shell),
     };
     let template =
@@ -951,7 +1032,10 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         },
     }
     options.input = input;
-    options.dry_run = args.dry_run;
+    // --shellquote is a dry run whose lines are quoted once more.
+    let dry_run = args.dry_run || args.shellquote;
+    options.dry_run = dry_run;
+    options.shell_quote = args.shellquote;
     options.verbose = args.verbose;
     options.tag = tag;
     options.shuffle = args.shuf;
@@ -1007,8 +1091,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         .into());
     }
     // A dry run prints its commands and makes no file.
-    options.results = match (&args.results, args.files && !args.dry_run) {
-        _ if args.dry_run => None,
+    options.results = match (&args.results, args.files && !dry_run) {
+        _ if dry_run => None,
         (Some(results), _) => Some(
             Results::parse_with(results, &template_options.names)
                 .map_err(|e| UsageError(format!("--results: {e}")))?,
@@ -1050,7 +1134,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         options.joblog_append = true;
     }
     // A dry run runs nothing, so it logs nothing, as in GNU parallel.
-    options.joblog = joblog.filter(|_| !args.dry_run);
+    options.joblog = joblog.filter(|_| !dry_run);
 
     let bar = super::output::spinner("jobs");
     // As in GNU parallel: -u prints bytes as they come even with -k; -k with
@@ -1168,10 +1252,30 @@ mod tests {
     }
 
     #[test]
+    fn other_separators_replace_the_colons() {
+        let separators = Separators {
+            list: ",,".into(),
+            files: "//".into(),
+        };
+        let (command, inputs) = split_command(
+            os(&["echo", ":::", ",,", "a", ",,+", "1", "//", "f"]),
+            &separators,
+        )
+        .unwrap();
+        assert_eq!(command, [b"echo".to_vec(), b":::".to_vec()]);
+        let shape: Vec<_> = inputs
+            .iter()
+            .map(|i| (matches!(i.source, Source::File(_)), i.linked))
+            .collect();
+        assert_eq!(shape, [(false, false), (false, true), (true, false)]);
+    }
+
+    #[test]
     fn the_command_and_its_sources_are_split_at_the_markers() {
-        let (command, inputs) = split_command(os(&[
-            "echo", "{}", ":::", "a", "b", ":::+", "1", "::::", "f", "g",
-        ]))
+        let (command, inputs) = split_command(
+            os(&["echo", "{}", ":::", "a", "b", ":::+", "1", "::::", "f", "g"]),
+            &Separators::default(),
+        )
         .unwrap();
         assert_eq!(command, [b"echo".to_vec(), b"{}".to_vec()]);
         let shape: Vec<_> = inputs
@@ -1192,9 +1296,14 @@ mod tests {
             ]
         );
         // A leading :::+ has nothing to pair with; after ::::+ every file is paired.
-        let (_, inputs) = split_command(os(&["echo", ":::+", "a"])).unwrap();
+        let (_, inputs) =
+            split_command(os(&["echo", ":::+", "a"]), &Separators::default()).unwrap();
         assert!(!inputs[0].linked);
-        let (_, inputs) = split_command(os(&["echo", "::::+", "f", "g", "h"])).unwrap();
+        let (_, inputs) = split_command(
+            os(&["echo", "::::+", "f", "g", "h"]),
+            &Separators::default(),
+        )
+        .unwrap();
         let linked: Vec<bool> = inputs.iter().map(|i| i.linked).collect();
         assert_eq!(linked, [false, true, true]);
     }

@@ -88,6 +88,10 @@ pub struct InputOptions {
     pub slots: usize,
     /// With [`Grouping::Fill`], the argument bytes one job may hold.
     pub fill_bytes: usize,
+    /// `-r`: records that are empty or only white space are skipped.
+    pub skip_blank: bool,
+    /// `-E STR`: a record equal to STR ends its source; it and the rest are not read.
+    pub eof: Option<Vec<u8>>,
 }
 
 impl InputOptions {
@@ -105,6 +109,8 @@ impl InputOptions {
             grouping: Grouping::One,
             slots: 1,
             fill_bytes: DEFAULT_FILL_BYTES,
+            skip_blank: false,
+            eof: None,
         }
     }
 }
@@ -228,6 +234,10 @@ struct Reader {
     trim: bool,
     nul_replaced: std::sync::Arc<std::sync::atomic::AtomicBool>,
     number: usize,
+    skip_blank: bool,
+    eof: Option<Vec<u8>>,
+    /// `-E`'s string was read: the source is over.
+    ended: bool,
 }
 
 enum ReaderKind {
@@ -266,6 +276,9 @@ impl Reader {
             trim: options.trim,
             nul_replaced: options.nul_replaced.clone(),
             number: 0,
+            skip_blank: options.skip_blank,
+            eof: options.eof.clone(),
+            ended: false,
         })
     }
 
@@ -279,18 +292,42 @@ impl Reader {
             trim: options.trim,
             nul_replaced: options.nul_replaced.clone(),
             number: 0,
+            skip_blank: options.skip_blank,
+            eof: options.eof.clone(),
+            ended: false,
         }
     }
 
     fn next(&mut self) -> Result<Option<Record>, InputError> {
-        let raw = match &mut self.kind {
-            ReaderKind::List(values) => values.next().map(Ok),
-            ReaderKind::Stream(stream) => read_record(stream.as_mut(), &self.delimiter, self.max)
-                .map_err(|source| InputError::Read {
-                name: self.name.clone(),
-                record: self.number + 1,
-                source,
-            })?,
+        let raw = loop {
+            if self.ended {
+                return Ok(None);
+            }
+            let raw = match &mut self.kind {
+                ReaderKind::List(values) => values.next().map(Ok),
+                ReaderKind::Stream(stream) => {
+                    read_record(stream.as_mut(), &self.delimiter, self.max).map_err(|source| {
+                        InputError::Read {
+                            name: self.name.clone(),
+                            record: self.number + 1,
+                            source,
+                        }
+                    })?
+                }
+            };
+            if let Some(Ok(bytes)) = &raw {
+                // -E: the end-of-file string ends this source, unread and unrun.
+                if self.eof.as_deref() == Some(bytes.as_slice()) {
+                    self.ended = true;
+                    return Ok(None);
+                }
+                // -r: blank records are skipped.
+                if self.skip_blank && bytes.trim_ascii().is_empty() {
+                    self.number += 1;
+                    continue;
+                }
+            }
+            break raw;
         };
         let Some(raw) = raw else { return Ok(None) };
         self.number += 1;
@@ -841,6 +878,27 @@ mod tests {
 
     /// A delimiter of several bytes is found wherever the reads cut it, and a lone
     /// first byte of it is data.
+    #[test]
+    fn blank_records_are_skipped_and_the_eof_string_ends_its_source() {
+        let mut options = InputOptions::new();
+        options.skip_blank = true;
+        assert_eq!(all(&options, b"a\n \t\n\nb\n"), ["a", "b"]);
+        options.skip_blank = false;
+        options.eof = Some(b"END".to_vec());
+        // Only a whole record ends it; each source ends on its own.
+        assert_eq!(all(&options, b"xEND\nEND\nnever\n"), ["xEND"]);
+        options.inputs = vec![list(&["a", "END", "b"], false), list(&["1", "2"], false)];
+        assert_eq!(all(&options, b""), ["a 1", "a 2"]);
+        // A skipped record still counts: the over-long one is named as record 3.
+        options.eof = None;
+        options.inputs.clear();
+        options.skip_blank = true;
+        options.max_record = 4;
+        let reported = all(&options, b" \nok\ntoolong\n");
+        assert_eq!(reported[0], "ok");
+        assert!(reported[1].starts_with("ERR record 3 of "), "{reported:?}");
+    }
+
     #[test]
     fn a_delimiter_of_several_bytes_straddles_reads() {
         for capacity in 1..6 {

@@ -104,6 +104,8 @@ pub struct RunOptions {
     pub input: InputOptions,
     /// Print each command instead of running it (`--dry-run`).
     pub dry_run: bool,
+    /// With `dry_run`: each line quoted for a shell, as GNU parallel's `--shellquote`.
+    pub shell_quote: bool,
     /// Print each command before its output (`-v`).
     pub verbose: bool,
     /// Prefix every output line with this, rendered per job, and a tab (`--tag`,
@@ -170,6 +172,7 @@ impl RunOptions {
             template,
             input: InputOptions::new(),
             dry_run: false,
+            shell_quote: false,
             verbose: false,
             tag: None,
             shuffle: false,
@@ -883,6 +886,10 @@ fn run_job(
         stderr: Spool::default(),
     };
     if options.dry_run {
+        let line = match options.shell_quote {
+            true => quote_word(&line),
+            false => line,
+        };
         let shown = finished
             .stdout
             .write_all(&line)

@@ -103,6 +103,8 @@ enum Replacement {
     All(Modifier),
     /// `{N}` and its modified forms (1-based); also `{name}` with `--header`.
     Nth(usize, Modifier),
+    /// `{-N}` and its modified forms: the Nth argument from the end (`{-1}` the last).
+    FromEnd(usize, Modifier),
     /// `{#}`: the job's sequence number.
     Seq,
     /// `{%}`: the job slot, 1 to `-j`.
@@ -294,7 +296,10 @@ impl Template {
             word.iter().any(|t| {
                 matches!(
                     t,
-                    Token::Replace(Replacement::All(_) | Replacement::Nth(..), _)
+                    Token::Replace(
+                        Replacement::All(_) | Replacement::Nth(..) | Replacement::FromEnd(..),
+                        _
+                    )
                 )
             })
         };
@@ -303,7 +308,10 @@ impl Template {
             .iter()
             .flatten()
             .filter_map(|t| match t {
-                Token::Replace(r @ (Replacement::All(_) | Replacement::Nth(..)), _) => Some(*r),
+                Token::Replace(
+                    r @ (Replacement::All(_) | Replacement::Nth(..) | Replacement::FromEnd(..)),
+                    _,
+                ) => Some(*r),
                 _ => None,
             })
             .collect();
@@ -315,6 +323,10 @@ impl Template {
                     (record.iter().map(|v| value_len(*m, v)).sum(), record.len())
                 }
                 Replacement::Nth(n, m) => (record.get(n - 1).map_or(0, |v| value_len(*m, v)), 1),
+                Replacement::FromEnd(n, m) => {
+                    let value = record.len().checked_sub(*n).and_then(|i| record.get(i));
+                    (value.map_or(0, |v| value_len(*m, v)), 1)
+                }
                 _ => (0, 0),
             }
         };
@@ -558,6 +570,13 @@ fn render_tokens(word: &Word, job: &Job<'_>, sink: &mut dyn Sink) {
                     sink.value(*hole, &modifier.apply(value));
                 }
             }
+            Token::Replace(Replacement::FromEnd(n, modifier), hole) => {
+                // Before the first argument: left out, as a position past the last is.
+                let values = &job.args.values;
+                if let Some(value) = values.len().checked_sub(*n).and_then(|i| values.get(i)) {
+                    sink.value(*hole, &modifier.apply(value));
+                }
+            }
             Token::Replace(Replacement::All(modifier), hole) => {
                 for (i, value) in job.args.values.iter().enumerate() {
                     if i > 0 {
@@ -737,6 +756,19 @@ fn parse_replacement(
         "%" => return Ok(Some(Replacement::Slot)),
         _ => {}
     }
+    // `{-N}`: counted from the last argument.
+    if let Some(from_end) = inner.strip_prefix('-') {
+        let digits = from_end.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0
+            && let Some(modifier) = Modifier::parse(&from_end[digits..])
+        {
+            return match from_end[..digits].parse::<usize>() {
+                Ok(0) => Err(TemplateError::Zero),
+                Ok(n) => Ok(Some(Replacement::FromEnd(n, modifier))),
+                Err(_) => Err(TemplateError::Unknown(format!("{{{inner}}}"))),
+            };
+        }
+    }
     let digits = inner.bytes().take_while(u8::is_ascii_digit).count();
     // `{1 }`, `{1⏎}`: white space after the number is allowed, as in GNU parallel.
     let after = match &inner[digits..] {
@@ -847,6 +879,19 @@ mod tests {
                 "{input:?}"
             );
         }
+    }
+
+    #[test]
+    fn positions_from_the_end() {
+        let o = TemplateOptions::default();
+        assert_eq!(line(&["echo", "{-1}", "{-2}"], &o, &["a", "b"]), "echo b a");
+        assert_eq!(
+            line(&["echo", "{-1.}", "{-2/}"], &o, &["d/x.y", "e/f.g"]),
+            "echo e/f x.y"
+        );
+        // Before the first argument: left out, as a position past the last.
+        assert_eq!(line(&["echo", "[{-3}]"], &o, &["a", "b"]), "echo []");
+        assert!(Template::parse(&words(&["echo", "{-0}"]), &o).is_err());
     }
 
     #[test]
