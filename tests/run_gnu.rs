@@ -254,6 +254,29 @@ fn bad_arguments_are_refused_by_name() {
         .expect_stderr("--colsep \"(\" is not a regex");
 }
 
+/// The profiles and $PARALLEL (recorded against GNU parallel in `run_compat`), and
+/// what only concur does: a named profile that cannot be read is an error naming it
+/// (GNU parallel goes on without it), and the default profile is found through $HOME.
+#[test]
+fn profiles_come_from_home_and_a_missing_one_is_named() {
+    let dir = Dir::new();
+    std::fs::create_dir(dir.path().join(".parallel")).unwrap();
+    std::fs::write(dir.path().join(".parallel/config"), "-k\n--tagstring cfg\n").unwrap();
+    let run = dir
+        .concur(["run", "echo", ":::", "a", "b"])
+        .env("HOME", dir.path())
+        .env_remove("PARALLEL_HOME")
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "cfg\ta\ncfg\tb\n");
+    dir.concur(["run", "-J", "nosuch", "echo", ":::", "a"])
+        .env("HOME", dir.path())
+        .env_remove("PARALLEL_HOME")
+        .run()
+        .expect_code(255)
+        .expect_stderr(".parallel/nosuch");
+}
+
 #[test]
 fn dry_run_runs_nothing() {
     let dir = Dir::new();

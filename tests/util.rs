@@ -130,12 +130,19 @@ impl Cmd {
         self
     }
 
-    /// Feeds `data` to the command's stdin (otherwise stdin is empty).
+    /// Sets an environment variable of the command.
     pub(crate) fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.cmd.env(key, value);
         self
     }
 
+    /// Removes an environment variable from the command's environment.
+    pub(crate) fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    /// Feeds `data` to the command's stdin (otherwise stdin is empty).
     pub(crate) fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
         self

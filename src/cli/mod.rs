@@ -126,6 +126,15 @@ pub fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "run") {
         let rest = args.split_off(2);
+        // GNU parallel's defaults first: the profiles (-J, else ~/.parallel/config),
+        // then $PARALLEL, then the command line.
+        let rest = match run::with_defaults(rest) {
+            Ok(rest) => rest,
+            Err(err) => {
+                eprintln!("concur run: {err}");
+                return ExitCode::from(RUN_OWN_FAILURE);
+            }
+        };
         args.extend(run::gnu_spellings(rest));
     }
     run(Cli::try_parse_from(args))

@@ -215,8 +215,8 @@ pub struct RunArgs {
     tag: bool,
 
     /// Prefix each output line with STR (replacement strings allowed; {host} is the
-    /// machine the job ran on, : for this one) and a tab.
-    #[arg(long, alias = "tag-string", value_name = "STR", conflicts_with = "tag")]
+    /// machine the job ran on, : for this one) and a tab. Overrides --tag.
+    #[arg(long, alias = "tag-string", value_name = "STR")]
     tagstring: Option<String>,
 
     /// Print output lines as jobs print them (whole lines, never a half line mixed
@@ -344,6 +344,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     trc: Vec<String>,
 
+    /// Read options from the profile NAME first: the file NAME in $PARALLEL_HOME
+    /// (default ~/.parallel), options separated by white space, `#` lines comments
+    /// (repeatable). Without -J, ~/.parallel/config is read if it exists. $PARALLEL's
+    /// options come after the profiles, before the command line's.
+    #[arg(short = 'J', long = "profile", value_name = "NAME")]
+    profile: Vec<String>,
+
     /// Accepted for GNU parallel scripts; does nothing.
     #[arg(long, alias = "willcite", hide = true)]
     will_cite: bool,
@@ -460,6 +467,87 @@ enum HaltSpec {
 /// VALUE` (GNU parallel's alias of `--halt`; concur's own `--halt-on-error` takes no
 /// value, so it is rewritten only when a halt value follows). Only the options before
 /// the command are looked at. `args` are `concur run`'s, after `run`.
+/// The words `concur run` reads before its command line, as GNU parallel does: each
+/// profile's (`-J NAME`/`--profile NAME`, repeatable, from `$PARALLEL_HOME` or
+/// `~/.parallel`; without one, `config` there if it exists), then `$PARALLEL`'s.
+/// Fails when a named profile cannot be read.
+pub(crate) fn with_defaults(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let named = profiles_named(&args);
+    let dir = std::env::var_os("PARALLEL_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".parallel")));
+    let mut words = Vec::new();
+    let mut read = |path: PathBuf, required: bool| -> Result<(), String> {
+        match crate::limits::read_bounded(&path, 1 << 20, "a profile") {
+            Ok(text) => {
+                let text = String::from_utf8_lossy(&text);
+                for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+                    words.extend(option_words(line).into_iter().map(OsString::from));
+                }
+                Ok(())
+            }
+            Err(_) if !required && !path.exists() => Ok(()),
+            Err(err) => Err(format!("cannot read the profile {}: {err}", path.display())),
+        }
+    };
+    match (&dir, named.is_empty()) {
+        (Some(dir), true) => read(dir.join("config"), false)?,
+        (Some(dir), false) => {
+            for name in &named {
+                read(dir.join(name), true)?;
+            }
+        }
+        (None, false) => {
+            return Err("--profile: neither $PARALLEL_HOME nor $HOME is set".into());
+        }
+        (None, true) => {}
+    }
+    if let Some(env) = std::env::var_os("PARALLEL") {
+        words.extend(
+            option_words(&env.to_string_lossy())
+                .into_iter()
+                .map(OsString::from),
+        );
+    }
+    words.extend(args);
+    Ok(words)
+}
+
+/// The profiles the command line names with -J/--profile, as clap reads it (none if it
+/// does not parse: the real parse reports that).
+fn profiles_named(args: &[OsString]) -> Vec<String> {
+    use clap::Parser;
+    let line = ["concur".into(), "run".into()]
+        .into_iter()
+        .chain(gnu_spellings(args.to_vec()));
+    match super::Cli::try_parse_from(line) {
+        Ok(super::Cli {
+            command: super::Command::Run(run),
+            ..
+        }) => run.profile,
+        _ => Vec::new(),
+    }
+}
+
+/// Options written in `$PARALLEL` or a profile line: words split at white space, a
+/// backslash taking the next character as it is (`\ ` is a space inside a word).
+fn option_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word
+                .get_or_insert_default()
+                .extend(chars.next().or(Some('\\'))),
+            c if c.is_whitespace() => words.extend(word.take()),
+            c => word.get_or_insert_default().push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
 pub(crate) fn gnu_spellings(args: Vec<OsString>) -> Vec<OsString> {
     use clap::CommandFactory;
     let command = super::Cli::command();
@@ -1249,6 +1337,17 @@ mod tests {
             ),
             "a file holds the count"
         );
+    }
+
+    #[test]
+    fn option_words_split_at_blanks_and_keep_escaped_ones() {
+        assert_eq!(option_words("  -k --tag "), ["-k", "--tag"]);
+        assert_eq!(
+            option_words(r"--tagstring a\ b -j\\"),
+            ["--tagstring", "a b", r"-j\"]
+        );
+        assert_eq!(option_words(r"trailing\"), [r"trailing\"]);
+        assert!(option_words("").is_empty());
     }
 
     #[test]

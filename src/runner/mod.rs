@@ -815,6 +815,11 @@ fn run_job(
         }
     };
     let Rendered { mut cmd, line } = options.template.render(&job.args, job.seq, slot, program);
+    // GNU parallel's variables for the job: its {#}, its {%}, and the runner's pid.
+    cmd = cmd
+        .env("PARALLEL_SEQ", job.seq.to_string())
+        .env("PARALLEL_JOBSLOT", slot.to_string())
+        .env("PARALLEL_PID", std::process::id().to_string());
     let command = String::from_utf8_lossy(&line).into_owned();
     // With -S, the slot's machine runs the command line over its master connection.
     let remote = options
