@@ -277,6 +277,33 @@ fn profiles_come_from_home_and_a_missing_one_is_named() {
         .expect_stderr(".parallel/nosuch");
 }
 
+/// A script run by the kernel through concur: with `env -S` (the words arrive
+/// separately) and directly (they arrive as one argument), its lines are the input.
+#[test]
+fn a_shebang_script_runs_its_lines() {
+    let dir = Dir::new();
+    let bin = env!("CARGO_BIN_EXE_concur");
+    let scripts = [
+        (
+            "split",
+            format!("#!/usr/bin/env -S {bin} run --shebang -k echo Y\na\nb\n"),
+        ),
+        (
+            "direct",
+            format!("#!{bin} run --shebang -r -k echo Y\na\n \nb\n"),
+        ),
+    ];
+    for (name, text) in scripts {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let out = std::process::Command::new(&path).output().unwrap();
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "Y a\nY b\n", "{name}");
+    }
+}
+
 #[test]
 fn dry_run_runs_nothing() {
     let dir = Dir::new();

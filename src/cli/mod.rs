@@ -124,6 +124,14 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 /// clap cannot read rewritten for `concur run`) and runs them.
 pub fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `#!/path/to/concur run --shebang CMD` gives its words as one argument.
+    if let Some(line) = args.get(1).and_then(|a| a.to_str())
+        && line.starts_with("run ")
+        && line.contains("--shebang")
+    {
+        let words: Vec<std::ffi::OsString> = line.split_whitespace().map(Into::into).collect();
+        args.splice(1..2, words);
+    }
     if args.get(1).is_some_and(|a| a == "run") {
         let rest = args.split_off(2);
         // GNU parallel's defaults first: the profiles (-J, else ~/.parallel/config),

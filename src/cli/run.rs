@@ -344,6 +344,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     trc: Vec<String>,
 
+    /// Run as a script's interpreter: the last word is the script, whose lines after
+    /// its `#!` line are the input (`#!/usr/bin/env -S concur run --shebang CMD`, or
+    /// `#!/path/to/concur run --shebang CMD`).
+    #[arg(long, alias = "hashbang")]
+    shebang: bool,
+
     /// Read options from the profile NAME first: the file NAME in $PARALLEL_HOME
     /// (default ~/.parallel), options separated by white space, `#` lines comments
     /// (repeatable). Without -J, ~/.parallel/config is read if it exists. $PARALLEL's
@@ -696,6 +702,31 @@ fn unescape(text: &str) -> Vec<u8> {
     out
 }
 
+/// The largest script `--shebang` reads (it is held in memory).
+const MAX_SHEBANG_SCRIPT: u64 = 256 << 20;
+
+/// `--shebang`: the command's last word is the script that ran concur; its lines after
+/// the first (the `#!` line) are the input, as GNU parallel reads them.
+fn shebang_script(words: &mut Vec<Vec<u8>>) -> Result<Input, UsageError> {
+    let Some(script) = words.pop().map(|w| PathBuf::from(OsString::from_vec(w))) else {
+        return Err(UsageError(
+            "--shebang: no script named (it comes last: #!/usr/bin/env -S concur run --shebang CMD)"
+                .into(),
+        ));
+    };
+    let text = crate::limits::read_bounded(&script, MAX_SHEBANG_SCRIPT, "a --shebang script")
+        .map_err(|e| UsageError(format!("--shebang: cannot read {}: {e}", script.display())))?;
+    // The first line is the `#!` line; GNU parallel skips it whatever it holds.
+    let body = text
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(&[][..], |end| &text[end + 1..]);
+    Ok(Input {
+        source: Source::List(vec![body.to_vec()]),
+        linked: false,
+    })
+}
+
 /// The words that start input sources after the command: `:::` and `::::`, or what
 /// --arg-sep and --arg-file-sep name instead.
 struct Separators {
@@ -869,7 +900,10 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         ))
         .into());
     }
-    let (words, mut inputs) = split_command(args.command, &separators)?;
+    let (mut words, mut inputs) = split_command(args.command, &separators)?;
+    if args.shebang {
+        inputs.push(shebang_script(&mut words)?);
+    }
     // -a files come before the ::: sources, as in GNU parallel.
     let arg_files = args.arg_file.iter().map(|path| Input {
         source: if path.as_os_str() == "-" {
