@@ -255,6 +255,11 @@ pub struct RunArgs {
     #[arg(long, aliases = ["dryrun", "dr"])]
     dry_run: bool,
 
+    /// Run each job N steps nicer (lower priority) than concur, as `nice -n N`
+    /// (jobs on this machine; -S jobs are not reniced).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-40..=40))]
+    nice: Option<i32>,
+
     /// Print each command quoted for a shell, instead of running it (as --dry-run,
     /// then quoted once more: for composing commands).
     #[arg(long)]
@@ -1158,6 +1163,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let dry_run = args.dry_run || args.shellquote;
     options.dry_run = dry_run;
     options.shell_quote = args.shellquote;
+    options.nice = args.nice;
     options.verbose = args.verbose;
     options.tag = tag;
     options.shuffle = args.shuf;

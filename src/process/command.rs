@@ -83,6 +83,8 @@ pub struct Cmd {
     timeout: Option<Duration>,
     grace: Duration,
     linger: Option<Duration>,
+    /// Niceness added to the child's (`nice -n N`).
+    nice: Option<i32>,
 }
 
 /// What a finished child produced (the book's `CompletedProcess`).
@@ -155,7 +157,29 @@ impl Cmd {
             timeout: None,
             grace: DEFAULT_GRACE,
             linger: None,
+            nice: None,
         }
+    }
+
+    /// Runs the child `n` steps nicer (lower priority) than this process, as
+    /// `nice -n N` does: it is started through `nice(1)`, so it sees its own name as
+    /// `argv[0]` (not one set with [`arg0`](Self::arg0)) and a program that is
+    /// missing fails with exit status 127 instead of a spawn error.
+    ///
+    /// ```
+    /// use concur::process::Cmd;
+    ///
+    /// let out = Cmd::new("nice").nice(3).run().unwrap(); // `nice` prints its niceness
+    /// let mine: i32 = String::from_utf8_lossy(&Cmd::new("nice").run().unwrap().stdout)
+    ///     .trim()
+    ///     .parse()
+    ///     .unwrap();
+    /// let theirs: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    /// assert_eq!(theirs, (mine + 3).min(19));
+    /// ```
+    pub fn nice(mut self, n: i32) -> Self {
+        self.nice = Some(n);
+        self
     }
 
     /// The name the program sees as its `argv[0]` (and prints in its messages), when
@@ -284,9 +308,21 @@ impl Cmd {
 
     /// A `std::process::Command` wired as configured; `stdin` overrides the input.
     pub(crate) fn command(&self, stdin: Option<Stdio>, process_group: i32) -> Command {
-        let mut command = Command::new(&self.program);
+        let mut command = match self.nice {
+            Some(n) => {
+                // By the name it was given (nice looks it up again), so that it still
+                // sees that name as its argv[0].
+                let mut nice = Command::new("nice");
+                nice.arg("-n")
+                    .arg(n.to_string())
+                    .arg("--")
+                    .arg(self.arg0.as_ref().unwrap_or(&self.program));
+                nice
+            }
+            None => Command::new(&self.program),
+        };
         command.args(&self.args).process_group(process_group);
-        if let Some(name) = &self.arg0 {
+        if let (Some(name), None) = (&self.arg0, self.nice) {
             std::os::unix::process::CommandExt::arg0(&mut command, name);
         }
         for (key, value) in &self.env {

@@ -106,6 +106,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// With `dry_run`: each line quoted for a shell, as GNU parallel's `--shellquote`.
     pub shell_quote: bool,
+    /// Run each local job this much nicer than the runner (`--nice`).
+    pub nice: Option<i32>,
     /// Print each command before its output (`-v`).
     pub verbose: bool,
     /// Prefix every output line with this, rendered per job, and a tab (`--tag`,
@@ -173,6 +175,7 @@ impl RunOptions {
             input: InputOptions::new(),
             dry_run: false,
             shell_quote: false,
+            nice: None,
             verbose: false,
             tag: None,
             shuffle: false,
@@ -820,6 +823,9 @@ fn run_job(
         .env("PARALLEL_SEQ", job.seq.to_string())
         .env("PARALLEL_JOBSLOT", slot.to_string())
         .env("PARALLEL_PID", std::process::id().to_string());
+    if let Some(n) = options.nice {
+        cmd = cmd.nice(n);
+    }
     let command = String::from_utf8_lossy(&line).into_owned();
     // With -S, the slot's machine runs the command line over its master connection.
     let remote = options
