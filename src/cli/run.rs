@@ -190,6 +190,11 @@ pub struct RunArgs {
     #[arg(long = "arg-file-sep", alias = "argfilesep", value_name = "SEP")]
     arg_file_sep: Option<String>,
 
+    /// With -X or -m: command lines of at most N bytes (GNU parallel's count: the
+    /// command, the quoted arguments, a space each) [default: 63664].
+    #[arg(short = 's', long = "max-chars", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_chars: Option<u32>,
+
     /// At most N arguments per job (as xargs -n; at most 1048576).
     #[arg(short = 'n', long = "max-args", alias = "maxargs", value_name = "N", value_parser = |t: &str| parse_positive_max(t, runner::MAX_RECORDS_PER_JOB))]
     max_args: Option<NonZeroUsize>,
@@ -964,6 +969,9 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         }
     }
     input.skip_blank = args.no_run_if_empty;
+    if let Some(n) = args.max_chars {
+        input.fill_bytes = n as usize;
+    }
     input.eof = args.eof.as_ref().map(|s| s.as_bytes().to_vec());
     // -L N outside --pipe is -N N, as in GNU parallel.
     let max_replace_args = args.max_replace_args.or(args.max_lines);
