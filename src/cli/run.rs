@@ -300,6 +300,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "STR")]
     recend: Option<String>,
 
+    /// With --pipe: --recend and --recstart are regular expressions.
+    #[arg(long, alias = "regex")]
+    regexp: bool,
+
     /// With --pipe: the string that starts a record.
     #[arg(long, value_name = "STR")]
     recstart: Option<String>,
@@ -1078,6 +1082,16 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             UsageError("--pipe must have a command to pipe into (e.g. 'cat')".into()).into(),
         );
     }
+    let regex = match args.regexp {
+        true => Some(
+            PipeOptions::regexp(
+                args.recend.as_deref().unwrap_or("\n"),
+                args.recstart.as_deref().unwrap_or(""),
+            )
+            .map_err(UsageError)?,
+        ),
+        false => None,
+    };
     let pipe = args.pipe.then(|| PipeOptions {
         block: usize::try_from(args.block.max(1)).unwrap_or(usize::MAX),
         recend: args
@@ -1086,6 +1100,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             .map_or_else(|| b"\n".to_vec(), unescape),
         recstart: args.recstart.as_deref().map(unescape).unwrap_or_default(),
         records: max_replace_args.filter(|&n| n > 0),
+        regex,
     });
     // Open the inputs first: --header names are needed to read the command.
     let source = match &pipe {

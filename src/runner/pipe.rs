@@ -21,6 +21,19 @@ pub struct PipeOptions {
     pub recstart: Vec<u8>,
     /// With `-N`: records per block, instead of a size.
     pub records: Option<usize>,
+    /// `--regexp`: the boundary is a match of this regex (see [`PipeOptions::regexp`]),
+    /// and `recend`/`recstart` are not used.
+    pub regex: Option<regex::bytes::Regex>,
+}
+
+impl PipeOptions {
+    /// The boundary regex of `--regexp`: `recend` then `recstart`, both regexes; a
+    /// block is cut between the two. Fails, naming the flags, if they do not compile.
+    pub fn regexp(recend: &str, recstart: &str) -> Result<regex::bytes::Regex, String> {
+        regex::bytes::Regex::new(&format!("(?:{recend})({recstart})")).map_err(|e| {
+            format!("--recend {recend:?} and --recstart {recstart:?} are not a regex: {e}")
+        })
+    }
 }
 
 impl Default for PipeOptions {
@@ -30,6 +43,7 @@ impl Default for PipeOptions {
             recend: b"\n".to_vec(),
             recstart: Vec::new(),
             records: None,
+            regex: None,
         }
     }
 }
@@ -81,6 +95,28 @@ impl Blocks {
     /// else after the first one past it (a record longer than a block goes whole);
     /// with `-N`, after the Nth boundary. Never at 0.
     fn cut(&self, limit: usize) -> Option<usize> {
+        if let Some(regex) = &self.options.regex {
+            // Where recstart's group begins: after recend's match.
+            let mut boundaries = regex
+                .captures_iter(&self.buf)
+                .filter_map(|c| c.get(1))
+                .map(|m| m.start())
+                .filter(|&p| p > 0);
+            return match self.options.records {
+                Some(n) => boundaries.nth(n.max(1) - 1),
+                None => {
+                    let (mut within, mut first) = (None, None);
+                    for p in boundaries {
+                        first.get_or_insert(p);
+                        if p > limit {
+                            break;
+                        }
+                        within = Some(p);
+                    }
+                    within.or(first)
+                }
+            };
+        }
         let (end, start) = (&self.options.recend, &self.options.recstart);
         let mut separator = end.clone();
         separator.extend_from_slice(start);
@@ -173,6 +209,36 @@ mod tests {
     }
 
     #[test]
+    fn regex_boundaries_cut_between_recend_and_recstart() {
+        let regex = |end, start| PipeOptions {
+            regex: Some(PipeOptions::regexp(end, start).unwrap()),
+            ..PipeOptions::default()
+        };
+        let by_one = |end, start| PipeOptions {
+            records: Some(1),
+            ..regex(end, start)
+        };
+        assert_eq!(
+            blocks(b"r1;r2,r3;", by_one("[;,]", "")),
+            ["r1;", "r2,", "r3;"]
+        );
+        assert_eq!(
+            blocks(b"ab\nc\nab\nd\n", by_one("b\n", "c|d")),
+            ["ab\n", "c\nab\n", "d\n"]
+        );
+        // By size: the last boundary within the block, else the first after it.
+        let sized = PipeOptions {
+            block: 6,
+            ..regex("\n", "[a-c]")
+        };
+        assert_eq!(
+            blocks(b"a1\nxx\nb2\nc3\nyy\n", sized),
+            ["a1\nxx\n", "b2\n", "c3\nyy\n"]
+        );
+        assert!(PipeOptions::regexp("(", "").is_err());
+    }
+
+    #[test]
     fn n_records_per_block_and_record_start_strings() {
         let by_two = PipeOptions {
             records: Some(2),
@@ -187,6 +253,7 @@ mod tests {
             recend: Vec::new(),
             recstart: b">".to_vec(),
             records: None,
+            regex: None,
         };
         assert_eq!(blocks(b">a\nAC\n>b\nGT\n", fasta), [">a\nAC\n", ">b\nGT\n"]);
         let both = PipeOptions {
@@ -194,6 +261,7 @@ mod tests {
             recend: b"END\n".to_vec(),
             recstart: b"BEGIN".to_vec(),
             records: None,
+            regex: None,
         };
         assert_eq!(
             blocks(b"BEGIN 1 END\nBEGIN 2 END\n", both),
