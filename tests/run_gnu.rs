@@ -244,10 +244,10 @@ fn bad_arguments_are_refused_by_name() {
         .run()
         .expect_code(255)
         .expect_stderr("no-such-file");
-    dir.concur(["run", "--header", "x", "echo", ":::", "a"])
+    dir.concur(["run", "--header", "(", "echo", ":::", "a"])
         .run()
         .expect_code(255)
-        .expect_stderr("only `--header :`");
+        .expect_stderr("--header \"(\" is not a regex");
     dir.concur(["run", "--colsep", "(", "echo", ":::", "a"])
         .run()
         .expect_code(255)

@@ -155,8 +155,10 @@ pub struct RunArgs {
     #[arg(long, short = 'C', alias = "col-sep", value_name = "REGEX")]
     colsep: Option<String>,
 
-    /// `--header :`: the first record of each input names its columns ({name}).
-    #[arg(long, value_name = ":")]
+    /// `--header :` (or any REGEX): the first record of each input names its columns
+    /// ({name}). With --pipe: what REGEX matches at the start of the input (`:`: the
+    /// first line) is the header, given at the start of every block.
+    #[arg(long, value_name = "REGEX")]
     header: Option<String>,
 
     /// Pair the inputs instead of combining them; shorter ones wrap around.
@@ -962,16 +964,19 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
                 .map_err(|e| UsageError(format!("--colsep {colsep:?} is not a regex: {e}")))?,
         );
     }
-    match args.header.as_deref() {
-        None => {}
-        Some(":") => input.header = true,
-        Some(other) => {
-            return Err(UsageError(format!(
-                "--header {other:?}: only `--header :` (the first record) is supported"
-            ))
-            .into());
+    // Without --pipe, any --header names the columns by the first record, as in GNU
+    // parallel; with --pipe, its regex (`:` is the first line) picks out the header.
+    let pipe_header = match args.header.as_deref() {
+        None => None,
+        Some(text) => {
+            input.header = true;
+            let pattern = if text == ":" { ".*\n" } else { text };
+            Some(
+                regex::bytes::Regex::new(pattern)
+                    .map_err(|e| UsageError(format!("--header {text:?} is not a regex: {e}")))?,
+            )
         }
-    }
+    };
     input.skip_blank = args.no_run_if_empty;
     if let Some(n) = args.max_chars {
         input.fill_bytes = n as usize;
@@ -1101,6 +1106,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         recstart: args.recstart.as_deref().map(unescape).unwrap_or_default(),
         records: max_replace_args.filter(|&n| n > 0),
         regex,
+        header: pipe_header,
     });
     // Open the inputs first: --header names are needed to read the command.
     let source = match &pipe {

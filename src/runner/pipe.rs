@@ -24,6 +24,9 @@ pub struct PipeOptions {
     /// `--regexp`: the boundary is a match of this regex (see [`PipeOptions::regexp`]),
     /// and `recend`/`recstart` are not used.
     pub regex: Option<regex::bytes::Regex>,
+    /// `--header REGEX`: what it matches at the start of the input is the header,
+    /// given again at the start of every block.
+    pub header: Option<regex::bytes::Regex>,
 }
 
 impl PipeOptions {
@@ -44,6 +47,7 @@ impl Default for PipeOptions {
             recstart: Vec::new(),
             records: None,
             regex: None,
+            header: None,
         }
     }
 }
@@ -59,6 +63,8 @@ pub struct Blocks {
     /// Read but not yet handed out.
     buf: Vec<u8>,
     eof: bool,
+    /// The header, once read (`None` before the first block).
+    header: Option<Vec<u8>>,
 }
 
 impl Blocks {
@@ -73,7 +79,22 @@ impl Blocks {
             options,
             buf: Vec::new(),
             eof: false,
+            header: None,
         }
+    }
+
+    /// Reads the header (`--header`) before the first block: the regex's match at the
+    /// very start of the input, looked for within the first block's bytes.
+    fn read_header(&mut self) -> io::Result<Vec<u8>> {
+        let Some(regex) = self.options.header.clone() else {
+            return Ok(Vec::new());
+        };
+        self.fill(self.options.block.max(64 * 1024))?;
+        let end = regex
+            .find(&self.buf)
+            .filter(|m| m.start() == 0)
+            .map_or(0, |m| m.end());
+        Ok(self.buf.drain(..end).collect())
     }
 
     /// Reads until `buf` holds `want` bytes or the input ends.
@@ -137,6 +158,22 @@ impl Blocks {
 
     /// The next block, or `None` at the end of the input.
     pub fn next_block(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let header = match &self.header {
+            Some(header) => header.clone(),
+            None => {
+                let header = self.read_header()?;
+                self.header.insert(header).clone()
+            }
+        };
+        let block = self.next_body()?;
+        Ok(block.map(|body| match header.is_empty() {
+            true => body,
+            false => [header, body].concat(),
+        }))
+    }
+
+    /// The next block, without the header.
+    fn next_body(&mut self) -> io::Result<Option<Vec<u8>>> {
         let block = self.options.block;
         let mut want = match self.options.records {
             Some(_) => block,
@@ -252,16 +289,14 @@ mod tests {
             block: 4,
             recend: Vec::new(),
             recstart: b">".to_vec(),
-            records: None,
-            regex: None,
+            ..PipeOptions::default()
         };
         assert_eq!(blocks(b">a\nAC\n>b\nGT\n", fasta), [">a\nAC\n", ">b\nGT\n"]);
         let both = PipeOptions {
             block: 6,
             recend: b"END\n".to_vec(),
             recstart: b"BEGIN".to_vec(),
-            records: None,
-            regex: None,
+            ..PipeOptions::default()
         };
         assert_eq!(
             blocks(b"BEGIN 1 END\nBEGIN 2 END\n", both),
