@@ -276,6 +276,25 @@ mod tests {
     }
 
     #[test]
+    fn the_header_starts_every_block_and_counts_as_no_record() {
+        let options = PipeOptions {
+            records: Some(2),
+            header: Some(regex::bytes::Regex::new("(.*\n){2}").unwrap()),
+            ..PipeOptions::default()
+        };
+        assert_eq!(
+            blocks(b"H1\nH2\na\nb\nc\n", options.clone()),
+            ["H1\nH2\na\nb\n", "H1\nH2\nc\n"]
+        );
+        // Only a match at the very start is a header.
+        let later = PipeOptions {
+            header: Some(regex::bytes::Regex::new("b\n").unwrap()),
+            ..options
+        };
+        assert_eq!(blocks(b"a\nb\nc\n", later), ["a\nb\n", "c\n"]);
+    }
+
+    #[test]
     fn n_records_per_block_and_record_start_strings() {
         let by_two = PipeOptions {
             records: Some(2),
