@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | 52 child processes | [`process`] ([`process::Cmd`], [`process::Pipeline`], [`process::ProcessManager`]), [`runner`] | `concur run` |
 //! | 53 threads for blocking I/O | [`threads`] ([`threads::factorize`], [`threads::slow_io`]) | `concur factorize`, `concur slow-io` |
-//! | 54 locks against data races | [`sync`] (counters, [`sync::BankAccount`], [`sync::ResourcePool`]) | `concur race` |
+//! | 54 locks against data races | [`sync`] (counters, [`sync::BankAccount`], [`sync::ResourcePool`]), [`semaphore`] (a counting semaphore across processes) | `concur race`, `concur sem` |
 //! | 55 queues and pipelines | [`queue`] ([`queue::ClosableQueue`], [`queue::Pipeline`], [`queue::naive`]) | `concur pipeline` |
 //! | 56 when concurrency is necessary | [`life`], [`life::strategy::serial`] | `concur life --mode serial` |
 //! | 57 thread per cell | [`life::strategy::thread_per_cell`] | `concur life --mode thread-per-cell` |
@@ -89,6 +89,7 @@ pub mod remote;
 #[cfg(feature = "cli")]
 mod report;
 pub mod runner;
+pub mod semaphore;
 mod shim;
 #[doc(hidden)]
 pub mod sink;

@@ -17,6 +17,7 @@ mod report;
 mod run_cli;
 mod run_compat;
 mod run_gnu;
+mod sem;
 mod ssh;
 mod tail;
 mod tail_gnu;

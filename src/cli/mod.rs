@@ -18,6 +18,7 @@ mod output;
 pub mod pipeline;
 pub mod race;
 pub mod run;
+pub mod sem;
 mod signals;
 pub mod slow_io;
 pub mod tail;
@@ -50,6 +51,8 @@ enum Command {
     Tour(tour::TourArgs),
     /// Run a command for each input, in parallel, with GNU parallel's interface (item 52).
     Run(Box<run::RunArgs>),
+    /// A counting semaphore for shell scripts, shared between processes: GNU's `sem` (item 54's lock, across processes).
+    Sem(sem::SemArgs),
     /// Factorize numbers serially and with threads: no GIL here (item 53).
     Factorize(factorize::FactorizeArgs),
     /// Blocking system calls in threads while the main thread computes (item 53).
@@ -157,18 +160,22 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
             let _ = err.print();
             return ExitCode::from(match err.exit_code() {
                 0 => 0,
-                _ if std::env::args().nth(1).as_deref() == Some("run") => RUN_OWN_FAILURE,
+                _ if matches!(std::env::args().nth(1).as_deref(), Some("run" | "sem")) => {
+                    RUN_OWN_FAILURE
+                }
                 code => u8::try_from(code).unwrap_or(2),
             });
         }
     };
-    let own_failure = matches!(cli.command, Command::Run(_)).then_some(RUN_OWN_FAILURE);
+    let own_failure =
+        matches!(cli.command, Command::Run(_) | Command::Sem(_)).then_some(RUN_OWN_FAILURE);
     // Buffered but not locked for the whole command: some commands (guess serve) also
     // print from other threads, which would wait forever on a held lock.
     let mut out = io::BufWriter::new(io::stdout());
     let result = match cli.command {
         Command::Tour(args) => tour::run(args, &mut out),
         Command::Run(args) => run::run(*args, &mut out),
+        Command::Sem(args) => sem::run(args, &mut out),
         Command::Factorize(args) => factorize::run(args, &mut out),
         Command::SlowIo(args) => slow_io::run(args, &mut out),
         Command::Race(args) => race::run(args, &mut out),
