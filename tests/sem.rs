@@ -126,3 +126,26 @@ fn fg_exits_as_its_command_and_bad_use_is_named() {
     assert_eq!(out.status.code(), Some(255));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--wait takes no command"));
 }
+
+/// A link named `sem` (or `parallel`) to concur is GNU's command of that name.
+#[test]
+fn links_named_sem_and_parallel_are_those_commands() {
+    let dir = Dir::new();
+    let bin = env!("CARGO_BIN_EXE_concur");
+    for name in ["sem", "parallel"] {
+        std::os::unix::fs::symlink(bin, dir.path().join(name)).unwrap();
+    }
+    let out = Command::new(dir.path().join("sem"))
+        .args(["--fg", "--id", "link", "echo from sem"])
+        .env("PARALLEL_HOME", dir.path().join("home"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from sem\n");
+    let out = Command::new(dir.path().join("parallel"))
+        .args(["-k", "echo", ":::", "a", "b"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\n");
+}

@@ -127,6 +127,16 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 /// clap cannot read rewritten for `concur run`) and runs them.
 pub fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Called as `parallel` or `sem` (a link to concur): GNU parallel's two commands.
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str().map(str::to_owned));
+    match called.as_deref() {
+        Some("parallel") => args.insert(1, "run".into()),
+        Some("sem") => args.insert(1, "sem".into()),
+        _ => {}
+    }
     // `#!/path/to/concur run --shebang CMD` gives its words as one argument.
     if let Some(line) = args.get(1).and_then(|a| a.to_str())
         && line.starts_with("run ")
@@ -151,6 +161,22 @@ pub fn main() -> ExitCode {
     run(Cli::try_parse_from(args))
 }
 
+/// Whether this process is `concur run`/`concur sem` (or a link named `parallel` or
+/// `sem`), whose own failures exit 255 as GNU parallel's do.
+fn runs_gnu_command() -> bool {
+    let mut args = std::env::args_os();
+    let called = args.next();
+    let called = called
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name);
+    matches!(called.and_then(|n| n.to_str()), Some("parallel" | "sem"))
+        || matches!(
+            args.next().as_deref().and_then(|a| a.to_str()),
+            Some("run" | "sem")
+        )
+}
+
 /// Runs a command line as parsed by `Cli::try_parse` and returns the exit code.
 /// Parse errors print clap's message and exit 2 (255 for `concur run`).
 pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
@@ -160,9 +186,7 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
             let _ = err.print();
             return ExitCode::from(match err.exit_code() {
                 0 => 0,
-                _ if matches!(std::env::args().nth(1).as_deref(), Some("run" | "sem")) => {
-                    RUN_OWN_FAILURE
-                }
+                _ if runs_gnu_command() => RUN_OWN_FAILURE,
                 code => u8::try_from(code).unwrap_or(2),
             });
         }
