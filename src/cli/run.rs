@@ -45,8 +45,9 @@ With no command, each input is a command line. With no replacement string, the
 arguments are appended.
 
 Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {1.} {1/} {1//} {1/.}, {-1}
-(the last argument) and its forms, and, with --header :, the column names. -I STR
-renames {}.
+(the last argument) and its forms, with --header :, the column names, and
+{= perl =} / {=N perl =}: the argument as Perl's $_ after the expression ran
+($job->seq(), $job->slot(), @arg, Q(), uq(), skip(); needs perl). -I STR renames {}.
 
 Each job runs in its own process group. Its stdout and stderr are printed whole when it
 finishes, never mixed with another job's (with -k: in input order, as soon as every
@@ -718,6 +719,23 @@ fn unescape(text: &str) -> Vec<u8> {
     out
 }
 
+/// Whether a `{= perl =}` string is anywhere a template is read: the command, the
+/// --tagstring, --retries and the files of -S.
+fn perl_needed(
+    words: &[Vec<u8>],
+    tagstring: &Option<String>,
+    retries: &Option<String>,
+    files: &[String],
+) -> bool {
+    let has = |text: &[u8]| memchr::memmem::find(text, b"{=").is_some();
+    words.iter().any(|w| has(w))
+        || [tagstring, retries]
+            .into_iter()
+            .flatten()
+            .chain(files)
+            .any(|t| has(t.as_bytes()))
+}
+
 /// The largest script `--shebang` reads (it is held in memory).
 const MAX_SHEBANG_SCRIPT: u64 = 256 << 20;
 
@@ -916,6 +934,11 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         ))
         .into());
     }
+    let file_templates: Vec<String> = (args.transferfile.iter())
+        .chain(&args.return_file)
+        .chain(&args.trc)
+        .cloned()
+        .collect();
     let (mut words, mut inputs) = split_command(args.command, &separators)?;
     if args.shebang {
         inputs.push(shebang_script(&mut words)?);
@@ -1140,6 +1163,10 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         names,
         no_append: pipe.is_some() || max_replace_args == Some(0),
         shell: Some(shell),
+        perl: perl_needed(&words, &args.tagstring, &args.retries, &file_templates)
+            .then(runner::Perl::start)
+            .transpose()
+            .map_err(UsageError)?,
     };
     let template =
         Template::parse(&words, &template_options).map_err(|e| UsageError(e.to_string()))?;

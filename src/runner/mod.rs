@@ -20,6 +20,7 @@ mod control;
 mod input;
 mod joblog;
 mod live;
+mod perl;
 mod pipe;
 mod results;
 
@@ -54,6 +55,7 @@ pub use joblog::{
     read_joblog,
 };
 pub use live::{JobWriter, Live, LiveOutput};
+pub use perl::Perl;
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
 pub use shell::{job_shell, quote_word};
@@ -448,6 +450,9 @@ enum Outcome {
     Unusable(String),
     /// Queued, but not started: the run was halted or cancelled first.
     Skipped,
+    /// A `{= … =}` called `skip()`: not run, nothing printed, but counted as failed
+    /// (Exitval -2 in the joblog), as GNU parallel counts it.
+    Declined,
     /// Its files could not be sent or fetched (`-S`); it did not run, or its
     /// results did not come back.
     Transfer(String),
@@ -817,7 +822,19 @@ fn run_job(
             }
         }
     };
-    let Rendered { mut cmd, line } = options.template.render(&job.args, job.seq, slot, program);
+    let Rendered {
+        mut cmd,
+        line,
+        skip,
+    } = options.template.render(&job.args, job.seq, slot, program);
+    if skip {
+        // A `{= … =}` called skip(): the job is neither run nor shown.
+        let mut finished = Finished::skipped(job.seq);
+        finished.outcome = Outcome::Declined;
+        finished.command = String::from_utf8_lossy(&line).into_owned();
+        finished.args = job.args;
+        return finished;
+    }
     // GNU parallel's variables for the job: its {#}, its {%}, and the runner's pid.
     cmd = cmd
         .env("PARALLEL_SEQ", job.seq.to_string())
@@ -1116,7 +1133,11 @@ fn job_status(outcome: &Outcome) -> u8 {
             (None, None) => 255,
         },
         Outcome::Error(err) if err.is_not_found() => 127,
-        Outcome::Error(_) | Outcome::Unusable(_) | Outcome::Transfer(_) | Outcome::Lost(..) => 255,
+        Outcome::Error(_)
+        | Outcome::Unusable(_)
+        | Outcome::Transfer(_)
+        | Outcome::Lost(..)
+        | Outcome::Declined => 255,
         Outcome::Shown | Outcome::Skipped => 0,
     }
 }
@@ -1633,6 +1654,13 @@ impl<'a> Scheduler<'a> {
                 )
             }
             Outcome::Skipped | Outcome::Shown | Outcome::Lost(..) => return,
+            Outcome::Declined => {
+                let record = JobRecord {
+                    host: finished.host.clone(),
+                    ..JobRecord::not_run(finished.seq, -2, &finished.command)
+                };
+                (Some(record), true, None)
+            }
             Outcome::Unusable(reason) => {
                 let record = JobRecord::not_run(finished.seq, -1, "");
                 (Some(record), true, Some(reason.clone()))
@@ -1682,8 +1710,11 @@ impl<'a> Scheduler<'a> {
         if matches!(finished.outcome, Outcome::Skipped) {
             return;
         }
+        // Declined by skip(): only its joblog line, as GNU parallel.
+        let declined = matches!(finished.outcome, Outcome::Declined);
         let mut printed = None;
         if self.error.is_none()
+            && !declined
             && let Some(results) = self.results.as_mut()
         {
             let job = results::JobResult {
@@ -1717,8 +1748,9 @@ impl<'a> Scheduler<'a> {
                 self.fail(RunError::Joblog { path, source });
             }
         }
-        if self.error.is_some() {
-            return; // output is broken: drop the rest quietly
+        if self.error.is_some() || declined {
+            // Output is broken (drop the rest quietly), or the job was declined.
+            return;
         }
         let written = match printed {
             // Saved: GNU parallel prints nothing, or with --files the file's name.

@@ -16,6 +16,7 @@
 //! argument strings gets the arguments appended. A `{…}` made of replacement-string
 //! characters that is none of these (`{..}`, `{1x}` is not, `{=perl=}` is) is an error.
 
+use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
@@ -23,7 +24,10 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use std::sync::Arc;
+
 use super::input::JobArgs;
+use super::perl::Perl;
 use super::shell::{Contexts, Piece, quote_word};
 use crate::process::Cmd;
 
@@ -109,6 +113,12 @@ enum Replacement {
     Seq,
     /// `{%}`: the job slot, 1 to `-j`.
     Slot,
+    /// `{= perl =}` (expression number `expr` in the run's perl), or `{=N perl =}`
+    /// (over argument N only).
+    Perl {
+        expr: usize,
+        position: Option<usize>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,7 +160,21 @@ pub struct TemplateOptions {
     /// The shell that runs command lines (`-c`); `None`: `/bin/sh`. See
     /// [`job_shell`](super::job_shell) for GNU parallel's choice.
     pub shell: Option<PathBuf>,
+    /// The run's `perl`, for `{= perl expression =}` (without it they are refused).
+    pub perl: Option<Arc<Perl>>,
 }
+
+/// The run's perl, compared by identity (a template equals another with the same one).
+#[derive(Clone, Debug)]
+struct SharedPerl(Arc<Perl>);
+
+impl PartialEq for SharedPerl {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedPerl {}
 
 /// A command with replacement strings: how each job's arguments become a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +191,8 @@ pub struct Template {
     quoting: Contexts,
     /// The shell that runs command lines.
     shell: PathBuf,
+    /// The perl that evaluates `{= … =}`.
+    perl: Option<SharedPerl>,
 }
 
 /// A command that cannot be used.
@@ -180,6 +206,9 @@ pub enum TemplateError {
     /// `{0}`: positions start at 1.
     #[error("replacement string {{0}} in the command: positions start at {{1}}")]
     Zero,
+    /// A `{= perl =}` that cannot be used: no perl, or not valid Perl.
+    #[error("{0}")]
+    Perl(String),
 }
 
 /// A command rendered for one job.
@@ -189,6 +218,8 @@ pub struct Rendered {
     pub cmd: Cmd,
     /// The command line as the shell would read it: for the joblog, `--dry-run`, `-v`.
     pub line: Vec<u8>,
+    /// A `{= … =}` called `skip()`: the job is not to run.
+    pub skip: bool,
 }
 
 /// Bytes that mean nothing to the shell in a command word: a word made only of these
@@ -213,6 +244,7 @@ impl Template {
                 via_shell: false,
                 quoting: Contexts::default(),
                 shell: shell_of(options),
+                perl: None,
             });
         }
         let mut parsed = words
@@ -274,6 +306,7 @@ impl Template {
             via_shell: options.quote && !program_found,
             quoting,
             shell: shell_of(options),
+            perl: options.perl.clone().map(SharedPerl),
         })
     }
 
@@ -426,9 +459,17 @@ impl Template {
             return Rendered {
                 cmd: self.shell_cmd(&script),
                 line: script,
+                skip: false,
             };
         }
-        let job = Job { args, seq, slot };
+        let skip = Cell::new(false);
+        let job = Job {
+            args,
+            seq,
+            slot,
+            perl: self.perl.as_ref().map(|p| &*p.0),
+            skip: &skip,
+        };
         if self.kind == Kind::Shell {
             let mut line = ShellLine {
                 line: Vec::new(),
@@ -439,6 +480,7 @@ impl Template {
             return Rendered {
                 cmd: self.shell_cmd(&line.line),
                 line: line.line,
+                skip: skip.get(),
             };
         }
         let mut argv = Argv {
@@ -469,6 +511,7 @@ impl Template {
             return Rendered {
                 cmd: self.shell_cmd(&line),
                 line,
+                skip: skip.get(),
             };
         }
         let mut words = argv.words.into_iter().map(OsString::from_vec);
@@ -482,6 +525,7 @@ impl Template {
         Rendered {
             cmd: cmd.args(words),
             line,
+            skip: skip.get(),
         }
     }
 
@@ -503,7 +547,14 @@ impl Template {
     /// quoting): for `--tagstring` and `--results` paths.
     pub fn render_text(&self, args: &JobArgs, seq: usize, slot: usize) -> Vec<u8> {
         let mut text = RawText(Vec::new());
-        let job = Job { args, seq, slot };
+        let skip = Cell::new(false);
+        let job = Job {
+            args,
+            seq,
+            slot,
+            perl: self.perl.as_ref().map(|p| &*p.0),
+            skip: &skip,
+        };
         for (i, word) in self.words.iter().enumerate() {
             if i > 0 {
                 text.0.push(b' ');
@@ -523,14 +574,21 @@ impl Template {
             via_shell: false,
             quoting: Contexts::default(),
             shell: shell_of(options),
+            perl: options.perl.clone().map(SharedPerl),
         })
     }
 
     fn render_word(&self, word: &Word, job: &Job<'_>, sink: &mut dyn Sink) {
         let repeats = self.context
-            && word
-                .iter()
-                .any(|t| matches!(t, Token::Replace(Replacement::All(_), _)));
+            && word.iter().any(|t| {
+                matches!(
+                    t,
+                    Token::Replace(
+                        Replacement::All(_) | Replacement::Perl { position: None, .. },
+                        _
+                    )
+                )
+            });
         if repeats {
             // -X: the whole word once per record, the record's values in place of {}.
             for (i, record) in job.args.records().enumerate() {
@@ -555,6 +613,10 @@ struct Job<'a> {
     args: &'a JobArgs,
     seq: usize,
     slot: usize,
+    /// The run's perl, for `{= … =}`.
+    perl: Option<&'a Perl>,
+    /// Set when a `{= … =}` called `skip()`.
+    skip: &'a Cell<bool>,
 }
 
 fn render_tokens(word: &Word, job: &Job<'_>, sink: &mut dyn Sink) {
@@ -575,6 +637,32 @@ fn render_tokens(word: &Word, job: &Job<'_>, sink: &mut dyn Sink) {
                 let values = &job.args.values;
                 if let Some(value) = values.len().checked_sub(*n).and_then(|i| values.get(i)) {
                     sink.value(*hole, &modifier.apply(value));
+                }
+            }
+            Token::Replace(Replacement::Perl { expr, position }, hole) => {
+                let values: Vec<&Vec<u8>> = match position {
+                    Some(n) => job.args.values.get(n - 1).into_iter().collect(),
+                    None => job.args.values.iter().collect(),
+                };
+                for (i, value) in values.into_iter().enumerate() {
+                    if i > 0 {
+                        sink.split();
+                    }
+                    let Some(perl) = job.perl else { continue };
+                    match perl.evaluate(*expr, job.seq, job.slot, value, &job.args.values) {
+                        Ok(done) => {
+                            if done.skip {
+                                job.skip.set(true);
+                            }
+                            if done.unquoted {
+                                sink.text(&done.value);
+                            } else {
+                                sink.value(*hole, &done.value);
+                            }
+                        }
+                        // As GNU parallel: perl's complaint on stderr, and no value.
+                        Err(error) => eprintln!("concur run: job {}: {error}", job.seq),
+                    }
                 }
             }
             Token::Replace(Replacement::All(modifier), hole) => {
@@ -722,6 +810,15 @@ fn parse_word(word: &[u8], options: &TemplateOptions) -> Result<Word, TemplateEr
             rest = after;
             continue;
         }
+        // `{= perl =}` and `{=N perl =}`: up to the first `=}` (the code may hold `}`).
+        if let Some(body) = rest.strip_prefix(b"{=")
+            && let Some(end) = memchr::memmem::find(body, b"=}")
+        {
+            flush(&mut text, &mut tokens);
+            tokens.push(Token::Replace(perl_replacement(&body[..end], options)?, 0));
+            rest = &body[end + 2..];
+            continue;
+        }
         if rest.starts_with(b"{")
             && let Some(end) = rest.iter().position(|&b| b == b'}')
             && let Ok(inner) = std::str::from_utf8(&rest[1..end])
@@ -737,6 +834,24 @@ fn parse_word(word: &[u8], options: &TemplateOptions) -> Result<Word, TemplateEr
     }
     flush(&mut text, &mut tokens);
     Ok(tokens)
+}
+
+/// `{=N code=}`'s inside: the code compiled in the run's perl, over argument N or all.
+fn perl_replacement(body: &[u8], options: &TemplateOptions) -> Result<Replacement, TemplateError> {
+    let text = String::from_utf8_lossy(body);
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let position = match text[..digits].parse::<usize>() {
+        Ok(0) => return Err(TemplateError::Zero),
+        Ok(n) => Some(n),
+        Err(_) => None,
+    };
+    let Some(perl) = &options.perl else {
+        return Err(TemplateError::Perl(format!(
+            "{{={text}=}} needs perl to evaluate it (none was started)"
+        )));
+    };
+    let expr = perl.compile(&text[digits..]).map_err(TemplateError::Perl)?;
+    Ok(Replacement::Perl { expr, position })
 }
 
 /// What `{inner}` means: a replacement string, literal text (`None`: `{print $1}`,

@@ -1,0 +1,238 @@
+//! `{= perl expression =}`: GNU parallel's replacement strings written in Perl,
+//! evaluated by one `perl` child per run.
+//!
+//! GNU parallel is Perl and evaluates the expression itself, with `$_` set to the
+//! argument; whatever `$_` holds afterwards replaces the string. concur cannot be Perl,
+//! so it starts `perl` once, sends it each distinct expression once (compiled there to
+//! a sub), and then one request per value: the expression's number, the job's
+//! sequence number and slot, the value and the job's arguments. The reply is the new
+//! `$_` and two flags: `uq()` was called (insert the value unquoted) or `skip()` was
+//! (do not run the job). Frames are a 4-byte big-endian length and NUL-separated
+//! fields (an argument cannot hold a NUL).
+//!
+//! Inside an expression: `$_`, `$job->seq()`, `$job->slot()`, `@arg` (the job's
+//! arguments, `$arg[1]` the first), `Q($text)` (shell-quoted), `uq()`, `skip()`.
+//! Requests from the job threads take turns on one pipe pair.
+
+use std::io::{self, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The Perl side: compiles expressions and evaluates them, one frame at a time.
+const PROGRAM: &str = r#"
+use strict; use warnings; no warnings 'redefine';
+binmode STDIN; binmode STDOUT; $| = 1;
+our ($seq, $slot, $uq, $skip) = (0, 0, 0, 0);
+our @arg;
+package ConcurJob { sub seq { $main::seq } sub slot { $main::slot } }
+our $job = bless {}, 'ConcurJob';
+sub Q { my $s = shift; return "''" if !defined $s || $s eq '';
+  return $s if $s =~ m{^[-_.+a-zA-Z0-9/]+$};
+  $s =~ s/'/'"'"'/g; $s = "'$s'"; $s =~ s/^''//; $s =~ s/''$//; return $s }
+sub uq { $main::uq = 1; return }
+sub skip { $main::skip = 1; return }
+my @code;
+sub reply { my $m = join("\0", @_); print pack("N", length $m), $m }
+while (read(STDIN, my $head, 4) == 4) {
+  my $len = unpack("N", $head); my $msg = '';
+  while (length($msg) < $len) { read(STDIN, $msg, $len - length($msg), length $msg) or exit 0 }
+  my ($kind, @f) = split /\0/, $msg, -1;
+  if ($kind eq 'C') {
+    no strict; no warnings;
+    my $sub = eval "sub { $f[0]\n; }";
+    if ($@) { my $e = $@; $e =~ s/\s+$//; reply('E', $e) } else { push @code, $sub; reply('K', $#code) }
+  } else {
+    my ($id, $s, $j, $value, @args) = @f;
+    ($seq, $slot, $uq, $skip) = ($s, $j, 0, 0);
+    @arg = (undef, @args);
+    local $_ = $value;
+    my $ok = eval { no warnings; $code[$id]->(); 1 };
+    if (!$ok) { my $e = $@; $e =~ s/\s+$//; reply('E', $e) }
+    else { reply('V', ($uq ? 1 : 0) . ($skip ? 1 : 0), defined $_ ? $_ : '') }
+  }
+}
+"#;
+
+/// What one evaluation gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Evaluated {
+    /// `$_` after the expression ran.
+    pub(crate) value: Vec<u8>,
+    /// `uq()` was called: the value goes in unquoted.
+    pub(crate) unquoted: bool,
+    /// `skip()` was called: the job is not run.
+    pub(crate) skip: bool,
+}
+
+struct Channel {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+/// The run's `perl` child. Dropping the last handle closes its stdin, which ends it.
+pub struct Perl {
+    channel: Mutex<Channel>,
+}
+
+impl std::fmt::Debug for Perl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Perl")
+    }
+}
+
+impl Drop for Perl {
+    fn drop(&mut self) {
+        let channel = self
+            .channel
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _ = channel.child.kill();
+        let _ = channel.child.wait();
+    }
+}
+
+impl Perl {
+    /// Starts `perl`; the error says so plainly when it is not installed.
+    pub fn start() -> Result<Arc<Self>, String> {
+        let mut child = Command::new("perl")
+            .arg("-e")
+            .arg(PROGRAM)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => {
+                    "{= perl expression =} needs perl, which is not installed (not on PATH)"
+                        .to_owned()
+                }
+                _ => format!("cannot start perl for {{= perl expression =}}: {e}"),
+            })?;
+        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("cannot talk to perl: no pipes".into());
+        };
+        Ok(Arc::new(Self {
+            channel: Mutex::new(Channel {
+                child,
+                input,
+                output: BufReader::new(output),
+            }),
+        }))
+    }
+
+    /// One request and its reply's fields.
+    fn ask(&self, fields: &[&[u8]]) -> io::Result<Vec<Vec<u8>>> {
+        let message = fields.join(&b'\0');
+        let length = u32::try_from(message.len())
+            .map_err(|_| io::Error::other("a value too long for perl (over 4 GiB)"))?;
+        let mut channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut frame = length.to_be_bytes().to_vec();
+        frame.extend_from_slice(&message);
+        channel.input.write_all(&frame)?;
+        channel.input.flush()?;
+        let mut head = [0; 4];
+        channel.output.read_exact(&mut head)?;
+        let mut reply = vec![0; u32::from_be_bytes(head) as usize];
+        channel.output.read_exact(&mut reply)?;
+        Ok(reply.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
+    }
+
+    /// Compiles `expression`; its number, or Perl's complaint.
+    pub(crate) fn compile(&self, expression: &str) -> Result<usize, String> {
+        let reply = self
+            .ask(&[b"C", expression.as_bytes()])
+            .map_err(|e| format!("perl stopped answering: {e}"))?;
+        match reply.as_slice() {
+            [kind, id] if kind == b"K" => String::from_utf8_lossy(id)
+                .parse()
+                .map_err(|_| "perl answered nonsense".to_owned()),
+            [kind, error, ..] if kind == b"E" => Err(format!(
+                "{{={expression}=}} is not valid Perl: {}",
+                String::from_utf8_lossy(error)
+            )),
+            _ => Err("perl answered nonsense".into()),
+        }
+    }
+
+    /// Runs expression `id` with `$_` = `value`; an error is Perl's `die` message.
+    pub(crate) fn evaluate(
+        &self,
+        id: usize,
+        seq: usize,
+        slot: usize,
+        value: &[u8],
+        args: &[Vec<u8>],
+    ) -> Result<Evaluated, String> {
+        let (id, seq, slot) = (id.to_string(), seq.to_string(), slot.to_string());
+        let mut fields: Vec<&[u8]> = vec![b"E", id.as_bytes(), seq.as_bytes(), slot.as_bytes()];
+        fields.push(value);
+        fields.extend(args.iter().map(Vec::as_slice));
+        let reply = self
+            .ask(&fields)
+            .map_err(|e| format!("perl stopped answering: {e}"))?;
+        match reply.as_slice() {
+            // A NUL the expression put in `$_` split the value: join it back.
+            [kind, flags, value @ ..] if kind == b"V" && flags.len() == 2 => Ok(Evaluated {
+                value: value.join(&b'\0'),
+                unquoted: flags[0] == b'1',
+                skip: flags[1] == b'1',
+            }),
+            [kind, error, ..] if kind == b"E" => Err(String::from_utf8_lossy(error).into_owned()),
+            _ => Err("perl answered nonsense".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn perl() -> Option<Arc<Perl>> {
+        match Perl::start() {
+            Ok(perl) => Some(perl),
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipped: {e}");
+                None
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn expressions_see_the_value_the_job_and_the_arguments() {
+        let Some(perl) = perl() else { return };
+        let strip = perl.compile(r"s/\.gz$//").unwrap();
+        let seq = perl.compile("$_ = $job->seq() * 2 + $job->slot()").unwrap();
+        let args = perl.compile("$_ = $arg[2] . uc($arg[1])").unwrap();
+        let quoted = perl.compile("$_ = Q($_)").unwrap();
+        let flags = perl.compile("uq(); skip() if /x/").unwrap();
+        let ev = |id, value: &str| {
+            perl.evaluate(id, 7, 3, value.as_bytes(), &[b"a".to_vec(), b"b".to_vec()])
+        };
+        assert_eq!(ev(strip, "f.tar.gz").unwrap().value, b"f.tar");
+        assert_eq!(ev(seq, "").unwrap().value, b"17");
+        assert_eq!(ev(args, "").unwrap().value, b"bA");
+        assert_eq!(ev(quoted, "it's").unwrap().value, br#"'it'"'"'s'"#);
+        let flagged = ev(flags, "x").unwrap();
+        assert!(flagged.unquoted && flagged.skip);
+        let plain = ev(flags, "y").unwrap();
+        assert!(plain.unquoted && !plain.skip);
+        // Values that are not UTF-8 pass through as bytes.
+        let bytes = perl.evaluate(strip, 1, 1, b"caf\xe9.gz", &[]).unwrap();
+        assert_eq!(bytes.value, b"caf\xe9");
+    }
+
+    #[test]
+    fn bad_perl_and_dying_expressions_are_errors_with_perls_words() {
+        let Some(perl) = perl() else { return };
+        let err = perl.compile("s/unclosed(/").unwrap_err();
+        assert!(err.contains("is not valid Perl"), "{err}");
+        let dies = perl.compile("die 'no such file'").unwrap();
+        let err = perl.evaluate(dies, 1, 1, b"", &[]).unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
+        // It still answers after both.
+        let id = perl.compile("$_ .= '!'").unwrap();
+        assert_eq!(perl.evaluate(id, 1, 1, b"ok", &[]).unwrap().value, b"ok!");
+    }
+}
