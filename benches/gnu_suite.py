@@ -14,10 +14,10 @@ Nothing of GNU parallel's suite is kept in this project; this script only runs i
 
 Each `par_*` function is a case. A case counts only if every `parallel` call in it uses
 flags that `concur run` supports (the README's "yes" rows, under any spelling GNU
-parallel accepts) and no other tool of the GNU parallel package (sem, parset,
+parallel accepts) and no other tool of the GNU parallel package but `sem` (not parset,
 env_parallel, parsort, niceload, sql). It runs twice in a fresh temporary directory,
-with `parallel` on PATH standing for GNU parallel (`--will-cite`), then for
-`concur run`; each run gets 60 s (`--timeout S`). A case that GNU parallel itself does
+with `parallel` and `sem` on PATH standing for GNU parallel (`--will-cite`), then for
+`concur run` and `concur sem`; each run gets 60 s (`--timeout S`). A case that GNU parallel itself does
 not finish in that time cannot be compared: it is listed apart and not counted.
 Reported: cases identical on stdout and exit status, and on stdout, stderr and exit
 status. `--cache DIR` keeps GNU parallel's results
@@ -41,16 +41,20 @@ max-replace-args maxreplaceargs n max-args maxargs I j jobs P max-procs maxprocs
 timeout retries halt halt-on-error joblog jl tagstring tag-string results result res
 tmpdir tempdir block block-size blocksize bs recstart recend load memfree S sshlogin ssh
 slf sshloginfile transferfile tf transfer-file transfer-files transferfiles return trc
-workdir wd work-dir""".split())
+workdir wd work-dir E eof arg-sep argsep arg-file-sep argfilesep L max-lines s max-chars
+nice J profile""".split())
 FLAGS = TAKES_VALUE | set("""link xapply 0 null X m q quote k keep-order keeporder resume
 resume-failed resumefailed tag line-buffer lb linebuffer line-buffered linebuffered u
 ungroup v dry-run dryrun dr shuf bar eta progress will-cite willcite files
-output-as-files outputasfiles pipe spreadstdin cleanup""".split())
-OTHER_TOOLS = re.compile(r"\b(sem|parset|env_parallel|parsort|niceload|sql|--sql\w*)\b")
-# Features that are no flag of their own: perl replacement strings ({= =}, {+..}, {-N}
-# with --plus), options from $PARALLEL, #!/usr/bin/parallel --shebang, --results *.json.
-UNSUPPORTED = re.compile(r"\{=|\{\+|\{-\d|\bPARALLEL=|\bPARALLEL_ENV\b|--shebang|\.json\b|--rpl"
-                         r"|--header\s+(?!:)\S|\s-S\s*\S|--sshlogin|--slf|--sshloginfile|shellquote|--compress\b|--number-of-")
+output-as-files outputasfiles pipe spreadstdin cleanup r no-run-if-empty shellquote regexp
+regex shebang hashbang""".split())
+OTHER_TOOLS = re.compile(r"\b(parset|env_parallel|parsort|niceload|sql|--sql\w*)\b")
+# Features that are no flag of their own and concur lacks: --plus's strings ({+..}),
+# --rpl, $PARALLEL_ENV, --shebang-wrap; cases that log in to other machines; and
+# cases that call parallel by an absolute path (`#!/usr/local/bin/parallel`), which
+# the wrapper on PATH cannot stand for.
+UNSUPPORTED = re.compile(r"\{\+|\bPARALLEL_ENV\b|\.json\b|--rpl|--shebang-wrap|bin/parallel\b"
+                         r"|\s-S\s*\S|--sshlogin|--slf|--sshloginfile|--compress\b|--number-of-")
 
 
 def cases(path):
@@ -118,16 +122,21 @@ def flags_ok(body):
 def run(path, name, mode, work):
     bindir = os.path.join(work, ".bin")
     os.makedirs(bindir, exist_ok=True)
-    wrapper = os.path.join(bindir, "parallel")
-    with open(wrapper, "w") as f:
-        # bash, not sh: dash drops the functions bash exports (BASH_FUNC_f%%), which
-        # many cases hand to parallel.
-        f.write("#!/bin/bash\n[ -n \"$GNU_SUITE_CASE\" ] || exit 0\n")
-        if mode == "gnu":
-            f.write(f'exec {shlex.quote(gnu)} --will-cite "$@"\n')
-        else:
-            f.write(f'exec {shlex.quote(concur)} run "$@"\n')
-    os.chmod(wrapper, 0o755)
+    for tool in ("parallel", "sem"):
+        wrapper = os.path.join(bindir, tool)
+        with open(wrapper, "w") as f:
+            # bash, not sh: dash drops the functions bash exports (BASH_FUNC_f%%), which
+            # many cases hand to parallel.
+            f.write("#!/bin/bash\n[ -n \"$GNU_SUITE_CASE\" ] || exit 0\n")
+            if mode == "gnu" and tool == "parallel":
+                # GNU parallel reads --shebang only as its first argument.
+                f.write(f'case "$1" in --shebang*) exec {shlex.quote(gnu)} "$@";; esac\n')
+                f.write(f'exec {shlex.quote(gnu)} --will-cite "$@"\n')
+            elif mode == "gnu":
+                f.write(f'exec {shlex.quote(gnu)} --semaphore --will-cite "$@"\n')
+            else:
+                f.write(f'exec {shlex.quote(concur)} {"run" if tool == "parallel" else "sem"} "$@"\n')
+        os.chmod(wrapper, 0o755)
     script = (f"source {shlex.quote(path)} >/dev/null 2>&1 </dev/null\n"
               f"export GNU_SUITE_CASE=1\n{name}\n")
     env = dict(os.environ, PATH=bindir + ":" + os.environ["PATH"], TMPDIR=work, HOME=work,
