@@ -14,7 +14,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use super::signals::SignalCancel;
-use super::value::{parse_bytes_max, parse_count_max, parse_duration, parse_positive_max};
+use super::value::{parse_bytes_max, parse_count_max, parse_duration};
 use super::{Outcome, UsageError};
 use crate::process::Spool;
 use crate::remote;
@@ -198,16 +198,16 @@ pub struct RunArgs {
     #[arg(short = 's', long = "max-chars", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_chars: Option<u32>,
 
-    /// At most N arguments per job (as xargs -n; at most 1048576).
-    #[arg(short = 'n', long = "max-args", alias = "maxargs", value_name = "N", value_parser = |t: &str| parse_positive_max(t, runner::MAX_RECORDS_PER_JOB))]
-    max_args: Option<NonZeroUsize>,
+    /// At most N arguments per job (as xargs -n; at most 1048576); 0 is -N 0.
+    #[arg(short = 'n', long = "max-args", alias = "maxargs", value_name = "N", value_parser = |t: &str| parse_count_max(t, runner::MAX_RECORDS_PER_JOB as u64).map(|n| n as usize))]
+    max_args: Option<usize>,
 
     /// As many arguments per job as fit, each word holding {} repeated per argument.
-    #[arg(short = 'X', conflicts_with_all = ["max_replace_args", "multiple"])]
+    #[arg(short = 'X', conflicts_with = "multiple")]
     context: bool,
 
     /// As many arguments per job as fit, {} standing for all of them.
-    #[arg(short = 'm', conflicts_with_all = ["max_replace_args"])]
+    #[arg(short = 'm')]
     multiple: bool,
 
     /// Use STR instead of {} for the argument.
@@ -368,8 +368,8 @@ pub struct RunArgs {
     shebang: bool,
 
     /// Read options from the profile NAME first: the file NAME in $PARALLEL_HOME
-    /// (default ~/.parallel), options separated by white space, `#` lines comments
-    /// (repeatable). Without -J, ~/.parallel/config is read if it exists. $PARALLEL's
+    /// (default ~/.parallel), or NAME itself if it holds a `/`; options separated by
+    /// white space, `#` lines comments (repeatable). Without -J, ~/.parallel/config is read if it exists. $PARALLEL's
     /// options come after the profiles, before the command line's.
     #[arg(short = 'J', long = "profile", value_name = "NAME")]
     profile: Vec<String>,
@@ -513,17 +513,17 @@ pub(crate) fn with_defaults(args: Vec<OsString>) -> Result<Vec<OsString>, String
             Err(err) => Err(format!("cannot read the profile {}: {err}", path.display())),
         }
     };
-    match (&dir, named.is_empty()) {
-        (Some(dir), true) => read(dir.join("config"), false)?,
-        (Some(dir), false) => {
-            for name in &named {
-                read(dir.join(name), true)?;
-            }
-        }
-        (None, false) => {
-            return Err("--profile: neither $PARALLEL_HOME nor $HOME is set".into());
-        }
-        (None, true) => {}
+    // A name with a `/` is a path (`-J ./p`, `-J /etc/p`); else it is in the dir.
+    for name in &named {
+        let path = match &dir {
+            _ if name.contains('/') => PathBuf::from(name),
+            Some(dir) => dir.join(name),
+            None => return Err("--profile: neither $PARALLEL_HOME nor $HOME is set".into()),
+        };
+        read(path, true)?;
+    }
+    if let (Some(dir), true) = (&dir, named.is_empty()) {
+        read(dir.join("config"), false)?;
     }
     if let Some(env) = std::env::var_os("PARALLEL") {
         words.extend(
@@ -1006,13 +1006,14 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
     input.eof = args.eof.as_ref().map(|s| s.as_bytes().to_vec());
     // -L N outside --pipe is -N N, as in GNU parallel.
-    let max_replace_args = args.max_replace_args.or(args.max_lines);
-    input.grouping = match (max_replace_args, args.max_args) {
-        // -X/-m with -n: at most N per job, as -n alone (-X still repeats its words).
-        (None, Some(n)) if args.context || args.multiple => Grouping::Records(n.get()),
-        _ if args.context || args.multiple => Grouping::Fill,
-        (Some(n), _) => Grouping::Records(n),
-        (None, Some(n)) => Grouping::Records(n.get()),
+    // -n 0 is -N 0, as in GNU parallel.
+    let max_replace_args =
+        (args.max_replace_args.or(args.max_lines)).or(args.max_args.filter(|&n| n == 0));
+    let max_args = args.max_args.filter(|&n| n > 0);
+    input.grouping = match (max_replace_args, max_args) {
+        // With -X/-m, -N or -n caps the records per job (-X still repeats its words).
+        (Some(n), _) | (None, Some(n)) => Grouping::Records(n),
+        (None, None) if args.context || args.multiple => Grouping::Fill,
         (None, None) => Grouping::One,
     };
 
@@ -1130,6 +1131,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         records: max_replace_args.filter(|&n| n > 0),
         regex,
         header: pipe_header,
+        skip_blank: args.no_run_if_empty,
     });
     // Open the inputs first: --header names are needed to read the command.
     let source = match &pipe {
@@ -1159,7 +1161,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let template_options = TemplateOptions {
         replace: args.replace.clone(),
         quote: args.quote,
-        context: args.context,
+        // -m with a count per job repeats its words as -X does, as in GNU parallel.
+        context: args.context || (args.multiple && max_replace_args.is_some()),
         names,
         no_append: pipe.is_some() || max_replace_args == Some(0),
         shell: Some(shell),

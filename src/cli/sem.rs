@@ -63,6 +63,14 @@ pub struct SemArgs {
     #[arg(long, hide = true)]
     will_cite: bool,
 
+    /// Accepted for GNU sem scripts: the command's output is never grouped here.
+    #[arg(short = 'u', long = "ungroup", hide = true)]
+    ungroup: bool,
+
+    /// Accepted for GNU sem scripts: the background is the default.
+    #[arg(long, hide = true, conflicts_with = "fg")]
+    bg: bool,
+
     /// The command and its words (joined into one shell command line).
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<OsString>,

@@ -580,6 +580,11 @@ pub struct Jobs {
     spread: Option<usize>,
     /// Column names from `--header`, in column order.
     names: Vec<String>,
+    /// Whether the first group gave a record yet.
+    first_seen: bool,
+    /// Every other group was empty (each stands for one empty value; with an empty
+    /// first group too there is no job at all).
+    rest_all_empty: bool,
 }
 
 /// Sources paired with each other (`:::+`, `--link`).
@@ -716,6 +721,13 @@ impl Jobs {
             }
             rest.push(records);
         }
+        // As in GNU parallel, an empty source among several is one empty value.
+        let rest_all_empty = !rest.is_empty() && rest.iter().all(Vec::is_empty);
+        for records in &mut rest {
+            if records.is_empty() {
+                records.push(Ok(vec![Vec::new()]));
+            }
+        }
         Ok(Self {
             first,
             rest,
@@ -728,6 +740,8 @@ impl Jobs {
             ended: false,
             spread: None,
             names,
+            first_seen: false,
+            rest_all_empty,
         })
     }
 
@@ -743,9 +757,6 @@ impl Jobs {
 
     /// The next record of the cartesian product: the first group varies slowest.
     fn next_record(&mut self) -> Result<Option<Record>, InputError> {
-        if self.rest.iter().any(Vec::is_empty) {
-            return Ok(None);
-        }
         loop {
             if let Some((record, at)) = &mut self.current {
                 let record = record.clone();
@@ -770,10 +781,16 @@ impl Jobs {
                 }
                 return Ok(Some(combined));
             }
-            match self.first.next()? {
-                Some(record) => self.current = Some((record, vec![0; self.rest.len()])),
+            let record = match self.first.next()? {
+                Some(record) => record,
+                // An empty first source among others with values: one empty value.
+                None if !self.first_seen && !self.rest.is_empty() && !self.rest_all_empty => {
+                    Ok(vec![Vec::new()])
+                }
                 None => return Ok(None),
-            }
+            };
+            self.first_seen = true;
+            self.current = Some((record, vec![0; self.rest.len()]));
         }
     }
 

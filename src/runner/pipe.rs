@@ -27,6 +27,8 @@ pub struct PipeOptions {
     /// `--header REGEX`: what it matches at the start of the input is the header,
     /// given again at the start of every block.
     pub header: Option<regex::bytes::Regex>,
+    /// `-r`: blocks of white space only are dropped.
+    pub skip_blank: bool,
 }
 
 impl PipeOptions {
@@ -48,6 +50,7 @@ impl Default for PipeOptions {
             records: None,
             regex: None,
             header: None,
+            skip_blank: false,
         }
     }
 }
@@ -165,7 +168,10 @@ impl Blocks {
                 self.header.insert(header).clone()
             }
         };
-        let block = self.next_body()?;
+        let mut block = self.next_body()?;
+        while self.options.skip_blank && block.as_ref().is_some_and(|b| b.trim_ascii().is_empty()) {
+            block = self.next_body()?;
+        }
         Ok(block.map(|body| match header.is_empty() {
             true => body,
             false => [header, body].concat(),

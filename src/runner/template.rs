@@ -1042,11 +1042,17 @@ mod tests {
             "awk '{print $1}' f"
         );
         assert_eq!(line(&["echo", "{a,b}"], &o, &["f"]), "echo {a,b} f");
-        for bad in ["{..}", "{1..}", "{./}", "{=s/a/b/=}", "{#.}"] {
+        for bad in ["{..}", "{1..}", "{./}", "{#.}"] {
             let err = Template::parse(&words(&["echo", bad]), &o).unwrap_err();
             assert_eq!(err, TemplateError::Unknown(bad.into()));
             assert!(err.to_string().contains(bad), "{err}");
         }
+        // Perl strings need the run's perl; without one they are refused by name.
+        let err = Template::parse(&words(&["echo", "{=s/a/b/=}"]), &o).unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::Perl(m) if m.contains("{=s/a/b/=} needs perl")),
+            "{err}"
+        );
         assert_eq!(
             Template::parse(&words(&["{0}"]), &o).unwrap_err(),
             TemplateError::Zero
