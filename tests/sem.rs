@@ -148,4 +148,22 @@ fn links_named_sem_and_parallel_are_those_commands() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\n");
+    // `parallel --semaphore` among the options is sem; after the command it is a word.
+    let semaphore = |args: &[&str]| {
+        let out = Command::new(dir.path().join("parallel"))
+            .args(args)
+            .env("PARALLEL_HOME", dir.path().join("home"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        semaphore(&["-j", "2", "--semaphore", "--fg", "echo s"]),
+        "s\n"
+    );
+    assert_eq!(
+        semaphore(&["-k", "echo", "--semaphore", ":::", "w"]),
+        "--semaphore w\n"
+    );
 }

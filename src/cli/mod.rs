@@ -145,6 +145,12 @@ pub fn main() -> ExitCode {
         let words: Vec<std::ffi::OsString> = line.split_whitespace().map(Into::into).collect();
         args.splice(1..2, words);
     }
+    // `parallel --semaphore …` is GNU's `sem …`.
+    if args.get(1).is_some_and(|a| a == "run") && asks_for_semaphore(&args[2..]) {
+        let rest: Vec<_> = args.split_off(2);
+        args[1] = "sem".into();
+        args.extend(rest.into_iter().filter(|a| a != "--semaphore"));
+    }
     if args.get(1).is_some_and(|a| a == "run") {
         let rest = args.split_off(2);
         // GNU parallel's defaults first: the profiles (-J, else ~/.parallel/config),
@@ -159,6 +165,23 @@ pub fn main() -> ExitCode {
         args.extend(run::gnu_spellings(rest));
     }
     run(Cli::try_parse_from(args))
+}
+
+/// Whether `--semaphore` is among the options before the command (sem's options that
+/// take a value are stepped over with their value).
+fn asks_for_semaphore(words: &[std::ffi::OsString]) -> bool {
+    let mut words = words.iter().filter_map(|w| w.to_str());
+    while let Some(word) = words.next() {
+        match word {
+            "--semaphore" => return true,
+            "-j" | "--jobs" | "--id" | "--semaphorename" | "--st" | "--semaphoretimeout" => {
+                words.next();
+            }
+            w if w.starts_with('-') && w != "-" => {}
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Whether this process is `concur run`/`concur sem` (or a link named `parallel` or
