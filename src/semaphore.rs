@@ -150,19 +150,24 @@ impl Semaphore {
             .map_err(|source| AcquireError::Io { path, source })
     }
 
+    /// Slot `slot`'s file, locked, if no one holds it now.
+    fn try_lock(&self, slot: usize) -> Result<Option<File>, AcquireError> {
+        let file = self.slot_file(slot)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(file)),
+            Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) => Ok(None),
+            Err(e) => Err(AcquireError::Io {
+                path: self.dir.join(format!("slot-{slot}")),
+                source: e.into(),
+            }),
+        }
+    }
+
     /// Takes a free slot if there is one now.
     pub fn try_acquire(&self) -> Result<Option<Permit>, AcquireError> {
         for slot in 0..self.slots.get() {
-            let file = self.slot_file(slot)?;
-            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Ok(Some(Permit { file, slot })),
-                Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) => {}
-                Err(e) => {
-                    return Err(AcquireError::Io {
-                        path: self.dir.join(format!("slot-{slot}")),
-                        source: e.into(),
-                    });
-                }
+            if let Some(file) = self.try_lock(slot)? {
+                return Ok(Some(Permit { file, slot }));
             }
         }
         Ok(None)
@@ -204,26 +209,15 @@ impl Semaphore {
     /// lets it go.
     pub fn wait_idle(&self, cancel: Option<&CancelToken>) -> Result<(), AcquireError> {
         for slot in 0..self.slots.get() {
-            let file = self.slot_file(slot)?;
             let mut pause = Duration::from_millis(1);
-            loop {
-                match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                    Ok(()) => break,
-                    Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) => {}
-                    Err(e) => {
-                        return Err(AcquireError::Io {
-                            path: self.dir.join(format!("slot-{slot}")),
-                            source: e.into(),
-                        });
-                    }
-                }
+            // Taken, then released at once as the file closes.
+            while self.try_lock(slot)?.is_none() {
                 if cancel.is_some_and(CancelToken::is_cancelled) {
                     return Err(AcquireError::Cancelled { id: self.id() });
                 }
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(MAX_BACKOFF);
             }
-            // Closing the file releases the slot at once.
         }
         Ok(())
     }

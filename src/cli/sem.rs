@@ -88,8 +88,8 @@ fn default_id() -> String {
 }
 
 /// Runs `concur sem`.
-pub fn run(args: SemArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let _ = out;
+/// (`_out` is unused: the command writes to the inherited stdout itself.)
+pub fn run(args: SemArgs, _out: &mut dyn Write) -> Result<Outcome> {
     let id = args.id.clone().unwrap_or_else(default_id);
     let slots = NonZeroUsize::new(args.jobs as usize).unwrap_or(NonZeroUsize::MIN);
     let root = Semaphore::default_root()

@@ -463,13 +463,7 @@ impl Template {
             };
         }
         let skip = Cell::new(false);
-        let job = Job {
-            args,
-            seq,
-            slot,
-            perl: self.perl.as_ref().map(|p| &*p.0),
-            skip: &skip,
-        };
+        let job = self.job(args, seq, slot, &skip);
         if self.kind == Kind::Shell {
             let mut line = ShellLine {
                 line: Vec::new(),
@@ -543,18 +537,30 @@ impl Template {
         }
     }
 
+    /// One job's view of the template: its arguments, numbers, the run's perl, and
+    /// where a `skip()` is recorded.
+    fn job<'a>(
+        &'a self,
+        args: &'a JobArgs,
+        seq: usize,
+        slot: usize,
+        skip: &'a Cell<bool>,
+    ) -> Job<'a> {
+        Job {
+            args,
+            seq,
+            slot,
+            perl: self.perl.as_ref().map(|p| &*p.0),
+            skip,
+        }
+    }
+
     /// Renders `{}`-style replacement strings with their arguments as they are (no
     /// quoting): for `--tagstring` and `--results` paths.
     pub fn render_text(&self, args: &JobArgs, seq: usize, slot: usize) -> Vec<u8> {
         let mut text = RawText(Vec::new());
         let skip = Cell::new(false);
-        let job = Job {
-            args,
-            seq,
-            slot,
-            perl: self.perl.as_ref().map(|p| &*p.0),
-            skip: &skip,
-        };
+        let job = self.job(args, seq, slot, &skip);
         for (i, word) in self.words.iter().enumerate() {
             if i > 0 {
                 text.0.push(b' ');
