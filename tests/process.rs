@@ -250,3 +250,54 @@ fn a_daemonized_grandchild_holding_the_pipe_cannot_hang_a_timed_run() {
     };
     assert_eq!(output.stdout, b"started\n");
 }
+
+#[test]
+fn a_file_range_feeds_its_head_then_exactly_its_bytes() {
+    use concur::process::{FileRange, Input};
+    use std::io::Write;
+    use std::sync::Arc;
+    // 3 MiB of numbered lines: more than any pipe holds, so it is fed in many rounds.
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let lines: String = (0..400_000).map(|i| format!("{i:07}\n")).collect();
+    file.write_all(lines.as_bytes()).unwrap();
+    let shared = Arc::new(std::fs::File::open(file.path()).unwrap());
+    // Lines 1000..300000, after a header line.
+    let range = FileRange::new(Arc::clone(&shared), 8 * 1000, 8 * 299_000)
+        .with_head(Arc::from(&b"header\n"[..]));
+    let out = Cmd::new("cat").stdin(Input::Range(range)).run().unwrap();
+    let mut want = b"header\n".to_vec();
+    want.extend_from_slice(&lines.as_bytes()[8 * 1000..8 * 300_000]);
+    assert_eq!(out.stdout.len(), want.len());
+    assert!(out.stdout == want, "the fed bytes differ");
+    // A child that stops reading early is not an error of the feeder.
+    let early = Cmd::shell("head -c 10 >/dev/null")
+        .stdin(Input::Range(FileRange::new(
+            Arc::clone(&shared),
+            0,
+            8 * 400_000,
+        )))
+        .run();
+    assert!(early.is_ok(), "{early:?}");
+}
+
+#[test]
+fn a_file_shorter_than_its_range_fails_the_child_instead_of_feeding_less() {
+    use concur::process::{FileRange, Input};
+    use std::io::Write;
+    use std::sync::Arc;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"only ten.\n").unwrap();
+    let shared = Arc::new(std::fs::File::open(file.path()).unwrap());
+    // The file shrank (or was cut short) after the parts were planned.
+    let err = Cmd::new("cat")
+        .stdin(Input::Range(FileRange::new(shared, 0, 100)))
+        .run()
+        .unwrap_err();
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|c| c.contains("ended before its part did")),
+        "{err}: {cause:?}"
+    );
+}

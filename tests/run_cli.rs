@@ -621,3 +621,37 @@ fn results_for_dot_and_dot_dot_do_not_collide() {
     );
     assert!(!out.join("stdout").exists(), "`..` wrote above its level");
 }
+
+#[test]
+fn pipepart_refuses_what_it_cannot_cut_by_name_and_runs_nothing() {
+    let dir = Dir::new();
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap();
+    let marker = dir.path().join("ran");
+    let job = format!("touch {}", marker.display());
+    let fifo_arg = fifo.display().to_string();
+    for (args, says) in [
+        (
+            vec!["--pipepart", "-a", fifo_arg.as_str()],
+            "fifo is not a seekable file",
+        ),
+        (vec!["--pipepart", "-a", "missing"], "cannot open missing"),
+        (vec!["--pipepart"], "needs a file to cut"),
+        (vec!["--pipepart", "-a", "-"], "cannot cut standard input"),
+        (vec!["--pipe", "--block", "-2"], "needs --pipepart"),
+    ] {
+        let mut all = vec!["run"];
+        all.extend(args.iter().copied());
+        all.push(job.as_str());
+        // The FIFO is never opened: a run that waited on it would hang here.
+        let run = dir.concur(all).stdin("").run();
+        assert_eq!(run.code(), Some(255), "{args:?}: {}", run.stderr());
+        assert!(run.stderr().contains(says), "{args:?}: {}", run.stderr());
+    }
+    assert!(!marker.exists(), "a refused run started a job");
+}

@@ -20,9 +20,9 @@ use crate::process::Spool;
 use crate::remote;
 use crate::runner::{
     self, Blocks, Gate, Grouping, Halt, Hosts, Input, InputOptions, JobCount, JobSource, Jobs,
-    JobsFile, Live, LiveOutput, LocalWorkdir, LoginFile, PipeOptions, Reporter, Results, RunError,
-    RunOptions, Source, SshLogin, Streams, Tag, Template, TemplateOptions, Timeout, Workdir,
-    read_joblog,
+    JobsFile, Live, LiveOutput, LocalWorkdir, LoginFile, PartSize, Parts, PipeOptions, Reporter,
+    Results, RunError, RunOptions, Source, SshLogin, Streams, Tag, Template, TemplateOptions,
+    Timeout, Workdir, read_joblog,
 };
 
 const RUN_ABOUT: &str =
@@ -294,10 +294,17 @@ pub struct RunArgs {
     #[arg(long, alias = "spreadstdin", conflicts_with_all = ["arg_file", "shuf"])]
     pipe: bool,
 
-    /// With --pipe: bytes per block, about (cut at the last record end before it); at
-    /// most 1G.
-    #[arg(long, visible_alias = "bs", aliases = ["block-size", "blocksize"], value_parser = parse_block_max, value_name = "SIZE", default_value = "1M")]
-    block: u64,
+    /// Like --pipe, but cut the -a/:::: files (regular files or block devices) into
+    /// parts: each job reads its own byte range from the file, and no data passes
+    /// through concur.
+    #[arg(long, conflicts_with = "shuf")]
+    pipepart: bool,
+
+    /// With --pipe: bytes per block, about (cut at the last record end before it), at
+    /// most 1G [default: 1M]. With --pipepart: parts of at least SIZE (cut at the next
+    /// record end), or -N for N parts per job slot [default: -10].
+    #[arg(long, visible_alias = "bs", aliases = ["block-size", "blocksize"], value_parser = parse_block_arg, value_name = "SIZE", allow_negative_numbers = true)]
+    block: Option<PartSize>,
 
     /// With --pipe: the string that ends a record [default: \n].
     #[arg(long, value_name = "STR")]
@@ -685,17 +692,67 @@ fn parse_block(text: &str) -> Result<u64, String> {
     Ok(bytes.min(u64::MAX as f64) as u64)
 }
 
-/// A `--block` size: as [`parse_block`], at most [`runner::MAX_BLOCK`] (up to
-/// 2 × j + 2 blocks are held at once).
-fn parse_block_max(text: &str) -> Result<u64, String> {
-    let bytes = parse_block(text)?;
-    if bytes > runner::MAX_BLOCK {
-        return Err(super::value::too_large(
-            crate::limits::format_bytes(bytes),
-            crate::limits::format_bytes(runner::MAX_BLOCK),
+/// A `--block` size as [`parse_block`], or `-N` (N parts per job slot, for
+/// `--pipepart`).
+fn parse_block_arg(text: &str) -> Result<PartSize, String> {
+    match text.trim().strip_prefix('-') {
+        Some(n) => Ok(PartSize::PerSlot(parse_block(n)?)),
+        None => Ok(PartSize::Bytes(parse_block(text)?)),
+    }
+}
+
+/// The `--pipe` block: at most [`runner::MAX_BLOCK`] (up to 2 × j + 2 blocks are held
+/// at once), and not per slot.
+fn pipe_block(block: Option<PartSize>) -> Result<usize, UsageError> {
+    match block {
+        None => Ok(1 << 20),
+        Some(PartSize::PerSlot(_)) => Err(UsageError(
+            "--block -N (parts per job slot) needs --pipepart: --pipe cannot know the \
+             input's size"
+                .into(),
+        )),
+        Some(PartSize::Bytes(bytes)) if bytes > runner::MAX_BLOCK => Err(UsageError(format!(
+            "--block {}",
+            super::value::too_large(
+                crate::limits::format_bytes(bytes),
+                crate::limits::format_bytes(runner::MAX_BLOCK),
+            )
+        ))),
+        Some(PartSize::Bytes(bytes)) => Ok(usize::try_from(bytes).unwrap_or(usize::MAX)),
+    }
+}
+
+/// The files `--pipepart` cuts: every -a and :::: file, in order.
+fn part_files(inputs: &[Input], per_job: Option<usize>) -> Result<Vec<PathBuf>, UsageError> {
+    if per_job.is_some_and(|n| n > 0) {
+        return Err(UsageError(
+            "--pipepart cuts by size (--block), not by record count (-N/-L)".into(),
         ));
     }
-    Ok(bytes)
+    let mut files = Vec::new();
+    for input in inputs {
+        match &input.source {
+            Source::File(path) => files.push(path.clone()),
+            Source::Stdin => {
+                return Err(UsageError(
+                    "--pipepart cannot cut standard input (it cannot seek): use --pipe, or \
+                     -a FILE"
+                        .into(),
+                ));
+            }
+            Source::List(_) => {
+                return Err(UsageError(
+                    "--pipepart cuts the files of -a and ::::, not ::: arguments".into(),
+                ));
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(UsageError(
+            "--pipepart needs a file to cut: give it with -a FILE".into(),
+        ));
+    }
+    Ok(files)
 }
 
 /// `--recend`/`--recstart` text with `\n`, `\t`, `\r`, `\0` and `\\` understood.
@@ -1106,11 +1163,22 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         _ => jobs,
     };
     input.slots = jobs.get();
-    if args.pipe && words.is_empty() {
-        return Err(
-            UsageError("--pipe must have a command to pipe into (e.g. 'cat')".into()).into(),
-        );
+    if (args.pipe || args.pipepart) && words.is_empty() {
+        let flag = if args.pipepart {
+            "--pipepart"
+        } else {
+            "--pipe"
+        };
+        return Err(UsageError(format!(
+            "{flag} must have a command to pipe into (e.g. 'cat')"
+        ))
+        .into());
     }
+    // --pipepart cuts the files named by -a and ::::.
+    let part_files = match args.pipepart {
+        false => Vec::new(),
+        true => part_files(&input.inputs, max_replace_args)?,
+    };
     let regex = match args.regexp {
         true => Some(
             PipeOptions::regexp(
@@ -1121,8 +1189,12 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         ),
         false => None,
     };
-    let pipe = args.pipe.then(|| PipeOptions {
-        block: usize::try_from(args.block.max(1)).unwrap_or(usize::MAX),
+    let block = match args.pipepart {
+        true => 1,
+        false => pipe_block(args.block)?,
+    };
+    let pipe = (args.pipe || args.pipepart).then(|| PipeOptions {
+        block,
         recend: args
             .recend
             .as_deref()
@@ -1135,6 +1207,15 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     });
     // Open the inputs first: --header names are needed to read the command.
     let source = match &pipe {
+        Some(pipe) if args.pipepart => JobSource::Parts(
+            Parts::new(
+                part_files,
+                pipe.clone(),
+                args.block.unwrap_or(runner::DEFAULT_PART_SIZE),
+                jobs.get(),
+            )
+            .context("cannot cut the --pipepart input")?,
+        ),
         Some(pipe) => JobSource::Pipe(Blocks::new(Box::new(io::stdin()), pipe.clone())),
         None => {
             // Sources after the first are read whole here, and a FIFO waits for its
@@ -1151,7 +1232,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     let names = match &source {
         JobSource::Args(jobs) => jobs.names().to_vec(),
-        JobSource::Pipe(_) => Vec::new(),
+        JobSource::Pipe(_) | JobSource::Parts(_) => Vec::new(),
     };
     // GNU parallel's shell: $PARALLEL_SHELL, the shell that started us, $SHELL.
     let (shell, note) = runner::job_shell().map_err(UsageError)?;

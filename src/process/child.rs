@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::cancel::CancelToken;
 use super::command::{Cmd, Output};
 use super::error::ProcessError;
-use super::group::{Group, Pump, Pumped};
+use super::group::{Feed, Group, Pump, Pumped};
 
 /// A running child (the book's `Popen`), in a process group of its own.
 ///
@@ -74,8 +74,23 @@ impl Child {
     /// (SIGTERM, the command's grace period, SIGKILL) and reaped, and the error carries
     /// the output so far.
     pub fn communicate(
-        mut self,
+        self,
         input: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<Output, ProcessError> {
+        self.communicate_feed(Feed::from(input), timeout)
+    }
+
+    /// [`communicate`](Self::communicate) with its command's own input
+    /// ([`Cmd::stdin`]), whatever kind it is.
+    pub(crate) fn communicate_own(self, timeout: Option<Duration>) -> Result<Output, ProcessError> {
+        let input = self.cmd.input().clone();
+        self.communicate_feed(input.feed(), timeout)
+    }
+
+    fn communicate_feed(
+        mut self,
+        input: Feed<'_>,
         timeout: Option<Duration>,
     ) -> Result<Output, ProcessError> {
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
@@ -108,7 +123,7 @@ impl Child {
         self.cmd = self.cmd.clone().grace(grace);
         let (pumped, _) = self
             .pump(
-                &[],
+                Feed::default(),
                 &mut sink_out,
                 &mut sink_err,
                 Some(Instant::now()),
@@ -123,7 +138,7 @@ impl Child {
 
     pub(crate) fn pump(
         &mut self,
-        input: &[u8],
+        input: Feed<'_>,
         stdout: &mut dyn Write,
         stderr: &mut dyn Write,
         deadline: Option<Instant>,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::cancel::CancelToken;
 use super::child::Child;
 use super::error::{ProcessError, stderr_tail};
-use super::group::{Group, Member, Stop};
+use super::group::{Feed, Group, Member, Stop};
 use super::quote::quote_command;
 
 /// Where a child's stdin comes from.
@@ -31,6 +31,66 @@ pub enum Input {
     /// stopped): the child's end of input is the sign that its parent let it go. An
     /// `ssh` job's remote side watches for it to stop the remote process group.
     Held,
+    /// Some bytes, then a byte range of a file (`run --pipepart`): the range goes from
+    /// the page cache into the child's pipe by `splice(2)`, never through this process.
+    Range(FileRange),
+}
+
+/// Bytes `offset..offset + len` of a file, after a `head` of other bytes (a header).
+#[derive(Clone, Debug)]
+pub struct FileRange {
+    file: Arc<File>,
+    head: Arc<[u8]>,
+    offset: u64,
+    len: u64,
+}
+
+impl FileRange {
+    /// Bytes `offset..offset + len` of `file`. A file that turns out shorter is an
+    /// error of the child's run, not a shorter input.
+    pub fn new(file: Arc<File>, offset: u64, len: u64) -> Self {
+        Self {
+            file,
+            head: Arc::from(Vec::new()),
+            offset,
+            len,
+        }
+    }
+
+    /// `head` fed before the range.
+    pub fn with_head(mut self, head: Arc<[u8]>) -> Self {
+        self.head = head;
+        self
+    }
+
+    /// The bytes fed before the range.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// Where the range starts in the file, and its length.
+    pub fn span(&self) -> (u64, u64) {
+        (self.offset, self.len)
+    }
+
+    /// All it feeds: the head, then the range.
+    pub(crate) fn feed(&self) -> Feed<'_> {
+        Feed {
+            head: &self.head,
+            range: Some((&self.file, self.offset, self.len)),
+        }
+    }
+}
+
+impl Input {
+    /// What the parent writes to the child's stdin, if it writes anything.
+    pub(crate) fn feed(&self) -> Feed<'_> {
+        match self {
+            Input::Bytes(data) => Feed::from(&data[..]),
+            Input::Range(range) => range.feed(),
+            Input::Null | Input::Inherit | Input::Held => Feed::default(),
+        }
+    }
 }
 
 /// Where a child's stdout or stderr goes.
@@ -334,7 +394,7 @@ impl Cmd {
         command.stdin(stdin.unwrap_or_else(|| match self.input {
             Input::Null => Stdio::null(),
             Input::Inherit => Stdio::inherit(),
-            Input::Bytes(_) | Input::Held => Stdio::piped(),
+            Input::Bytes(_) | Input::Range(_) | Input::Held => Stdio::piped(),
         }));
         command.stdout(stdio(self.stdout));
         command.stderr(stdio(self.stderr));
@@ -363,13 +423,15 @@ impl Cmd {
         // The Command may hold pipe ends; drop it so the parent keeps no stray copies.
         drop(command);
         let stdin = child.stdin.take().map(|p| File::from(OwnedFd::from(p)));
-        if let (Some(pipe), Input::Bytes(data)) = (&stdin, &self.input)
-            && data.len() > DEFAULT_PIPE_SIZE
+        let feeding = self.input.feed().len();
+        if let Some(pipe) = &stdin
+            && feeding > DEFAULT_PIPE_SIZE as u64
         {
             // A bigger pipe takes a large input (a `run --pipe` block) in a few
             // writes and wake-ups instead of one per 64 KiB. Best effort: the kernel
             // may refuse past /proc/sys/fs/pipe-max-size, and the default still works.
-            let _ = rustix::pipe::fcntl_setpipe_size(pipe, data.len().min(MAX_PIPE_SIZE));
+            let size = usize::try_from(feeding).map_or(MAX_PIPE_SIZE, |n| n.min(MAX_PIPE_SIZE));
+            let _ = rustix::pipe::fcntl_setpipe_size(pipe, size);
         }
         let stdout = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
         let stderr = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
@@ -388,13 +450,10 @@ impl Cmd {
         let started = SystemTime::now();
         let start = Instant::now();
         let mut child = self.spawn()?;
-        let data = match &self.input {
-            Input::Bytes(data) => Arc::clone(data),
-            _ => Arc::from(Vec::new()),
-        };
+        let input = self.input.clone();
         let deadline = self.timeout.map(|t| start + t);
         let (pumped, received) = child
-            .pump(&data, stdout, stderr, deadline, cancel)
+            .pump(input.feed(), stdout, stderr, deadline, cancel)
             .map_err(|source| ProcessError::Io {
                 command: self.display(),
                 source,

@@ -75,8 +75,76 @@ pub(crate) enum Stop {
 /// The wiring for one [`Group::pump`]: input for the first child, and where each
 /// captured stream goes.
 pub(crate) struct Pump<'a> {
-    pub(crate) stdin: Option<(File, &'a [u8])>,
+    pub(crate) stdin: Option<(File, Feed<'a>)>,
     pub(crate) readers: Vec<(File, &'a mut dyn Write)>,
+}
+
+/// What a child's stdin is fed: some bytes, then maybe a byte range of a file, moved
+/// from the page cache into the pipe by `splice(2)` without passing through this
+/// process (`run --pipepart`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Feed<'a> {
+    pub(crate) head: &'a [u8],
+    pub(crate) range: Option<(&'a File, u64, u64)>,
+}
+
+impl<'a> From<&'a [u8]> for Feed<'a> {
+    fn from(head: &'a [u8]) -> Self {
+        Self { head, range: None }
+    }
+}
+
+impl Feed<'_> {
+    /// Bytes to feed in all.
+    pub(crate) fn len(&self) -> u64 {
+        self.head.len() as u64 + self.range.map_or(0, |(_, _, len)| len)
+    }
+
+    /// Feeds what the pipe takes now, from byte `sent` on; returns how many it took.
+    /// `WouldBlock` when the pipe is full.
+    fn write_to(&self, pipe: &mut File, sent: u64) -> io::Result<usize> {
+        let head = self.head.len() as u64;
+        if sent < head {
+            return pipe.write(&self.head[sent as usize..]);
+        }
+        let Some((file, offset, len)) = self.range else {
+            return Ok(0);
+        };
+        let done = sent - head;
+        let mut at = offset + done;
+        let want = usize::try_from(len - done)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        match rustix::pipe::splice(
+            file,
+            Some(&mut at),
+            &*pipe,
+            None,
+            want,
+            rustix::pipe::SpliceFlags::NONBLOCK,
+        ) {
+            // The file is shorter than the range said: it shrank under us.
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the input file ended before its part did",
+            )),
+            Ok(n) => Ok(n),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+                // A file system without splice: copy through a buffer instead.
+                let mut buf = vec![0u8; want.min(1 << 16)];
+                let n = std::os::unix::fs::FileExt::read_at(file, &mut buf, at)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the input file ended before its part did",
+                    ));
+                }
+                // The pipe has room (it polled writable), but may take less than n.
+                pipe.write(&buf[..n])
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// What a pump did.
@@ -157,10 +225,10 @@ impl Group {
         cancel: Option<&CancelToken>,
     ) -> io::Result<Pumped> {
         let mut stdin = io.stdin;
-        let mut sent = 0usize;
-        if let Some((file, data)) = &stdin {
+        let mut sent = 0u64;
+        if let Some((file, feed)) = &stdin {
             rustix::io::ioctl_fionbio(file, true)?;
-            if data.is_empty() {
+            if feed.len() == 0 {
                 stdin = None; // close at once: the child sees end of input
             }
         }
@@ -284,17 +352,22 @@ impl Group {
             drop(fds);
 
             if stdin_slot.is_some_and(|slot| ready[slot])
-                && let Some((file, data)) = &mut stdin
+                && let Some((file, feed)) = &mut stdin
             {
-                match file.write(&data[sent..]) {
+                match feed.write_to(file, sent) {
                     Ok(n) => {
-                        sent += n;
-                        if sent == data.len() {
+                        sent += n as u64;
+                        if sent == feed.len() {
                             stdin = None; // all fed: close so the child sees EOF
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // The input file could not give its part: the job must not pass
+                    // for having seen it all.
+                    Err(e) if e.kind() != io::ErrorKind::BrokenPipe && feed.range.is_some() => {
+                        return Err(e);
+                    }
                     // The child closed its stdin (EPIPE) or it broke: stop feeding,
                     // as Python's communicate() does; its exit status tells the rest.
                     Err(_) => stdin = None,
@@ -320,7 +393,7 @@ impl Group {
                 .map(|m| m.status.unwrap_or_else(|| ExitStatus::from_raw(9)))
                 .collect(),
             stop,
-            sent: sent as u64,
+            sent,
             read: readers.iter().map(|r| r.bytes).collect(),
         })
     }

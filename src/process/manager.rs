@@ -73,11 +73,7 @@ impl ProcessManager {
                 .map(|child| {
                     scope.spawn(move || {
                         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                        let input = match child.cmd().input_bytes() {
-                            Some(data) => data.to_vec(),
-                            None => Vec::new(),
-                        };
-                        match child.communicate(&input, left) {
+                        match child.communicate_own(left) {
                             Ok(output) => ProcessResult::Finished(output),
                             Err(ProcessError::TimedOut { output, .. }) => {
                                 ProcessResult::TimedOut(*output)

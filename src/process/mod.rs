@@ -39,7 +39,9 @@ use std::time::Duration;
 
 pub use cancel::CancelToken;
 pub use child::Child;
-pub use command::{Cmd, DEFAULT_GRACE, Ending, Execution, Input, Output, Stream, returncode};
+pub use command::{
+    Cmd, DEFAULT_GRACE, Ending, Execution, FileRange, Input, Output, Stream, returncode,
+};
 pub use error::ProcessError;
 pub use manager::{ProcessManager, ProcessResult};
 pub use pipeline::{Pipeline, PipelineOutput};

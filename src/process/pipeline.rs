@@ -12,7 +12,7 @@ use rustix::process::Signal;
 use super::CancelToken;
 use super::command::{Cmd, DEFAULT_GRACE};
 use super::error::{ProcessError, stderr_tail};
-use super::group::{Group, Member, Pump, Stop};
+use super::group::{Feed, Group, Member, Pump, Stop};
 
 /// Commands whose stdout feeds the next one's stdin (the book's encrypt → hash chain).
 ///
@@ -138,7 +138,7 @@ impl Pipeline {
             }
         }
         let io = Pump {
-            stdin: stdin.map(|file| (file, self.input.as_slice())),
+            stdin: stdin.map(|file| (file, Feed::from(self.input.as_slice()))),
             readers,
         };
         let deadline = self.timeout.map(|t| start + t);

@@ -213,6 +213,32 @@ pub enum InputError {
         /// The byte limit, in words.
         max_bytes: String,
     },
+    /// A `--pipepart` file could not be opened.
+    #[error("cannot open {name}")]
+    Open {
+        /// Which file.
+        name: String,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// A `--pipepart` file could not be read where a part was being cut.
+    #[error("cannot read {name} at byte {offset}")]
+    Part {
+        /// Which file.
+        name: String,
+        /// Where reading failed.
+        offset: u64,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// A `--pipepart` input is not a file that can be cut (a pipe, a terminal).
+    #[error("{name} is not a seekable file: --pipepart cuts regular files and block devices")]
+    NotSeekable {
+        /// Which input.
+        name: String,
+    },
     /// A `--header` source had no header record.
     #[error("{name} has no header record for --header")]
     NoHeader {

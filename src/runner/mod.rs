@@ -20,6 +20,7 @@ mod control;
 mod input;
 mod joblog;
 mod live;
+mod part;
 mod perl;
 mod pipe;
 mod results;
@@ -55,6 +56,7 @@ pub use joblog::{
     read_joblog,
 };
 pub use live::{JobWriter, Live, LiveOutput};
+pub use part::{DEFAULT_PART_SIZE, PartSize, Parts};
 pub use perl::Perl;
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
@@ -398,7 +400,7 @@ type Line = Result<JobInput, String>;
 /// What a job is given: arguments, and with `--pipe` a block for its stdin.
 struct JobInput {
     args: JobArgs,
-    stdin: Option<std::sync::Arc<[u8]>>,
+    stdin: Option<crate::process::Input>,
 }
 
 /// Where jobs come from.
@@ -407,6 +409,8 @@ pub enum JobSource {
     Args(Jobs),
     /// Blocks of standard input (`--pipe`).
     Pipe(Blocks),
+    /// Parts of files (`--pipepart`), each fed from the file itself.
+    Parts(Parts),
 }
 
 impl JobSource {
@@ -424,10 +428,16 @@ impl JobSource {
                 Ok(block.map(|data| {
                     Ok(JobInput {
                         args: JobArgs::default(),
-                        stdin: Some(std::sync::Arc::from(data)),
+                        stdin: Some(crate::process::Input::Bytes(std::sync::Arc::from(data))),
                     })
                 }))
             }
+            JobSource::Parts(parts) => Ok(parts.next_part()?.map(|range| {
+                Ok(JobInput {
+                    args: JobArgs::default(),
+                    stdin: Some(crate::process::Input::Range(range)),
+                })
+            })),
         }
     }
 }
@@ -435,7 +445,7 @@ impl JobSource {
 struct Job {
     seq: usize,
     args: JobArgs,
-    stdin: Option<std::sync::Arc<[u8]>>,
+    stdin: Option<crate::process::Input>,
     /// Attempts lost with their host (`-S`), for the joblog once it has run.
     lost: Vec<JobRecord>,
 }
@@ -962,8 +972,8 @@ fn run_job(
         }
     }
     cmd = cmd.grace(options.grace).linger(options.linger);
-    if let Some(data) = &job.stdin {
-        cmd = cmd.stdin(crate::process::Input::Bytes(std::sync::Arc::clone(data)));
+    if let Some(input) = &job.stdin {
+        cmd = cmd.stdin(input.clone());
     }
     // Decided as the job starts, not when it was queued: `--timeout P%` needs the
     // runtimes of every job that finished before.
