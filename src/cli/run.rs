@@ -227,6 +227,12 @@ pub struct RunArgs {
     #[arg(long, alias = "tag-string", value_name = "STR")]
     tagstring: Option<String>,
 
+    /// Run a job only if EXPR, with its replacement strings filled in, is true as Perl
+    /// (e.g. '{1} < {2}'); a job filtered out counts as failed, as in GNU parallel.
+    /// Repeatable: every filter must hold. Needs perl.
+    #[arg(long, value_name = "EXPR")]
+    filter: Vec<String>,
+
     /// Print output lines as jobs print them (whole lines, never a half line mixed
     /// with another), instead of each job's output whole at its end. With -k, output
     /// stays grouped in order.
@@ -1266,7 +1272,24 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     .transpose()
     .map_err(|e| UsageError(format!("--tagstring: {e}")))?;
 
+    let filter = match args.filter.is_empty() {
+        true => None,
+        false => {
+            let texts = args
+                .filter
+                .iter()
+                .map(|text| Template::text(text, &template_options))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| UsageError(format!("--filter: {e}")))?;
+            let perl = match &template_options.perl {
+                Some(perl) => Arc::clone(perl),
+                None => runner::Perl::start().map_err(|e| UsageError(format!("--filter: {e}")))?,
+            };
+            Some(runner::Filter::new(perl, texts).map_err(UsageError)?)
+        }
+    };
     let mut options = RunOptions::new(template);
+    options.filter = filter;
     options.jobs = jobs;
     options.timeout = args.timeout;
     options.grace = args.grace;

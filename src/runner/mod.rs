@@ -57,7 +57,7 @@ pub use joblog::{
 };
 pub use live::{JobWriter, Live, LiveOutput};
 pub use part::{DEFAULT_PART_SIZE, PartSize, Parts};
-pub use perl::Perl;
+pub use perl::{Filter, Perl};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
 pub use shell::{job_shell, quote_word};
@@ -96,6 +96,8 @@ pub struct RunOptions {
     /// count, in GNU parallel's terms (attempts in all, 0 for until it succeeds).
     /// Overrides `retries`.
     pub retries_per_job: Option<Template>,
+    /// `--filter`: jobs that fail it are declined, as by `skip()`.
+    pub filter: Option<Filter>,
     /// Write GNU parallel's joblog here.
     pub joblog: Option<PathBuf>,
     /// Append to the joblog instead of starting it afresh (`--resume`).
@@ -172,6 +174,7 @@ impl RunOptions {
             halt: None,
             retries: 0,
             retries_per_job: None,
+            filter: None,
             joblog: None,
             joblog_append: false,
             skip: HashSet::new(),
@@ -837,8 +840,14 @@ fn run_job(
         line,
         skip,
     } = options.template.render(&job.args, job.seq, slot, program);
-    if skip {
-        // A `{= … =}` called skip(): the job is neither run nor shown.
+    if skip
+        || options
+            .filter
+            .as_ref()
+            .is_some_and(|filter| !filter.passes(&job.args, job.seq, slot))
+    {
+        // A `{= … =}` called skip(), or --filter said no: the job is neither run nor
+        // shown.
         let mut finished = Finished::skipped(job.seq);
         finished.outcome = Outcome::Declined;
         finished.command = String::from_utf8_lossy(&line).into_owned();

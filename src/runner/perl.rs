@@ -184,6 +184,37 @@ impl Perl {
     }
 }
 
+/// `--filter EXPR`: a job runs only if EXPR, its replacement strings filled in
+/// unquoted, is true as Perl (GNU parallel's: `--filter '{1} < {2}'`). A job filtered
+/// out is declined as by `skip()`. An expression that does not compile or dies is
+/// false.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    perl: Arc<Perl>,
+    check: usize,
+    texts: Vec<super::Template>,
+}
+
+impl Filter {
+    /// The filters `texts` (all must hold), evaluated by `perl`.
+    pub fn new(perl: Arc<Perl>, texts: Vec<super::Template>) -> Result<Self, String> {
+        // Under `use strict`, as in GNU parallel: a bare word is an error (false), so
+        // text is compared quoted, as in `"{}" ne "b"`.
+        let check = perl.compile("use strict; $_ = (eval $_) ? 1 : 0")?;
+        Ok(Self { perl, check, texts })
+    }
+
+    /// Whether the job with these arguments passes every filter.
+    pub(crate) fn passes(&self, args: &super::JobArgs, seq: usize, slot: usize) -> bool {
+        self.texts.iter().all(|text| {
+            let code = text.render_text(args, seq, slot);
+            self.perl
+                .evaluate(self.check, seq, slot, &code, &args.values)
+                .is_ok_and(|done| done.value == b"1")
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
