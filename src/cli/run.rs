@@ -300,6 +300,17 @@ pub struct RunArgs {
     #[arg(long, alias = "spreadstdin", conflicts_with_all = ["arg_file", "shuf"])]
     pipe: bool,
 
+    /// With --pipe: start at most -j jobs (one per block as blocks come) and give each
+    /// later block, whole, to whichever job has taken its last; jobs run until the input
+    /// ends. With --pipepart: one part per job slot.
+    #[arg(long, visible_alias = "round")]
+    round_robin: bool,
+
+    /// With --pipe: every block to every job, one job per ::: argument (all run at
+    /// once; -j defaults to 0).
+    #[arg(long, requires = "pipe")]
+    tee: bool,
+
     /// Like --pipe, but cut the -a/:::: files (regular files or block devices) into
     /// parts: each job reads its own byte range from the file, and no data passes
     /// through concur.
@@ -1024,6 +1035,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let jobs = match (&args.jobs, &jobs_file) {
         (_, Some(file)) => file.read(cores).map_err(UsageError)?,
         (Some(JobsArg::Count(count)), None) => count.resolve(cores),
+        // --tee runs every job at once: without -j, as many as -j 0, as in GNU parallel.
+        (_, None) if args.tee => JobCount::Exactly(0).resolve(cores),
         (_, None) => NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN),
     };
 
@@ -1217,10 +1230,40 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             Parts::new(
                 part_files,
                 pipe.clone(),
-                args.block.unwrap_or(runner::DEFAULT_PART_SIZE),
+                // --round-robin: one part per slot, as in GNU parallel.
+                match args.round_robin {
+                    true => PartSize::PerSlot(1),
+                    false => args.block.unwrap_or(runner::DEFAULT_PART_SIZE),
+                },
                 jobs.get(),
             )
             .context("cannot cut the --pipepart input")?,
+        ),
+        Some(pipe) if args.tee => {
+            if input.inputs.is_empty() {
+                return Err(UsageError(
+                    "--tee needs arguments: one job per ::: value, each given all of stdin \
+                     (e.g. --tee wc {} ::: -l -w)"
+                        .into(),
+                )
+                .into());
+            }
+            let jobs_list = Jobs::open(&input, None).context("cannot read the job list")?;
+            JobSource::Shared(
+                runner::Shared::tee(
+                    Blocks::new(Box::new(io::stdin()), pipe.clone()),
+                    jobs_list,
+                    jobs.get(),
+                )
+                .map_err(|e| UsageError(e.to_string()))?,
+            )
+        }
+        Some(pipe) if args.round_robin => JobSource::Shared(
+            runner::Shared::round_robin(
+                Blocks::new(Box::new(io::stdin()), pipe.clone()),
+                jobs.get(),
+            )
+            .context("cannot start --round-robin")?,
         ),
         Some(pipe) => JobSource::Pipe(Blocks::new(Box::new(io::stdin()), pipe.clone())),
         None => {
@@ -1238,6 +1281,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     let names = match &source {
         JobSource::Args(jobs) => jobs.names().to_vec(),
+        JobSource::Shared(shared) => shared.names().to_vec(),
         JobSource::Pipe(_) | JobSource::Parts(_) => Vec::new(),
     };
     // GNU parallel's shell: $PARALLEL_SHELL, the shell that started us, $SHELL.

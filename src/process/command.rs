@@ -34,6 +34,10 @@ pub enum Input {
     /// Some bytes, then a byte range of a file (`run --pipepart`): the range goes from
     /// the page cache into the child's pipe by `splice(2)`, never through this process.
     Range(FileRange),
+    /// The read end of a pipe that another thread writes (`run --round-robin`,
+    /// `--tee`). The first child spawned with it takes it, so the parent keeps no copy:
+    /// once that child is gone, the writer gets EPIPE. A later spawn reads nothing.
+    Pipe(Arc<std::sync::Mutex<Option<OwnedFd>>>),
 }
 
 /// Bytes `offset..offset + len` of a file, after a `head` of other bytes (a header).
@@ -88,7 +92,7 @@ impl Input {
         match self {
             Input::Bytes(data) => Feed::from(&data[..]),
             Input::Range(range) => range.feed(),
-            Input::Null | Input::Inherit | Input::Held => Feed::default(),
+            Input::Null | Input::Inherit | Input::Held | Input::Pipe(_) => Feed::default(),
         }
     }
 }
@@ -391,10 +395,17 @@ impl Cmd {
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
-        command.stdin(stdin.unwrap_or_else(|| match self.input {
-            Input::Null => Stdio::null(),
-            Input::Inherit => Stdio::inherit(),
-            Input::Bytes(_) | Input::Range(_) | Input::Held => Stdio::piped(),
+        command.stdin(stdin.unwrap_or_else(|| {
+            match &self.input {
+                Input::Null => Stdio::null(),
+                Input::Inherit => Stdio::inherit(),
+                Input::Bytes(_) | Input::Range(_) | Input::Held => Stdio::piped(),
+                Input::Pipe(fd) => fd
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+                    .map_or_else(Stdio::null, Stdio::from),
+            }
         }));
         command.stdout(stdio(self.stdout));
         command.stderr(stdio(self.stderr));

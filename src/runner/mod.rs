@@ -17,6 +17,7 @@
 //! at most [`RunOptions::window`] jobs run or wait ahead of the oldest unprinted one.
 
 mod control;
+mod distribute;
 mod input;
 mod joblog;
 mod live;
@@ -47,6 +48,7 @@ pub use crate::remote::{
 pub use control::{
     Gate, Halt, HaltOn, HaltWhen, JobCount, JobsFile, RunningMedian, Threshold, Timeout,
 };
+pub use distribute::{Feeder, Sharing};
 pub use input::{
     DEFAULT_FILL_BYTES, FillCost, Grouping, Input, InputError, InputOptions, JobArgs, Jobs,
     MAX_HELD_BYTES, MAX_HELD_RECORDS, RecordCost, Source,
@@ -386,6 +388,17 @@ pub enum RunError {
         /// Each host and its error.
         errors: String,
     },
+    /// `--tee` has more jobs than job slots: they cannot all run at once.
+    #[error(
+        "--tee runs every job at once, and there are {jobs} jobs but -j is {slots}: raise -j \
+         (-j 0 for 1,024)"
+    )]
+    TeeSlots {
+        /// Jobs (arguments).
+        jobs: usize,
+        /// Job slots (`-j`).
+        slots: usize,
+    },
     /// Worker threads could not be started.
     #[error("cannot start {jobs} worker threads")]
     Start {
@@ -414,6 +427,109 @@ pub enum JobSource {
     Pipe(Blocks),
     /// Parts of files (`--pipepart`), each fed from the file itself.
     Parts(Parts),
+    /// Blocks of standard input shared among jobs that stay running (`--round-robin`,
+    /// `--tee`).
+    Shared(Shared),
+}
+
+/// `--round-robin` (up to `slots` jobs, one per block as blocks come, later blocks to
+/// whichever is ready) or `--tee` (one job per argument, every block to each).
+pub struct Shared {
+    feeder: Feeder,
+    blocks: Option<Blocks>,
+    /// Round-robin: jobs that may still start. Tee: the jobs, each given a pipe as it
+    /// is taken.
+    slots: usize,
+    tee: Option<std::collections::VecDeque<Result<JobArgs, String>>>,
+    /// `--header` names of the tee's sources.
+    names: Vec<String>,
+}
+
+impl Shared {
+    /// Blocks of `blocks` to up to `slots` jobs, each block to one.
+    pub fn round_robin(blocks: Blocks, slots: usize) -> io::Result<Self> {
+        Ok(Self {
+            feeder: Feeder::start(Sharing::RoundRobin)?,
+            blocks: Some(blocks),
+            slots: slots.max(1),
+            tee: None,
+            names: Vec::new(),
+        })
+    }
+
+    /// Every block of `blocks` to each job of `jobs` (read whole here: all must run at
+    /// once). Fails if there are more jobs than `slots`, naming both counts.
+    pub fn tee(blocks: Blocks, mut jobs: Jobs, slots: usize) -> Result<Self, RunError> {
+        let names = jobs.names().to_vec();
+        let mut all = std::collections::VecDeque::new();
+        while let Some(job) = jobs.next_job().map_err(RunError::Input)? {
+            all.push_back(job);
+        }
+        if all.len() > slots {
+            return Err(RunError::TeeSlots {
+                jobs: all.len(),
+                slots,
+            });
+        }
+        Ok(Self {
+            feeder: Feeder::start(Sharing::Tee).map_err(|source| RunError::Start {
+                jobs: slots,
+                source,
+            })?,
+            blocks: Some(blocks),
+            slots,
+            tee: Some(all),
+            names,
+        })
+    }
+
+    /// The `--header` names of the tee's sources.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn next(&mut self) -> Result<Option<Line>, InputError> {
+        let read_error = |source| InputError::Read {
+            name: "standard input".into(),
+            record: 0,
+            source,
+        };
+        if let Some(jobs) = &mut self.tee {
+            return match jobs.pop_front() {
+                Some(Err(reason)) => Ok(Some(Err(reason))),
+                Some(Ok(args)) => {
+                    let stdin = self.feeder.outlet(None).map_err(read_error)?;
+                    Ok(Some(Ok(JobInput {
+                        args,
+                        stdin: Some(stdin),
+                    })))
+                }
+                None => {
+                    self.feeder.finish(self.blocks.take()).map_err(read_error)?;
+                    Ok(None)
+                }
+            };
+        }
+        if self.slots > 0
+            && let Some(blocks) = &mut self.blocks
+        {
+            if let Some(first) = blocks.next_block().map_err(read_error)? {
+                self.slots -= 1;
+                let stdin = self.feeder.outlet(Some(first)).map_err(read_error)?;
+                if self.slots == 0 {
+                    // Every job is started: the feeder takes the rest.
+                    self.feeder.finish_later(self.blocks.take());
+                }
+                return Ok(Some(Ok(JobInput {
+                    args: JobArgs::default(),
+                    stdin: Some(stdin),
+                })));
+            }
+            self.blocks = None;
+        }
+        self.feeder.finish(self.blocks.take()).map_err(read_error)?;
+        Ok(None)
+    }
 }
 
 impl JobSource {
@@ -435,6 +551,7 @@ impl JobSource {
                     })
                 }))
             }
+            JobSource::Shared(shared) => shared.next(),
             JobSource::Parts(parts) => Ok(parts.next_part()?.map(|range| {
                 Ok(JobInput {
                     args: JobArgs::default(),
