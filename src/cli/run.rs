@@ -227,6 +227,18 @@ pub struct RunArgs {
     #[arg(long, alias = "tag-string", value_name = "STR")]
     tagstring: Option<String>,
 
+    /// GNU parallel's extra replacement strings: {..} {...} {+/} {+.} {+..} {/..}
+    /// {##} (the number of jobs) {0#} {0%} (zero-padded), {:-default} {:N} {:N:M}
+    /// {#pat} {##pat} {%pat} {%%pat} {/a/b} {//a/b} {^x} {,x} (as bash's ${…}),
+    /// {choose_k} {uniq}. Needs perl.
+    #[arg(long)]
+    plus: bool,
+
+    /// Define a replacement string: 'TAG perl-code' ('{..} s:\.[^.]+$::'); a (group)
+    /// in TAG is $$1 in the code. Repeatable. Needs perl.
+    #[arg(long, value_name = "'TAG PERL'")]
+    rpl: Vec<String>,
+
     /// Run a job only if EXPR, with its replacement strings filled in, is true as Perl
     /// (e.g. '{1} < {2}'); a job filtered out counts as failed, as in GNU parallel.
     /// Repeatable: every filter must hold. Needs perl.
@@ -989,7 +1001,7 @@ impl Reporter for BarReporter<'_> {
 }
 
 /// Runs `concur run`.
-pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let mut separators = Separators::default();
     for (given, sep, flag) in [
         (&args.arg_sep, &mut separators.list, "--arg-sep"),
@@ -1008,6 +1020,19 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         ))
         .into());
     }
+    // --plus and --rpl strings become {= perl =} wherever replacement strings go.
+    let rpl = runner::Rpl::new(args.plus, &args.rpl).map_err(UsageError)?;
+    if !rpl.is_empty() {
+        let expand = |text: &mut String| {
+            *text = String::from_utf8_lossy(&rpl.expand(text.as_bytes())).into_owned();
+        };
+        args.tagstring.iter_mut().for_each(expand);
+        args.retries.iter_mut().for_each(expand);
+        args.filter.iter_mut().for_each(expand);
+        args.transferfile.iter_mut().for_each(expand);
+        args.return_file.iter_mut().for_each(expand);
+        args.trc.iter_mut().for_each(expand);
+    }
     let file_templates: Vec<String> = (args.transferfile.iter())
         .chain(&args.return_file)
         .chain(&args.trc)
@@ -1017,6 +1042,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     if args.shebang {
         inputs.push(shebang_script(&mut words)?);
     }
+    let words: Vec<Vec<u8>> = words.iter().map(|word| rpl.expand(word)).collect();
     // -a files come before the ::: sources, as in GNU parallel.
     let arg_files = args.arg_file.iter().map(|path| Input {
         source: if path.as_os_str() == "-" {
@@ -1334,6 +1360,18 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     let mut options = RunOptions::new(template);
     options.filter = filter;
+    if let Some(perl) = &template_options.perl {
+        perl.set_slots(jobs.get());
+        // total_jobs() ({##}, {0#}) needs every input read before the first job.
+        let all_text = words
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .chain(args.tagstring.iter().cloned())
+            .chain(args.filter.iter().cloned());
+        if all_text.into_iter().any(|t| t.contains("total_jobs")) {
+            options.count_jobs = Some(Arc::clone(perl));
+        }
+    }
     options.jobs = jobs;
     options.timeout = args.timeout;
     options.grace = args.grace;

@@ -25,6 +25,7 @@ mod part;
 mod perl;
 mod pipe;
 mod results;
+mod rpl;
 
 mod shell;
 mod template;
@@ -62,6 +63,7 @@ pub use part::{DEFAULT_PART_SIZE, PartSize, Parts};
 pub use perl::{Filter, Perl};
 pub use pipe::{Blocks, PipeOptions};
 pub use results::{ResultWriter, Results};
+pub use rpl::Rpl;
 pub use shell::{job_shell, quote_word};
 pub use template::{Rendered, Tag, Template, TemplateError, TemplateOptions};
 
@@ -100,6 +102,9 @@ pub struct RunOptions {
     pub retries_per_job: Option<Template>,
     /// `--filter`: jobs that fail it are declined, as by `skip()`.
     pub filter: Option<Filter>,
+    /// Read every input before the first job starts, and tell this perl how many jobs
+    /// there are (`total_jobs()`, `{##}`).
+    pub count_jobs: Option<std::sync::Arc<Perl>>,
     /// Write GNU parallel's joblog here.
     pub joblog: Option<PathBuf>,
     /// Append to the joblog instead of starting it afresh (`--resume`).
@@ -177,6 +182,7 @@ impl RunOptions {
             retries: 0,
             retries_per_job: None,
             filter: None,
+            count_jobs: None,
             joblog: None,
             joblog_append: false,
             skip: HashSet::new(),
@@ -759,9 +765,10 @@ pub fn run_jobs(
     // The reader is detached: if the run stops early it may still be blocked reading
     // (say, a terminal); it ends with the input or the process.
     let shuffle = options.shuffle;
+    let count = options.count_jobs.clone();
     thread::Builder::new()
         .name("run-input".into())
-        .spawn(move || read_jobs(input, shuffle, &line_tx))
+        .spawn(move || read_jobs(input, shuffle, count.as_deref(), &line_tx))
         .map_err(|source| RunError::Start { jobs, source })?;
 
     let halt = WorkerShared::default();
@@ -805,8 +812,13 @@ pub fn run_jobs(
     })
 }
 
-fn read_jobs(mut input: JobSource, shuffle: bool, out: &Sender<Result<(usize, Line), InputError>>) {
-    if shuffle {
+fn read_jobs(
+    mut input: JobSource,
+    shuffle: bool,
+    count: Option<&Perl>,
+    out: &Sender<Result<(usize, Line), InputError>>,
+) {
+    if shuffle || count.is_some() {
         let mut all = Vec::new();
         loop {
             match input.next() {
@@ -818,8 +830,13 @@ fn read_jobs(mut input: JobSource, shuffle: bool, out: &Sender<Result<(usize, Li
                 }
             }
         }
-        use rand::seq::SliceRandom;
-        all.shuffle(&mut rand::rng());
+        if let Some(perl) = count {
+            perl.set_total(all.len());
+        }
+        if shuffle {
+            use rand::seq::SliceRandom;
+            all.shuffle(&mut rand::rng());
+        }
         for (i, job) in all.into_iter().enumerate() {
             if out.send(Ok((i + 1, job))).is_err() {
                 return;

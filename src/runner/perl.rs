@@ -24,8 +24,20 @@ use strict; use warnings; no warnings 'redefine';
 binmode STDIN; binmode STDOUT; $| = 1;
 our ($seq, $slot, $uq, $skip) = (0, 0, 0, 0);
 our @arg;
-package ConcurJob { sub seq { $main::seq } sub slot { $main::slot } }
+our $total = 0; $Global::max_jobs_running = 1;
+package ConcurJob { sub seq { $main::seq } sub slot { $main::slot } sub total_jobs { $main::total } }
 our $job = bless {}, 'ConcurJob';
+sub seq { $seq } sub slot { $slot } sub total_jobs { $total }
+sub uniq { no warnings; my %seen; return grep { !$seen{$_}++ } @_ }
+sub pQ { my $s = shift; $s =~ s/([\\"\$\@])/\\$1/g; return $s }
+# A regex with each quantifier made lazy (for --plus's {#…} and {%…}).
+sub make_regexp_ungreedy { my ($re) = @_; my ($out, $class, $esc, $quant) = ('', 0, 0, 0);
+  for my $c (split //, $re) {
+    if ($quant) { $out .= '?' if $c ne '?'; $quant = 0 }
+    $out .= $c;
+    if ($esc) { $esc = 0 } elsif ($c eq '\\') { $esc = 1 } elsif ($class) { $class = 0 if $c eq ']' }
+    elsif ($c eq '[') { $class = 1 } elsif ($c =~ /[*+}]/) { $quant = 1 } }
+  $out .= '?' if $quant; return $out }
 sub Q { my $s = shift; return "''" if !defined $s || $s eq '';
   return $s if $s =~ m{^[-_.+a-zA-Z0-9/]+$};
   $s =~ s/'/'"'"'/g; $s = "'$s'"; $s =~ s/^''//; $s =~ s/''$//; return $s }
@@ -42,8 +54,8 @@ while (read(STDIN, my $head, 4) == 4) {
     my $sub = eval "sub { $f[0]\n; }";
     if ($@) { my $e = $@; $e =~ s/\s+$//; reply('E', $e) } else { push @code, $sub; reply('K', $#code) }
   } else {
-    my ($id, $s, $j, $value, @args) = @f;
-    ($seq, $slot, $uq, $skip) = ($s, $j, 0, 0);
+    my ($id, $s, $j, $t, $m, $value, @args) = @f;
+    ($seq, $slot, $total, $Global::max_jobs_running, $uq, $skip) = ($s, $j, $t, $m, 0, 0);
     @arg = (undef, @args);
     local $_ = $value;
     my $ok = eval { no warnings; $code[$id]->(); 1 };
@@ -73,6 +85,10 @@ struct Channel {
 /// The run's `perl` child. Dropping the last handle closes its stdin, which ends it.
 pub struct Perl {
     channel: Mutex<Channel>,
+    /// `total_jobs()`, once the input is all read (0 before).
+    total: std::sync::atomic::AtomicUsize,
+    /// The job slots, for `$Global::max_jobs_running`.
+    slots: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Perl {
@@ -118,7 +134,21 @@ impl Perl {
                 input,
                 output: BufReader::new(output),
             }),
+            total: std::sync::atomic::AtomicUsize::new(0),
+            slots: std::sync::atomic::AtomicUsize::new(1),
         }))
+    }
+
+    /// Sets what `total_jobs()` gives.
+    pub fn set_total(&self, total: usize) {
+        self.total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets the run's job slots (`$Global::max_jobs_running`).
+    pub fn set_slots(&self, slots: usize) {
+        self.slots
+            .store(slots, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// One request and its reply's fields.
@@ -165,7 +195,22 @@ impl Perl {
         args: &[Vec<u8>],
     ) -> Result<Evaluated, String> {
         let (id, seq, slot) = (id.to_string(), seq.to_string(), slot.to_string());
-        let mut fields: Vec<&[u8]> = vec![b"E", id.as_bytes(), seq.as_bytes(), slot.as_bytes()];
+        let total = self
+            .total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .to_string();
+        let slots = self
+            .slots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .to_string();
+        let mut fields: Vec<&[u8]> = vec![
+            b"E",
+            id.as_bytes(),
+            seq.as_bytes(),
+            slot.as_bytes(),
+            total.as_bytes(),
+            slots.as_bytes(),
+        ];
         fields.push(value);
         fields.extend(args.iter().map(Vec::as_slice));
         let reply = self
