@@ -156,6 +156,11 @@ pub struct RunArgs {
     #[arg(long, short = 'C', alias = "col-sep", value_name = "REGEX")]
     colsep: Option<String>,
 
+    /// Read each record as a CSV row: fields split at --colsep (one byte, default ,),
+    /// a field in double quotes may hold the separator, "" and newlines.
+    #[arg(long)]
+    csv: bool,
+
     /// `--header :` (or any REGEX): the first record of each input names its columns
     /// ({name}). With --pipe: what REGEX matches at the start of the input (`:`: the
     /// first line) is the header, given at the start of every block.
@@ -1088,6 +1093,22 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             regex::bytes::Regex::new(colsep)
                 .map_err(|e| UsageError(format!("--colsep {colsep:?} is not a regex: {e}")))?,
         );
+    }
+    if args.csv {
+        let separator = args.colsep.as_deref().unwrap_or(",");
+        let [byte] = separator.as_bytes() else {
+            return Err(UsageError(format!(
+                "--csv takes a one-byte --colsep (the field separator), not {separator:?}"
+            ))
+            .into());
+        };
+        if *byte == b'"' || input.delimiter.contains(byte) {
+            return Err(UsageError(format!(
+                "--csv cannot use {separator:?} as its field separator"
+            ))
+            .into());
+        }
+        input.csv = Some(*byte);
     }
     // Without --pipe, any --header names the columns by the first record, as in GNU
     // parallel; with --pipe, its regex (`:` is the first line) picks out the header.

@@ -92,6 +92,10 @@ pub struct InputOptions {
     pub skip_blank: bool,
     /// `-E STR`: a record equal to STR ends its source; it and the rest are not read.
     pub eof: Option<Vec<u8>>,
+    /// `--csv`: records are CSV rows with this field separator (a quoted field may
+    /// hold the separator, `""` for a quote, and newlines: such a record goes on to
+    /// the next line). Used instead of `colsep`.
+    pub csv: Option<u8>,
 }
 
 impl InputOptions {
@@ -106,6 +110,7 @@ impl InputOptions {
             colsep: None,
             header: false,
             max_record: 1 << 20,
+            csv: None,
             grouping: Grouping::One,
             slots: 1,
             fill_bytes: DEFAULT_FILL_BYTES,
@@ -264,6 +269,7 @@ struct Reader {
     eof: Option<Vec<u8>>,
     /// `-E`'s string was read: the source is over.
     ended: bool,
+    csv: Option<u8>,
 }
 
 enum ReaderKind {
@@ -305,6 +311,7 @@ impl Reader {
             skip_blank: options.skip_blank,
             eof: options.eof.clone(),
             ended: false,
+            csv: options.csv,
         })
     }
 
@@ -321,10 +328,51 @@ impl Reader {
             skip_blank: options.skip_blank,
             eof: options.eof.clone(),
             ended: false,
+            csv: options.csv,
         }
     }
 
     fn next(&mut self) -> Result<Option<Record>, InputError> {
+        let Some(separator) = self.csv else {
+            return self.next_plain();
+        };
+        // A CSV record goes on while a quoted field is open (an odd count of quotes).
+        let mut record: Option<Vec<u8>> = None;
+        loop {
+            match self.next_plain()? {
+                None => break,
+                Some(Err(reason)) => return Ok(Some(Err(reason))),
+                Some(Ok(mut columns)) => {
+                    let line = columns.pop().unwrap_or_default();
+                    let whole = match record.take() {
+                        Some(mut open) => {
+                            open.extend_from_slice(&self.delimiter);
+                            open.extend_from_slice(&line);
+                            open
+                        }
+                        None => line,
+                    };
+                    if bytecount_quotes(&whole) % 2 == 0 {
+                        record = Some(whole);
+                        break;
+                    }
+                    record = Some(whole);
+                }
+            }
+        }
+        Ok(record.map(|line| {
+            csv_fields(&line, separator).ok_or_else(|| {
+                format!(
+                    "record {} of {} is not valid CSV; not run: {}",
+                    self.number,
+                    self.name,
+                    crate::lines::excerpt(&String::from_utf8_lossy(&line), 80)
+                )
+            })
+        }))
+    }
+
+    fn next_plain(&mut self) -> Result<Option<Record>, InputError> {
         let raw = loop {
             if self.ended {
                 return Ok(None);
@@ -373,6 +421,7 @@ impl Reader {
             raw => raw,
         };
         Ok(Some(match raw {
+            Ok(bytes) if self.csv.is_some() => Ok(vec![bytes]),
             Ok(bytes) => Ok(match &self.colsep {
                 Some(re) => re
                     .split(&bytes)
@@ -490,6 +539,65 @@ impl Held {
 
 /// A record's bytes, or the first bytes and the length of one that was too long.
 type RawRecord = Result<Vec<u8>, (Vec<u8>, u64)>;
+
+/// How many `"` a line holds.
+fn bytecount_quotes(line: &[u8]) -> usize {
+    memchr::memchr_iter(b'"', line).count()
+}
+
+/// A CSV row's fields (RFC 4180: a field in quotes may hold the separator, newlines
+/// and `""` for a quote); `None` if it is malformed (text after a closing quote, or a
+/// quote left open).
+fn csv_fields(line: &[u8], separator: u8) -> Option<Vec<Vec<u8>>> {
+    let mut fields = Vec::new();
+    let mut field = Vec::new();
+    let mut i = 0;
+    loop {
+        if line.get(i) == Some(&b'"') {
+            // A quoted field: up to the quote not doubled.
+            i += 1;
+            loop {
+                match line.get(i) {
+                    None => return None,
+                    Some(b'"') if line.get(i + 1) == Some(&b'"') => {
+                        field.push(b'"');
+                        i += 2;
+                    }
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&b) => {
+                        field.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            match line.get(i) {
+                None => {
+                    fields.push(field);
+                    return Some(fields);
+                }
+                Some(&b) if b == separator => {
+                    fields.push(std::mem::take(&mut field));
+                    i += 1;
+                }
+                Some(_) => return None,
+            }
+        } else {
+            match memchr::memchr(separator, &line[i..]) {
+                Some(at) => {
+                    fields.push(line[i..i + at].to_vec());
+                    i += at + 1;
+                }
+                None => {
+                    fields.push(line[i..].to_vec());
+                    return Some(fields);
+                }
+            }
+        }
+    }
+}
 
 /// `value` split into records at `delimiter`; a delimiter at its very end ends the
 /// last record (it starts no empty one), as Perl's `split` has it.
@@ -958,6 +1066,27 @@ mod tests {
         }
         assert_eq!(split_records(b"a,b,", b","), [b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(split_records(b"", b","), [Vec::<u8>::new()]);
+    }
+
+    #[test]
+    fn csv_fields_follow_rfc_4180() {
+        let f = |line: &str| {
+            csv_fields(line.as_bytes(), b',').map(|fields| {
+                fields
+                    .into_iter()
+                    .map(|f| String::from_utf8(f).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(f(r#"a,"b,c",d"#).unwrap(), ["a", "b,c", "d"]);
+        assert_eq!(
+            f("\"multi\nline\",x,\"q\"\"uote\"").unwrap(),
+            ["multi\nline", "x", "q\"uote"]
+        );
+        assert_eq!(f("a,,").unwrap(), ["a", "", ""]);
+        assert_eq!(f(r#""""#).unwrap(), [""]);
+        assert!(f(r#""open"#).is_none());
+        assert!(f(r#""a"b,c"#).is_none());
     }
 
     #[test]
