@@ -352,7 +352,7 @@ impl Reader {
                         }
                         None => line,
                     };
-                    if bytecount_quotes(&whole) % 2 == 0 {
+                    if bytecount_quotes(&whole).is_multiple_of(2) {
                         record = Some(whole);
                         break;
                     }
