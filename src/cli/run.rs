@@ -176,9 +176,9 @@ pub struct RunArgs {
     #[arg(short = 'N', long = "max-replace-args", alias = "maxreplaceargs", value_name = "N", value_parser = |t: &str| parse_count_max(t, runner::MAX_RECORDS_PER_JOB as u64).map(|n| n as usize))]
     max_replace_args: Option<usize>,
 
-    /// N input lines per job, as -N (GNU parallel's -L outside --pipe; with --pipe,
-    /// N records per block).
-    #[arg(short = 'L', long = "max-lines", value_name = "N", conflicts_with = "max_replace_args", value_parser = |t: &str| parse_count_max(t, runner::MAX_RECORDS_PER_JOB as u64).map(|n| n as usize))]
+    /// N input lines per job, as -N (with -N too, -N wins). With --pipe: a record is N
+    /// lines, so a block holds whole N-line records (with -N M: M of them).
+    #[arg(short = 'L', long = "max-lines", value_name = "N", value_parser = |t: &str| parse_count_max(t, runner::MAX_RECORDS_PER_JOB as u64).map(|n| n as usize))]
     max_lines: Option<usize>,
 
     /// Skip input records that are empty or only white space (GNU's
@@ -320,7 +320,7 @@ pub struct RunArgs {
     /// With --pipe: start at most -j jobs (one per block as blocks come) and give each
     /// later block, whole, to whichever job has taken its last; jobs run until the input
     /// ends. With --pipepart: one part per job slot.
-    #[arg(long, visible_alias = "round")]
+    #[arg(long, visible_alias = "round", alias = "roundrobin")]
     round_robin: bool,
 
     /// With --pipe: every block to every job, one job per ::: argument (all run at
@@ -331,7 +331,7 @@ pub struct RunArgs {
     /// Like --pipe, but cut the -a/:::: files (regular files or block devices) into
     /// parts: each job reads its own byte range from the file, and no data passes
     /// through concur.
-    #[arg(long, conflicts_with = "shuf")]
+    #[arg(long, alias = "pipe-part", conflicts_with = "shuf")]
     pipepart: bool,
 
     /// With --pipe: bytes per block, about (cut at the last record end before it), at
@@ -1266,10 +1266,15 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             .as_deref()
             .map_or_else(|| b"\n".to_vec(), unescape),
         recstart: args.recstart.as_deref().map(unescape).unwrap_or_default(),
-        records: max_replace_args.filter(|&n| n > 0),
+        // With --pipe, -L N makes a record N lines, and -N M then means M such records.
+        records: args
+            .max_replace_args
+            .filter(|&n| n > 0)
+            .map(|n| n.saturating_mul(args.max_lines.unwrap_or(1).max(1))),
         regex,
         header: pipe_header,
         skip_blank: args.no_run_if_empty,
+        lines: args.max_lines,
     });
     // Open the inputs first: --header names are needed to read the command.
     let source = match &pipe {

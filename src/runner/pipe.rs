@@ -29,6 +29,10 @@ pub struct PipeOptions {
     pub header: Option<regex::bytes::Regex>,
     /// `-r`: blocks of white space only are dropped.
     pub skip_blank: bool,
+    /// `-L N`: a record is N lines (newlines counted from the block's start), so a
+    /// block holds a multiple of N lines; a last record of fewer lines is a block of
+    /// its own, as in GNU parallel. (With `-N M` as well, `records` is M × N lines.)
+    pub lines: Option<usize>,
 }
 
 impl PipeOptions {
@@ -51,6 +55,7 @@ impl Default for PipeOptions {
             regex: None,
             header: None,
             skip_blank: false,
+            lines: None,
         }
     }
 }
@@ -141,6 +146,26 @@ impl Blocks {
                 }
             };
         }
+        if let Some(lines) = self
+            .options
+            .lines
+            .filter(|&n| n > 1 && self.options.records.is_none())
+        {
+            // Every Nth newline ends a record.
+            let mut boundaries = memchr::memchr_iter(b'\n', &self.buf)
+                .enumerate()
+                .filter(|(i, _)| (i + 1) % lines == 0)
+                .map(|(_, at)| at + 1);
+            let (mut within, mut first) = (None, None);
+            for p in boundaries.by_ref() {
+                first.get_or_insert(p);
+                if p > limit {
+                    break;
+                }
+                within = Some(p);
+            }
+            return within.or(first);
+        }
         let (end, start) = (&self.options.recend, &self.options.recstart);
         let mut separator = end.clone();
         separator.extend_from_slice(start);
@@ -196,6 +221,14 @@ impl Blocks {
             };
             let last = self.eof && self.options.records.is_none() && self.buf.len() <= block;
             let at = match self.cut(limit) {
+                // -L: a last record of fewer than N lines is a block of its own.
+                Some(at)
+                    if last
+                        && self.options.lines.is_some_and(|n| n > 1)
+                        && self.options.records.is_none() =>
+                {
+                    Some(at)
+                }
                 // What is left fits one block: it is the last block.
                 _ if last => Some(self.buf.len()),
                 // A size block that is full, or an -N block: cut here.
@@ -298,6 +331,26 @@ mod tests {
             ..options
         };
         assert_eq!(blocks(b"a\nb\nc\n", later), ["a\nb\n", "c\n"]);
+    }
+
+    #[test]
+    fn l_lines_make_a_record_and_a_short_last_record_stands_alone() {
+        let by = |lines, block| PipeOptions {
+            block,
+            lines: Some(lines),
+            ..PipeOptions::default()
+        };
+        let ten = b"1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n";
+        assert_eq!(
+            blocks(ten, by(3, 1 << 20)),
+            ["1\n2\n3\n4\n5\n6\n7\n8\n9\n", "10\n"]
+        );
+        assert_eq!(
+            blocks(ten, by(2, 5)),
+            ["1\n2\n", "3\n4\n", "5\n6\n", "7\n8\n", "9\n10\n"]
+        );
+        // A record longer than a block goes whole.
+        assert_eq!(blocks(b"1\n2\n3\n", by(3, 2)), ["1\n2\n3\n"]);
     }
 
     #[test]
