@@ -39,7 +39,7 @@ enum Message {
     /// A new job's pipe, with the block it starts with (round-robin).
     Outlet(File, Option<Vec<u8>>),
     /// The rest of the input: every job is known.
-    Blocks(Blocks),
+    Blocks(Box<Blocks>),
 }
 
 /// The feeder thread, and the way to give it pipes.
@@ -78,7 +78,7 @@ impl Feeder {
     /// Hands the rest of the input to the feeder: no job is added after this.
     pub fn finish_later(&mut self, blocks: Option<Blocks>) {
         if let (Some(messages), Some(blocks)) = (self.messages.take(), blocks) {
-            let _ = messages.send(Message::Blocks(blocks));
+            let _ = messages.send(Message::Blocks(Box::new(blocks)));
         }
         self.messages = None;
     }
@@ -144,7 +144,7 @@ fn feed(sharing: Sharing, messages: &Receiver<Message>) -> io::Result<()> {
                     pending: first.map(|b| (Arc::from(b), 0)),
                 }),
                 Message::Blocks(rest) => {
-                    blocks = Some(rest);
+                    blocks = Some(*rest);
                     all_known = true;
                 }
             }
