@@ -655,3 +655,36 @@ fn pipepart_refuses_what_it_cannot_cut_by_name_and_runs_nothing() {
     }
     assert!(!marker.exists(), "a refused run started a job");
 }
+
+#[test]
+fn fifo_blocks_a_job_never_opens_do_not_hang_the_run_and_no_block_file_is_left() {
+    let dir = Dir::new();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let tmp_arg = tmp.display().to_string();
+    // GNU parallel 20221122 waits for ever here: nobody reads the FIFO.
+    let run = dir
+        .concur([
+            "run",
+            "--pipe",
+            "-N1",
+            "--fifo",
+            "--tmpdir",
+            &tmp_arg,
+            "echo unread #",
+        ])
+        .stdin("1\n2\n3\n")
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "unread\nunread\nunread\n");
+    let run = dir
+        .concur([
+            "run", "--pipe", "-N1", "-k", "--cat", "--tmpdir", &tmp_arg, "cat",
+        ])
+        .stdin("1\n2\n")
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "1\n2\n");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -328,6 +328,16 @@ pub struct RunArgs {
     #[arg(long, requires = "pipe")]
     tee: bool,
 
+    /// With --pipe or --pipepart: give each job its block as a temporary file named by
+    /// {} (appended if absent), instead of on stdin; removed after the job.
+    #[arg(long, conflicts_with = "fifo")]
+    cat: bool,
+
+    /// With --pipe or --pipepart: give each job its block through a named pipe named by
+    /// {}, instead of on stdin.
+    #[arg(long)]
+    fifo: bool,
+
     /// Like --pipe, but cut the -a/:::: files (regular files or block devices) into
     /// parts: each job reads its own byte range from the file, and no data passes
     /// through concur.
@@ -1347,7 +1357,8 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         // -m with a count per job repeats its words as -X does, as in GNU parallel.
         context: args.context || (args.multiple && max_replace_args.is_some()),
         names,
-        no_append: pipe.is_some() || max_replace_args == Some(0),
+        // With --cat/--fifo the block's file name is the argument, appended if no {}.
+        no_append: (pipe.is_some() && !(args.cat || args.fifo)) || max_replace_args == Some(0),
         shell: Some(shell),
         perl: perl_needed(&words, &args.tagstring, &args.retries, &file_templates)
             .then(runner::Perl::start)
@@ -1384,8 +1395,20 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             Some(runner::Filter::new(perl, texts).map_err(UsageError)?)
         }
     };
+    if (args.cat || args.fifo) && pipe.is_none() {
+        let flag = if args.cat { "--cat" } else { "--fifo" };
+        return Err(UsageError(format!("{flag} needs --pipe or --pipepart")).into());
+    }
     let mut options = RunOptions::new(template);
     options.filter = filter;
+    options.block_as = match (args.cat, args.fifo) {
+        (true, _) => Some(runner::BlockAs::File),
+        (_, true) => Some(runner::BlockAs::Fifo),
+        _ => None,
+    };
+    if let Some(dir) = &args.tmpdir {
+        options.tmpdir = dir.clone();
+    }
     if let Some(perl) = &template_options.perl {
         perl.set_slots(jobs.get());
         // total_jobs() ({##}, {0#}) needs every input read before the first job.

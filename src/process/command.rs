@@ -67,6 +67,11 @@ impl FileRange {
         self
     }
 
+    /// The file the range is of.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The bytes fed before the range.
     pub fn head(&self) -> &[u8] {
         &self.head

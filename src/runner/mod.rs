@@ -33,6 +33,7 @@ mod template;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufRead, Write};
 use std::num::NonZeroUsize;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::PoisonError;
@@ -102,6 +103,11 @@ pub struct RunOptions {
     pub retries_per_job: Option<Template>,
     /// `--filter`: jobs that fail it are declined, as by `skip()`.
     pub filter: Option<Filter>,
+    /// `--cat`/`--fifo`: a `--pipe` block is given as a file named by `{}`, not on
+    /// stdin; the file is made in `tmpdir` and removed after the job.
+    pub block_as: Option<BlockAs>,
+    /// Where `--cat` and `--fifo` files go.
+    pub tmpdir: PathBuf,
     /// Read every input before the first job starts, and tell this perl how many jobs
     /// there are (`total_jobs()`, `{##}`).
     pub count_jobs: Option<std::sync::Arc<Perl>>,
@@ -183,6 +189,8 @@ impl RunOptions {
             retries_per_job: None,
             filter: None,
             count_jobs: None,
+            block_as: None,
+            tmpdir: std::env::temp_dir(),
             joblog: None,
             joblog_append: false,
             skip: HashSet::new(),
@@ -414,6 +422,97 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+}
+
+/// How `--pipe` gives a job its block when not on stdin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockAs {
+    /// `--cat`: a temporary file holding the block.
+    File,
+    /// `--fifo`: a named pipe the block is written into as the job reads it.
+    Fifo,
+}
+
+/// A `--cat` file or `--fifo` pipe, removed (and its writer let go) when dropped.
+struct BlockFile {
+    path: PathBuf,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl BlockFile {
+    /// Puts `input` (a `--pipe` block or `--pipepart` part) into a new file or FIFO in
+    /// `dir`.
+    fn new(input: &crate::process::Input, how: BlockAs, dir: &std::path::Path) -> io::Result<Self> {
+        let path = tempfile::Builder::new()
+            .prefix("concur-block-")
+            .tempfile_in(dir)?
+            .into_temp_path()
+            .keep()
+            .map_err(|e| e.error)?;
+        let bytes = input_bytes(input)?;
+        match how {
+            BlockAs::File => {
+                std::fs::write(&path, &bytes)?;
+                Ok(Self { path, writer: None })
+            }
+            BlockAs::Fifo => {
+                std::fs::remove_file(&path)?;
+                rustix::fs::mkfifoat(
+                    rustix::fs::CWD,
+                    &path,
+                    rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+                )?;
+                let target = path.clone();
+                // Opening for writing waits for the job to open it for reading.
+                let writer = thread::Builder::new()
+                    .name("run-fifo".into())
+                    .spawn(move || {
+                        if let Ok(mut fifo) = std::fs::OpenOptions::new().write(true).open(&target)
+                        {
+                            let _ = io::Write::write_all(&mut fifo, &bytes);
+                        }
+                    })?;
+                Ok(Self {
+                    path,
+                    writer: Some(writer),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for BlockFile {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            // A job that never opened the FIFO leaves its writer waiting: open the
+            // read end here (without waiting) and close it, so the writer's open
+            // returns and its write fails.
+            let unblock = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(&self.path);
+            drop(unblock);
+            let _ = writer.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The bytes a job's stdin input stands for.
+fn input_bytes(input: &crate::process::Input) -> io::Result<Vec<u8>> {
+    use crate::process::Input;
+    match input {
+        Input::Bytes(data) => Ok(data.to_vec()),
+        Input::Range(range) => {
+            let (offset, len) = range.span();
+            let mut bytes = range.head().to_vec();
+            let start = bytes.len();
+            bytes.resize(start + len as usize, 0);
+            std::os::unix::fs::FileExt::read_exact_at(range.file(), &mut bytes[start..], offset)?;
+            Ok(bytes)
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// A job's input, or why it cannot be a job.
@@ -969,6 +1068,27 @@ fn run_job(
             }
         }
     };
+    // --cat/--fifo: the block becomes a file named by {}.
+    let mut _block_file = None;
+    let mut job = job;
+    if let (Some(how), Some(input)) = (options.block_as, &job.stdin) {
+        match BlockFile::new(input, how, &options.tmpdir) {
+            Ok(file) => {
+                job.args.values = vec![file.path.as_os_str().as_encoded_bytes().to_vec()];
+                job.stdin = None;
+                _block_file = Some(file);
+            }
+            Err(err) => {
+                let mut finished = Finished::skipped(job.seq);
+                finished.outcome = Outcome::Unusable(format!(
+                    "job {}: cannot put its block in {}: {err}",
+                    job.seq,
+                    options.tmpdir.display()
+                ));
+                return finished;
+            }
+        }
+    }
     let Rendered {
         mut cmd,
         line,
