@@ -328,6 +328,12 @@ pub struct RunArgs {
     #[arg(long, requires = "pipe")]
     tee: bool,
 
+    /// With --pipe: a record is a run of lines whose column N (split at --colsep,
+    /// default a tab) is the same, so no block splits such a group (with -N M: M groups
+    /// per block).
+    #[arg(long, alias = "groupby", value_name = "N", value_parser = parse_column)]
+    group_by: Option<usize>,
+
     /// With --pipe or --pipepart: give each job its block as a temporary file named by
     /// {} (appended if absent), instead of on stdin; removed after the job.
     #[arg(long, conflicts_with = "fifo")]
@@ -763,6 +769,17 @@ fn pipe_block(block: Option<PartSize>) -> Result<usize, UsageError> {
             )
         ))),
         Some(PartSize::Bytes(bytes)) => Ok(usize::try_from(bytes).unwrap_or(usize::MAX)),
+    }
+}
+
+/// A column number, from 1.
+fn parse_column(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a column number (1 is the first); names and perl expressions \
+             are not supported"
+        )),
     }
 }
 
@@ -1265,6 +1282,19 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         ),
         false => None,
     };
+    // --group-by N: runs of lines with the same column N are never split.
+    let group_by = match args.group_by {
+        None => None,
+        Some(_) if !args.pipe || args.pipepart => {
+            return Err(UsageError("--group-by needs --pipe (not --pipepart)".into()).into());
+        }
+        Some(column) => {
+            let colsep = args.colsep.as_deref().unwrap_or("\t");
+            let regex = regex::bytes::Regex::new(colsep)
+                .map_err(|e| UsageError(format!("--colsep {colsep:?} is not a regex: {e}")))?;
+            Some((column - 1, regex))
+        }
+    };
     let block = match args.pipepart {
         true => 1,
         false => pipe_block(args.block)?,
@@ -1285,6 +1315,7 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         header: pipe_header,
         skip_blank: args.no_run_if_empty,
         lines: args.max_lines,
+        group_by: group_by.clone(),
     });
     // Open the inputs first: --header names are needed to read the command.
     let source = match &pipe {

@@ -29,6 +29,9 @@ pub struct PipeOptions {
     pub header: Option<regex::bytes::Regex>,
     /// `-r`: blocks of white space only are dropped.
     pub skip_blank: bool,
+    /// `--group-by N`: a record is a run of lines whose column N (split at this regex)
+    /// is the same, so a block never splits such a group.
+    pub group_by: Option<(usize, regex::bytes::Regex)>,
     /// `-L N`: a record is N lines (newlines counted from the block's start), so a
     /// block holds a multiple of N lines; a last record of fewer lines is a block of
     /// its own, as in GNU parallel. (With `-N M` as well, `records` is M × N lines.)
@@ -56,6 +59,7 @@ impl Default for PipeOptions {
             header: None,
             skip_blank: false,
             lines: None,
+            group_by: None,
         }
     }
 }
@@ -124,27 +128,17 @@ impl Blocks {
     /// else after the first one past it (a record longer than a block goes whole);
     /// with `-N`, after the Nth boundary. Never at 0.
     fn cut(&self, limit: usize) -> Option<usize> {
+        if let Some((column, colsep)) = &self.options.group_by {
+            let boundaries = group_starts(&self.buf, *column, colsep, self.eof);
+            return pick(boundaries.into_iter(), self.options.records, limit);
+        }
         if let Some(regex) = &self.options.regex {
             // Where recstart's group begins: after recend's match.
-            let mut boundaries = regex
+            let boundaries = regex
                 .captures_iter(&self.buf)
                 .filter_map(|c| c.get(1))
-                .map(|m| m.start())
-                .filter(|&p| p > 0);
-            return match self.options.records {
-                Some(n) => boundaries.nth(n.max(1) - 1),
-                None => {
-                    let (mut within, mut first) = (None, None);
-                    for p in boundaries {
-                        first.get_or_insert(p);
-                        if p > limit {
-                            break;
-                        }
-                        within = Some(p);
-                    }
-                    within.or(first)
-                }
-            };
+                .map(|m| m.start());
+            return pick(boundaries, self.options.records, limit);
         }
         if let Some(lines) = self
             .options
@@ -152,19 +146,11 @@ impl Blocks {
             .filter(|&n| n > 1 && self.options.records.is_none())
         {
             // Every Nth newline ends a record.
-            let mut boundaries = memchr::memchr_iter(b'\n', &self.buf)
+            let boundaries = memchr::memchr_iter(b'\n', &self.buf)
                 .enumerate()
                 .filter(|(i, _)| (i + 1) % lines == 0)
                 .map(|(_, at)| at + 1);
-            let (mut within, mut first) = (None, None);
-            for p in boundaries.by_ref() {
-                first.get_or_insert(p);
-                if p > limit {
-                    break;
-                }
-                within = Some(p);
-            }
-            return within.or(first);
+            return pick(boundaries, None, limit);
         }
         let (end, start) = (&self.options.recend, &self.options.recstart);
         let mut separator = end.clone();
@@ -254,6 +240,57 @@ impl Blocks {
     }
 }
 
+/// Where each group of `--group-by` starts in `buf` (never at 0): the start of every
+/// whole line whose key differs from the line before's. A last line without its
+/// newline counts only at the end of the input (`eof`).
+fn group_starts(buf: &[u8], column: usize, colsep: &regex::bytes::Regex, eof: bool) -> Vec<usize> {
+    let key = |line: &[u8]| -> Vec<u8> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        colsep.split(line).nth(column).unwrap_or_default().to_vec()
+    };
+    let mut starts = Vec::new();
+    let mut previous: Option<Vec<u8>> = None;
+    let mut at = 0;
+    while at < buf.len() {
+        let end = match memchr::memchr(b'\n', &buf[at..]) {
+            Some(i) => at + i + 1,
+            None if eof => buf.len(),
+            None => break,
+        };
+        let this = key(&buf[at..end]);
+        if previous.as_ref().is_some_and(|p| *p != this) {
+            starts.push(at);
+        }
+        previous = Some(this);
+        at = end;
+    }
+    starts
+}
+
+/// The cut among `boundaries` (ascending, none at 0): the Nth with `-N N`, else the
+/// last within `limit`, else the first past it.
+fn pick(
+    boundaries: impl Iterator<Item = usize>,
+    records: Option<usize>,
+    limit: usize,
+) -> Option<usize> {
+    let mut boundaries = boundaries.filter(|&p| p > 0);
+    match records {
+        Some(n) => boundaries.nth(n.max(1) - 1),
+        None => {
+            let (mut within, mut first) = (None, None);
+            for p in boundaries {
+                first.get_or_insert(p);
+                if p > limit {
+                    break;
+                }
+                within = Some(p);
+            }
+            within.or(first)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +368,31 @@ mod tests {
             ..options
         };
         assert_eq!(blocks(b"a\nb\nc\n", later), ["a\nb\n", "c\n"]);
+    }
+
+    #[test]
+    fn group_by_cuts_only_where_the_column_changes() {
+        let by = |records, block| PipeOptions {
+            block,
+            records,
+            group_by: Some((1, regex::bytes::Regex::new(",").unwrap())),
+            ..PipeOptions::default()
+        };
+        let input = b"a,1\nb,1\nc,2\nd,2\ne,1\n";
+        assert_eq!(
+            blocks(input, by(Some(1), 1 << 20)),
+            ["a,1\nb,1\n", "c,2\nd,2\n", "e,1\n"]
+        );
+        assert_eq!(
+            blocks(input, by(None, 10)),
+            ["a,1\nb,1\n", "c,2\nd,2\n", "e,1\n"]
+        );
+        assert_eq!(
+            blocks(input, by(Some(2), 1 << 20)),
+            ["a,1\nb,1\nc,2\nd,2\n", "e,1\n"]
+        );
+        // A last line without a newline is a line like the others.
+        assert_eq!(blocks(b"a,1\nb,2", by(Some(1), 1 << 20)), ["a,1\n", "b,2"]);
     }
 
     #[test]
