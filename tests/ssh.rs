@@ -794,3 +794,60 @@ fn ctrl_c_while_connecting_ends_the_run() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn env_variables_functions_and_basefiles_reach_the_remote_jobs() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = Dir::new();
+    let remote = Dir::new();
+    dir.create("base.txt", "shared data\n");
+    // Two hosts, two slots each: every slot waits for its host's basefile.
+    let run = dir
+        .concur(["run", "-k", "-j", "2", "--ssh", &sshd.ssh()])
+        .args([
+            "-S",
+            &sshd.login("127.0.0.2", 2),
+            "-S",
+            &sshd.login("127.0.0.3", 2),
+        ])
+        .args(["--workdir", &remote.path().display().to_string()])
+        .args([
+            "--basefile",
+            "base.txt",
+            "--cleanup",
+            "--env",
+            "GREETING,greet",
+        ])
+        .args([
+            "greet \"$GREETING\" {} $PARALLEL_SEQ; cat base.txt",
+            ":::",
+            "a",
+            "b",
+            "c",
+            "d",
+        ])
+        .env("GREETING", "it's $HOME\tand more")
+        .env("BASH_FUNC_greet%%", "() {  echo \"hi [$1] $2 $3\"\n}")
+        .env("PARALLEL_SHELL", "/bin/bash")
+        .run()
+        .expect_success();
+    let mut want = String::new();
+    for (i, arg) in ["a", "b", "c", "d"].iter().enumerate() {
+        want.push_str(&format!(
+            "hi [it's $HOME\tand more] {arg} {}\nshared data\n",
+            i + 1
+        ));
+    }
+    assert_eq!(run.stdout(), want, "{run}");
+    // --cleanup with a --workdir removes the basefile at the end.
+    let left: Vec<_> = walk(remote.path());
+    assert!(left.is_empty(), "left on the host: {left:?}");
+    // A basefile that does not exist fails the jobs, naming it.
+    let run = dir
+        .concur(["run", "--ssh", &sshd.ssh()])
+        .args(["-S", &sshd.login("127.0.0.2", 1)])
+        .args(["--basefile", "missing.txt", "echo", ":::", "x"])
+        .run();
+    assert_ne!(run.code(), Some(0), "{run}");
+    assert!(run.stderr().contains("missing.txt"), "{run}");
+}

@@ -414,6 +414,23 @@ pub struct RunArgs {
     #[arg(long)]
     cleanup: bool,
 
+    /// With -S: send FILE to each host before its first job (into the work
+    /// directory; with --cleanup and a --workdir, removed at the end). Repeatable.
+    #[arg(long, alias = "bf", value_name = "FILE")]
+    basefile: Vec<String>,
+
+    /// With -S: set VAR (as it is here) in every remote job; VAR1,VAR2 for several; an
+    /// exported bash function is defined there too. `_` is every variable not named
+    /// in $PARALLEL_HOME/ignored_vars (see --record-env). Local jobs inherit the
+    /// environment anyway.
+    #[arg(long, value_name = "VAR")]
+    env: Vec<String>,
+
+    /// Write the names of the variables set now to $PARALLEL_HOME/ignored_vars (or
+    /// ~/.parallel/ignored_vars), for --env _ to leave out; run nothing.
+    #[arg(long)]
+    record_env: bool,
+
     /// With -S: --transferfile {} --cleanup, plus --return FILE.
     #[arg(long, value_name = "FILE")]
     trc: Vec<String>,
@@ -547,6 +564,68 @@ enum HaltSpec {
 /// VALUE` (GNU parallel's alias of `--halt`; concur's own `--halt-on-error` takes no
 /// value, so it is rewritten only when a halt value follows). Only the options before
 /// the command are looked at. `args` are `concur run`'s, after `run`.
+/// `$PARALLEL_HOME`, else `~/.parallel`.
+fn parallel_home() -> Option<PathBuf> {
+    std::env::var_os("PARALLEL_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".parallel")))
+}
+
+/// The variables `--env` names, with their values here (names of unset ones are
+/// left out); an exported bash function comes as its `BASH_FUNC_name%%` variable.
+/// `_` is every variable not in `ignored_vars` (an error without that file, as in GNU
+/// parallel).
+fn remote_env(names: &[String]) -> Result<Vec<(String, Vec<u8>)>, UsageError> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut wanted: Vec<String> = names
+        .iter()
+        .flat_map(|n| n.split(','))
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if wanted.iter().any(|n| n == "_") {
+        let path = parallel_home().map(|d| d.join("ignored_vars"));
+        let ignored = path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .ok_or_else(|| {
+                UsageError(
+                    "--env _ needs the list of variables to leave out: run \
+                     'concur run --record-env' in a clean environment first"
+                        .into(),
+                )
+            })?;
+        let ignored: HashSet<&str> = ignored.lines().collect();
+        wanted.retain(|n| n != "_");
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if !ignored.contains(name.as_str()) && !wanted.contains(&name) {
+                wanted.push(name);
+            }
+        }
+    }
+    let mut env = Vec::new();
+    for name in wanted {
+        for candidate in [
+            name.clone(),
+            format!("BASH_FUNC_{name}%%"),
+            format!("BASH_FUNC_{name}()"),
+        ] {
+            if let Some(value) = std::env::var_os(&candidate) {
+                // Names the shell cannot set (a `.` in them) are passed over.
+                if candidate.starts_with("BASH_FUNC_")
+                    || candidate
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    env.push((candidate, value.into_vec()));
+                }
+            }
+        }
+    }
+    Ok(env)
+}
+
 /// The words `concur run` reads before its command line, as GNU parallel does: each
 /// profile's (`-J NAME`/`--profile NAME`, repeatable, from `$PARALLEL_HOME` or
 /// `~/.parallel`; without one, `config` there if it exists), then `$PARALLEL`'s.
@@ -1167,16 +1246,36 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         (None, None) => Grouping::One,
     };
 
+    if args.record_env {
+        let path = parallel_home()
+            .ok_or_else(|| {
+                UsageError("--record-env: neither $PARALLEL_HOME nor $HOME is set".into())
+            })?
+            .join("ignored_vars");
+        let mut names: Vec<String> = std::env::vars_os()
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot make {}", dir.display()))?;
+        }
+        std::fs::write(&path, names.join("\n") + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        return Ok(Outcome::Code(0));
+    }
+    let remote_env = remote_env(&args.env)?;
     let signals = SignalCancel::install_with_hangup("run-signals")?;
     // With -S: one master connection per reachable host, closed when this returns.
     let remote_only = !args.transferfile.is_empty()
+        || !args.basefile.is_empty()
         || !args.return_file.is_empty()
         || !args.trc.is_empty()
         || args.cleanup;
     let local = args.sshlogin.is_empty() && args.slf.is_empty();
     if remote_only && local {
         return Err(UsageError(
-            "--transferfile, --return, --trc and --cleanup need -S or --slf".into(),
+            "--transferfile, --basefile, --return, --trc and --cleanup need -S or --slf".into(),
         )
         .into());
     }
@@ -1224,7 +1323,16 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             );
             // No host at all: the run cannot start, as when every host is lost.
             match connected {
-                Ok(hosts) => Some(Arc::new(hosts)),
+                Ok(mut hosts) => {
+                    hosts.basefiles = args
+                        .basefile
+                        .iter()
+                        .map(|f| f.as_bytes().to_vec())
+                        .collect();
+                    hosts.cleanup_basefiles = args.cleanup;
+                    hosts.env = remote_env;
+                    Some(Arc::new(hosts))
+                }
                 Err(_) if signals.token().is_cancelled() => {
                     return Ok(Outcome::Code(signals.exit_status()));
                 }

@@ -40,6 +40,8 @@ pub struct Host {
     /// Whether it has `rsync` (else files go by `tar` over `ssh`).
     pub rsync: bool,
     health: Mutex<Health>,
+    /// `--basefile`s were sent there.
+    based: Mutex<bool>,
 }
 
 impl Host {
@@ -51,6 +53,7 @@ impl Host {
             run_dir: Vec::new(),
             rsync: false,
             health: Mutex::new(Health::Up),
+            based: Mutex::new(false),
         }
     }
 
@@ -170,6 +173,13 @@ pub struct Hosts {
     pub workdir: Workdir,
     /// How many jobs a host without `N/` runs, from its cores (default: its cores).
     jobs: Option<SlotRule>,
+    /// `--basefile`: sent to each host before its first job.
+    pub basefiles: Vec<Vec<u8>>,
+    /// `--cleanup`: the basefiles are removed at the end (with the run's own
+    /// directory, they go with it anyway).
+    pub cleanup_basefiles: bool,
+    /// `--env`: variables set in every remote job (name, value).
+    pub env: Vec<(String, Vec<u8>)>,
     /// Holds the masters' sockets; removed last.
     _control_dir: Option<tempfile::TempDir>,
 }
@@ -213,6 +223,9 @@ impl Hosts {
             },
             workdir,
             jobs,
+            basefiles: Vec::new(),
+            cleanup_basefiles: false,
+            env: Vec::new(),
             _control_dir: Some(dir),
         };
         let mut unique: Vec<SshLogin> = Vec::new();
@@ -295,6 +308,7 @@ impl Hosts {
                 rsync: probe.rsync,
                 login,
                 health: Mutex::new(Health::Up),
+                based: Mutex::new(false),
             }
         };
         Ok(host)
@@ -383,9 +397,38 @@ impl Hosts {
     }
 }
 
+impl Hosts {
+    /// Sends the `--basefile`s to `host` once, before its first job; later callers
+    /// wait for the first to finish. The error names the file and the host.
+    pub fn ensure_basefiles(
+        &self,
+        host: &Host,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), String> {
+        if self.basefiles.is_empty() || host.login.is_local() {
+            return Ok(());
+        }
+        let mut based = host.based.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*based {
+            let workdir = self.workdir_on(host);
+            for path in &self.basefiles {
+                self.ssh.send(host, path, workdir, cancel)?;
+            }
+            *based = true;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Hosts {
     fn drop(&mut self) {
         for host in self.list().iter().filter(|h| !h.login.is_local()) {
+            let based = *host.based.lock().unwrap_or_else(PoisonError::into_inner);
+            if based && self.cleanup_basefiles && matches!(self.workdir, Workdir::Path(_)) {
+                let _ = self
+                    .ssh
+                    .remove(host, &self.basefiles, self.workdir_on(host));
+            }
             if host.is_up() && !host.run_dir.is_empty() {
                 let mut script = b"rm -rf -- ".to_vec();
                 script.extend_from_slice(&quote_backslash_bytes(&host.run_dir));
@@ -419,6 +462,9 @@ mod tests {
             },
             workdir: Workdir::RunDir,
             jobs: None,
+            basefiles: Vec::new(),
+            cleanup_basefiles: false,
+            env: Vec::new(),
             _control_dir: None,
         };
         assert_eq!(hosts.slots(), 3);

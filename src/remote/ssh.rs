@@ -177,7 +177,14 @@ impl Ssh {
     /// With `watch`, the job gets a held stdin (see [`RemoteLine`]): when this `ssh`
     /// ends (a timeout, Ctrl-C, or this process dying), the remote process group is
     /// stopped too. A job that reads its own stdin (`--pipe`) cannot be watched so.
-    pub fn wrap(&self, host: &Host, line: &[u8], workdir: &[u8], watch: Option<Duration>) -> Cmd {
+    pub fn wrap(
+        &self,
+        host: &Host,
+        line: &[u8],
+        workdir: &[u8],
+        watch: Option<Duration>,
+        env: &[(String, Vec<u8>)],
+    ) -> Cmd {
         let login = &host.login;
         match &login.host {
             None => Cmd::shell(std::os::unix::ffi::OsStrExt::from_bytes(line) as &std::ffi::OsStr),
@@ -186,6 +193,7 @@ impl Ssh {
                     line,
                     workdir,
                     watch,
+                    env,
                 };
                 let cmd = self
                     .base(login)
@@ -447,6 +455,9 @@ pub struct RemoteLine<'a> {
     pub workdir: &'a [u8],
     /// The grace between SIGTERM and SIGKILL, if the job is watched.
     pub watch: Option<Duration>,
+    /// Variables to set and export first (`--env`, `PARALLEL_SEQ`, …): name, value.
+    /// A value that is an exported bash function (`() {…`) defines the function.
+    pub env: &'a [(String, Vec<u8>)],
 }
 
 impl RemoteLine<'_> {
@@ -455,8 +466,9 @@ impl RemoteLine<'_> {
     /// ```
     /// use concur::runner::RemoteLine;
     ///
-    /// let line = RemoteLine { line: b"echo hi", workdir: b"/tmp/w d", watch: None };
-    /// assert_eq!(line.render(), b"cd -- /tmp/w\\ d || exit 255\necho hi");
+    /// let env = [("V".to_owned(), b"a b".to_vec())];
+    /// let line = RemoteLine { line: b"echo hi", workdir: b"/tmp/w d", watch: None, env: &env };
+    /// assert_eq!(line.render(), b"V=a\\ b; export V\ncd -- /tmp/w\\ d || exit 255\necho hi");
     /// ```
     pub fn render(&self) -> Vec<u8> {
         let mut text = Vec::with_capacity(self.line.len() + 200);
@@ -471,6 +483,23 @@ impl RemoteLine<'_> {
                 )
                 .as_bytes(),
             );
+        }
+        for (name, value) in self.env {
+            if let Some(body) = value.strip_prefix(b"() {") {
+                // An exported bash function (BASH_FUNC_name%%): define it again.
+                let name = name
+                    .strip_prefix("BASH_FUNC_")
+                    .and_then(|n| n.strip_suffix("%%").or_else(|| n.strip_suffix("()")))
+                    .unwrap_or(name);
+                text.extend_from_slice(format!("{name}() {{").as_bytes());
+                text.extend_from_slice(body);
+                text.extend_from_slice(format!("\nexport -f {name} 2>/dev/null\n").as_bytes());
+            } else {
+                text.extend_from_slice(name.as_bytes());
+                text.push(b'=');
+                text.extend_from_slice(&quote_backslash_bytes(value));
+                text.extend_from_slice(format!("; export {name}\n").as_bytes());
+            }
         }
         text.extend_from_slice(b"cd -- ");
         text.extend_from_slice(&quote_backslash_bytes(self.workdir));
@@ -502,6 +531,7 @@ mod tests {
             line: b"echo 'a b' $HOME",
             workdir: b"w",
             watch: Some(Duration::from_millis(1500)),
+            env: &[],
         }
         .render();
         let text = String::from_utf8(line).unwrap();
@@ -511,5 +541,35 @@ mod tests {
         );
         assert!(text.contains("sleep 2;"), "the grace is rounded up: {text}");
         assert!(text.starts_with("exec 3<&0 </dev/null\n"), "{text}");
+    }
+
+    #[test]
+    fn env_values_and_functions_reach_the_remote_shell_intact() {
+        use std::os::unix::ffi::OsStrExt;
+        let env = [
+            ("V".to_owned(), b"it's $HOME\nline 2".to_vec()),
+            (
+                "BASH_FUNC_greet%%".to_owned(),
+                b"() {  echo hi \"$1\"\n}".to_vec(),
+            ),
+        ];
+        let line = RemoteLine {
+            line: b"greet \"$V\"",
+            workdir: b".",
+            watch: None,
+            env: &env,
+        }
+        .render();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(std::ffi::OsStr::from_bytes(&line))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hi it's $HOME\nline 2\n",
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
     }
 }

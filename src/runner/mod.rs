@@ -1127,7 +1127,17 @@ fn run_job(
         let workdir = hosts.workdir_on(host);
         // A job that reads its own stdin (--pipe) cannot have it watched.
         let watch = job.stdin.is_none().then_some(options.grace);
-        cmd = hosts.ssh.wrap(host, &line, workdir, watch);
+        // GNU parallel's variables, then --env's.
+        let mut env = vec![
+            ("PARALLEL_SEQ".to_owned(), job.seq.to_string().into_bytes()),
+            ("PARALLEL_JOBSLOT".to_owned(), slot.to_string().into_bytes()),
+            (
+                "PARALLEL_PID".to_owned(),
+                std::process::id().to_string().into_bytes(),
+            ),
+        ];
+        env.extend(hosts.env.iter().cloned());
+        cmd = hosts.ssh.wrap(host, &line, workdir, watch, &env);
     }
     // --workdir here: the job runs there, with $OLDPWD where concur started (GNU
     // parallel's). `...` is a directory of the job's own, removed after it.
@@ -1218,9 +1228,13 @@ fn run_job(
     };
     if let Some((hosts, host)) = remote {
         let workdir = hosts.workdir_on(host);
-        if let Some(err) = sent
-            .iter()
-            .find_map(|path| hosts.ssh.send(host, path, workdir, Some(cancel)).err())
+        if let Some(err) = hosts
+            .ensure_basefiles(host, Some(cancel))
+            .err()
+            .or_else(|| {
+                sent.iter()
+                    .find_map(|path| hosts.ssh.send(host, path, workdir, Some(cancel)).err())
+            })
         {
             // The host itself may be gone: then the job goes back to the queue.
             if !hosts.ssh.master_alive(&host.login) {
