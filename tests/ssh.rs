@@ -851,3 +851,40 @@ fn env_variables_functions_and_basefiles_reach_the_remote_jobs() {
     assert_ne!(run.code(), Some(0), "{run}");
     assert!(run.stderr().contains("missing.txt"), "{run}");
 }
+
+#[test]
+fn workdir_dots_gives_each_remote_job_a_directory_of_its_own_removed_after_it() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = Dir::new();
+    dir.create("in.txt", "sent\n");
+    let run = dir
+        .concur(["run", "-k", "--ssh", &sshd.ssh(), "--workdir", "..."])
+        .args(["-S", &sshd.login("127.0.0.2", 2)])
+        .args(["--transferfile", "in.txt", "--return", "{}.out"])
+        .args([
+            "ls -A > {}.out; cat in.txt >> {}.out; pwd",
+            ":::",
+            "a",
+            "b",
+            "c",
+        ])
+        .run()
+        .expect_success();
+    let stdout = run.stdout();
+    let dirs: Vec<&str> = stdout.lines().collect();
+    assert_eq!(dirs.len(), 3, "{run}");
+    let unique: std::collections::HashSet<&&str> = dirs.iter().collect();
+    assert_eq!(unique.len(), 3, "each job has its own directory: {run}");
+    for dir in &dirs {
+        assert!(!std::path::Path::new(dir).exists(), "{dir} was left");
+    }
+    // Each job saw only its own files there: the sent one and its output.
+    for arg in ["a", "b", "c"] {
+        let fetched = std::fs::read_to_string(dir.path().join(format!("{arg}.out"))).unwrap();
+        assert_eq!(
+            fetched,
+            format!("{arg}.out\nin.txt\nsent\n"),
+            "{arg}: {run}"
+        );
+    }
+}

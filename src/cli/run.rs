@@ -1297,6 +1297,7 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             }
             let workdir = match &args.workdir {
                 None => Workdir::RunDir,
+                Some(dir) if dir.as_os_str() == "..." => Workdir::PerJob,
                 Some(dir) if dir.as_os_str() == "." => Workdir::Path(
                     std::env::current_dir()
                         .context("cannot read the current directory for --workdir .")?

@@ -161,6 +161,9 @@ pub enum Workdir {
     /// This directory on every host (relative to the login directory unless
     /// absolute), made if missing and kept.
     Path(Vec<u8>),
+    /// `--workdir ...`: a directory of each job's own in the run's directory, made
+    /// before the job and removed after it (and its `--return` files).
+    PerJob,
 }
 
 /// The machines of a run, each job slot bound to one; master connections and run
@@ -295,7 +298,7 @@ impl Hosts {
             self.ssh
                 .start_master_until(&login, Duration::from_secs(10), cancel)?;
             let workdir = match &self.workdir {
-                Workdir::RunDir => None,
+                Workdir::RunDir | Workdir::PerJob => None,
                 Workdir::Path(path) => Some(path.as_slice()),
             };
             let probe = self
@@ -391,9 +394,19 @@ impl Hosts {
     /// The work directory of remote jobs on `host`.
     pub fn workdir_on<'a>(&'a self, host: &'a Host) -> &'a [u8] {
         match &self.workdir {
-            Workdir::RunDir => &host.run_dir,
+            Workdir::RunDir | Workdir::PerJob => &host.run_dir,
             Workdir::Path(path) => path,
         }
+    }
+
+    /// Where job `seq` runs on `host`: [`workdir_on`](Self::workdir_on), or with
+    /// [`Workdir::PerJob`] a directory of its own in the run's directory.
+    pub fn workdir_for(&self, host: &Host, seq: usize) -> Vec<u8> {
+        let mut dir = self.workdir_on(host).to_vec();
+        if self.workdir == Workdir::PerJob {
+            dir.extend_from_slice(format!("/job-{seq}").as_bytes());
+        }
+        dir
     }
 }
 

@@ -184,6 +184,7 @@ impl Ssh {
         workdir: &[u8],
         watch: Option<Duration>,
         env: &[(String, Vec<u8>)],
+        create: bool,
     ) -> Cmd {
         let login = &host.login;
         match &login.host {
@@ -194,6 +195,7 @@ impl Ssh {
                     workdir,
                     watch,
                     env,
+                    create,
                 };
                 let cmd = self
                     .base(login)
@@ -346,6 +348,20 @@ impl Ssh {
             .map_err(failed)
     }
 
+    /// Removes directory `dir` on `host`, whatever it holds (`--workdir ...`).
+    pub fn remove_dir(&self, host: &Host, dir: &[u8]) -> Result<(), String> {
+        let Some(name) = &host.login.host else {
+            return Ok(());
+        };
+        let mut script = b"rm -rf -- ".to_vec();
+        script.extend_from_slice(&quote_backslash_bytes(dir));
+        let cmd = self
+            .base(&host.login)
+            .args(["--", name])
+            .arg(os_from_bytes(&script));
+        checked(cmd.timeout(TRANSFER_TIMEOUT).output())
+    }
+
     /// Removes `paths` (relative to `workdir`, or absolute) on `host`.
     pub fn remove(&self, host: &Host, paths: &[Vec<u8>], workdir: &[u8]) -> Result<(), String> {
         let Some(name) = &host.login.host else {
@@ -458,6 +474,8 @@ pub struct RemoteLine<'a> {
     /// Variables to set and export first (`--env`, `PARALLEL_SEQ`, …): name, value.
     /// A value that is an exported bash function (`() {…`) defines the function.
     pub env: &'a [(String, Vec<u8>)],
+    /// Make the work directory first (`--workdir ...`: one per job).
+    pub create: bool,
 }
 
 impl RemoteLine<'_> {
@@ -467,7 +485,13 @@ impl RemoteLine<'_> {
     /// use concur::runner::RemoteLine;
     ///
     /// let env = [("V".to_owned(), b"a b".to_vec())];
-    /// let line = RemoteLine { line: b"echo hi", workdir: b"/tmp/w d", watch: None, env: &env };
+    /// let line = RemoteLine {
+    ///     line: b"echo hi",
+    ///     workdir: b"/tmp/w d",
+    ///     watch: None,
+    ///     env: &env,
+    ///     create: false,
+    /// };
     /// assert_eq!(line.render(), b"V=a\\ b; export V\ncd -- /tmp/w\\ d || exit 255\necho hi");
     /// ```
     pub fn render(&self) -> Vec<u8> {
@@ -501,6 +525,11 @@ impl RemoteLine<'_> {
                 text.extend_from_slice(format!("; export {name}\n").as_bytes());
             }
         }
+        if self.create {
+            text.extend_from_slice(b"mkdir -p -- ");
+            text.extend_from_slice(&quote_backslash_bytes(self.workdir));
+            text.extend_from_slice(b" || exit 255\n");
+        }
         text.extend_from_slice(b"cd -- ");
         text.extend_from_slice(&quote_backslash_bytes(self.workdir));
         text.extend_from_slice(b" || exit 255\n");
@@ -532,6 +561,7 @@ mod tests {
             workdir: b"w",
             watch: Some(Duration::from_millis(1500)),
             env: &[],
+            create: false,
         }
         .render();
         let text = String::from_utf8(line).unwrap();
@@ -558,6 +588,7 @@ mod tests {
             workdir: b".",
             watch: None,
             env: &env,
+            create: false,
         }
         .render();
         let out = std::process::Command::new("bash")

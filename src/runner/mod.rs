@@ -1124,7 +1124,8 @@ fn run_job(
         .zip(host)
         .filter(|(_, host)| !host.login.is_local());
     if let Some((hosts, host)) = remote {
-        let workdir = hosts.workdir_on(host);
+        let workdir = hosts.workdir_for(host, job.seq);
+        let workdir = workdir.as_slice();
         // A job that reads its own stdin (--pipe) cannot have it watched.
         let watch = job.stdin.is_none().then_some(options.grace);
         // GNU parallel's variables, then --env's.
@@ -1137,7 +1138,8 @@ fn run_job(
             ),
         ];
         env.extend(hosts.env.iter().cloned());
-        cmd = hosts.ssh.wrap(host, &line, workdir, watch, &env);
+        let per_job = hosts.workdir == crate::remote::Workdir::PerJob;
+        cmd = hosts.ssh.wrap(host, &line, workdir, watch, &env, per_job);
     }
     // --workdir here: the job runs there, with $OLDPWD where concur started (GNU
     // parallel's). `...` is a directory of the job's own, removed after it.
@@ -1227,7 +1229,8 @@ fn run_job(
         None => (Vec::new(), Vec::new()),
     };
     if let Some((hosts, host)) = remote {
-        let workdir = hosts.workdir_on(host);
+        let workdir = hosts.workdir_for(host, job.seq);
+        let workdir = workdir.as_slice();
         if let Some(err) = hosts
             .ensure_basefiles(host, Some(cancel))
             .err()
@@ -1339,7 +1342,8 @@ fn run_job(
         }
     }
     if let Some((hosts, host)) = remote {
-        let workdir = hosts.workdir_on(host);
+        let workdir = hosts.workdir_for(host, job.seq);
+        let workdir = workdir.as_slice();
         let ran = matches!(&finished.outcome, Outcome::Ran(run) if run.ending != Ending::Cancelled);
         let fetched = returned
             .iter()
@@ -1353,6 +1357,13 @@ fn run_job(
                     .stderr
                     .write_all(format!("concur: {err}\n").as_bytes());
             }
+        }
+        if hosts.workdir == crate::remote::Workdir::PerJob
+            && let Err(err) = hosts.ssh.remove_dir(host, workdir)
+        {
+            let _ = finished
+                .stderr
+                .write_all(format!("concur: {err}\n").as_bytes());
         }
         if let Some(err) = fetched {
             finished.outcome = Outcome::Transfer(err);
