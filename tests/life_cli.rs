@@ -422,6 +422,10 @@ fn quick_tour_covers_items_52_to_64() {
         "Counter should be 500000, got 500000  the book's LockingCounter",
         "never overdrawn",
         "a 4th acquire timed out after 20 ms",
+        // concur sem: two slots shared by six processes (checked below); a killed
+        // holder's slot freed.
+        "inside at once",
+        "a holder killed with SIGKILL (its process group) lost its slot at once",
         "Item 55",
         "the busy-waiting MyQueue pipeline: processed 1000 items after polling",
         "200 items finished in",
@@ -452,6 +456,13 @@ fn quick_tour_covers_items_52_to_64() {
         assert!(out.contains(needle), "tour lacks {needle:?}\n{out}");
     }
     assert!(!out.contains("the error was lost"), "{out}");
+    // Never more than sem's two slots at once (fewer only if the shells never overlap).
+    let inside: usize = out
+        .split("at most ")
+        .find_map(|rest| rest.split_once(" inside at once"))
+        .and_then(|(n, _)| n.parse().ok())
+        .expect("the sem line");
+    assert!((1..=2).contains(&inside), "{inside} inside at once\n{out}");
     // The book's three tailing designs and concur's own.
     assert_eq!(out.matches("confirm_merge passed").count(), 4, "{out}");
 }

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::num::NonZeroUsize;
+use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -233,12 +234,114 @@ fn item_54(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourEr
         stats.peak_in_use,
         if timed_out { "timed out" } else { "succeeded" }
     )?;
+    across_processes(out)?;
     writeln!(
         out,
         "\nRust: the book's racy counter does not compile: every thread would borrow it\n\
          mutably (see the compile_fail examples in concur::sync). A race must be written on purpose."
     )?;
     Ok(chart)
+}
+
+/// Item 54's lock across processes: `concur sem` (GNU parallel's `sem`), six shells
+/// sharing two slots, and a holder killed with SIGKILL losing its slot at once.
+fn across_processes(out: &mut dyn Write) -> Result<(), TourError> {
+    use std::process::{Command, Stdio};
+    let demo = TourError::Demo;
+    let exe = std::env::current_exe().map_err(demo)?;
+    // A PARALLEL_HOME of the tour's own: the user's semaphores are not touched.
+    let home = tempfile::tempdir().map_err(demo)?;
+    let sem = |id: &str, slots: &str| {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["sem", "--id", id, "-j", slots, "--fg"])
+            .env("PARALLEL_HOME", home.path())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let start = std::time::Instant::now();
+    let shells = (0..6)
+        .map(|_| {
+            sem("tour", "2")
+                // One word: sem runs its command words as a shell line, as GNU's does.
+                .arg("date +%s%N; sleep 0.1; date +%s%N")
+                .stdout(Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(demo)?;
+    let mut spans = Vec::new();
+    for shell in shells {
+        let output = shell.wait_with_output().map_err(demo)?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let times: Vec<u128> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if let [from, to] = times[..] {
+            spans.push((from, to));
+        }
+    }
+    let wall = start.elapsed();
+    // The most shells inside their critical section at one instant.
+    let peak = spans
+        .iter()
+        .map(|&(from, _)| {
+            spans
+                .iter()
+                .filter(|&&(a, b)| a <= from && from < b)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    writeln!(
+        out,
+        "across processes: 6 shells ran `concur sem --id tour -j 2 --fg` around a 0.1 s step:\n\
+         at most {peak} inside at once, {:.2} s in all (6 x 0.1 s / 2 slots = 0.3 s)",
+        wall.as_secs_f64()
+    )?;
+
+    // A holder killed with SIGKILL: the kernel drops its flock with its descriptors.
+    let mut holder = sem("tour-kill", "1")
+        .args(["sleep", "30"])
+        .stdout(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(demo)?;
+    let slots = NonZeroUsize::MIN;
+    let shared =
+        crate::semaphore::Semaphore::open_in(&home.path().join("semaphores"), "tour-kill", slots)
+            .map_err(|e| demo(std::io::Error::other(e.to_string())))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Until the holder has the slot (a permit taken here is given straight back).
+    while std::time::Instant::now() < deadline {
+        match shared.try_acquire() {
+            Ok(None) => break,
+            _ => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    let pgid = rustix::process::Pid::from_child(&holder);
+    let killed = std::time::Instant::now();
+    let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    let _ = holder.wait();
+    let mut freed = None;
+    while killed.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_permit)) = shared.try_acquire() {
+            freed = Some(killed.elapsed());
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    match freed {
+        Some(after) => writeln!(
+            out,
+            "a holder killed with SIGKILL (its process group) lost its slot at once: free \
+             again {:.1} ms later (a lock file would stay taken)",
+            after.as_secs_f64() * 1000.0
+        )?,
+        None => writeln!(
+            out,
+            "a holder killed with SIGKILL: its slot was not freed in 10 s"
+        )?,
+    }
+    Ok(())
 }
 
 fn item_55(out: &mut dyn Write, options: TourOptions) -> Result<BarChart, TourError> {
