@@ -353,7 +353,7 @@ pub struct RunArgs {
     /// With --pipe: bytes per block, about (cut at the last record end before it), at
     /// most 1G [default: 1M]. With --pipepart: parts of at least SIZE (cut at the next
     /// record end), or -N for N parts per job slot [default: -10].
-    #[arg(long, visible_alias = "bs", aliases = ["block-size", "blocksize"], value_parser = parse_block_arg, value_name = "SIZE", allow_negative_numbers = true)]
+    #[arg(long, visible_alias = "bs", aliases = ["block-size", "blocksize"], value_parser = parse_block_arg, value_name = "SIZE", allow_hyphen_values = true)]
     block: Option<PartSize>,
 
     /// With --pipe: the string that ends a record [default: \n].
@@ -880,11 +880,8 @@ fn part_files(inputs: &[Input], per_job: Option<usize>) -> Result<Vec<PathBuf>, 
                         .into(),
                 ));
             }
-            Source::List(_) => {
-                return Err(UsageError(
-                    "--pipepart cuts the files of -a and ::::, not ::: arguments".into(),
-                ));
-            }
+            // ::: values have no file to cut: GNU parallel passes over them.
+            Source::List(_) => {}
         }
     }
     if files.is_empty() {

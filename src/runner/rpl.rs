@@ -11,7 +11,7 @@
 use regex::bytes::{Captures, Regex};
 
 /// GNU parallel's `--plus` strings, as `--rpl` definitions (the Perl is GNU
-/// parallel's meaning of each; `{slot}`, `{host}` and the other environment strings are
+/// parallel's meaning of each; `{host}`, `{sshlogin}` and the host group strings are
 /// left out).
 const PLUS: &[(&str, &str)] = &[
     ("{+/}", r"s:/[^/]*$:: || s:.*$::"),
@@ -36,6 +36,8 @@ const PLUS: &[(&str, &str)] = &[
         "{0#}",
         r#"1 $f=1+int((log(total_jobs())/log(10))); $_=sprintf("%0${f}d",seq())"#,
     ),
+    // The job's slot, as the shell sees it.
+    ("{slot}", r#"1 $_="\${PARALLEL_JOBSLOT}";uq()"#),
     ("{:-([^}]+?)}", r"$_ ||= $$1"),
     ("{:(\\d+?)}", r#"substr($_,0,$$1) = """#),
     ("{:(\\d+?):(\\d+?)}", r"$_ = substr($_,$$1,$$2);"),
