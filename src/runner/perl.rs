@@ -28,6 +28,8 @@ our $total = 0; $Global::max_jobs_running = 1;
 package ConcurJob { sub seq { $main::seq } sub slot { $main::slot } sub total_jobs { $main::total } }
 our $job = bless {}, 'ConcurJob';
 sub seq { $seq } sub slot { $slot } sub total_jobs { $total }
+use File::Basename qw(dirname basename);
+sub shell_quote { return wantarray ? (map { Q($_) } @_) : join(" ", map { Q($_) } @_) }
 sub uniq { no warnings; my %seen; return grep { !$seen{$_}++ } @_ }
 sub pQ { my $s = shift; $s =~ s/([\\"\$\@])/\\$1/g; return $s }
 # A regex with each quantifier made lazy (for --plus's {#…} and {%…}).

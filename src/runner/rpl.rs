@@ -91,12 +91,14 @@ impl Rpl {
             }
         }
         for text in rpl {
+            // A tag alone stands for the value as it is (code that changes nothing).
             let text = text.trim_start();
-            let Some((tag, code)) = text.split_once(char::is_whitespace) else {
+            let (tag, code) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+            if tag.is_empty() {
                 return Err(format!(
-                    "--rpl {text:?}: expected a tag, a blank and Perl code (e.g. '{{..}} s:\\.[^.]+$::')"
+                    "--rpl {text:?}: expected a tag, then Perl code (e.g. '{{..}} s:\\.[^.]+$::')"
                 ));
-            };
+            }
             define(tag, code);
         }
         defined.sort_by_key(|(tag, _)| std::cmp::Reverse(tag.len()));
@@ -260,7 +262,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(expand(&rpl, "%%-%"), "{=s/b/a/=}-{=uc=}");
-        assert!(Rpl::new(false, &["{x}".into()]).is_err());
+        // A tag alone is the value unchanged; nothing at all is an error.
+        assert_eq!(
+            expand(&Rpl::new(false, &["%".into()]).unwrap(), "%"),
+            "{==}"
+        );
+        assert!(Rpl::new(false, &["".into()]).is_err());
         assert!(Rpl::new(false, &["{x(} code".into()]).is_ok());
     }
 }
