@@ -114,10 +114,10 @@ enum Replacement {
     /// `{%}`: the job slot, 1 to `-j`.
     Slot,
     /// `{= perl =}` (expression number `expr` in the run's perl), or `{=N perl =}`
-    /// (over argument N only).
+    /// (over argument N only; `{=-N perl =}` counts from the last).
     Perl {
         expr: usize,
-        position: Option<usize>,
+        position: Option<isize>,
     },
 }
 
@@ -647,7 +647,15 @@ fn render_tokens(word: &Word, job: &Job<'_>, sink: &mut dyn Sink) {
             }
             Token::Replace(Replacement::Perl { expr, position }, hole) => {
                 let values: Vec<&Vec<u8>> = match position {
-                    Some(n) => job.args.values.get(n - 1).into_iter().collect(),
+                    Some(n) => {
+                        let count = job.args.values.len() as isize;
+                        let at = if *n > 0 { n - 1 } else { count + n };
+                        usize::try_from(at)
+                            .ok()
+                            .and_then(|at| job.args.values.get(at))
+                            .into_iter()
+                            .collect()
+                    }
                     None => job.args.values.iter().collect(),
                 };
                 for (i, value) in values.into_iter().enumerate() {
@@ -845,8 +853,11 @@ fn parse_word(word: &[u8], options: &TemplateOptions) -> Result<Word, TemplateEr
 /// `{=N code=}`'s inside: the code compiled in the run's perl, over argument N or all.
 fn perl_replacement(body: &[u8], options: &TemplateOptions) -> Result<Replacement, TemplateError> {
     let text = String::from_utf8_lossy(body);
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let position = match text[..digits].parse::<usize>() {
+    // `{=N code=}`, or `{=-N code=}` counted from the last argument.
+    let sign =
+        usize::from(text.starts_with('-') && text[1..].starts_with(|c: char| c.is_ascii_digit()));
+    let digits = sign + text[sign..].bytes().take_while(u8::is_ascii_digit).count();
+    let position = match text[..digits].parse::<isize>() {
         Ok(0) => return Err(TemplateError::Zero),
         Ok(n) => Some(n),
         Err(_) => None,
