@@ -888,3 +888,58 @@ fn workdir_dots_gives_each_remote_job_a_directory_of_its_own_removed_after_it() 
         );
     }
 }
+
+#[test]
+fn onall_runs_every_job_on_every_host_and_nonall_the_command_once_on_each() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = Dir::new();
+    let (a, b) = (sshd.login("127.0.0.2", 2), sshd.login("127.0.0.3", 2));
+    let run = dir
+        .concur([
+            "run",
+            "-k",
+            "--onall",
+            "--ssh",
+            &sshd.ssh(),
+            "-S",
+            &a,
+            "-S",
+            &b,
+        ])
+        .args([
+            "echo {} $PARALLEL_SEQ $SSH_CONNECTION | cut -d' ' -f1,2,5",
+            ":::",
+            "x",
+            "y",
+        ])
+        .run()
+        .expect_success();
+    // Each host ran both jobs, in order, one at a time; its output whole, in host order.
+    assert_eq!(
+        run.stdout(),
+        "x 1 127.0.0.2\ny 2 127.0.0.2\nx 1 127.0.0.3\ny 2 127.0.0.3\n",
+        "{run}"
+    );
+    let run = dir
+        .concur(["run", "--nonall", "--ssh", &sshd.ssh(), "-S", &a, "-S", &b])
+        .args(["echo $SSH_CONNECTION | cut -d' ' -f3"])
+        .stdin("not read\n")
+        .run()
+        .expect_success();
+    assert_eq!(run.stdout(), "127.0.0.2\n127.0.0.3\n", "{run}");
+    // A host where a job fails counts once in the exit status.
+    let run = dir
+        .concur(["run", "--onall", "--ssh", &sshd.ssh(), "-S", &a, "-S", &b])
+        .args([
+            "test {} = ok -o $(echo $SSH_CONNECTION | cut -d' ' -f3) = 127.0.0.2",
+            ":::",
+            "ok",
+            "no",
+        ])
+        .run();
+    assert_eq!(run.code(), Some(1), "{run}");
+    // Without hosts it is refused.
+    let run = dir.concur(["run", "--nonall", "true"]).run();
+    assert_eq!(run.code(), Some(255), "{run}");
+    assert!(run.stderr().contains("need hosts"), "{run}");
+}

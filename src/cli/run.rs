@@ -414,6 +414,16 @@ pub struct RunArgs {
     #[arg(long)]
     cleanup: bool,
 
+    /// With -S: run every job on every host (one at a time on each, the hosts at
+    /// once); each host's output is printed whole, in host order.
+    #[arg(long, conflicts_with_all = ["pipe", "pipepart", "nonall"])]
+    onall: bool,
+
+    /// With -S: run the command once on every host, with no arguments (--onall
+    /// without input).
+    #[arg(long, conflicts_with_all = ["pipe", "pipepart"])]
+    nonall: bool,
+
     /// With -S: send FILE to each host before its first job (into the work
     /// directory; with --cleanup and a --workdir, removed at the end). Repeatable.
     #[arg(long, alias = "bf", value_name = "FILE")]
@@ -1481,7 +1491,7 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     let names = match &source {
         JobSource::Args(jobs) => jobs.names().to_vec(),
         JobSource::Shared(shared) => shared.names().to_vec(),
-        JobSource::Pipe(_) | JobSource::Parts(_) => Vec::new(),
+        JobSource::Pipe(_) | JobSource::Parts(_) | JobSource::List(_) => Vec::new(),
     };
     // GNU parallel's shell: $PARALLEL_SHELL, the shell that started us, $SHELL.
     let (shell, note) = runner::job_shell().map_err(UsageError)?;
@@ -1694,6 +1704,9 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
     // A dry run runs nothing, so it logs nothing, as in GNU parallel.
     options.joblog = joblog.filter(|_| !dry_run);
+    if args.onall || args.nonall {
+        return on_every_host(&options, source, args.nonall, out, signals);
+    }
 
     let bar = super::output::spinner("jobs");
     // As in GNU parallel: -u prints bytes as they come even with -k; -k with
@@ -1782,6 +1795,75 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Code(summary.exit_code()))
+}
+
+/// `--onall`/`--nonall`: the same jobs (with `--nonall`, the command once) on every
+/// host, one job at a time on each, the hosts at once; each host's output is printed
+/// whole, in host order. The exit status counts the hosts where something failed
+/// (capped at 101), as GNU parallel's outer run counts its per-host runs.
+fn on_every_host(
+    options: &RunOptions,
+    source: JobSource,
+    nonall: bool,
+    out: &mut dyn Write,
+    signals: SignalCancel,
+) -> Result<Outcome> {
+    let Some(hosts) = options.hosts.clone() else {
+        return Err(UsageError("--onall and --nonall need hosts: give -S or --slf".into()).into());
+    };
+    let jobs = match nonall {
+        true => vec![Ok(runner::JobArgs::default())],
+        false => source.read_all().context("cannot read the job list")?,
+    };
+    let token = signals.token();
+    let runs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .all()
+            .into_iter()
+            .map(|host| {
+                let jobs = jobs.clone();
+                let hosts = &hosts;
+                scope.spawn(move || {
+                    let mut one = options.clone();
+                    one.hosts = Some(Arc::new(hosts.only(&host, 1)));
+                    one.jobs = NonZeroUsize::MIN;
+                    one.login_files = Vec::new();
+                    // Each host's run would write the one joblog at once.
+                    one.joblog = None;
+                    let mut streams = Streams {
+                        out: Vec::new(),
+                        err: Vec::new(),
+                    };
+                    let result =
+                        runner::run_jobs(&one, JobSource::List(jobs.into()), &mut streams, token);
+                    (host.login.to_string(), result, streams)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut failed_hosts = 0usize;
+    for run in runs {
+        let Ok((login, result, streams)) = run else {
+            failed_hosts += 1;
+            continue;
+        };
+        out.write_all(&streams.out)?;
+        io::stderr().write_all(&streams.err)?;
+        match result {
+            Ok(summary) if summary.exit_code() == 0 => {}
+            Ok(_) => failed_hosts += 1,
+            Err(err) => {
+                eprintln!("concur: {login}: {}", crate::error_chain(&err));
+                failed_hosts += 1;
+            }
+        }
+    }
+    out.flush()?;
+    if token.is_cancelled() {
+        return Ok(Outcome::Code(signals.exit_status()));
+    }
+    Ok(Outcome::Code(failed_hosts.min(101) as u8))
 }
 
 #[cfg(test)]

@@ -185,6 +185,9 @@ pub struct Hosts {
     pub env: Vec<(String, Vec<u8>)>,
     /// Holds the masters' sockets; removed last.
     _control_dir: Option<tempfile::TempDir>,
+    /// Whether dropping this closes the masters and removes the run directories
+    /// (not for a view made by [`only`](Hosts::only)).
+    owner: bool,
 }
 
 impl std::fmt::Debug for Hosts {
@@ -230,6 +233,7 @@ impl Hosts {
             cleanup_basefiles: false,
             env: Vec::new(),
             _control_dir: Some(dir),
+            owner: true,
         };
         let mut unique: Vec<SshLogin> = Vec::new();
         for login in logins {
@@ -433,8 +437,38 @@ impl Hosts {
     }
 }
 
+impl Hosts {
+    /// A view of one of these hosts with `slots` job slots (`--onall`: each host runs
+    /// the jobs on its own). It shares the master connection and run directory, and
+    /// dropping it closes and removes nothing.
+    pub fn only(&self, host: &Host, slots: usize) -> Hosts {
+        let view = Host {
+            login: host.login.clone(),
+            slots: slots.max(1),
+            run_dir: host.run_dir.clone(),
+            rsync: host.rsync,
+            health: Mutex::new(Health::Up),
+            based: Mutex::new(false),
+        };
+        Hosts {
+            hosts: Mutex::new(vec![Arc::new(view)]),
+            ssh: self.ssh.clone(),
+            workdir: self.workdir.clone(),
+            jobs: None,
+            basefiles: self.basefiles.clone(),
+            cleanup_basefiles: false,
+            env: self.env.clone(),
+            _control_dir: None,
+            owner: false,
+        }
+    }
+}
+
 impl Drop for Hosts {
     fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
         for host in self.list().iter().filter(|h| !h.login.is_local()) {
             let based = *host.based.lock().unwrap_or_else(PoisonError::into_inner);
             if based && self.cleanup_basefiles && matches!(self.workdir, Workdir::Path(_)) {
@@ -479,6 +513,7 @@ mod tests {
             cleanup_basefiles: false,
             env: Vec::new(),
             _control_dir: None,
+            owner: true,
         };
         assert_eq!(hosts.slots(), 3);
         let names: Vec<String> = (1..=3)

@@ -535,6 +535,26 @@ pub enum JobSource {
     /// Blocks of standard input shared among jobs that stay running (`--round-robin`,
     /// `--tee`).
     Shared(Shared),
+    /// Jobs already read (`--onall` runs the same jobs on each host).
+    List(std::collections::VecDeque<Result<JobArgs, String>>),
+}
+
+impl JobSource {
+    /// Every job of an argument source, read now (`--onall`); other sources give
+    /// none.
+    pub fn read_all(self) -> Result<Vec<Result<JobArgs, String>>, InputError> {
+        let mut all = Vec::new();
+        match self {
+            JobSource::Args(mut jobs) => {
+                while let Some(job) = jobs.next_job()? {
+                    all.push(job);
+                }
+            }
+            JobSource::List(jobs) => all.extend(jobs),
+            _ => {}
+        }
+        Ok(all)
+    }
 }
 
 /// `--round-robin` (up to `slots` jobs, one per block as blocks come, later blocks to
@@ -657,6 +677,9 @@ impl JobSource {
                 }))
             }
             JobSource::Shared(shared) => shared.next(),
+            JobSource::List(jobs) => Ok(jobs
+                .pop_front()
+                .map(|job| job.map(|args| JobInput { args, stdin: None }))),
             JobSource::Parts(parts) => Ok(parts.next_part()?.map(|range| {
                 Ok(JobInput {
                     args: JobArgs::default(),
