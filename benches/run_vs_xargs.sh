@@ -16,12 +16,8 @@ JOBS=${1:-20000}
 RUNS=${2:-5}
 PIPE_MB=${3:-1000}
 
-for tool in hyperfine parallel; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "installing $tool from Debian's packages..." >&2
-    apt-get install -y "$tool" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$tool" >/dev/null; }
-  fi
-done
+. benches/need.sh
+need hyperfine parallel
 cargo build --release --quiet
 concur=$PWD/target/release/concur
 out=$(mktemp -d)

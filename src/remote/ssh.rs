@@ -348,25 +348,28 @@ impl Ssh {
             .map_err(failed)
     }
 
-    /// Removes directory `dir` on `host`, whatever it holds (`--workdir ...`).
-    pub fn remove_dir(&self, host: &Host, dir: &[u8]) -> Result<(), String> {
+    /// Runs `script` on `host` over its master connection, within the transfer
+    /// timeout (nothing to do for this machine).
+    fn run_script(&self, host: &Host, script: &[u8]) -> Result<(), String> {
         let Some(name) = &host.login.host else {
             return Ok(());
         };
-        let mut script = b"rm -rf -- ".to_vec();
-        script.extend_from_slice(&quote_backslash_bytes(dir));
         let cmd = self
             .base(&host.login)
             .args(["--", name])
-            .arg(os_from_bytes(&script));
+            .arg(os_from_bytes(script));
         checked(cmd.timeout(TRANSFER_TIMEOUT).output())
+    }
+
+    /// Removes directory `dir` on `host`, whatever it holds (`--workdir ...`).
+    pub fn remove_dir(&self, host: &Host, dir: &[u8]) -> Result<(), String> {
+        let mut script = b"rm -rf -- ".to_vec();
+        script.extend_from_slice(&quote_backslash_bytes(dir));
+        self.run_script(host, &script)
     }
 
     /// Removes `paths` (relative to `workdir`, or absolute) on `host`.
     pub fn remove(&self, host: &Host, paths: &[Vec<u8>], workdir: &[u8]) -> Result<(), String> {
-        let Some(name) = &host.login.host else {
-            return Ok(());
-        };
         // Only what could have been sent or fetched: `--cleanup` of a refused
         // `../x` must not remove a file outside the work directory.
         let paths: Vec<Vec<u8>> = paths
@@ -384,11 +387,7 @@ impl Ssh {
             script.push(b' ');
             script.extend_from_slice(&quote_backslash_bytes(path));
         }
-        let cmd = self
-            .base(&host.login)
-            .args(["--", name])
-            .arg(os_from_bytes(&script));
-        checked(cmd.timeout(TRANSFER_TIMEOUT).output())
+        self.run_script(host, &script)
             .map_err(|e| format!("cannot clean up on {}: {e}", host.login))
     }
 
