@@ -42,19 +42,20 @@ timeout retries halt halt-on-error joblog jl tagstring tag-string results result
 tmpdir tempdir block block-size blocksize bs recstart recend load memfree S sshlogin ssh
 slf sshloginfile transferfile tf transfer-file transfer-files transferfiles return trc
 workdir wd work-dir E eof arg-sep argsep arg-file-sep argfilesep L max-lines s max-chars
-nice J profile filter rpl""".split())
+nice J profile filter rpl compress-program compressprogram use-compress-program
+decompress-program decompressprogram use-decompress-program""".split())
 FLAGS = TAKES_VALUE | set("""link xapply 0 null X m q quote k keep-order keeporder resume
 resume-failed resumefailed tag line-buffer lb linebuffer line-buffered linebuffered u
 ungroup v dry-run dryrun dr shuf bar eta progress will-cite willcite files
 output-as-files outputasfiles pipe spreadstdin cleanup r no-run-if-empty shellquote regexp
-regex shebang hashbang semaphore pipepart pipe-part round-robin roundrobin round tee plus csv""".split())
+regex shebang hashbang semaphore pipepart pipe-part round-robin roundrobin round tee plus csv compress""".split())
 OTHER_TOOLS = re.compile(r"\b(parset|env_parallel|parsort|niceload|sql|--sql\w*)\b")
 # Features that are no flag of their own and concur lacks: $PARALLEL_ENV,
 # --shebang-wrap; cases that log in to other machines; and
 # cases that call parallel by an absolute path (`#!/usr/local/bin/parallel`), which
 # the wrapper on PATH cannot stand for.
 UNSUPPORTED = re.compile(r"\bPARALLEL_ENV\b|\.json\b|--shebang-wrap|bin/parallel\b"
-                         r"|\s-S\s*\S|--sshlogin|--slf|--sshloginfile|--compress\b|--number-of-")
+                         r"|\s-S\s*\S|--sshlogin|--slf|--sshloginfile|--number-of-")
 
 
 def cases(path):

@@ -688,3 +688,85 @@ fn fifo_blocks_a_job_never_opens_do_not_hang_the_run_and_no_block_file_is_left()
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn compress_round_trips_and_a_failing_codec_fails_its_job_by_name() {
+    let dir = Dir::new();
+    let expected: String = (1..=2)
+        .flat_map(|n| (n..=60_000).map(|i| format!("{i}\n")))
+        .collect();
+    let run = dir
+        .concur([
+            "run",
+            "-k",
+            "--compress-program",
+            "touch started; gzip -c",
+            "seq {} 60000",
+            ":::",
+            "1",
+            "2",
+        ])
+        .run()
+        .expect_success();
+    assert!(run.stdout() == expected, "output differs after gzip");
+    assert!(dir.path().join("started").exists(), "gzip was not run");
+    std::fs::remove_file(dir.path().join("started")).unwrap();
+
+    // A job that prints nothing starts no compressor.
+    dir.concur([
+        "run",
+        "--compress-program",
+        "touch started; cat",
+        "true",
+        ":::",
+        "1",
+    ])
+    .run()
+    .expect_success();
+    assert!(!dir.path().join("started").exists());
+
+    // A compressor that stops early: the job fails, named, with what was stored.
+    let run = dir
+        .concur([
+            "run",
+            "--compress-program",
+            "head -c 6",
+            "--decompress-program",
+            "cat",
+            "seq",
+            ":::",
+            "100000",
+        ])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert_eq!(run.stdout(), "1\n2\n3\n");
+    assert!(
+        run.stderr().contains("job 1: compress program `head -c 6`"),
+        "{}",
+        run.stderr()
+    );
+
+    // A decompressor that fails after its output: printed, and each job fails.
+    let run = dir
+        .concur([
+            "run",
+            "-k",
+            "--compress-program",
+            "cat",
+            "--decompress-program",
+            "cat; exit 5",
+            "echo",
+            ":::",
+            "a",
+            "b",
+        ])
+        .run();
+    assert_eq!(run.code(), Some(2), "{}", run.stderr());
+    assert_eq!(run.stdout(), "a\nb\n");
+    assert!(
+        run.stderr()
+            .contains("job 2: decompress program `cat; exit 5` exited with status 5"),
+        "{}",
+        run.stderr()
+    );
+}

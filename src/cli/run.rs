@@ -275,12 +275,31 @@ pub struct RunArgs {
     json: bool,
 
     /// Save each job's stdout in a temporary file and print the file's name.
-    #[arg(long, aliases = ["output-as-files", "outputasfiles"], conflicts_with_all = ["results", "line_buffer", "ungroup"])]
+    /// (--line-buffer is then ignored, as GNU parallel ignores it.)
+    #[arg(long, aliases = ["output-as-files", "outputasfiles"], conflicts_with_all = ["results", "ungroup"])]
     files: bool,
 
     /// Where --files puts its files [default: $TMPDIR or /tmp].
     #[arg(long, alias = "tempdir", value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+
+    /// Keep each job's output compressed in --tmpdir while it waits to be printed, and
+    /// leave --files and --results files compressed. The compressor is the first of
+    /// pzstd, lbzip2, pbzip2, zstd, pixz, lz4, pigz, lzop, plzip, lzip, gzip, lrz, pxz,
+    /// bzip2, lzma, xz and clzip on PATH (as `PRG -c -1`; `cat` if none is). A
+    /// compressor that fails fails its job. Output held by --line-buffer is not
+    /// compressed.
+    #[arg(long)]
+    compress: bool,
+
+    /// Compress with PRG, a shell command from stdin to stdout (implies --compress).
+    #[arg(long = "compress-program", aliases = ["use-compress-program", "usecompressprogram", "compressprogram"], value_name = "PRG")]
+    compress_program: Option<String>,
+
+    /// Decompress with PRG [default: the compressor with -dc]; used only with
+    /// --compress.
+    #[arg(long = "decompress-program", aliases = ["use-decompress-program", "usedecompressprogram", "decompressprogram"], value_name = "PRG")]
+    decompress_program: Option<String>,
 
     /// Print each command instead of running it.
     #[arg(long, aliases = ["dryrun", "dr"])]
@@ -1553,6 +1572,14 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         (_, true) => Some(runner::BlockAs::Fifo),
         _ => None,
     };
+    if args.compress || args.compress_program.is_some() {
+        let path = std::env::var("PATH").ok();
+        options.compress = Some(std::sync::Arc::new(crate::process::Codec::choose(
+            args.compress_program.as_deref(),
+            args.decompress_program.as_deref(),
+            path.as_deref(),
+        )));
+    }
     if let Some(dir) = &args.tmpdir {
         options.tmpdir = dir.clone();
     }
@@ -1712,6 +1739,7 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     // As in GNU parallel: -u prints bytes as they come even with -k; -k with
     // --line-buffer prints the oldest job live and the others in order after it.
     let live = match (args.line_buffer, args.ungroup) {
+        (true, _) if args.files => None,
         (true, _) => Some(Live::Lines),
         (_, true) => Some(Live::Ungrouped),
         _ => None,

@@ -28,6 +28,7 @@
 mod cancel;
 mod child;
 mod command;
+mod compress;
 mod error;
 mod group;
 mod manager;
@@ -42,6 +43,7 @@ pub use child::Child;
 pub use command::{
     Cmd, DEFAULT_GRACE, Ending, Execution, FileRange, Input, Output, Stream, returncode,
 };
+pub use compress::{Codec, CodecError, Side};
 pub use error::ProcessError;
 pub use manager::{ProcessManager, ProcessResult};
 pub use pipeline::{Pipeline, PipelineOutput};

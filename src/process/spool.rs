@@ -1,7 +1,13 @@
-//! Output held for later: in memory up to a limit, then in an unnamed temporary file.
+//! Output held for later: in memory up to a limit, then in an unnamed temporary file;
+//! or, with a [`Codec`], compressed into that file from the first byte.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::Arc;
+
+use super::compress::{Codec, CodecError, Side, failure};
 
 /// Bytes a [`Spool`] keeps in memory before it moves to a temporary file.
 const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024;
@@ -10,12 +16,38 @@ const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024;
 /// the rest go to an unnamed temporary file (deleted by the OS when dropped). The job
 /// runner collects each job's output in spools, so a job that prints gigabytes costs
 /// disk, not RAM, while it waits its turn to be printed.
+///
+/// A spool made [`compressed`](Spool::compressed) keeps nothing in memory: its first
+/// write starts the codec's compressor, writing to the temporary file, and the bytes
+/// are decompressed again as they are copied out.
 #[derive(Debug)]
 pub struct Spool {
     memory: Vec<u8>,
     file: Option<File>,
     limit: usize,
     len: u64,
+    compressing: Option<Compressing>,
+}
+
+/// A spool's compressor and what became of it.
+#[derive(Debug)]
+struct Compressing {
+    codec: Arc<Codec>,
+    /// Where its temporary file goes.
+    dir: PathBuf,
+    /// Running: its stdin (`None` once closed) and the process.
+    child: Option<(Option<ChildStdin>, std::process::Child)>,
+    /// Set once it failed (to start, to take input, or by its exit status).
+    failed: Option<CodecError>,
+}
+
+impl Drop for Compressing {
+    fn drop(&mut self) {
+        if let Some((stdin, mut child)) = self.child.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Default for Spool {
@@ -32,7 +64,44 @@ impl Spool {
             file: None,
             limit,
             len: 0,
+            compressing: None,
         }
+    }
+
+    /// A spool whose bytes go through `codec`'s compressor into a temporary file in
+    /// `dir`, started by the first write (an empty spool starts nothing).
+    pub fn compressed(codec: Arc<Codec>, dir: PathBuf) -> Self {
+        Self {
+            compressing: Some(Compressing {
+                codec,
+                dir,
+                child: None,
+                failed: None,
+            }),
+            ..Self::with_limit(0)
+        }
+    }
+
+    /// Ends the compressor, if one runs: closes its input and waits for it. Its
+    /// failure is returned now and by every later call: what the job printed is then
+    /// lost, or partly. Without a codec, always `Ok`.
+    pub fn finish(&mut self) -> Result<(), CodecError> {
+        let Some(c) = &mut self.compressing else {
+            return Ok(());
+        };
+        if let Some((stdin, mut child)) = c.child.take() {
+            drop(stdin);
+            let how = match child.wait() {
+                Ok(status) => failure(status),
+                Err(err) => Some(format!("could not be waited for: {err}")),
+            };
+            if let Some(how) = how
+                && c.failed.is_none()
+            {
+                c.failed = Some(CodecError::new(Side::Compress, &c.codec.compress, how));
+            }
+        }
+        c.failed.clone().map_or(Ok(()), Err)
     }
 
     /// Bytes written so far.
@@ -50,8 +119,24 @@ impl Spool {
         self.file.is_some()
     }
 
-    /// Writes everything spooled to `out`, in order.
+    /// Writes everything spooled to `out`, in order (decompressed, if compressed).
+    ///
+    /// A decompressor that fails is an error carrying a [`CodecError`] (see
+    /// [`CodecError::within`]); what it wrote before failing has been written to
+    /// `out`. A compressor that failed (see [`finish`](Spool::finish)) is not an
+    /// error here: what it stored is decompressed all the same.
     pub fn copy_to(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        if self.compressing.is_some() {
+            return self.decompress_to(out);
+        }
+        self.copy_stored_to(out)
+    }
+
+    /// Writes the bytes as stored to `out`: compressed, if the spool compresses
+    /// (`--files` and `--results` keep them so, as GNU parallel does). The compressor
+    /// is finished first; if it failed, what it stored is copied all the same.
+    pub fn copy_stored_to(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        let _ = self.finish();
         out.write_all(&self.memory)?;
         if let Some(file) = &mut self.file {
             file.seek(SeekFrom::Start(0))?;
@@ -68,10 +153,52 @@ impl Spool {
         Ok(())
     }
 
+    /// Runs the decompressor over the stored file, its output to `out`.
+    fn decompress_to(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        let _ = self.finish();
+        let (Some(file), Some(c)) = (&mut self.file, &self.compressing) else {
+            return Ok(()); // nothing was written
+        };
+        let program = &c.codec.decompress;
+        let failed =
+            |how: String| io::Error::other(CodecError::new(Side::Decompress, program, how));
+        file.seek(SeekFrom::Start(0))?;
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", program])
+            .stdin(file.try_clone()?)
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|err| failed(format!("could not start: {err}")))?;
+        let copied = match child.stdout.take() {
+            Some(mut from) => io::copy(&mut from, out).map(drop),
+            None => Ok(()),
+        };
+        if copied.is_err() {
+            // The output is closed: the decompressor's work is not wanted.
+            let _ = child.kill();
+        }
+        let status = child.wait();
+        copied?;
+        match failure(status?) {
+            Some(how) => Err(failed(how)),
+            None => Ok(()),
+        }
+    }
+
     /// The last `max` bytes, for error messages (reads back from disk if spilled).
     /// Only those bytes are read back: a job that printed gigabytes to stderr costs
-    /// its error message `max` bytes of memory.
+    /// its error message `max` bytes of memory (a compressed spool is decompressed
+    /// through, keeping the last `max`).
     pub fn tail(&mut self, max: usize) -> Vec<u8> {
+        if self.compressing.is_some() {
+            let mut last = Last {
+                max,
+                bytes: Vec::new(),
+            };
+            let _ = self.decompress_to(&mut last);
+            let from = last.bytes.len().saturating_sub(max);
+            return last.bytes.split_off(from);
+        }
         let in_memory =
             |memory: &[u8], max: usize| memory[memory.len().saturating_sub(max)..].to_vec();
         let Some(file) = &mut self.file else {
@@ -92,8 +219,74 @@ impl Spool {
     }
 }
 
+/// Keeps the last `max` bytes written to it.
+struct Last {
+    max: usize,
+    bytes: Vec<u8>,
+}
+
+impl Write for Last {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.bytes.extend_from_slice(buf);
+        if self.bytes.len() > 2 * self.max.max(4096) {
+            self.bytes.drain(..self.bytes.len() - self.max);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Spool {
+    /// A write to a compressing spool. A compressor that cannot start or stops
+    /// taking input is recorded (see [`finish`](Spool::finish)), and the bytes are
+    /// dropped: the job is not stopped for it.
+    fn compress(&mut self, buf: &[u8]) -> io::Result<()> {
+        let Some(c) = &mut self.compressing else {
+            return Ok(());
+        };
+        if c.failed.is_some() {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            let file = tempfile::tempfile_in(&c.dir)?;
+            let spawned = Command::new("/bin/sh")
+                .args(["-c", &c.codec.compress])
+                .stdin(Stdio::piped())
+                .stdout(file.try_clone()?)
+                .spawn();
+            self.file = Some(file);
+            match spawned {
+                Ok(mut child) => c.child = Some((child.stdin.take(), child)),
+                Err(err) => {
+                    let how = format!("could not start: {err}");
+                    c.failed = Some(CodecError::new(Side::Compress, &c.codec.compress, how));
+                    return Ok(());
+                }
+            }
+        }
+        if let Some((Some(stdin), _)) = &mut c.child
+            && let Err(err) = stdin.write_all(buf)
+        {
+            let how = format!("stopped taking input: {err}");
+            c.failed = Some(CodecError::new(Side::Compress, &c.codec.compress, how));
+            if let Some((stdin, _)) = &mut c.child {
+                *stdin = None;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Write for Spool {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.compressing.is_some() {
+            self.compress(buf)?;
+            self.len += buf.len() as u64;
+            return Ok(buf.len());
+        }
         if self.file.is_none() && self.memory.len() + buf.len() > self.limit {
             self.file = Some(tempfile::tempfile()?);
         }
@@ -136,5 +329,76 @@ mod tests {
         assert_eq!(big.tail(3), data[data.len() - 3..]);
         assert_eq!(big.tail(20), data[data.len() - 20..], "memory and disk");
         assert_eq!(big.tail(200_000), data, "more than there is");
+    }
+
+    fn gzip() -> Arc<Codec> {
+        Arc::new(Codec::choose(Some("gzip -c"), None, None))
+    }
+
+    #[test]
+    fn compressed_spool_round_trips_and_stores_the_compressors_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut empty = Spool::compressed(gzip(), dir.path().into());
+        let mut out = Vec::new();
+        empty.copy_to(&mut out).unwrap();
+        assert!(
+            out.is_empty() && empty.file.is_none(),
+            "nothing written, nothing run"
+        );
+
+        let mut spool = Spool::compressed(gzip(), dir.path().into());
+        let data: Vec<u8> = (0..300_000u32).map(|i| b"ab\n"[i as usize % 3]).collect();
+        for chunk in data.chunks(1000) {
+            spool.write_all(chunk).unwrap();
+        }
+        assert_eq!(spool.len(), 300_000);
+        spool.finish().unwrap();
+        let mut stored = Vec::new();
+        spool.copy_stored_to(&mut stored).unwrap();
+        assert_eq!(&stored[..2], [0x1f, 0x8b], "gzip's magic number");
+        assert!(stored.len() < 10_000, "{} bytes stored", stored.len());
+        let mut out = Vec::new();
+        spool.copy_to(&mut out).unwrap();
+        assert!(out == data, "decompressed bytes differ");
+        assert_eq!(spool.tail(5), b"b\nab\n"[..], "the last 5 bytes");
+        // Copied twice: the file is read from its start each time.
+        let mut again = Vec::new();
+        spool.copy_to(&mut again).unwrap();
+        assert!(again == data);
+    }
+
+    #[test]
+    fn failing_compressor_or_decompressor_is_reported_not_fatal_to_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        // Exits at once: the writes hit a closed pipe, and still succeed.
+        let codec = Arc::new(Codec::choose(Some("exit 3"), Some("cat"), None));
+        let mut spool = Spool::compressed(codec, dir.path().into());
+        for _ in 0..100 {
+            spool.write_all(&[b'x'; 4096]).unwrap();
+        }
+        let err = spool.finish().unwrap_err();
+        assert_eq!((err.side, err.program.as_str()), (Side::Compress, "exit 3"));
+        assert!(spool.finish().is_err(), "still failed");
+        let mut out = Vec::new();
+        spool.copy_to(&mut out).unwrap();
+        assert!(
+            out.is_empty(),
+            "it stored nothing, and that is what comes back"
+        );
+
+        // Compresses (as cat), then fails decompressing after its output.
+        let codec = Arc::new(Codec::choose(Some("cat"), Some("cat; exit 4"), None));
+        let mut spool = Spool::compressed(codec, dir.path().into());
+        spool.write_all(b"kept\n").unwrap();
+        spool.finish().unwrap();
+        let mut out = Vec::new();
+        let err = spool.copy_to(&mut out).unwrap_err();
+        let err = CodecError::within(&err).unwrap();
+        assert_eq!(err.side, Side::Decompress);
+        assert_eq!(err.how, "exited with status 4");
+        assert_eq!(out, b"kept\n", "what came before the failure is written");
+        // A plain closed output is not a codec error.
+        let plain = io::Error::new(io::ErrorKind::BrokenPipe, "closed");
+        assert!(CodecError::within(&plain).is_none());
     }
 }

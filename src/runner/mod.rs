@@ -106,8 +106,11 @@ pub struct RunOptions {
     /// `--cat`/`--fifo`: a `--pipe` block is given as a file named by `{}`, not on
     /// stdin; the file is made in `tmpdir` and removed after the job.
     pub block_as: Option<BlockAs>,
-    /// Where `--cat` and `--fifo` files go.
+    /// Where `--cat` and `--fifo` files go, and `--compress`'s.
     pub tmpdir: PathBuf,
+    /// `--compress`: each job's output waits its turn compressed, in `tmpdir`; and
+    /// `--files`/`--results` files are left compressed.
+    pub compress: Option<std::sync::Arc<crate::process::Codec>>,
     /// Read every input before the first job starts, and tell this perl how many jobs
     /// there are (`total_jobs()`, `{##}`).
     pub count_jobs: Option<std::sync::Arc<Perl>>,
@@ -191,6 +194,7 @@ impl RunOptions {
             count_jobs: None,
             block_as: None,
             tmpdir: std::env::temp_dir(),
+            compress: None,
             joblog: None,
             joblog_append: false,
             skip: HashSet::new(),
@@ -225,6 +229,14 @@ impl RunOptions {
     /// whose output is not printed yet: 4 per worker, at least 64 and at most 1,024.
     pub fn window(&self) -> usize {
         (4 * self.jobs.get()).clamp(64, 1024)
+    }
+
+    /// A spool for one job's stdout or stderr: compressed with `--compress`.
+    fn spool(&self) -> Spool {
+        match &self.compress {
+            Some(codec) => Spool::compressed(codec.clone(), self.tmpdir.clone()),
+            None => Spool::default(),
+        }
     }
 }
 
@@ -735,6 +747,8 @@ impl Finished {
             lost: Vec::new(),
             stdout: Spool::default(),
             stderr: Spool::default(),
+            codec_error: None,
+            failed: false,
         }
     }
 }
@@ -759,6 +773,10 @@ struct Finished {
     lost: Vec<JobRecord>,
     stdout: Spool,
     stderr: Spool,
+    /// `--compress`: a compressor that failed; the job counts as failed.
+    codec_error: Option<crate::process::CodecError>,
+    /// Counted as failed (set by `account`).
+    failed: bool,
 }
 
 /// Runs one job per input record (from `options.input`; `stdin` stands in for standard
@@ -1220,6 +1238,8 @@ fn run_job(
         lost: Vec::new(),
         stdout: Spool::default(),
         stderr: Spool::default(),
+        codec_error: None,
+        failed: false,
     };
     if options.dry_run {
         let line = match options.shell_quote {
@@ -1288,7 +1308,7 @@ fn run_job(
     }
     loop {
         finished.attempts += 1;
-        let (mut stdout, mut stderr) = (Spool::default(), Spool::default());
+        let (mut stdout, mut stderr) = (options.spool(), options.spool());
         let tag = finished.tag.as_deref();
         let executed = match options.live.as_deref() {
             Some(live) => {
@@ -1359,6 +1379,9 @@ fn run_job(
                     .push(run.runtime);
             }
             finished.outcome = outcome;
+            // Both compressors are waited for; the first failure is kept.
+            let (out, err) = (stdout.finish(), stderr.finish());
+            finished.codec_error = out.and(err).err();
             finished.stdout = stdout;
             finished.stderr = stderr;
             break;
@@ -1905,7 +1928,7 @@ impl<'a> Scheduler<'a> {
 
     /// Counts the outcome, writes its joblog line and notes, and halts if asked to.
     fn account(&mut self, finished: &mut Finished) {
-        let (record, failed, note) = match &finished.outcome {
+        let (record, mut failed, mut note) = match &finished.outcome {
             Outcome::Ran(run) => {
                 let status = run.status;
                 let note = match run.ending {
@@ -1987,6 +2010,15 @@ impl<'a> Scheduler<'a> {
                 (Some(record), true, Some(reason.clone()))
             }
         };
+        if let Some(err) = &finished.codec_error {
+            failed = true;
+            let said = format!("job {}: {err}: its output may be incomplete", finished.seq);
+            note = Some(match note {
+                Some(note) => format!("{note}; {said}"),
+                None => said,
+            });
+        }
+        finished.failed = failed;
         let note = match (note, finished.attempts > 1) {
             (Some(note), true) => Some(format!("{note} (after {} attempts)", finished.attempts)),
             (note, _) => note,
@@ -2092,8 +2124,20 @@ impl<'a> Scheduler<'a> {
                 finished.tag.as_deref(),
             ),
         };
-        if let Err(err) = written {
-            self.fail(RunError::Output(err));
+        match written {
+            Ok(()) => {}
+            // The job's own output could not be restored: a failed job, not a
+            // broken run.
+            Err(err) if crate::process::CodecError::within(&err).is_some() => {
+                let note = format!("job {}: {err}: its output may be incomplete", finished.seq);
+                if !finished.failed {
+                    self.summary.failed += 1;
+                }
+                if let Err(err) = self.reporter.note(&note) {
+                    self.fail(RunError::Output(err));
+                }
+            }
+            Err(err) => self.fail(RunError::Output(err)),
         }
     }
 }

@@ -203,6 +203,8 @@ impl ResultWriter {
             Results::Files(dir) => {
                 let file = tempfile::Builder::new()
                     .prefix("par")
+                    // As GNU parallel names them: parXXXXX.par.
+                    .rand_bytes(5)
                     .suffix(".par")
                     .tempfile_in(dir)
                     .map_err(at(dir))?;
@@ -210,8 +212,11 @@ impl ResultWriter {
                     path: dir.clone(),
                     source: e.error,
                 })?;
-                stdout.copy_to(&mut file).map_err(at(&path))?;
-                let mut line = path.as_os_str().as_bytes().to_vec();
+                stdout.copy_stored_to(&mut file).map_err(at(&path))?;
+                // tempfile makes the path absolute; the name is printed under the
+                // directory as it was given, as GNU parallel prints it.
+                let shown = path.file_name().map_or(path.clone(), |name| dir.join(name));
+                let mut line = shown.as_os_str().as_bytes().to_vec();
                 line.push(b'\n');
                 Ok(Some(line))
             }
@@ -267,10 +272,10 @@ impl ResultWriter {
     }
 }
 
-/// A spool's bytes into a new file at `path`.
+/// A spool's bytes into a new file at `path` (compressed, with `--compress`).
 fn save_to(path: &Path, spool: &mut Spool) -> Result<(), ResultError> {
     let mut file = File::create(path).map_err(at(path))?;
-    spool.copy_to(&mut file).map_err(at(path))
+    spool.copy_stored_to(&mut file).map_err(at(path))
 }
 
 /// An argument as one path component, as GNU parallel 20221122 writes it: `\` doubled,
