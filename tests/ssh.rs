@@ -144,6 +144,26 @@ fn made_files(dir: &Path) -> Vec<PathBuf> {
 /// and the master connections are gone after the run.
 #[test]
 fn jobs_run_on_every_host_with_inputs_intact() {
+    inputs_intact(&[]);
+}
+
+/// The same through each host's agent: the line reaches the job's shell unchanged.
+#[test]
+fn remote_agent_jobs_run_on_every_host_with_inputs_intact() {
+    inputs_intact(&agent_args());
+}
+
+/// `--remote-agent`, with this build as the hosts' concur (the "hosts" are this
+/// machine).
+fn agent_args() -> Vec<String> {
+    vec![
+        "--remote-agent".into(),
+        "--remote-concur".into(),
+        env!("CARGO_BIN_EXE_concur").into(),
+    ]
+}
+
+fn inputs_intact(extra: &[String]) {
     let Some(sshd) = Sshd::start() else { return };
     let dir = Dir::new();
     let work = Dir::new(); // where hostile input would create files if it ran
@@ -178,6 +198,7 @@ fn jobs_run_on_every_host_with_inputs_intact() {
             sshd.login("127.0.0.2", 2),
             sshd.login("127.0.0.3", 1)
         ))
+        .args(extra)
         .arg(&script)
         .stdin(stdin)
         .run()
@@ -241,26 +262,45 @@ fn remote_running(sshd: &Sshd, cmdline: &str) -> bool {
 /// local `ssh`: checked with `pgrep` over SSH, after seeing the job run there.
 #[test]
 fn timeout_and_ctrl_c_stop_the_remote_process_group() {
+    timeout_and_ctrl_c(&[], "310");
+}
+
+/// The same through the host's agent, which applies the timeout itself and kills
+/// the group when told to.
+#[test]
+fn remote_agent_timeout_and_ctrl_c_stop_the_remote_process_group() {
+    timeout_and_ctrl_c(&agent_args(), "320");
+}
+
+/// `stamp` makes the sleeps of each variant its own (they may run at once).
+fn timeout_and_ctrl_c(extra: &[String], stamp: &str) {
     let Some(sshd) = Sshd::start() else { return };
     let dir = Dir::new();
     let login = sshd.login("127.0.0.2", 1);
+    let (timed, interrupted) = (format!("sleep {stamp}7"), format!("sleep {stamp}8"));
     // The job's child, not the job's shell: the whole group must go.
     dir.concur(["run", "--ssh", &sshd.ssh(), "-S", &login, "--timeout", "1"])
-        .args(["sleep 3107; echo {}", ":::", "a"])
+        .args(extra)
+        .args([format!("{timed}; echo {{}}"), ":::".into(), "a".into()])
         .run_within(Duration::from_secs(30))
         .expect_code(1)
         .expect_stderr("timed out");
     eventually("the timed-out remote job to be gone", || {
-        !remote_running(&sshd, "sleep 3107")
+        !remote_running(&sshd, &timed)
     });
 
     let child = dir
         .concur(["run", "--ssh", &sshd.ssh(), "-S", &login])
-        .args(["sleep 3108; echo {}", ":::", "b"])
+        .args(extra)
+        .args([
+            format!("{interrupted}; echo {{}}"),
+            ":::".into(),
+            "b".into(),
+        ])
         .spawn();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
     eventually("the remote job to start", || {
-        remote_running(&sshd, "sleep 3108")
+        remote_running(&sshd, &interrupted)
     });
     let pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
@@ -268,7 +308,7 @@ fn timeout_and_ctrl_c_stop_the_remote_process_group() {
     drop(watchdog);
     assert_eq!(out.status.code(), Some(130), "{out:?}");
     eventually("the interrupted remote job to be gone", || {
-        !remote_running(&sshd, "sleep 3108")
+        !remote_running(&sshd, &interrupted)
     });
 }
 
@@ -279,8 +319,7 @@ fn timeout_and_ctrl_c_stop_the_remote_process_group() {
 fn run_through_a_fault(
     alive: &Sshd,
     other: &mut Sshd,
-    slots: usize,
-    secs: &str,
+    (slots, secs, extra): (usize, &str, &[String]),
     fault: impl FnOnce(&mut Sshd),
 ) -> (String, String, String) {
     // Both servers accept the same key: the other's.
@@ -294,6 +333,7 @@ fn run_through_a_fault(
             alive.login("127.0.0.2", slots),
             other.login("127.0.0.3", slots)
         ))
+        .args(extra)
         .args([format!("sleep {secs}; echo {{}}"), ":::".into()])
         .args((1..=8).map(|i| i.to_string()))
         .spawn();
@@ -322,13 +362,25 @@ fn run_through_a_fault(
 /// attempts in the joblog as 255 on the dead host before the line that succeeded.
 #[test]
 fn a_host_lost_mid_run_has_its_jobs_run_again_elsewhere() {
+    host_lost_mid_run(&[]);
+}
+
+/// The same when the jobs run through the hosts' agents: the dead host's agent
+/// session ends, and its jobs go back to the queue.
+#[test]
+fn remote_agent_host_lost_mid_run_has_its_jobs_run_again_elsewhere() {
+    host_lost_mid_run(&agent_args());
+}
+
+fn host_lost_mid_run(extra: &[String]) {
     let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
         return;
     };
     let Some(mut dying) = Sshd::start_on(&["127.0.0.3"]) else {
         return;
     };
-    let (log, stderr, dying_host) = run_through_a_fault(&alive, &mut dying, 2, "2", Sshd::kill_all);
+    let (log, stderr, dying_host) =
+        run_through_a_fault(&alive, &mut dying, (2, "2", extra), Sshd::kill_all);
     assert!(
         stderr.contains(&format!("was lost with {dying_host}")),
         "{stderr}"
@@ -942,4 +994,79 @@ fn onall_runs_every_job_on_every_host_and_nonall_the_command_once_on_each() {
     let run = dir.concur(["run", "--nonall", "true"]).run();
     assert_eq!(run.code(), Some(255), "{run}");
     assert!(run.stderr().contains("need hosts"), "{run}");
+}
+
+/// `--remote-agent` answers as a session per job does: output, exit statuses,
+/// `PARALLEL_SEQ`, `--env`, `--pipe` blocks, `--workdir ...` directories. A host
+/// whose agent cannot start is skipped as unreachable, naming why.
+#[test]
+fn remote_agent_answers_as_a_session_per_job_does() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = Dir::new();
+    let hosts = format!(
+        "{},{}",
+        sshd.login("127.0.0.2", 2),
+        sshd.login("127.0.0.3", 1)
+    );
+    let run = |extra: &[String], args: &[&str], stdin: &str| {
+        dir.concur(["run", "-k", "--ssh", &sshd.ssh(), "-S", &hosts])
+            .env("V", "v  al")
+            .args(extra)
+            .args(args)
+            .stdin(stdin)
+            .run()
+    };
+    let cases: [(&[&str], &str, i32, &str); 4] = [
+        (
+            &[
+                "--env",
+                "V",
+                "echo \"$V\" $PARALLEL_SEQ {}; exit {}",
+                ":::",
+                "0",
+                "3",
+                "0",
+            ],
+            "",
+            1,
+            "v  al 1 0\nv  al 2 3\nv  al 3 0\n",
+        ),
+        (
+            &["--pipe", "-N2", "wc -l"],
+            "1\n2\n3\n4\n5\n",
+            0,
+            "2\n2\n1\n",
+        ),
+        (
+            &[
+                "--workdir",
+                "...",
+                "basename \"$PWD\"; touch left; ls; : {}",
+            ],
+            "a\nb\n",
+            0,
+            "job-1\nleft\njob-2\nleft\n",
+        ),
+        (
+            &["--tag", "echo out; echo err >&2", ":::", "x"],
+            "",
+            0,
+            "x\tout\n",
+        ),
+    ];
+    for (args, stdin, code, stdout) in cases {
+        for extra in [Vec::new(), agent_args()] {
+            let got = run(&extra, args, stdin);
+            assert_eq!(
+                (got.code(), got.stdout().as_str()),
+                (Some(code), stdout),
+                "{extra:?} {args:?}\n{got}"
+            );
+        }
+    }
+    let mut missing = agent_args();
+    missing[2] = "/nonexistent/concur".into();
+    run(&missing, &["echo", ":::", "x"], "")
+        .expect_code(255)
+        .expect_stderr("its agent (/nonexistent/concur agent) did not start");
 }

@@ -224,6 +224,7 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
             command,
             None,
             Workdir::RunDir,
+            None,
             &mut |note| eprintln!("concur: {note}"),
             Some(signals.token()),
         ) {

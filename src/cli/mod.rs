@@ -70,6 +70,9 @@ enum Command {
     /// Serve a process pool's tasks on stdin and stdout (started by concur itself).
     #[command(hide = true)]
     Worker(gcd::WorkerArgs),
+    /// Run `concur run --remote-agent`'s jobs on this machine (started by concur itself, over SSH).
+    #[command(hide = true)]
+    Agent,
     /// Game of Life whose cells do slow I/O, fanned out every way the book compares (items 56-60).
     Life(Box<life::LifeArgs>),
     /// Draw a benchmark's figures (a hyperfine export) as an SVG bar chart.
@@ -231,6 +234,7 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
         Command::Tail(args) => tail::run(*args, &mut out),
         Command::Gcd(args) => gcd::run(*args, &mut out),
         Command::Worker(args) => gcd::worker(args),
+        Command::Agent => agent(),
         Command::Chart(args) => chart::run(args, &mut out),
         Command::Life(args) => life::run(*args, &mut out),
     }
@@ -259,6 +263,17 @@ pub fn run(parsed: Result<Cli, clap::Error>) -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Runs the hidden `concur agent` on the session's stdin and stdout, unbuffered by
+/// std (the agent batches its own writes).
+fn agent() -> anyhow::Result<Outcome> {
+    use anyhow::Context;
+    use std::os::fd::AsFd;
+    let input = std::fs::File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    let output = std::fs::File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    crate::remote::agent::serve(input, output).context("agent failed")?;
+    Ok(Outcome::Success)
 }
 
 #[cfg(test)]

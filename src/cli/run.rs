@@ -413,6 +413,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "CMD", default_value = "ssh")]
     ssh: String,
 
+    /// With -S: one SSH session per host runs `concur agent` there, which starts the
+    /// host's jobs itself and streams their output back, so a job does not pay for an
+    /// SSH session and the login shell (a slow ~/.bashrc runs once per host, not once
+    /// per job). Needs concur on the hosts (see --remote-concur). Timeouts, Ctrl-C and
+    /// lost hosts behave as without it. Not with --round-robin or --tee.
+    #[arg(long, conflicts_with_all = ["round_robin", "tee"])]
+    remote_agent: bool,
+
+    /// The concur executable on the -S hosts, for --remote-agent.
+    #[arg(long, value_name = "PATH", default_value = "concur")]
+    remote_concur: String,
+
     /// With -S: where jobs run on each host (made if missing). "." is this
     /// directory's path. Default: a directory made for the run, removed at the end.
     #[arg(long = "workdir", aliases = ["wd", "work-dir"], value_name = "DIR")]
@@ -1345,6 +1357,7 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
                 command,
                 count,
                 workdir,
+                args.remote_agent.then(|| args.remote_concur.clone()),
                 &mut |note| eprintln!("concur: {note}"),
                 Some(signals.token()),
             );

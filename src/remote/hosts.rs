@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::agent::Agent;
 use super::login::SshLogin;
 use super::ssh::{Ssh, os_from_bytes};
 use crate::process::{CancelToken, quote_backslash_bytes};
@@ -42,6 +43,8 @@ pub struct Host {
     health: Mutex<Health>,
     /// `--basefile`s were sent there.
     based: Mutex<bool>,
+    /// Its `--remote-agent` session, once started.
+    agent: Mutex<Option<Arc<Agent>>>,
 }
 
 impl Host {
@@ -54,6 +57,7 @@ impl Host {
             rsync: false,
             health: Mutex::new(Health::Up),
             based: Mutex::new(false),
+            agent: Mutex::new(None),
         }
     }
 
@@ -183,6 +187,9 @@ pub struct Hosts {
     pub cleanup_basefiles: bool,
     /// `--env`: variables set in every remote job (name, value).
     pub env: Vec<(String, Vec<u8>)>,
+    /// `--remote-agent`: the `concur` executable on the hosts, run as `concur agent`
+    /// once per host; jobs go to it instead of each being a session of its own.
+    pub agent_program: Option<String>,
     /// Holds the masters' sockets; removed last.
     _control_dir: Option<tempfile::TempDir>,
     /// Whether dropping this closes the masters and removes the run directories
@@ -204,12 +211,15 @@ impl Hosts {
     /// Opens one master connection per login and asks each host what it has. A
     /// host that cannot be reached is named through `report` and skipped; with
     /// none left, the error names each host's. When `cancel` fires (Ctrl-C), the
-    /// connections under way are given up at once, and it fails.
+    /// connections under way are given up at once, and it fails. With `agent` (the
+    /// `concur` executable there), each host's agent is started too, and a host whose
+    /// agent does not start is skipped as unreachable.
     pub fn connect(
         logins: Vec<SshLogin>,
         ssh_command: Vec<String>,
         jobs: Option<SlotRule>,
         workdir: Workdir,
+        agent: Option<String>,
         report: &mut dyn FnMut(&str),
         cancel: Option<&CancelToken>,
     ) -> Result<Self, String> {
@@ -232,6 +242,7 @@ impl Hosts {
             basefiles: Vec::new(),
             cleanup_basefiles: false,
             env: Vec::new(),
+            agent_program: agent,
             _control_dir: Some(dir),
             owner: true,
         };
@@ -309,16 +320,48 @@ impl Hosts {
                 .ssh
                 .probe(&login, workdir, cancel)
                 .inspect_err(|_| self.ssh.stop_master(&login))?;
-            Host {
+            let host = Host {
                 slots: slots_for(probe.cores),
                 run_dir: probe.run_dir,
                 rsync: probe.rsync,
                 login,
                 health: Mutex::new(Health::Up),
                 based: Mutex::new(false),
+                agent: Mutex::new(None),
+            };
+            if self.agent_program.is_some() {
+                self.agent_for(&host, cancel)
+                    .inspect_err(|_| self.ssh.stop_master(&host.login))?;
             }
+            host
         };
         Ok(host)
+    }
+
+    /// `host`'s agent (`--remote-agent`): the one running, or a new one if there is
+    /// none yet or its session ended. One at a time per host; the others of its slots
+    /// wait for it.
+    pub fn agent_for(
+        &self,
+        host: &Host,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Arc<Agent>, String> {
+        let program = self
+            .agent_program
+            .as_deref()
+            .ok_or("no --remote-agent for this run")?;
+        let mut slot = host.agent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(agent) = slot.as_ref().filter(|agent| !agent.is_lost()) {
+            return Ok(agent.clone());
+        }
+        let mut line = b"exec ".to_vec();
+        line.extend_from_slice(&quote_backslash_bytes(program.as_bytes()));
+        line.extend_from_slice(b" agent");
+        let argv = self.ssh.argv(&host.login, &line);
+        let agent = Agent::start(&argv, Duration::from_secs(30), cancel)
+            .map_err(|e| format!("its agent ({program} agent) did not start: {e}"))?;
+        *slot = Some(agent.clone());
+        Ok(agent)
     }
 
     fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Host>>> {
@@ -449,6 +492,7 @@ impl Hosts {
             rsync: host.rsync,
             health: Mutex::new(Health::Up),
             based: Mutex::new(false),
+            agent: Mutex::new(None),
         };
         Hosts {
             hosts: Mutex::new(vec![Arc::new(view)]),
@@ -458,6 +502,7 @@ impl Hosts {
             basefiles: self.basefiles.clone(),
             cleanup_basefiles: false,
             env: self.env.clone(),
+            agent_program: self.agent_program.clone(),
             _control_dir: None,
             owner: false,
         }
@@ -466,6 +511,13 @@ impl Hosts {
 
 impl Drop for Hosts {
     fn drop(&mut self) {
+        // Agents first: each ends its session, stopping nothing (the run is over).
+        for host in self.list().iter() {
+            host.agent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+        }
         if !self.owner {
             return;
         }
@@ -512,6 +564,7 @@ mod tests {
             basefiles: Vec::new(),
             cleanup_basefiles: false,
             env: Vec::new(),
+            agent_program: None,
             _control_dir: None,
             owner: true,
         };
@@ -535,6 +588,7 @@ mod tests {
             vec!["ssh".into()],
             None,
             Workdir::RunDir,
+            None,
             &mut |_| {},
             None,
         )

@@ -19,6 +19,7 @@
 //! quoted; it goes to `ssh` as one argument, so the remote shell reads it exactly once,
 //! as the local one would have.
 
+pub mod agent;
 mod hosts;
 mod login;
 mod ssh;

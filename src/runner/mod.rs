@@ -71,6 +71,7 @@ pub use template::{Rendered, Tag, Template, TemplateError, TemplateOptions};
 use crate::process::{
     CancelToken, DEFAULT_GRACE, Ending, Execution, ProcessError, Spool, format_duration,
 };
+use crate::remote::agent::{AgentError, JobSpec};
 
 /// How often `--slf` files are looked at when no job finishes.
 const LOGIN_FILE_CHECK: Duration = Duration::from_secs(1);
@@ -1164,6 +1165,7 @@ fn run_job(
         .as_deref()
         .zip(host)
         .filter(|(_, host)| !host.login.is_local());
+    let mut agent_job = None;
     if let Some((hosts, host)) = remote {
         let workdir = hosts.workdir_for(host, job.seq);
         let workdir = workdir.as_slice();
@@ -1180,7 +1182,21 @@ fn run_job(
         ];
         env.extend(hosts.env.iter().cloned());
         let per_job = hosts.workdir == crate::remote::Workdir::PerJob;
-        cmd = hosts.ssh.wrap(host, &line, workdir, watch, &env, per_job);
+        if hosts.agent_program.is_some() {
+            // --remote-agent: the host's agent runs the line; its stdin and timeout
+            // are filled in below, with the local command's.
+            agent_job = Some(JobSpec {
+                line: line.clone(),
+                workdir: workdir.to_vec(),
+                create: per_job,
+                env,
+                grace: options.grace,
+                linger: options.linger,
+                ..JobSpec::default()
+            });
+        } else {
+            cmd = hosts.ssh.wrap(host, &line, workdir, watch, &env, per_job);
+        }
     }
     // --workdir here: the job runs there, with $OLDPWD where concur started (GNU
     // parallel's). `...` is a directory of the job's own, removed after it.
@@ -1306,6 +1322,40 @@ fn run_job(
     if let Some(timeout) = finished.timeout {
         cmd = cmd.timeout(timeout);
     }
+    if let Some(spec) = &mut agent_job {
+        spec.timeout = finished.timeout;
+        match job.stdin.as_ref().map(input_bytes).transpose() {
+            Ok(stdin) => spec.stdin = stdin,
+            Err(source) => {
+                finished.outcome = Outcome::Error(ProcessError::Io {
+                    command: finished.command.clone(),
+                    source,
+                });
+                finished.args = job.args;
+                return finished;
+            }
+        }
+    }
+    // Runs the job once: here or through ssh (`cmd`), or by the host's agent.
+    // `Err` is a host lost before or while it ran.
+    let execute = |out: &mut dyn Write,
+                   err: &mut dyn Write|
+     -> Result<Result<Execution, ProcessError>, String> {
+        let (Some(spec), Some((hosts, host))) = (&agent_job, remote) else {
+            return Ok(cmd.execute(out, err, Some(cancel)));
+        };
+        let agent = hosts.agent_for(host, Some(cancel))?;
+        let failed = |source| ProcessError::Io {
+            command: finished.command.clone(),
+            source,
+        };
+        match agent.execute(spec.clone(), out, err, Some(cancel)) {
+            Ok(run) => Ok(Ok(run)),
+            Err(AgentError::Lost(reason)) => Err(reason),
+            Err(AgentError::Failed(reason)) => Ok(Err(failed(io::Error::other(reason)))),
+            Err(AgentError::Output(source)) => Ok(Err(failed(source))),
+        }
+    };
     loop {
         finished.attempts += 1;
         let (mut stdout, mut stderr) = (options.spool(), options.spool());
@@ -1315,17 +1365,38 @@ fn run_job(
                 let mut out = live.writer(finished.seq, false, tag);
                 let mut err = live.writer(finished.seq, true, tag);
                 let shown = show(options.verbose, &line, &mut out);
-                let executed = shown.map(|()| cmd.execute(&mut out, &mut err, Some(cancel)));
+                let executed = shown.map(|()| execute(&mut out, &mut err));
                 // A closed output is recorded in `live` and ends the run there.
                 let _ = (out.finish(), err.finish());
                 executed
             }
             None => show(options.verbose, &line, &mut stdout)
-                .map(|()| cmd.execute(&mut stdout, &mut stderr, Some(cancel))),
+                .map(|()| execute(&mut stdout, &mut stderr)),
         };
         let outcome = match executed {
-            Ok(Ok(run)) => Outcome::Ran(run),
-            Ok(Err(err)) => Outcome::Error(err),
+            Ok(Ok(Ok(run))) => Outcome::Ran(run),
+            Ok(Ok(Err(err))) => Outcome::Error(err),
+            Ok(Err(lost)) => {
+                // The agent's session ended: the host is lost, the job goes back.
+                let Some((_, host)) = remote else {
+                    unreachable!("only remote jobs have an agent")
+                };
+                let mut lost_job = job;
+                lost_job.lost.push(JobRecord {
+                    seq: lost_job.seq,
+                    host: finished.host.clone(),
+                    start: std::time::SystemTime::now(),
+                    runtime: Duration::ZERO,
+                    send: 0,
+                    receive: 0,
+                    exitval: 255,
+                    signal: 0,
+                    command: finished.command.clone(),
+                });
+                host.mark_down(lost.clone());
+                finished.outcome = Outcome::Lost(Box::new(lost_job), lost);
+                return finished;
+            }
             Err(source) => Outcome::Error(ProcessError::Io {
                 command: finished.command.clone(),
                 source,

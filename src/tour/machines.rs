@@ -58,6 +58,7 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
             command.clone(),
             None,
             Workdir::RunDir,
+            None,
             &mut |_| {},
             None,
         )

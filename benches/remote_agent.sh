@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# concur run -S with and without --remote-agent, against a local run and GNU parallel
+# -S, on a host whose login shell is slow to start: the remote user's ~/.bashrc
+# sleeps BASHRC seconds (0.1 by default, what pyenv, conda or nvm initialisation
+# commonly costs). The "host" is a private sshd that this script starts on 127.0.0.2
+# (generated keys, a free port), so it shares this machine's cores: the figure is
+# per remote core, against a local run with as many slots.
+#
+#   concur run -j N true                          (local baseline, FAST jobs)
+#   concur run -S N/host --remote-agent true      (FAST jobs)
+#   concur run -S N/host true                     (SLOW jobs)
+#   GNU parallel -S N/host true                   (SLOW jobs)
+#
+# N is this machine's core count. Also counts how often ~/.bashrc ran in one
+# --remote-agent run (once per host is the point). Reports hyperfine medians of
+# RUNS runs as jobs/s, and ratios against the local run of the same invocation.
+#
+# Needs root (it creates a user `concurbash`, shell bash, with the slow .bashrc),
+# a release build; installs hyperfine, GNU parallel and openssh-server if missing.
+#
+# Usage: benches/remote_agent.sh [FAST] [SLOW] [RUNS] [BASHRC]   (defaults: 2000 100 5 0.1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FAST=${1:-2000}
+SLOW=${2:-100}
+RUNS=${3:-5}
+BASHRC=${4:-0.1}
+. benches/need.sh
+need hyperfine parallel
+[ -x /usr/sbin/sshd ] || apt-get install -y openssh-server >/dev/null
+[ "$(id -u)" = 0 ] || { echo "remote_agent.sh: run as root (it creates a user)" >&2; exit 1; }
+cargo build --release --quiet
+concur=$PWD/target/release/concur
+out=$(mktemp -d /tmp/concur-bench-agent.XXXXXX)
+chmod 755 "$out"
+N=$(nproc)
+
+user=concurbash
+id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+usermod -p '*' -s /bin/bash "$user"
+home=$(getent passwd "$user" | cut -d: -f6)
+cat > "$home/.bashrc" <<RC
+# A login that takes a while, as pyenv/conda/nvm initialisation does.
+sleep $BASHRC
+echo x >> $out/bashrc-ran
+RC
+touch "$out/bashrc-ran"
+chmod 666 "$out/bashrc-ran"
+
+ssh-keygen -q -t ed25519 -N "" -f "$out/host_key"
+ssh-keygen -q -t ed25519 -N "" -f "$out/user_key"
+cp "$out/user_key.pub" "$out/authorized_keys"
+chmod 644 "$out/authorized_keys"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.2", 0)); print(s.getsockname()[1])')
+cat > "$out/sshd_config" <<CFG
+Port $port
+ListenAddress 127.0.0.2
+HostKey $out/host_key
+AuthorizedKeysFile $out/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+PidFile $out/sshd.pid
+LogLevel ERROR
+MaxStartups 200:30:400
+MaxSessions 200
+CFG
+mkdir -p /run/sshd 2>/dev/null || true
+/usr/sbin/sshd -D -e -f "$out/sshd_config" 2>"$out/sshd.log" &
+sshd_pid=$!
+trap 'kill $sshd_pid 2>/dev/null; rm -rf "$out"' EXIT
+for _ in $(seq 100); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.2', $port), 1)" 2>/dev/null && break
+  sleep 0.05
+done
+SSH="ssh -i $out/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+H="$user@127.0.0.2:$port"
+# The remote concur is this build, where $user can run it.
+cp "$concur" "$out/concur"
+chmod 755 "$out/concur"
+
+: > "$out/bashrc-ran"
+seq 1 200 | "$concur" run --ssh "$SSH" -S "$N/$H" --remote-agent --remote-concur "$out/concur" true
+agent_logins=$(wc -l < "$out/bashrc-ran")
+: > "$out/bashrc-ran"
+seq 1 20 | "$concur" run --ssh "$SSH" -S "$N/$H" true
+plain_logins=$(wc -l < "$out/bashrc-ran")
+
+echo "== $FAST and $SLOW jobs of true, $N at a time, median of $RUNS (the login shell sleeps $BASHRC s)" >&2
+hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$out/agent.json" \
+  -n "concur run (local)" "sh -c 'seq 1 $FAST | $concur run -j $N true'" \
+  -n "concur run -S --remote-agent" "sh -c 'seq 1 $FAST | $concur run --ssh \"$SSH\" -S $N/$H --remote-agent --remote-concur $out/concur true'" \
+  -n "concur run -S" "sh -c 'seq 1 $SLOW | $concur run --ssh \"$SSH\" -S $N/$H true'" \
+  -n "GNU parallel -S" "sh -c 'seq 1 $SLOW | parallel --will-cite --ssh \"$SSH\" -S $N/$H true'" \
+  >&2
+
+python3 - "$out/agent.json" "$FAST" "$SLOW" "$N" "$agent_logins" "$plain_logins" "$BASHRC" <<'PY'
+import json, sys
+runs = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+fast, slow, n, agent_logins, plain_logins, bashrc = sys.argv[2:]
+jobs = {"concur run (local)": int(fast), "concur run -S --remote-agent": int(fast),
+        "concur run -S": int(slow), "GNU parallel -S": int(slow)}
+local = jobs["concur run (local)"] / runs["concur run (local)"]["median"]
+print(f"jobs of `true`, {n} at a time, remote ~/.bashrc sleeping {bashrc} s (median of each):")
+for name, r in runs.items():
+    rate = jobs[name] / r["median"]
+    print(f"  {name:30} {jobs[name]:5} jobs {r['median']:7.2f} s {rate:8.1f} jobs/s "
+          f"{rate / int(n):7.1f} per core  {rate / local:6.3f}x local")
+print(f"  ~/.bashrc ran {agent_logins} times for 200 --remote-agent jobs, "
+      f"{plain_logins} times for 20 jobs without it")
+PY
