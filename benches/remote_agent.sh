@@ -6,25 +6,29 @@
 # (generated keys, a free port), so it shares this machine's cores: the figure is
 # per remote core, against a local run with as many slots.
 #
-#   concur run -j N true                          (local baseline, FAST jobs)
-#   concur run -S N/host --remote-agent true      (FAST jobs)
+#   concur run -j N true                          (local baseline, FAST and LONG jobs)
+#   concur run -S N/host --remote-agent true      (FAST and LONG jobs)
 #   concur run -S N/host true                     (SLOW jobs)
 #   GNU parallel -S N/host true                   (SLOW jobs)
 #
-# N is this machine's core count. Also counts how often ~/.bashrc ran in one
-# --remote-agent run (once per host is the point). Reports hyperfine medians of
-# RUNS runs as jobs/s, and ratios against the local run of the same invocation.
+# N is this machine's core count. Every command is started from bash, so the local
+# jobs run in bash (the shell that started concur), as the remote ones do (the login
+# shell). Also counts how often ~/.bashrc ran in one --remote-agent run (once per
+# host is the point). Reports hyperfine medians of RUNS runs as jobs/s, and ratios
+# against the local run of the same invocation.
 #
 # Needs root (it creates a user `concurbash`, shell bash, with the slow .bashrc),
 # a release build; installs hyperfine, GNU parallel and openssh-server if missing.
 #
-# Usage: benches/remote_agent.sh [FAST] [SLOW] [RUNS] [BASHRC]   (defaults: 2000 100 5 0.1)
+# Usage: benches/remote_agent.sh [FAST] [SLOW] [RUNS] [BASHRC] [LONG]
+#        (defaults: 2000 100 5 0.1 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FAST=${1:-2000}
 SLOW=${2:-100}
 RUNS=${3:-5}
 BASHRC=${4:-0.1}
+LONG=${5:-10000}
 . benches/need.sh
 need hyperfine parallel
 [ -x /usr/sbin/sshd ] || apt-get install -y openssh-server >/dev/null
@@ -87,26 +91,29 @@ agent_logins=$(wc -l < "$out/bashrc-ran")
 seq 1 20 | "$concur" run --ssh "$SSH" -S "$N/$H" true
 plain_logins=$(wc -l < "$out/bashrc-ran")
 
-echo "== $FAST and $SLOW jobs of true, $N at a time, median of $RUNS (the login shell sleeps $BASHRC s)" >&2
+echo "== $FAST, $LONG and $SLOW jobs of true, $N at a time, median of $RUNS (the login shell sleeps $BASHRC s)" >&2
+agent="--ssh \"$SSH\" -S $N/$H --remote-agent --remote-concur $out/concur"
 hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$out/agent.json" \
-  -n "concur run (local)" "sh -c 'seq 1 $FAST | $concur run -j $N true'" \
-  -n "concur run -S --remote-agent" "sh -c 'seq 1 $FAST | $concur run --ssh \"$SSH\" -S $N/$H --remote-agent --remote-concur $out/concur true'" \
-  -n "concur run -S" "sh -c 'seq 1 $SLOW | $concur run --ssh \"$SSH\" -S $N/$H true'" \
-  -n "GNU parallel -S" "sh -c 'seq 1 $SLOW | parallel --will-cite --ssh \"$SSH\" -S $N/$H true'" \
+  -n "concur run (local) $FAST" "bash -c 'seq 1 $FAST | $concur run -j $N true'" \
+  -n "concur run -S --remote-agent $FAST" "bash -c 'seq 1 $FAST | $concur run $agent true'" \
+  -n "concur run (local) $LONG" "bash -c 'seq 1 $LONG | $concur run -j $N true'" \
+  -n "concur run -S --remote-agent $LONG" "bash -c 'seq 1 $LONG | $concur run $agent true'" \
+  -n "concur run -S $SLOW" "bash -c 'seq 1 $SLOW | $concur run --ssh \"$SSH\" -S $N/$H true'" \
+  -n "GNU parallel -S $SLOW" "bash -c 'seq 1 $SLOW | parallel --will-cite --ssh \"$SSH\" -S $N/$H true'" \
   >&2
 
-python3 - "$out/agent.json" "$FAST" "$SLOW" "$N" "$agent_logins" "$plain_logins" "$BASHRC" <<'PY'
+python3 - "$out/agent.json" "$FAST" "$SLOW" "$N" "$agent_logins" "$plain_logins" "$BASHRC" "$LONG" <<'PY'
 import json, sys
 runs = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-fast, slow, n, agent_logins, plain_logins, bashrc = sys.argv[2:]
-jobs = {"concur run (local)": int(fast), "concur run -S --remote-agent": int(fast),
-        "concur run -S": int(slow), "GNU parallel -S": int(slow)}
-local = jobs["concur run (local)"] / runs["concur run (local)"]["median"]
+fast, slow, n, agent_logins, plain_logins, bashrc, long = sys.argv[2:]
 print(f"jobs of `true`, {n} at a time, remote ~/.bashrc sleeping {bashrc} s (median of each):")
 for name, r in runs.items():
-    rate = jobs[name] / r["median"]
-    print(f"  {name:30} {jobs[name]:5} jobs {r['median']:7.2f} s {rate:8.1f} jobs/s "
-          f"{rate / int(n):7.1f} per core  {rate / local:6.3f}x local")
+    jobs = int(name.rsplit(" ", 1)[1])
+    local = runs.get(f"concur run (local) {jobs}", runs[f"concur run (local) {fast}"])
+    rate = jobs / r["median"]
+    base = int(local["command"].rsplit(" ", 1)[1]) / local["median"]
+    print(f"  {name:36} {r['median']:7.2f} s {rate:8.1f} jobs/s "
+          f"{rate / int(n):7.1f} per core  {rate / base:6.3f}x local")
 print(f"  ~/.bashrc ran {agent_logins} times for 200 --remote-agent jobs, "
       f"{plain_logins} times for 20 jobs without it")
 PY

@@ -1064,6 +1064,11 @@ fn remote_agent_answers_as_a_session_per_job_does() {
             );
         }
     }
+    // The agent made the run directory (the probe's work), and removed it at the end.
+    let got = run(&agent_args(), &["pwd; : {}", ":::", "1"], "").expect_success();
+    let run_dir = got.stdout().trim().to_owned();
+    assert!(run_dir.starts_with("/tmp/concur-run."), "{got}");
+    assert!(!Path::new(&run_dir).exists(), "{run_dir} is left behind");
     let mut missing = agent_args();
     missing[2] = "/nonexistent/concur".into();
     run(&missing, &["echo", ":::", "x"], "")

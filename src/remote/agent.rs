@@ -4,8 +4,10 @@
 //! Without it, every remote job is an SSH session of its own, and sshd starts each
 //! session through the user's login shell: a `~/.bashrc` that takes 100 ms (pyenv,
 //! conda, nvm) costs every job 100 ms. With it, the login shell runs once per host,
-//! to start the agent; each job is then a `$SHELL -c LINE` that the agent spawns, as
-//! `concur run` spawns a local job, with the environment the login set up.
+//! to start the agent; each job is then a `SHELL -c LINE` that the agent spawns, as
+//! `concur run` spawns a local job (in the shell [`job_shell`](crate::runner::job_shell)
+//! picks there: the login shell, if it is Bourne-like), with the environment the login
+//! set up.
 //!
 //! **Protocol.** Length-prefixed postcard frames (the gcd pool's, [`write_frame`] and
 //! [`read_frame`]) over the session's stdin and stdout. The local side sends
@@ -27,7 +29,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -73,8 +75,25 @@ pub struct JobSpec {
 
 #[derive(Debug, Serialize, Deserialize)]
 enum ToAgent {
-    Start { id: u64, job: JobSpec },
-    Kill { id: u64 },
+    Start {
+        id: u64,
+        job: JobSpec,
+    },
+    Kill {
+        id: u64,
+    },
+    /// What a new host is asked once: its cores, a fresh run directory, whether it
+    /// has rsync; and make `workdir` if given. Answered by `Prepared`.
+    Prepare {
+        id: u64,
+        workdir: Option<Vec<u8>>,
+    },
+    /// Remove a directory tree (the run directory, at the end). Answered by
+    /// `Removed`.
+    Remove {
+        id: u64,
+        path: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -100,6 +119,39 @@ enum FromAgent {
         id: u64,
         error: String,
     },
+    Prepared {
+        id: u64,
+        cores: usize,
+        run_dir: Vec<u8>,
+        rsync: bool,
+    },
+    Removed {
+        id: u64,
+    },
+}
+
+impl FromAgent {
+    /// The request a frame answers, if it is an answer (`Out` is not).
+    fn answers(&self) -> Option<u64> {
+        match self {
+            FromAgent::Done { id, .. }
+            | FromAgent::Failed { id, .. }
+            | FromAgent::Prepared { id, .. }
+            | FromAgent::Removed { id } => Some(*id),
+            FromAgent::Ready { .. } | FromAgent::Out { .. } => None,
+        }
+    }
+}
+
+/// What a host answered to [`Agent::prepare`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// Its cores.
+    pub cores: usize,
+    /// A directory made there for this run (mode 700).
+    pub run_dir: Vec<u8>,
+    /// Whether it has `rsync`.
+    pub rsync: bool,
 }
 
 /// [`Ending`] on the wire.
@@ -155,9 +207,11 @@ pub fn serve(input: impl Read, output: impl Write + Send + 'static) -> io::Resul
     let (tx, rx) = unbounded::<Option<FromAgent>>();
     let writer = std::thread::spawn(move || write_frames(&rx, output));
     let _ = tx.send(Some(FromAgent::Ready { protocol: PROTOCOL }));
-    let shell: OsString = std::env::var_os("SHELL")
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "/bin/sh".into());
+    // As `concur run` picks it here: $PARALLEL_SHELL, else the login shell ($SHELL)
+    // if it is Bourne-like, else /bin/sh.
+    let shell: OsString = crate::runner::job_shell()
+        .map(|(shell, _)| shell.into_os_string())
+        .unwrap_or_else(|_| "/bin/sh".into());
     // The login shell `exec`ed the agent, giving back its shell level (to 0). A job's
     // bash at level 1 with SSH_CLIENT set takes itself for the session's login shell
     // and reads ~/.bashrc again: the very cost the agent is for. Level 1 here makes
@@ -202,6 +256,19 @@ pub fn serve(input: impl Read, output: impl Write + Send + 'static) -> io::Resul
                     cancel.cancel();
                 }
             }
+            Ok(Some(ToAgent::Prepare { id, workdir })) => {
+                let _ = tx.send(Some(prepare(id, workdir.as_deref())));
+            }
+            Ok(Some(ToAgent::Remove { id, path })) => {
+                let path = Path::new(OsStr::from_bytes(&path));
+                let _ = tx.send(Some(match std::fs::remove_dir_all(path) {
+                    Ok(()) => FromAgent::Removed { id },
+                    Err(err) => FromAgent::Failed {
+                        id,
+                        error: format!("cannot remove {}: {err}", path.display()),
+                    },
+                }));
+            }
             Ok(None) => break Ok(()),
             Err(err) => break Err(err),
         }
@@ -220,6 +287,47 @@ pub fn serve(input: impl Read, output: impl Write + Send + 'static) -> io::Resul
         io::ErrorKind::BrokenPipe => Ok(()),
         _ => Err(e),
     }))
+}
+
+/// Answers `Prepare`, as the SSH probe of a host without an agent does: `nproc`,
+/// `mktemp -d "${TMPDIR:-/tmp}/concur-run.XXXXXX"`, `command -v rsync`, `mkdir -p`.
+fn prepare(id: u64, workdir: Option<&[u8]>) -> FromAgent {
+    let failed = |error: String| FromAgent::Failed { id, error };
+    let tmp = std::env::var_os("TMPDIR")
+        .filter(|t| !t.is_empty())
+        .map_or_else(|| "/tmp".into(), std::path::PathBuf::from);
+    let run_dir = match tempfile::Builder::new()
+        .prefix("concur-run.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in(&tmp)
+    {
+        Ok(dir) => dir.keep(),
+        Err(err) => {
+            return failed(format!(
+                "cannot make a run directory in {}: {err}",
+                tmp.display()
+            ));
+        }
+    };
+    if let Some(dir) = workdir {
+        let dir = Path::new(OsStr::from_bytes(dir));
+        if let Err(err) = std::fs::create_dir_all(dir) {
+            return failed(format!("cannot make {}: {err}", dir.display()));
+        }
+    }
+    let rsync = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(dir.join("rsync"))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    FromAgent::Prepared {
+        id,
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        run_dir: run_dir.into_os_string().into_vec(),
+        rsync,
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -438,6 +546,58 @@ impl Agent {
         }
     }
 
+    /// Asks the host what [`Prepared`] holds, making `workdir` there if given: the
+    /// probe of a new host, without another login.
+    pub fn prepare(&self, workdir: Option<&[u8]>) -> Result<Prepared, String> {
+        let workdir = workdir.map(<[u8]>::to_vec);
+        match self.request(|id| ToAgent::Prepare { id, workdir })? {
+            FromAgent::Prepared {
+                cores,
+                run_dir,
+                rsync,
+                ..
+            } if cores > 0 && run_dir.starts_with(b"/") => Ok(Prepared {
+                cores,
+                run_dir,
+                rsync,
+            }),
+            other => Err(format!("the agent answered {other:?}")),
+        }
+    }
+
+    /// Removes the tree at `path` on the host.
+    pub fn remove(&self, path: &[u8]) -> Result<(), String> {
+        let path = path.to_vec();
+        self.request(|id| ToAgent::Remove { id, path }).map(drop)
+    }
+
+    /// Sends one request and waits (at most [`KILL_ANSWER`]) for its answer; a
+    /// `Failed` answer is the error.
+    fn request(&self, make: impl FnOnce(u64) -> ToAgent) -> Result<FromAgent, String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = unbounded();
+        {
+            let mut pending = lock(&self.pending);
+            if let Some(lost) = &pending.lost {
+                return Err(lost.clone());
+            }
+            pending.jobs.insert(id, tx);
+        }
+        if self.tx.send(Some(make(id))).is_err() {
+            lock(&self.pending).jobs.remove(&id);
+            return Err("the agent's session is closed".into());
+        }
+        let answer = rx.recv_timeout(KILL_ANSWER);
+        lock(&self.pending).jobs.remove(&id);
+        match answer {
+            Ok(Event::Done(FromAgent::Failed { error, .. })) => Err(error),
+            Ok(Event::Done(answer)) => Ok(answer),
+            Ok(Event::Lost(reason)) => Err(reason),
+            Ok(Event::Out(..)) => Err("the agent answered with output".into()),
+            Err(_) => Err("the agent did not answer".into()),
+        }
+    }
+
     /// Whether its session has ended: new jobs need a new agent.
     pub fn is_lost(&self) -> bool {
         lock(&self.pending).lost.is_some()
@@ -604,16 +764,13 @@ fn read_agent(
                     let _ = job.send(Event::Out(stderr, data));
                 }
             }
-            Ok(Some(end @ (FromAgent::Done { .. } | FromAgent::Failed { .. }))) => {
-                let id = match &end {
-                    FromAgent::Done { id, .. } | FromAgent::Failed { id, .. } => *id,
-                    _ => continue,
-                };
-                if let Some(job) = lock(pending).jobs.remove(&id) {
-                    let _ = job.send(Event::Done(end));
+            Ok(Some(answer)) => {
+                if let Some(id) = answer.answers()
+                    && let Some(job) = lock(pending).jobs.remove(&id)
+                {
+                    let _ = job.send(Event::Done(answer));
                 }
             }
-            Ok(Some(FromAgent::Ready { .. })) => {}
             Ok(None) => break "the agent's session ended".to_owned(),
             Err(err) => break format!("the agent's session broke: {err}"),
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::agent::Agent;
 use super::login::SshLogin;
-use super::ssh::{Ssh, os_from_bytes};
+use super::ssh::{Probe, Ssh, os_from_bytes};
 use crate::process::{CancelToken, quote_backslash_bytes};
 
 /// Whether a host takes jobs.
@@ -45,6 +45,8 @@ pub struct Host {
     based: Mutex<bool>,
     /// Its `--remote-agent` session, once started.
     agent: Mutex<Option<Arc<Agent>>>,
+    /// Its run directory was removed (by its agent, at the end).
+    removed: std::sync::atomic::AtomicBool,
 }
 
 impl Host {
@@ -58,7 +60,17 @@ impl Host {
             health: Mutex::new(Health::Up),
             based: Mutex::new(false),
             agent: Mutex::new(None),
+            removed: Default::default(),
         }
+    }
+
+    fn run_dir_removed(&self) {
+        self.removed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn run_dir_gone(&self) -> bool {
+        self.removed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -316,26 +328,50 @@ impl Hosts {
                 Workdir::RunDir | Workdir::PerJob => None,
                 Workdir::Path(path) => Some(path.as_slice()),
             };
-            let probe = self
-                .ssh
-                .probe(&login, workdir, cancel)
-                .inspect_err(|_| self.ssh.stop_master(&login))?;
-            let host = Host {
+            // With an agent, its one login also answers the probe.
+            let (probe, agent) = match &self.agent_program {
+                Some(_) => self.start_agent(&login, cancel).and_then(|agent| {
+                    let prepared = agent.prepare(workdir)?;
+                    let probe = Probe {
+                        cores: prepared.cores,
+                        run_dir: prepared.run_dir,
+                        rsync: prepared.rsync,
+                    };
+                    Ok((probe, Some(agent)))
+                }),
+                None => self.ssh.probe(&login, workdir, cancel).map(|p| (p, None)),
+            }
+            .inspect_err(|_| self.ssh.stop_master(&login))?;
+            Host {
                 slots: slots_for(probe.cores),
                 run_dir: probe.run_dir,
                 rsync: probe.rsync,
                 login,
                 health: Mutex::new(Health::Up),
                 based: Mutex::new(false),
-                agent: Mutex::new(None),
-            };
-            if self.agent_program.is_some() {
-                self.agent_for(&host, cancel)
-                    .inspect_err(|_| self.ssh.stop_master(&host.login))?;
+                agent: Mutex::new(agent),
+                removed: Default::default(),
             }
-            host
         };
         Ok(host)
+    }
+
+    /// Starts `concur agent` on `login`'s machine (`--remote-agent`).
+    fn start_agent(
+        &self,
+        login: &SshLogin,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Arc<Agent>, String> {
+        let program = self
+            .agent_program
+            .as_deref()
+            .ok_or("no --remote-agent for this run")?;
+        let mut line = b"exec ".to_vec();
+        line.extend_from_slice(&quote_backslash_bytes(program.as_bytes()));
+        line.extend_from_slice(b" agent");
+        let argv = self.ssh.argv(login, &line);
+        Agent::start(&argv, Duration::from_secs(30), cancel)
+            .map_err(|e| format!("its agent ({program} agent) did not start: {e}"))
     }
 
     /// `host`'s agent (`--remote-agent`): the one running, or a new one if there is
@@ -346,20 +382,11 @@ impl Hosts {
         host: &Host,
         cancel: Option<&CancelToken>,
     ) -> Result<Arc<Agent>, String> {
-        let program = self
-            .agent_program
-            .as_deref()
-            .ok_or("no --remote-agent for this run")?;
         let mut slot = host.agent.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(agent) = slot.as_ref().filter(|agent| !agent.is_lost()) {
             return Ok(agent.clone());
         }
-        let mut line = b"exec ".to_vec();
-        line.extend_from_slice(&quote_backslash_bytes(program.as_bytes()));
-        line.extend_from_slice(b" agent");
-        let argv = self.ssh.argv(&host.login, &line);
-        let agent = Agent::start(&argv, Duration::from_secs(30), cancel)
-            .map_err(|e| format!("its agent ({program} agent) did not start: {e}"))?;
+        let agent = self.start_agent(&host.login, cancel)?;
         *slot = Some(agent.clone());
         Ok(agent)
     }
@@ -493,6 +520,7 @@ impl Hosts {
             health: Mutex::new(Health::Up),
             based: Mutex::new(false),
             agent: Mutex::new(None),
+            removed: Default::default(),
         };
         Hosts {
             hosts: Mutex::new(vec![Arc::new(view)]),
@@ -511,16 +539,33 @@ impl Hosts {
 
 impl Drop for Hosts {
     fn drop(&mut self) {
-        // Agents first: each ends its session, stopping nothing (the run is over).
-        for host in self.list().iter() {
-            host.agent
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-        }
+        // Agents first: each ends its session, stopping nothing (the run is over). A
+        // host's agent removes its run directory, sparing a login for that.
+        let agents: Vec<_> = self
+            .list()
+            .iter()
+            .map(|host| {
+                let agent = host
+                    .agent
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                agent.filter(|agent| !agent.is_lost())
+            })
+            .collect();
         if !self.owner {
             return;
         }
+        for (host, agent) in self.list().iter().zip(&agents) {
+            if let Some(agent) = agent
+                && host.is_up()
+                && !host.run_dir.is_empty()
+                && agent.remove(&host.run_dir).is_ok()
+            {
+                host.run_dir_removed();
+            }
+        }
+        drop(agents);
         for host in self.list().iter().filter(|h| !h.login.is_local()) {
             let based = *host.based.lock().unwrap_or_else(PoisonError::into_inner);
             if based && self.cleanup_basefiles && matches!(self.workdir, Workdir::Path(_)) {
@@ -528,7 +573,7 @@ impl Drop for Hosts {
                     .ssh
                     .remove(host, &self.basefiles, self.workdir_on(host));
             }
-            if host.is_up() && !host.run_dir.is_empty() {
+            if host.is_up() && !host.run_dir.is_empty() && !host.run_dir_gone() {
                 let mut script = b"rm -rf -- ".to_vec();
                 script.extend_from_slice(&quote_backslash_bytes(&host.run_dir));
                 if let Some(name) = &host.login.host {

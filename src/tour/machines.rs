@@ -140,8 +140,51 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
         String::from_utf8_lossy(&left.stdout).trim()
     )?;
 
-    // The gcd pool's workers over SSH: the same frames, results as serial.
+    // The login shell per job, or once per host: sessions against the agent.
     let program = std::env::current_exe()?;
+    let agent_hosts = Arc::new(
+        Hosts::connect(
+            logins[..1].to_vec(),
+            command.clone(),
+            None,
+            Workdir::RunDir,
+            Some(program.display().to_string()),
+            &mut |_| {},
+            None,
+        )
+        .map_err(demo)?,
+    );
+    let mut rates = Vec::new();
+    for hosts in [connect(logins[..1].to_vec())?, agent_hosts] {
+        let words: Vec<String> = ["true"].map(String::from).to_vec();
+        let mut options =
+            RunOptions::new(Template::parse(&words, &TemplateOptions::default()).map_err(demo)?);
+        options.jobs = NonZeroUsize::new(hosts.slots()).unwrap_or(NonZeroUsize::MIN);
+        options.hosts = Some(hosts);
+        options.input.inputs = vec![Input {
+            source: Source::List((1..=200).map(|i| i.to_string().into_bytes()).collect()),
+            linked: false,
+        }];
+        let jobs = Jobs::open(&options.input, None).map_err(demo)?;
+        let start = Instant::now();
+        let summary = runner::run_jobs(&options, JobSource::Args(jobs), &mut streams, &cancel)?;
+        rates.push((
+            summary.jobs,
+            summary.failed,
+            summary.jobs as f64 / start.elapsed().as_secs_f64(),
+        ));
+    }
+    let ((jobs, plain_failed, plain), (_, agent_failed, agent)) = (rates[0], rates[1]);
+    writeln!(
+        out,
+        "
+{jobs} jobs of `true` on 127.0.0.2 (2 slots): a session each, {plain:.0} jobs/s ({plain_failed} failed);
+           through one `concur agent` session (--remote-agent), {agent:.0} jobs/s ({agent_failed} failed):
+           {:.1}x, the login shell started once instead of once per job",
+        agent / plain,
+    )?;
+
+    // The gcd pool's workers over SSH: the same frames, results as serial.
     let mut pool = PoolOptions::new(NonZeroUsize::MIN, &program);
     pool.workers = NonZeroUsize::new(hosts.slots()).unwrap_or(NonZeroUsize::MIN);
     pool.remote = Some(RemoteWorkers {
