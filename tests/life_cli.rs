@@ -456,10 +456,10 @@ fn quick_tour_covers_items_52_to_64() {
         assert!(out.contains(needle), "tour lacks {needle:?}\n{out}");
     }
     assert!(!out.contains("the error was lost"), "{out}");
-    // With sshd there, 200 jobs go to a host a session each, and through its agent.
+    // With sshd there, 40 jobs go to a host a session each, and through its agent.
     if out.contains("A private sshd") {
         for needle in [
-            "200 jobs of `true` on 127.0.0.2 (2 slots): a session each,",
+            "40 jobs of `true` on 127.0.0.2 (2 slots): a session each,",
             "jobs/s (0 failed);",
             "through one `concur agent` session (--remote-agent),",
             "jobs/s (0 failed):",

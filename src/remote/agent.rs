@@ -753,7 +753,7 @@ fn read_agent(
             return;
         }
         Ok(_) | Err(_) => {
-            let _ = ready.send(Err(reason("the agent did not start".into())));
+            let _ = ready.send(Err(reason("its session ended first".into())));
             return;
         }
     }

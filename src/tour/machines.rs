@@ -162,7 +162,7 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
         options.jobs = NonZeroUsize::new(hosts.slots()).unwrap_or(NonZeroUsize::MIN);
         options.hosts = Some(hosts);
         options.input.inputs = vec![Input {
-            source: Source::List((1..=200).map(|i| i.to_string().into_bytes()).collect()),
+            source: Source::List((1..=40).map(|i| i.to_string().into_bytes()).collect()),
             linked: false,
         }];
         let jobs = Jobs::open(&options.input, None).map_err(demo)?;
@@ -177,10 +177,10 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
     let ((jobs, plain_failed, plain), (_, agent_failed, agent)) = (rates[0], rates[1]);
     writeln!(
         out,
-        "
-{jobs} jobs of `true` on 127.0.0.2 (2 slots): a session each, {plain:.0} jobs/s ({plain_failed} failed);
-           through one `concur agent` session (--remote-agent), {agent:.0} jobs/s ({agent_failed} failed):
-           {:.1}x, the login shell started once instead of once per job",
+        "\n{jobs} jobs of `true` on 127.0.0.2 (2 slots): a session each, {plain:.1} jobs/s \
+         ({plain_failed} failed);\n  through one `concur agent` session (--remote-agent), \
+         {agent:.1} jobs/s ({agent_failed} failed):\n  {:.1}x, the login shell started once \
+         (when connecting, before either clock starts) instead of once per job",
         agent / plain,
     )?;
 
