@@ -770,3 +770,26 @@ fn compress_round_trips_and_a_failing_codec_fails_its_job_by_name() {
         run.stderr()
     );
 }
+
+#[test]
+fn an_exported_function_runs_even_when_an_argument_names_it() {
+    let dir = Dir::new();
+    let concur = env!("CARGO_BIN_EXE_concur");
+    // As GNU parallel's suite calls its helpers: `{pipe}_doit` with --header :.
+    let script = format!(
+        "greet_x() {{ echo \"hi $1\"; }}; export -f greet_x; \
+         {concur} run -k {{}}_x a ::: greet; {concur} run -q -k {{}}_x b ::: greet; \
+         {concur} run -k -q --header : {{name}}_x c ::: name greet"
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hi a\nhi b\nhi c\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -281,12 +281,14 @@ impl Template {
                 })
         });
         // A program that is not on PATH may be a shell function (bash's `export -f`)
-        // or builtin: the shell runs it, as in GNU parallel.
+        // or builtin: the shell runs it, as in GNU parallel. So may a program named
+        // by a replacement string (`{}_doit`), which cannot be looked up before.
         let found = || match parsed.first().map(Vec::as_slice) {
             Some([Token::Text(program)]) if !program.contains(&b'/') => {
                 on_path(OsStr::from_bytes(program)).is_some()
             }
-            _ => true,
+            Some(word) => !word.iter().any(|t| matches!(t, Token::Replace(..))),
+            None => true,
         };
         let program_found = found();
         let kind = if options.quote || (plain && program_found) {
@@ -1085,6 +1087,8 @@ mod tests {
         assert_eq!(kind(&["A=1", "env"]), Kind::Shell);
         assert_eq!(kind(&["env", "A=1"]), Kind::Direct);
         assert_eq!(kind(&["echo", ""]), Kind::Shell);
+        // A program named by its argument may be a function: the shell finds it.
+        assert_eq!(kind(&["{}_doit", "a"]), Kind::Shell);
         assert_eq!(kind(&[]), Kind::Lines);
         let quoted = TemplateOptions {
             quote: true,
