@@ -497,14 +497,26 @@ impl BlockFile {
 impl Drop for BlockFile {
     fn drop(&mut self) {
         if let Some(writer) = self.writer.take() {
-            // A job that never opened the FIFO leaves its writer waiting: open the
-            // read end here (without waiting) and close it, so the writer's open
-            // returns and its write fails.
+            // A job that never opened the FIFO leaves its writer waiting in its open,
+            // or not there yet. Hold a read end open (opened without waiting) until
+            // the writer is done, draining what it writes, which nobody will read:
+            // its open returns whenever it gets there, and its writes never wait.
+            // (Closing the read end at once left a writer that had not reached its
+            // open yet waiting there for ever.)
             let unblock = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
                 .open(&self.path);
-            drop(unblock);
+            if let Ok(mut unblock) = unblock {
+                let mut buf = vec![0; 64 * 1024];
+                while !writer.is_finished() {
+                    match io::Read::read(&mut unblock, &mut buf) {
+                        Ok(n) if n > 0 => {}
+                        // Empty for now (or no writer yet): look again shortly.
+                        _ => thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+            }
             let _ = writer.join();
         }
         let _ = std::fs::remove_file(&self.path);
@@ -2215,6 +2227,32 @@ impl<'a> Scheduler<'a> {
 
 #[cfg(test)]
 mod tests {
+    /// A `--fifo` block whose job never opened it is let go however the writer
+    /// thread and the drop interleave: dropped at once, the writer has usually not
+    /// reached its open yet (the drop must not leave it waiting there for ever).
+    #[test]
+    fn unopened_fifo_blocks_are_let_go_whenever_their_writer_gets_to_its_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let (done, finished) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let block = crate::process::Input::Bytes(vec![b'x'; 200_000].into());
+            for _ in 0..200 {
+                drop(BlockFile::new(&block, BlockAs::Fifo, &path).unwrap());
+            }
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "a dropped FIFO block hung"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "left behind"
+        );
+    }
+
     use super::*;
 
     #[test]
