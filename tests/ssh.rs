@@ -416,6 +416,16 @@ fn host_lost_mid_run(extra: &[String]) {
 /// restarts sshd or however long the back-off has grown: the test waits on the event.
 #[test]
 fn a_lost_host_that_comes_back_runs_jobs_again() {
+    host_comes_back(&[]);
+}
+
+/// The same through the hosts' agents: the host that comes back gets a new agent.
+#[test]
+fn remote_agent_lost_host_that_comes_back_runs_jobs_again() {
+    host_comes_back(&agent_args());
+}
+
+fn host_comes_back(extra: &[String]) {
     use std::io::Write;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -435,6 +445,7 @@ fn a_lost_host_that_comes_back_runs_jobs_again() {
             alive.login("127.0.0.2", 1),
             flaky.login("127.0.0.3", 1)
         ))
+        .args(extra)
         .arg("sleep 0.3; echo {}")
         .current_dir(dir.path())
         .stdin(std::process::Stdio::piped())

@@ -10,11 +10,12 @@
 //! set up.
 //!
 //! **Protocol.** Length-prefixed postcard frames (the gcd pool's, [`write_frame`] and
-//! [`read_frame`]) over the session's stdin and stdout. The local side sends
-//! [`ToAgent::Start`] (the job: line, work directory, environment, stdin, timeout,
-//! grace, linger) and [`ToAgent::Kill`]; the agent answers `Ready` once, then `Out`
-//! chunks of each job's stdout and stderr and one `Done` (or `Failed`) per job. Frames
-//! of many jobs interleave; each carries its job's id. A writer thread on each side
+//! [`read_frame`]) over the session's stdin and stdout. The local side sends `Start`
+//! (the job: line, work directory, environment, stdin, timeout, grace, linger), `Kill`,
+//! `Prepare` (the probe of a new host) and `Remove` (its run directory, at the end).
+//! The agent answers `Ready` once, then `Out` chunks of each job's stdout and stderr
+//! and one `Done` (or `Failed`) per job, `Prepared` and `Removed`. Frames of many jobs
+//! interleave; each carries its job's id. A writer thread on each side
 //! writes every frame waiting before it flushes, so a burst of small jobs costs few
 //! writes to `ssh`.
 //!
