@@ -1455,8 +1455,10 @@ pub fn run(mut args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             .map_or_else(|| b"\n".to_vec(), unescape),
         recstart: args.recstart.as_deref().map(unescape).unwrap_or_default(),
         // With --pipe, -L N makes a record N lines, and -N M then means M such records.
+        // -n is -N here, as in GNU parallel.
         records: args
             .max_replace_args
+            .or(args.max_args)
             .filter(|&n| n > 0)
             .map(|n| n.saturating_mul(args.max_lines.unwrap_or(1).max(1))),
         regex,

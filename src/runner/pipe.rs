@@ -82,10 +82,9 @@ pub struct Blocks {
 impl Blocks {
     /// Blocks of `reader`.
     pub fn new(reader: Box<dyn Read + Send>, mut options: PipeOptions) -> Self {
+        // An empty --recend and --recstart make every byte a record, as in GNU
+        // parallel: `-N 2` is 2 bytes, and a block is cut at exactly --block bytes.
         options.block = options.block.max(1);
-        if options.recend.is_empty() && options.recstart.is_empty() {
-            options.recend = b"\n".to_vec();
-        }
         Self {
             reader,
             options,
@@ -425,6 +424,12 @@ mod tests {
             blocks(b"1\n2\n3\n4\n5\n", by_two),
             ["1\n2\n", "3\n4\n", "5\n"]
         );
+        let bytes = PipeOptions {
+            recend: Vec::new(),
+            records: Some(2),
+            ..PipeOptions::default()
+        };
+        assert_eq!(blocks(b"1\n2\n3", bytes), ["1\n", "2\n", "3"]);
         let fasta = PipeOptions {
             block: 4,
             recend: Vec::new(),
