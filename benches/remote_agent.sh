@@ -51,34 +51,9 @@ RC
 touch "$out/bashrc-ran"
 chmod 666 "$out/bashrc-ran"
 
-ssh-keygen -q -t ed25519 -N "" -f "$out/host_key"
-ssh-keygen -q -t ed25519 -N "" -f "$out/user_key"
-cp "$out/user_key.pub" "$out/authorized_keys"
-chmod 644 "$out/authorized_keys"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.2", 0)); print(s.getsockname()[1])')
-cat > "$out/sshd_config" <<CFG
-Port $port
-ListenAddress 127.0.0.2
-HostKey $out/host_key
-AuthorizedKeysFile $out/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-StrictModes no
-UsePAM no
-PidFile $out/sshd.pid
-LogLevel ERROR
-MaxStartups 200:30:400
-MaxSessions 200
-CFG
-mkdir -p /run/sshd 2>/dev/null || true
-/usr/sbin/sshd -D -e -f "$out/sshd_config" 2>"$out/sshd.log" &
-sshd_pid=$!
+. benches/sshd.sh
+start_sshd "$out" 127.0.0.2
 trap 'kill $sshd_pid 2>/dev/null; rm -rf "$out"' EXIT
-for _ in $(seq 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.2', $port), 1)" 2>/dev/null && break
-  sleep 0.05
-done
-SSH="ssh -i $out/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 H="$user@127.0.0.2:$port"
 # The remote concur is this build, where $user can run it.
 cp "$concur" "$out/concur"
