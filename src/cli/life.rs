@@ -21,6 +21,7 @@ use super::value::{
 use super::{Outcome, UsageError};
 use crate::life::bench::{self, Case, CaseResult};
 use crate::life::remote::{self, RulesClient, RulesServerConfig};
+use crate::life::rule::Rule;
 use crate::life::report::{GenerationRecord, RunSummary, StepTimes};
 use crate::life::view::{Animation, GifWriter, Status};
 use crate::life::{
@@ -99,6 +100,10 @@ struct RulesServerArgs {
     /// Fail every request for the cell at row Y, column X with "Problem with I/O".
     #[arg(long, value_parser = parse_position, value_name = "Y,X")]
     fail_at: Option<(usize, usize)>,
+
+    /// The rule to answer with: any B/S rule, as B36/S23, 23/36 or Life.
+    #[arg(long, default_value = "B3/S23", value_name = "RULE")]
+    rule: Rule,
 
     /// Bytes of replies one connection may have queued (at most 1G); past them its
     /// requests are not read until replies go out (TCP then slows the client down).
@@ -650,6 +655,7 @@ fn rules_server(args: RulesServerArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = RulesServerConfig {
         latency: args.latency,
         fail_at,
+        rule: args.rule,
         log,
         max_queued_bytes: usize::try_from(args.max_queued_bytes).unwrap_or(usize::MAX),
         max_connections,

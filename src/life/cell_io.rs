@@ -20,7 +20,7 @@ use futures_util::FutureExt;
 use futures_util::future::join_all;
 
 use super::grid::Cell;
-use super::rule::game_logic;
+use super::rule::Rule;
 use super::strategy::panicked;
 use crate::executor::panic_message;
 
@@ -108,7 +108,8 @@ pub trait AsyncCellLogic: Send + Sync + 'static {
     }
 }
 
-/// The book's simulated I/O: every cell waits `latency`, then applies [`game_logic`].
+/// The book's simulated I/O: every cell waits `latency`, then applies the rule
+/// (the book's [`game_logic`](super::game_logic) unless [`with_rule`](Self::with_rule)).
 ///
 /// The cell at `fail_at`, if any, fails with `Problem with I/O` after waiting.
 ///
@@ -125,6 +126,7 @@ pub trait AsyncCellLogic: Send + Sync + 'static {
 pub struct SimulatedIo {
     latency: Duration,
     fail_at: Option<(usize, usize)>,
+    rule: Rule,
 }
 
 impl SimulatedIo {
@@ -133,7 +135,14 @@ impl SimulatedIo {
         Self {
             latency,
             fail_at: None,
+            rule: Rule::CONWAY,
         }
+    }
+
+    /// Answers with `rule` instead of Conway's.
+    pub fn with_rule(mut self, rule: Rule) -> Self {
+        self.rule = rule;
+        self
     }
 
     /// Makes the cell at (y, x) fail every time it is asked.
@@ -151,7 +160,7 @@ impl SimulatedIo {
         if self.fail_at == Some((query.y, query.x)) {
             return Err(io::Error::other("Problem with I/O"));
         }
-        Ok(game_logic(query.state, query.neighbors))
+        Ok(self.rule.next(query.state, query.neighbors))
     }
 }
 

@@ -30,6 +30,8 @@ impl Strategy {
     pub const fn bytes_per_cell(self) -> u64 {
         match self {
             Strategy::Serial | Strategy::Parallel => 2,
+            // The grid and its bordered copy; the node store is capped at 1 GiB apart.
+            Strategy::Hashlife => 4,
             Strategy::Pipeline | Strategy::PhasedPipeline => 41,
             Strategy::Pool => 830,
             Strategy::Async => 36,

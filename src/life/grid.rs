@@ -169,8 +169,20 @@ impl Grid {
 
     /// Copies `pattern` into a new `height` × `width` grid with its top-left corner at (0, 0).
     pub fn embed(pattern: &Grid, height: usize, width: usize) -> Result<Self, GridError> {
+        Self::embed_at(pattern, height, width, 0, 0)
+    }
+
+    /// Copies `pattern` into a new `height` × `width` grid with its top-left corner at
+    /// row `top`, column `left`.
+    pub fn embed_at(
+        pattern: &Grid,
+        height: usize,
+        width: usize,
+        top: usize,
+        left: usize,
+    ) -> Result<Self, GridError> {
         let mut grid = Self::new(height, width)?;
-        if pattern.height > height || pattern.width > width {
+        if pattern.height + top > height || pattern.width + left > width {
             return Err(GridError::PatternTooLarge {
                 pattern_height: pattern.height,
                 pattern_width: pattern.width,
@@ -179,7 +191,8 @@ impl Grid {
             });
         }
         for (y, row) in pattern.rows().enumerate() {
-            grid.cells[y * width..y * width + row.len()].copy_from_slice(row);
+            let at = (top + y) * width + left;
+            grid.cells[at..at + row.len()].copy_from_slice(row);
         }
         Ok(grid)
     }

@@ -7,11 +7,12 @@
 //! every strategy:
 //!
 //! * [`grid`]: the torus [`Grid`] (and the book's [`LockingGrid`]);
-//! * [`rule`]: [`count_neighbors`] and [`game_logic`];
+//! * [`rule`]: [`count_neighbors`] and [`game_logic`], and any B/S [`Rule`](rule::Rule);
 //! * [`cell_io`]: the I/O seam, blocking and async, with [`SimulatedIo`];
 //! * [`remote`]: the same seam over TCP, to a real rules server;
 //! * [`strategy`]: one small file per fan-out strategy;
 //! * [`packed`]: the grid 64 cells to a word, for `--mode parallel`;
+//! * [`hashlife`]: Gosper's HashLife on the unbounded plane, on every core;
 //! * [`Simulation`]: the loop that drives any strategy;
 //! * [`footprint`]: the memory a run needs, checked before it starts;
 //! * [`pattern`] and [`ColumnPrinter`]: input files and the book's column output;
@@ -33,8 +34,10 @@ mod columns;
 mod error;
 pub mod footprint;
 pub mod grid;
+pub mod hashlife;
 pub mod packed;
 pub mod pattern;
+pub mod plane;
 #[cfg(feature = "async")]
 pub mod remote;
 pub mod report;

@@ -31,6 +31,7 @@
 use rayon::prelude::*;
 
 use super::grid::{Cell, Grid};
+use super::rule::Rule;
 
 /// A grid packed 64 cells to a `u64`, with the same torus topology as [`Grid`].
 ///
@@ -111,18 +112,30 @@ impl PackedGrid {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
     }
 
-    /// The next generation, computed on every core (rayon).
+    /// The next generation under Conway's rule, computed on every core (rayon).
     pub fn step(&self) -> Self {
+        self.step_with(Rule::CONWAY)
+    }
+
+    /// The next generation under `rule`, computed on every core (rayon).
+    pub fn step_with(&self, rule: Rule) -> Self {
         let mut next = Self::empty(self.height, self.width);
-        self.step_into(&mut next);
+        self.step_into_with(&mut next, rule);
         next
     }
 
-    /// Writes the next generation into `next`, which must have the same shape.
+    /// Writes the next generation under Conway's rule into `next`, which must have the
+    /// same shape.
+    pub fn step_into(&self, next: &mut Self) {
+        self.step_into_with(next, Rule::CONWAY);
+    }
+
+    /// Writes the next generation under `rule` into `next`, which must have the same
+    /// shape.
     ///
     /// Rows are split into bands, one rayon job each; a band computes the horizontal
     /// sums of its rows and of the one row above and below it.
-    pub fn step_into(&self, next: &mut Self) {
+    pub fn step_into_with(&self, next: &mut Self, rule: Rule) {
         debug_assert_eq!((self.height, self.width), (next.height, next.width));
         let wpr = self.words_per_row;
         // Enough bands to balance the cores, each still thousands of words long.
@@ -131,11 +144,19 @@ impl PackedGrid {
         next.words
             .par_chunks_mut(rows_per_band * wpr)
             .enumerate()
-            .for_each(|(band, out)| self.step_band(band * rows_per_band, out));
+            .for_each(|(band, out)| self.step_band(band * rows_per_band, out, rule));
+    }
+
+    /// The bits of a row's last word that are columns of the grid.
+    fn last_mask(&self) -> u64 {
+        match self.width % 64 {
+            0 => u64::MAX,
+            bits => (1 << bits) - 1,
+        }
     }
 
     /// Computes the output rows starting at `first` into `out` (whole rows).
-    fn step_band(&self, first: usize, out: &mut [u64]) {
+    fn step_band(&self, first: usize, out: &mut [u64], rule: Rule) {
         let wpr = self.words_per_row;
         let row = |y: usize| &self.words[y * wpr..(y + 1) * wpr];
         let wrap = |y: isize| y.rem_euclid(self.height as isize) as usize;
@@ -148,7 +169,9 @@ impl PackedGrid {
         for (i, out) in out.chunks_mut(wpr).enumerate() {
             let y = first + i;
             below.compute(row(wrap(y as isize + 1)), self.width);
-            rule(row(y), &above, &here, &below, out);
+            apply(rule, row(y), &above, &here, &below, out);
+            // Past the width, bits stay zero (a B0 rule would set them).
+            out[wpr - 1] &= self.last_mask();
             // above <- here <- below; the old `above` is overwritten next time round.
             std::mem::swap(&mut above, &mut here);
             std::mem::swap(&mut here, &mut below);
@@ -223,8 +246,15 @@ impl RowSum {
     }
 }
 
-/// Applies B3/S23 to one row from the horizontal sums of it and its two neighbours.
-fn rule(alive: &[u64], above: &RowSum, here: &RowSum, below: &RowSum, out: &mut [u64]) {
+/// Applies `rule` to one row from the horizontal sums of it and its two neighbours.
+fn apply(
+    rule: Rule,
+    alive: &[u64],
+    above: &RowSum,
+    here: &RowSum,
+    below: &RowSum,
+    out: &mut [u64],
+) {
     let words = alive
         .iter()
         .zip(&above.lo)
@@ -234,19 +264,32 @@ fn rule(alive: &[u64], above: &RowSum, here: &RowSum, below: &RowSum, out: &mut 
         .zip(&below.lo)
         .zip(&below.hi);
     for (o, ((((((&c, &a0), &a1), &b0), &b1), &c0), &c1)) in out.iter_mut().zip(words) {
-        // Low bits: a full adder gives s0 and a carry of weight 2.
-        let s0 = a0 ^ b0 ^ c0;
-        let carry0 = (a0 & b0) | (c0 & (a0 ^ b0));
-        // Weight-2 bits: the three high bits and that carry, summed to k0 + 2·(t1 + d).
-        let t0 = a1 ^ b1 ^ c1;
-        let t1 = (a1 & b1) | (c1 & (a1 ^ b1));
-        let k0 = t0 ^ carry0;
-        let d = t0 & carry0;
-        // total == 3: s0 = 1 and k = 1; total == 4: s0 = 0 and k = 2.
-        let three = s0 & k0 & !(t1 | d);
-        let four = !s0 & !k0 & (t1 ^ d);
-        *o = three | (c & four);
+        *o = rule.apply_total(c, block_total([a0, a1], [b0, b1], [c0, c1]));
     }
+}
+
+/// Adds three rows' 2-bit horizontal sums (`[lo, hi]` each) into the 3×3 block's total,
+/// 0 to 9, bit-sliced: bit i of every cell's total in word i.
+#[inline]
+pub(crate) fn block_total(above: [u64; 2], here: [u64; 2], below: [u64; 2]) -> [u64; 4] {
+    let ([a0, a1], [b0, b1], [c0, c1]) = (above, here, below);
+    // Low bits: a full adder gives s0 and a carry of weight 2.
+    let s0 = a0 ^ b0 ^ c0;
+    let carry0 = (a0 & b0) | (c0 & (a0 ^ b0));
+    // Weight-2 bits: the three high bits and that carry, summed to k0 + 2·(t1 + d).
+    let t0 = a1 ^ b1 ^ c1;
+    let t1 = (a1 & b1) | (c1 & (a1 ^ b1));
+    let k0 = t0 ^ carry0;
+    let d = t0 & carry0;
+    // t1 and d have weight 4 each: both set is 8.
+    [s0, k0, t1 ^ d, t1 & d]
+}
+
+/// One row's `W + C + E` per bit (no wrapping: bits shifted out are lost), as `[lo, hi]`.
+#[inline]
+pub(crate) fn row_sum(row: u64) -> [u64; 2] {
+    let (w, c, e) = (row << 1, row, row >> 1);
+    [w ^ c ^ e, (w & c) | (e & (w ^ c))]
 }
 
 #[cfg(test)]
@@ -305,6 +348,26 @@ mod tests {
                         grid,
                         "{h}x{w} seed {seed} gen {generation}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_rules_match_the_plain_rule() {
+        for text in ["B36/S23", "B3678/S34678", "B2/S", "B0/S8", "B1357/S1357"] {
+            let rule: Rule = text.parse().unwrap();
+            for (h, w) in [(1, 1), (3, 65), (17, 127), (2, 2)] {
+                let mut grid = Grid::random(h, w, 0.4, 7).unwrap();
+                let mut packed = PackedGrid::from_grid(&grid);
+                for generation in 1..=5 {
+                    let mut next = Grid::new(h, w).unwrap();
+                    for (y, x) in grid.positions() {
+                        next.set_at(y, x, rule.next(grid.cell_at(y, x), count_neighbors(&grid, y, x)));
+                    }
+                    grid = next;
+                    packed = packed.step_with(rule);
+                    assert_eq!(packed.to_grid(), grid, "{text} {h}x{w} gen {generation}");
                 }
             }
         }

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::grid::{Cell, Grid, GridError};
+use super::grid::{Cell, Grid, GridError, MAX_CELLS};
+use super::rule::Rule;
 
 /// The file formats concur reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,8 +97,8 @@ impl ParseError {
 /// for a "file" that never ends.
 pub const MAX_FILE_BYTES: u64 = 128 << 20;
 
-/// A pattern as read from a file: its grid, its format, and whether the file fixed
-/// the grid's size itself (golly's `:T` torus).
+/// A pattern as read from a file: its grid, its format, whether the file fixed the
+/// grid's size itself (golly's `:T` torus), where it sits on the plane, and its rule.
 #[derive(Clone, Debug)]
 pub struct Loaded {
     /// The pattern's cells: its bounding box, or its torus.
@@ -106,6 +107,36 @@ pub struct Loaded {
     pub format: PatternFormat,
     /// Whether the file gave the grid's size (an RLE rule with `:Tw,h`).
     pub torus: bool,
+    /// The plane coordinates `(x, y)` of the grid's top-left cell, as Golly places the
+    /// pattern: Life 1.05/1.06 at their own coordinates, RLE at its `#CXRLE Pos=x,y`,
+    /// and anything else with its top-left cell at the origin.
+    pub origin: (i64, i64),
+    /// The rule the file names (Conway's if it names none).
+    pub rule: Rule,
+}
+
+/// What a parser returns: the cells and what the file says about them.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// The cells: the pattern's bounding box (or its whole torus).
+    pub grid: Grid,
+    /// Where the grid's top-left cell sits on the plane, if the file says.
+    pub origin: Option<(i64, i64)>,
+    /// The rule, if the file names one.
+    pub rule: Option<Rule>,
+    /// Golly's torus `(width, height)`, if the file gives one.
+    pub torus: Option<(usize, usize)>,
+}
+
+impl Parsed {
+    fn grid(grid: Grid) -> Self {
+        Self {
+            grid,
+            origin: None,
+            rule: None,
+            torus: None,
+        }
+    }
 }
 
 impl Loaded {
@@ -118,7 +149,13 @@ impl Loaded {
     /// use concur::life::pattern::{parse, Loaded, PatternFormat};
     ///
     /// let grid = parse("x = 3, y = 1\n3o!", PatternFormat::Rle).unwrap();
-    /// let loaded = Loaded { grid, format: PatternFormat::Rle, torus: false };
+    /// let loaded = Loaded {
+    ///     grid,
+    ///     format: PatternFormat::Rle,
+    ///     torus: false,
+    ///     origin: (-1, 0),
+    ///     rule: Default::default(),
+    /// };
     /// let roomy = loaded.with_margin().unwrap();
     /// assert_eq!((roomy.height(), roomy.width()), (1 + 2 * 8, 3 + 2 * 8));
     /// assert_eq!(roomy.alive(), 3);
@@ -167,22 +204,14 @@ pub fn load_pattern(path: &Path) -> Result<Loaded, PatternError> {
     };
     let text = decode(&bytes).map_err(invalid)?;
     let format = detect(path, &text);
-    let grid = parse(&text, format).map_err(invalid)?;
-    let torus = format == PatternFormat::Rle && rle_torus(&text);
+    let parsed = parse_pattern(&text, format).map_err(invalid)?;
     Ok(Loaded {
-        grid,
+        origin: parsed.origin.unwrap_or((0, 0)),
+        rule: parsed.rule.unwrap_or_default(),
+        torus: parsed.torus.is_some(),
+        grid: parsed.grid,
         format,
-        torus,
     })
-}
-
-/// Whether a (valid) RLE text's header gives golly's torus.
-fn rle_torus(text: &str) -> bool {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .and_then(|header| parse_rle_header(header).ok())
-        .is_some_and(|header| header.torus.is_some())
 }
 
 /// The file's bytes as text: without a byte-order mark, with comment lines (`#`, `!`)
@@ -256,9 +285,14 @@ pub fn detect(path: &Path, text: &str) -> PatternFormat {
 /// assert_eq!(glider.to_string(), "-*-\n--*\n***");
 /// ```
 pub fn parse(text: &str, format: PatternFormat) -> Result<Grid, ParseError> {
+    parse_pattern(text, format).map(|parsed| parsed.grid)
+}
+
+/// Parses a pattern text in the given format, keeping its position, rule and torus.
+pub fn parse_pattern(text: &str, format: PatternFormat) -> Result<Parsed, ParseError> {
     match format {
-        PatternFormat::Rows => parse_grid_lines(text, None, ('*', '-')),
-        PatternFormat::Plaintext => parse_grid_lines(text, Some('!'), ('O', '.')),
+        PatternFormat::Rows => parse_grid_lines(text, None, ('*', '-')).map(Parsed::grid),
+        PatternFormat::Plaintext => parse_grid_lines(text, Some('!'), ('O', '.')).map(Parsed::grid),
         PatternFormat::Rle => parse_rle(text),
         PatternFormat::Life105 => parse_life105(text),
         PatternFormat::Life106 => parse_life106(text),
@@ -315,19 +349,28 @@ fn parse_grid_lines(
     Grid::from_rows(&rows).map_err(|e| grid_error(last_line, e))
 }
 
-fn parse_rle(text: &str) -> Result<Grid, ParseError> {
+fn parse_rle(text: &str) -> Result<Parsed, ParseError> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
+    let mut origin = None;
     let (header_line, header) = lines
         .by_ref()
-        .find(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .find(|(_, l)| {
+            if let Some(pos) = l.strip_prefix("#CXRLE").and_then(cxrle_pos) {
+                origin = Some(pos);
+            }
+            !l.is_empty() && !l.starts_with('#')
+        })
         .ok_or_else(|| ParseError::new(1, "missing the RLE header `x = W, y = H`"))?;
     let RleHeader {
         width,
         height,
+        rule,
         torus,
     } = parse_rle_header(header).map_err(|r| ParseError::new(header_line, r))?;
-    let mut grid = Grid::new(height, width).map_err(|e| grid_error(header_line, e))?;
-
+    // Living runs as (row, first column, length). Like Golly, the header's size is a
+    // hint: rows wider, or more of them, are read as written.
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    let (mut wide, mut high) = (width, height);
     let (mut y, mut x) = (0usize, 0usize);
     let mut count: Option<usize> = None;
     let mut last_line = header_line;
@@ -351,23 +394,14 @@ fn parse_rle(text: &str) -> Result<Grid, ParseError> {
                     let run = count.take().unwrap_or(1);
                     let end = x
                         .checked_add(run)
-                        .filter(|&end| end <= width)
+                        .filter(|&end| end <= MAX_CELLS)
                         .ok_or_else(|| {
-                            ParseError::new(
-                                number,
-                                format!("row {} is wider than the header's x = {width}", y + 1),
-                            )
+                            ParseError::new(number, format!("row {} is too wide", y + 1))
                         })?;
-                    if y >= height {
-                        return Err(ParseError::new(
-                            number,
-                            format!("more rows than the header's y = {height}"),
-                        ));
-                    }
-                    if ch == 'o' {
-                        for col in x..end {
-                            grid.set_at(y, col, Cell::Alive);
-                        }
+                    if ch == 'o' && run > 0 {
+                        runs.push((y, x, run));
+                        wide = wide.max(end);
+                        high = high.max(y + 1);
                     }
                     x = end;
                 }
@@ -382,19 +416,34 @@ fn parse_rle(text: &str) -> Result<Grid, ParseError> {
                             "a run count must be followed by b, o or $",
                         ));
                     }
-                    return match torus {
-                        None => Ok(grid),
+                    let mut grid = Grid::new(high.max(1), wide.max(1))
+                        .map_err(|e| grid_error(header_line, e))?;
+                    for &(y, x, n) in &runs {
+                        for col in x..x + n {
+                            grid.set_at(y, col, Cell::Alive);
+                        }
+                    }
+                    let grid = match torus {
+                        None => grid,
                         // The torus is the grid; where the pattern sits on it does not
                         // change how it runs, so it goes top-left as with --size.
                         Some((tw, th)) => Grid::embed(&grid, th, tw).map_err(|_| {
                             ParseError::new(
                                 header_line,
                                 format!(
-                                    "the {width}x{height} pattern is larger than its {tw}x{th} torus"
+                                    "the {}x{} pattern is larger than its {tw}x{th} torus",
+                                    grid.width(),
+                                    grid.height()
                                 ),
                             )
-                        }),
+                        })?,
                     };
+                    return Ok(Parsed {
+                        grid,
+                        origin,
+                        rule,
+                        torus,
+                    });
                 }
                 c if c.is_whitespace() => {}
                 c if c.is_ascii_alphabetic() => {
@@ -420,13 +469,19 @@ fn parse_rle(text: &str) -> Result<Grid, ParseError> {
     ))
 }
 
-/// Names of Conway's rule: B/S notation, the older S/B, and golly's name.
-const CONWAY: [&str; 5] = ["B3/S23", "B3S23", "S23/B3", "23/3", "LIFE"];
+/// Golly's `#CXRLE Pos=x,y Gen=N` line: the position of the pattern's top-left cell.
+fn cxrle_pos(rest: &str) -> Option<(i64, i64)> {
+    let pos = rest.split_whitespace().find_map(|w| w.strip_prefix("Pos="))?;
+    let (x, y) = pos.split_once(',')?;
+    Some((x.trim().parse().ok()?, y.trim().parse().ok()?))
+}
 
-/// An RLE header: the pattern's size, and golly's torus (width, height) if it gives one.
+/// An RLE header: the pattern's size, its rule, and golly's torus (width, height) if
+/// it gives one.
 struct RleHeader {
     width: usize,
     height: usize,
+    rule: Option<Rule>,
     torus: Option<(usize, usize)>,
 }
 
@@ -460,7 +515,7 @@ fn parse_rle_header(header: &str) -> Result<RleHeader, String> {
             other => return Err(format!("unknown header field {other:?}")),
         }
     }
-    let torus = match rule {
+    let (rule, torus) = match rule {
         Some(rule) => {
             let value = rule.trim_start().strip_prefix('=').ok_or_else(|| {
                 format!(
@@ -468,34 +523,32 @@ fn parse_rle_header(header: &str) -> Result<RleHeader, String> {
                     rule.trim()
                 )
             })?;
-            parse_rule(value.trim())?
+            let (rule, torus) = parse_rule(value.trim())?;
+            (Some(rule), torus)
         }
-        None => None,
+        None => (None, None),
     };
     match (width, height) {
         (Some(width), Some(height)) => Ok(RleHeader {
             width,
             height,
+            rule,
             torus,
         }),
         _ => Err("the header needs both x and y, as in `x = 3, y = 3`".to_owned()),
     }
 }
 
-/// Checks a rule (Conway's, in any usual spelling) and reads golly's bounded-grid
-/// suffix: `B3/S23:T72,72` is Conway's rule on a torus 72 wide and 72 high.
-fn parse_rule(value: &str) -> Result<Option<(usize, usize)>, String> {
+/// Reads a rule (any B/S rule, in Golly's spellings) and golly's bounded-grid suffix:
+/// `B3/S23:T72,72` is Conway's rule on a torus 72 wide and 72 high.
+fn parse_rule(value: &str) -> Result<(Rule, Option<(usize, usize)>), String> {
     let (rule, bounds) = match value.split_once(':') {
         Some((rule, bounds)) => (rule.trim(), Some(bounds.trim())),
         None => (value.trim(), None),
     };
-    if !CONWAY.contains(&rule.to_ascii_uppercase().as_str()) {
-        return Err(format!(
-            "rule {rule} is not supported; concur runs Conway's Life (B3/S23, also written 23/3 or Life)"
-        ));
-    }
+    let rule: Rule = rule.parse().map_err(|e: super::rule::RuleError| e.to_string())?;
     let Some(bounds) = bounds else {
-        return Ok(None);
+        return Ok((rule, None));
     };
     let mut chars = bounds.chars();
     let kind = chars.next().unwrap_or(' ').to_ascii_uppercase();
@@ -531,12 +584,16 @@ fn parse_rule(value: &str) -> Result<Option<(usize, usize)>, String> {
             )),
         }
     };
-    Ok(Some((size(w)?, size(h)?)))
+    Ok((rule, Some((size(w)?, size(h)?))))
 }
 
 /// Living cells given by coordinates (with the line that gave each), placed in the
 /// smallest grid that holds them.
-fn grid_from_cells(cells: &[(usize, i64, i64)], last_line: usize) -> Result<Grid, ParseError> {
+fn grid_from_cells(
+    cells: &[(usize, i64, i64)],
+    last_line: usize,
+    rule: Option<Rule>,
+) -> Result<Parsed, ParseError> {
     let (Some(min_x), Some(max_x), Some(min_y), Some(max_y)) = (
         cells.iter().map(|c| c.1).min(),
         cells.iter().map(|c| c.1).max(),
@@ -564,7 +621,12 @@ fn grid_from_cells(cells: &[(usize, i64, i64)], last_line: usize) -> Result<Grid
         // Within [min, max] by construction, so the offsets fit.
         grid.set_at((y - min_y) as usize, (x - min_x) as usize, Cell::Alive);
     }
-    Ok(grid)
+    Ok(Parsed {
+        grid,
+        origin: Some((min_x, min_y)),
+        rule,
+        torus: None,
+    })
 }
 
 fn coordinate(word: Option<&str>, line: usize) -> Result<i64, ParseError> {
@@ -578,7 +640,7 @@ fn coordinate(word: Option<&str>, line: usize) -> Result<i64, ParseError> {
 }
 
 /// Life 1.06: `#` lines, then one `x y` per living cell.
-fn parse_life106(text: &str) -> Result<Grid, ParseError> {
+fn parse_life106(text: &str) -> Result<Parsed, ParseError> {
     let mut cells = Vec::new();
     let mut last_line = 0;
     for (i, line) in text.lines().enumerate() {
@@ -599,13 +661,14 @@ fn parse_life106(text: &str) -> Result<Grid, ParseError> {
         }
         cells.push((number, x, y));
     }
-    grid_from_cells(&cells, last_line)
+    grid_from_cells(&cells, last_line, None)
 }
 
 /// Life 1.05: `#D` text, `#N` or `#R 23/3` for the rule, and blocks: `#P x y`, then rows
 /// of `*` (alive) and `.` (empty) from that corner down.
-fn parse_life105(text: &str) -> Result<Grid, ParseError> {
+fn parse_life105(text: &str) -> Result<Parsed, ParseError> {
     let mut cells = Vec::new();
+    let mut named_rule = None;
     let (mut origin, mut row) = ((0i64, 0i64), 0i64);
     let mut last_line = 0;
     for (i, line) in text.lines().enumerate() {
@@ -613,22 +676,25 @@ fn parse_life105(text: &str) -> Result<Grid, ParseError> {
         last_line = number;
         let line = line.trim_end();
         if let Some(rest) = line.strip_prefix("#P") {
+            // A bare `#P` is the origin, as Golly reads it (its own acorn.lif has one).
             let mut words = rest.split_whitespace();
-            origin = (
-                coordinate(words.next(), number)?,
-                coordinate(words.next(), number)?,
-            );
+            origin = match words.next() {
+                None => (0, 0),
+                first => (coordinate(first, number)?, coordinate(words.next(), number)?),
+            };
             row = 0;
             continue;
         }
         if let Some(rule) = line.strip_prefix("#R") {
-            let rule = rule.trim();
-            if !CONWAY.contains(&rule.to_ascii_uppercase().as_str()) {
-                return Err(ParseError::new(
-                    number,
-                    format!("rule {rule} is not supported; concur runs Conway's Life (23/3)"),
-                ));
-            }
+            let rule: Rule = rule
+                .trim()
+                .parse()
+                .map_err(|e: super::rule::RuleError| ParseError::new(number, e.to_string()))?;
+            named_rule = Some(rule);
+            continue;
+        }
+        if line.trim() == "#N" {
+            named_rule = Some(Rule::CONWAY);
             continue;
         }
         if line.starts_with('#') {
@@ -651,7 +717,7 @@ fn parse_life105(text: &str) -> Result<Grid, ParseError> {
         }
         row += 1;
     }
-    grid_from_cells(&cells, last_line)
+    grid_from_cells(&cells, last_line, named_rule)
 }
 
 #[cfg(test)]
@@ -693,14 +759,18 @@ mod tests {
         assert_eq!(err.line, 2);
         assert!(err.reason.contains("column 2: unexpected 'x'"), "{err}");
 
-        let err = parse("x = 2, y = 1\n3o!", PatternFormat::Rle).unwrap_err();
-        assert_eq!(
-            (err.line, err.reason.as_str()),
-            (2, "row 1 is wider than the header's x = 2")
-        );
+        // As in Golly, the header's size is a hint: wider rows and more rows are read.
+        let wide = parse("x = 2, y = 1\n3o!", PatternFormat::Rle).unwrap();
+        assert_eq!(wide.to_string(), "***");
+        let tall = parse("x = 1, y = 1\n2$o!", PatternFormat::Rle).unwrap();
+        assert_eq!(tall.to_string(), "-\n-\n*");
 
-        let err = parse("x = 2, y = 1, rule = B36/S23\no!", PatternFormat::Rle).unwrap_err();
-        assert!(err.reason.contains("B36/S23 is not supported"), "{err}");
+        let err = parse("x = 2, y = 1, rule = B2n3/S23\no!", PatternFormat::Rle).unwrap_err();
+        assert!(err.reason.contains("non-totalistic"), "{err}");
+        let err = parse("x = 2, y = 1, rule = 23/3/2\no!", PatternFormat::Rle).unwrap_err();
+        assert!(err.reason.contains("Generations"), "{err}");
+        let highlife = parse_pattern("x = 2, y = 1, rule = B36/S23\no!", PatternFormat::Rle).unwrap();
+        assert_eq!(highlife.rule, Some("B36/S23".parse().unwrap()));
 
         let err = parse("x = 2, y = 1, rule = B3/S23:P72,72\no!", PatternFormat::Rle).unwrap_err();
         assert!(
@@ -715,17 +785,13 @@ mod tests {
         let err = parse("x = 2, y = 2\no$o", PatternFormat::Rle).unwrap_err();
         assert!(err.reason.contains("missing the closing `!`"), "{err}");
 
-        let err = parse("x = 1, y = 1\n2$o!", PatternFormat::Rle).unwrap_err();
-        assert!(
-            err.reason.contains("more rows than the header's y = 1"),
-            "{err}"
-        );
 
         let err = parse("!only a comment\n", PatternFormat::Plaintext).unwrap_err();
         assert!(err.reason.contains("no cells"), "{err}");
 
-        let err = parse("x = 0, y = 3\n!", PatternFormat::Rle).unwrap_err();
-        assert!(err.reason.contains("at least 1 row and 1 column"), "{err}");
+        // An empty pattern (Golly writes one as x = 0, y = 0) is an empty cell.
+        let empty = parse("x = 0, y = 0\n!", PatternFormat::Rle).unwrap();
+        assert_eq!((empty.height(), empty.width(), empty.alive()), (1, 1, 0));
     }
 
     #[test]
@@ -791,7 +857,15 @@ mod tests {
             parse(blocks, PatternFormat::Life105).unwrap().to_string(),
             "**---\n----*"
         );
-        let err = parse("#Life 1.05\n#R 34/34\n*\n", PatternFormat::Life105).unwrap_err();
+        let rule = parse_pattern("#Life 1.05\n#R 34/34\n*\n", PatternFormat::Life105).unwrap();
+        assert_eq!(rule.rule, Some("B34/S34".parse().unwrap()));
+        let err = parse("#Life 1.05\n#R 34/34/3\n*\n", PatternFormat::Life105).unwrap_err();
+        assert_eq!(err.line, 2);
+        // A bare #P is the origin, as in Golly's own acorn.lif.
+        let acorn = "#Life 1.05\n#D Acorn\n#N\n#P\n.*\n...*\n**..***\n";
+        let parsed = parse_pattern(acorn, PatternFormat::Life105).unwrap();
+        assert_eq!((parsed.grid.alive(), parsed.origin), (7, Some((0, 0))));
+        let err = parse("#Life 1.05\n#P 3\n*\n", PatternFormat::Life105).unwrap_err();
         assert_eq!(err.line, 2);
         let err = parse("#Life 1.06\n1 x\n", PatternFormat::Life106).unwrap_err();
         assert_eq!(

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use super::grid::{Cell, Grid};
+use super::rule::Rule;
 
 /// The smallest rectangle holding every living cell, as `(top, left, height, width)`;
 /// `None` when nothing lives.
@@ -49,53 +50,144 @@ fn cropped(grid: &Grid) -> Vec<&[Cell]> {
 pub fn to_rle(grid: &Grid, generation: usize) -> String {
     let rows = cropped(grid);
     let width = rows.first().map_or(1, |r| r.len());
-    let mut out = format!(
+    let header = format!(
         "#C generation {generation}, written by concur\nx = {width}, y = {}, rule = B3/S23\n",
         rows.len()
     );
-    let mut line = String::new();
-    let push = |token: String, line: &mut String, out: &mut String| {
-        if line.len() + token.len() > 70 {
-            out.push_str(line);
-            out.push('\n');
-            line.clear();
+    rle_text(header, rows.iter().map(|r| &r[..]))
+}
+
+/// The header, then the rows' runs.
+fn rle_text<'a>(header: String, rows: impl Iterator<Item = &'a [Cell]>) -> String {
+    let mut out = header.into_bytes();
+    let mut rle = RleWriter::new(&mut out);
+    let mut blank_rows = 0;
+    // Writing into a Vec cannot fail.
+    let _ = (|| -> std::io::Result<()> {
+        for (y, row) in rows.enumerate() {
+            let end = row.iter().rposition(|c| c.is_alive()).map_or(0, |i| i + 1);
+            if end == 0 && y > 0 {
+                blank_rows += 1;
+                continue;
+            }
+            if y > 0 {
+                rle.run(blank_rows + 1, '$')?;
+                blank_rows = 0;
+            }
+            let mut x = 0;
+            while x < end {
+                let state = row[x];
+                let n = row[x..end].iter().take_while(|&&c| c == state).count();
+                rle.run(n as u128, if state.is_alive() { 'o' } else { 'b' })?;
+                x += n;
+            }
         }
-        line.push_str(&token);
-    };
-    let run = |n: usize, tag: char| {
-        if n == 1 {
+        rle.finish()
+    })();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The torus as RLE with Golly's `:T<width>,<height>` suffix, so it reloads on the same
+/// torus, cropped to the smallest window that holds every living cell *across the
+/// edges* (a pattern straddling an edge is not written as the whole torus).
+///
+/// ```
+/// use concur::life::{save, Cell, Grid, rule::Rule};
+///
+/// let mut grid = Grid::new(10, 10).unwrap();
+/// grid.set(0, 0, Cell::Alive);
+/// grid.set(9, 9, Cell::Alive); // its neighbour across both edges
+/// let rle = save::torus_to_rle(&grid, 5, Rule::CONWAY);
+/// assert!(rle.contains("x = 2, y = 2, rule = B3/S23:T10,10\n"), "{rle}");
+/// assert!(rle.ends_with("o$bo!\n"), "{rle}");
+/// ```
+pub fn torus_to_rle(grid: &Grid, generation: usize, rule: Rule) -> String {
+    let (h, w) = (grid.height(), grid.width());
+    let mut rows_used = vec![false; h];
+    let mut cols_used = vec![false; w];
+    for (y, row) in grid.rows().enumerate() {
+        for (x, cell) in row.iter().enumerate() {
+            if cell.is_alive() {
+                rows_used[y] = true;
+                cols_used[x] = true;
+            }
+        }
+    }
+    let (top, height) = circular_window(&rows_used);
+    let (left, width) = circular_window(&cols_used);
+    let rows: Vec<Vec<Cell>> = (0..height)
+        .map(|dy| {
+            (0..width)
+                .map(|dx| grid.cell_at((top + dy) % h, (left + dx) % w))
+                .collect()
+        })
+        .collect();
+    let header = format!(
+        "#C generation {generation}, written by concur\nx = {width}, y = {height}, rule = {rule}:T{w},{h}\n"
+    );
+    rle_text(header, rows.iter().map(Vec::as_slice))
+}
+
+/// The shortest circular window `(start, length)` holding every `true`: the complement
+/// of the longest circular run of `false`. `(0, 1)` when there is none.
+fn circular_window(used: &[bool]) -> (usize, usize) {
+    let n = used.len();
+    if !used.contains(&true) {
+        return (0, 1);
+    }
+    // The longest run of unused entries, going round: start after the first used one.
+    let first = used.iter().position(|&u| u).unwrap_or(0);
+    let (mut best_start, mut best_len) = (0, 0);
+    let mut run = 0;
+    for i in 1..=n {
+        let at = (first + i) % n;
+        if used[at] {
+            if run > best_len {
+                best_len = run;
+                best_start = (at + n - run) % n;
+            }
+            run = 0;
+        } else {
+            run += 1;
+        }
+    }
+    ((best_start + best_len) % n, n - best_len)
+}
+
+/// Writes RLE runs, breaking lines before 70 characters, as Golly does.
+pub(crate) struct RleWriter<'a> {
+    out: &'a mut dyn std::io::Write,
+    line: String,
+}
+
+impl<'a> RleWriter<'a> {
+    pub(crate) fn new(out: &'a mut dyn std::io::Write) -> Self {
+        Self {
+            out,
+            line: String::new(),
+        }
+    }
+
+    /// `n` cells (or row ends) of `tag`: `b`, `o` or `$`.
+    pub(crate) fn run(&mut self, n: u128, tag: char) -> std::io::Result<()> {
+        let token = if n == 1 {
             tag.to_string()
         } else {
             format!("{n}{tag}")
+        };
+        if self.line.len() + token.len() > 70 {
+            writeln!(self.out, "{}", self.line)?;
+            self.line.clear();
         }
-    };
-    let mut blank_rows = 0;
-    for (y, row) in rows.iter().enumerate() {
-        let end = row.iter().rposition(|c| c.is_alive()).map_or(0, |i| i + 1);
-        if end == 0 && y > 0 {
-            blank_rows += 1;
-            continue;
-        }
-        if y > 0 {
-            push(run(blank_rows + 1, '$'), &mut line, &mut out);
-            blank_rows = 0;
-        }
-        let mut x = 0;
-        while x < end {
-            let state = row[x];
-            let n = row[x..end].iter().take_while(|&&c| c == state).count();
-            push(
-                run(n, if state.is_alive() { 'o' } else { 'b' }),
-                &mut line,
-                &mut out,
-            );
-            x += n;
-        }
+        self.line.push_str(&token);
+        Ok(())
     }
-    push("!".to_owned(), &mut line, &mut out);
-    out.push_str(&line);
-    out.push('\n');
-    out
+
+    /// The closing `!`.
+    pub(crate) fn finish(mut self) -> std::io::Result<()> {
+        self.run(1, '!')?;
+        writeln!(self.out, "{}", self.line)
+    }
 }
 
 /// The grid as plaintext `.cells` (`O` alive, `.` empty), cropped to its living cells.
@@ -144,6 +236,23 @@ mod tests {
             }
             crop.to_string()
         });
+    }
+
+    #[test]
+    fn torus_windows_wrap_around() {
+        assert_eq!(circular_window(&[true, false, false, false, true]), (4, 2));
+        assert_eq!(circular_window(&[false, true, true, false]), (1, 2));
+        assert_eq!(circular_window(&[true, true, true]), (0, 3));
+        assert_eq!(circular_window(&[false, false]), (0, 1));
+        // A glider across the corner of a 20x30 torus reloads on that torus, the same.
+        let mut grid = Grid::new(20, 30).unwrap();
+        for (y, x) in [(19, 29), (0, 0), (1, 28), (1, 29), (1, 0)] {
+            grid.set(y, x, Cell::Alive);
+        }
+        let rle = torus_to_rle(&grid, 0, Rule::CONWAY);
+        assert!(rle.contains("x = 3, y = 3, rule = B3/S23:T30,20"), "{rle}");
+        let back = parse(&rle, PatternFormat::Rle).unwrap();
+        assert_eq!((back.height(), back.width(), back.alive()), (20, 30, 5));
     }
 
     #[test]

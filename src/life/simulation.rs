@@ -10,6 +10,8 @@ use super::cell_io::{AsyncCellLogic, CellLogic};
 use super::error::LifeError;
 use super::grid::Grid;
 use super::packed::PackedGrid;
+use super::rule::Rule;
+use super::hashlife::TorusStepper;
 use super::strategy::parallel::Parallel;
 use super::strategy::phased_pipeline::PhasedPipeline;
 use super::strategy::pipeline::Pipeline;
@@ -114,6 +116,22 @@ impl Simulation {
     where
         L: CellLogic + AsyncCellLogic,
     {
+        Self::with_rule(strategy, workers, logic, Rule::CONWAY)
+    }
+
+    /// As [`new`](Self::new), for a rule other than Conway's. The book's strategies ask
+    /// `logic` for every cell (give it the same rule, as with
+    /// [`SimulatedIo::with_rule`](super::SimulatedIo::with_rule)); `parallel` and
+    /// `hashlife` do no I/O and apply `rule` themselves.
+    pub fn with_rule<L>(
+        strategy: Strategy,
+        workers: Option<NonZeroUsize>,
+        logic: Arc<L>,
+        rule: Rule,
+    ) -> Result<Self, LifeError>
+    where
+        L: CellLogic + AsyncCellLogic,
+    {
         let default = strategy.default_workers();
         if workers.is_some() && default.is_none() {
             return Err(LifeError::WorkersNotApplicable { strategy });
@@ -137,7 +155,8 @@ impl Simulation {
                 Box::new(PhasedPipeline::new(logic, w).map_err(start)?)
             }
             (Strategy::Pool, Some(w)) => Box::new(Pool::new(logic, w).map_err(start)?),
-            (Strategy::Parallel, _) => Box::new(Parallel),
+            (Strategy::Parallel, _) => Box::new(Parallel(rule)),
+            (Strategy::Hashlife, _) => Box::new(TorusHashlife(TorusStepper::new(rule))),
             (Strategy::Pipeline | Strategy::PhasedPipeline | Strategy::Pool, None) => {
                 unreachable!("these strategies have a default worker count")
             }
@@ -194,5 +213,18 @@ impl Simulation {
     /// `Simulation` also stops and joins them, silently.
     pub fn shutdown(self) -> Result<(), LifeError> {
         self.engine.shutdown()
+    }
+}
+
+/// HashLife on the grid's torus, one generation per step.
+struct TorusHashlife(TorusStepper);
+
+impl super::strategy::Engine for TorusHashlife {
+    fn step(&mut self, grid: &Arc<Grid>) -> Result<Grid, LifeError> {
+        Ok(self.0.step(grid))
+    }
+
+    fn shutdown(self: Box<Self>) -> Result<(), LifeError> {
+        Ok(())
     }
 }

@@ -86,7 +86,7 @@ fn claim(strategy: Strategy) -> &'static str {
         Strategy::PhasedPipeline => "bounded by 5 workers",
         Strategy::Pool => "bounded by 10 workers",
         Strategy::Async => "~100 ms, any size",
-        Strategy::Parallel => "(not in the book)",
+        Strategy::Parallel | Strategy::Hashlife => "(not in the book)",
     }
 }
 

@@ -18,7 +18,7 @@
 //! connection stays usable.
 
 use super::super::grid::Cell;
-use super::super::rule::game_logic;
+use super::super::rule::Rule;
 use crate::life::CellQuery;
 
 /// The server's first eight bytes: magic, version, and status 0 (ready).
@@ -113,9 +113,9 @@ pub fn encode_reply(id: u32, outcome: Result<Cell, &str>, out: &mut Vec<u8>) {
     }
 }
 
-/// The server's answer to a readable request.
-pub fn answer(state: Cell, neighbors: u8) -> Cell {
-    game_logic(state, neighbors)
+/// The server's answer to a readable request under `rule`.
+pub fn answer(rule: Rule, state: Cell, neighbors: u8) -> Cell {
+    rule.next(state, neighbors)
 }
 
 /// One reply as the client reads it.

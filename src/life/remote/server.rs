@@ -34,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
+use crate::life::rule::Rule;
 use super::protocol::{GREETING, REQUEST_LEN, decode_request, encode_reply, refusal};
 use crate::sink::Sink;
 
@@ -58,6 +59,8 @@ pub struct RulesServerConfig {
     pub latency: Duration,
     /// The cell whose every request fails with `Problem with I/O`.
     pub fail_at: Option<(u32, u32)>,
+    /// The rule it answers with.
+    pub rule: Rule,
     /// Where connection events go (one line each).
     pub log: Sink,
     /// Bytes of replies one connection may have queued before its requests are no
@@ -77,6 +80,7 @@ impl Default for RulesServerConfig {
         Self {
             latency: Duration::ZERO,
             fail_at: None,
+            rule: Rule::CONWAY,
             log: Sink::default(),
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -340,7 +344,7 @@ async fn connection(
                     Ok(_) if config.fail_at == Some((request.y, request.x)) => {
                         Err("Problem with I/O")
                     }
-                    Ok((state, neighbors)) => Ok(super::protocol::answer(state, neighbors)),
+                    Ok((state, neighbors)) => Ok(super::protocol::answer(config.rule, state, neighbors)),
                     Err(reason) => Err(reason),
                 };
                 if outcome.is_ok() {

@@ -71,6 +71,10 @@ pub enum Strategy {
     /// No per-cell I/O: the grid packed 64 cells to a word, the rule applied
     /// bit-parallel, rows split across cores. The speed of the hardware.
     Parallel,
+    /// No per-cell I/O: Gosper's HashLife, its nine sub-results on every core. On the
+    /// unbounded plane it jumps `2^k` generations at once; on a torus it steps one
+    /// generation at a time, as Golly does with bounded grids.
+    Hashlife,
 }
 
 impl Strategy {
@@ -95,6 +99,7 @@ impl Strategy {
             Strategy::Pool => "pool",
             Strategy::Async => "async",
             Strategy::Parallel => "parallel",
+            Strategy::Hashlife => "hashlife",
         }
     }
 
@@ -108,12 +113,14 @@ impl Strategy {
             Strategy::Pool => "item 59, simulate_pool",
             Strategy::Async => "item 60, asyncio simulate",
             Strategy::Parallel => "item 64's lesson: compute on every core",
+            Strategy::Hashlife => "Gosper's HashLife, its sub-results on every core",
         }
     }
 
-    /// Whether the strategy asks the I/O seam for each cell (every one but `parallel`).
+    /// Whether the strategy asks the I/O seam for each cell (every one but `parallel`
+    /// and `hashlife`).
     pub const fn does_io(self) -> bool {
-        !matches!(self, Strategy::Parallel)
+        !matches!(self, Strategy::Parallel | Strategy::Hashlife)
     }
 
     /// The book's worker count for strategies that have one: 5 for the pipelines
@@ -139,7 +146,7 @@ impl Strategy {
         latency: Duration,
     ) -> Duration {
         let rounds = match self {
-            Strategy::Parallel => 0,
+            Strategy::Parallel | Strategy::Hashlife => 0,
             Strategy::Serial => cells,
             Strategy::ThreadPerCell | Strategy::Async => 1,
             Strategy::Pipeline | Strategy::PhasedPipeline | Strategy::Pool => {

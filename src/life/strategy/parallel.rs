@@ -16,14 +16,15 @@ use super::Engine;
 use crate::life::error::LifeError;
 use crate::life::grid::Grid;
 use crate::life::packed::PackedGrid;
+use crate::life::rule::Rule;
 use crate::life::simulation::Generation;
 
-/// The packed, bit-parallel engine. Its threads are rayon's global pool.
-pub(crate) struct Parallel;
+/// The packed, bit-parallel engine, applying its rule. Its threads are rayon's global pool.
+pub(crate) struct Parallel(pub(crate) Rule);
 
 impl Engine for Parallel {
     fn step(&mut self, grid: &Arc<Grid>) -> Result<Grid, LifeError> {
-        Ok(PackedGrid::from_grid(grid).step().to_grid())
+        Ok(PackedGrid::from_grid(grid).step_with(self.0).to_grid())
     }
 
     fn run(
@@ -38,7 +39,7 @@ impl Engine for Parallel {
         if observe(&Generation::packed(0, &now, Duration::ZERO)).is_continue() {
             for index in 1..=generations {
                 let start = Instant::now();
-                now.step_into(&mut next);
+                now.step_into_with(&mut next, self.0);
                 let elapsed = start.elapsed();
                 std::mem::swap(&mut now, &mut next);
                 if observe(&Generation::packed(index, &now, elapsed)).is_break() {
