@@ -1,5 +1,7 @@
 //! `concur life` and `concur life bench`.
 
+mod plane;
+
 use std::io::IsTerminal;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -16,11 +18,12 @@ use super::output::{progress_bar, seconds};
 use super::signals::{SecondSignal, SignalCancel};
 use super::value::{
     off_if_zero, parse_bytes_max, parse_density, parse_duration, parse_position, parse_positive,
-    parse_positive_max, parse_size,
+    parse_generations, parse_positive_max, parse_size,
 };
 use super::{Outcome, UsageError};
 use crate::life::bench::{self, Case, CaseResult};
 use crate::life::remote::{self, RulesClient, RulesServerConfig};
+use crate::life::hashlife::Universe;
 use crate::life::rule::Rule;
 use crate::life::report::{GenerationRecord, RunSummary, StepTimes};
 use crate::life::view::{Animation, GifWriter, Status};
@@ -141,10 +144,13 @@ enum PrintMode {
     Columns,
     /// Only the last grid, one row per line.
     Final,
-    /// The last grid as RLE, cropped to its living cells (reads back with --pattern).
+    /// The last grid as RLE, cropped to its living cells (reads back with --pattern):
+    /// on a torus with Golly's :T suffix, on the plane with its position (#CXRLE Pos).
     Rle,
     /// The last grid as plaintext .cells, cropped to its living cells.
     Cells,
+    /// The last generation as Golly's macrocell (.mc): HashLife's tree, any size.
+    Mc,
     /// Nothing (for timing runs).
     None,
 }
@@ -156,6 +162,7 @@ struct RunArgs {
         long = "mode",
         short = 'm',
         alias = "strategy",
+        alias = "algo",
         short_alias = 's',
         value_enum,
         default_value_t = Strategy::Serial,
@@ -163,14 +170,40 @@ struct RunArgs {
     )]
     strategy: Strategy,
 
-    /// Number of steps; the columns show generations 0 to N [default: 4, or until `q`
-    /// with --animate].
-    #[arg(long, short, value_name = "N")]
-    generations: Option<usize>,
+    /// Number of generations (a number or 2^k); the columns show generations 0 to N
+    /// [default: 4, or until `q` with --animate].
+    #[arg(long, short, value_parser = parse_generations, value_name = "N")]
+    generations: Option<u64>,
 
-    /// Grid size as HEIGHTxWIDTH [default: 5x9, or the pattern's own size].
+    /// Torus size as HEIGHTxWIDTH [default: 5x9 for the book's glider and --random; a
+    /// pattern file runs on the unbounded plane without it].
     #[arg(long, value_parser = parse_size, value_name = "HxW")]
     size: Option<(usize, usize)>,
+
+    /// Run on the unbounded plane, as Golly does (the default for a pattern file
+    /// without --size); with --random, the soup is --size and the plane is unbounded.
+    #[arg(long)]
+    plane: bool,
+
+    /// The rule: any outer-totalistic B/S rule, as B36/S23, 23/36 (S/B) or Life
+    /// [default: the pattern file's, else B3/S23].
+    #[arg(long, value_name = "RULE")]
+    rule: Option<Rule>,
+
+    /// With --mode hashlife on the plane: generations per step (a number or 2^k), each
+    /// one HashLife jump [default: all of --generations at once; 1 with --animate].
+    #[arg(long, value_parser = parse_generations_positive, value_name = "N")]
+    step: Option<u64>,
+
+    /// With --mode hashlife: collect the node store's garbage when it passes SIZE
+    /// (64 bytes a node) [default: half the memory available, at most 4G].
+    #[arg(long, value_parser = |t: &str| parse_bytes_max(t, 1 << 40), value_name = "SIZE")]
+    max_memory: Option<u64>,
+
+    /// Threads for hashlife and parallel [default: one per core]; 1 computes as Golly
+    /// does, on one core.
+    #[arg(long, value_parser = parse_positive, value_name = "N")]
+    threads: Option<NonZeroUsize>,
 
     /// Start from a random grid where each cell is alive with this probability.
     #[arg(long, value_parser = parse_density, value_name = "DENSITY", conflicts_with = "pattern")]
@@ -180,7 +213,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 0, value_name = "N", requires = "random")]
     seed: u64,
 
-    /// Start from a pattern file: rows of * and - (the book's), plaintext .cells, or .rle.
+    /// Start from a pattern file: rows of * and - (the book's), plaintext .cells, .rle,
+    /// Life 1.05/1.06, or Golly's macrocell .mc (gzip'd or not).
     #[arg(long, value_name = "FILE")]
     pattern: Option<PathBuf>,
 
@@ -190,7 +224,7 @@ struct RunArgs {
 
     /// Ask a rules server (`concur life rules-server`) for every cell's next state
     /// instead of simulating the I/O.
-    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["latency", "fail_at"])]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["latency", "fail_at", "rule"])]
     rules: Option<String>,
 
     /// With --rules: fail a cell whose reply has not come after this long.
@@ -255,9 +289,9 @@ struct RunArgs {
 
 impl RunArgs {
     /// The steps to run: --generations, else 4, else (animating) until the user quits.
-    fn steps(&self) -> usize {
+    fn steps(&self) -> u64 {
         self.generations
-            .unwrap_or(if self.animate { usize::MAX } else { 4 })
+            .unwrap_or(if self.animate { u64::MAX } else { 4 })
     }
 
     /// What goes to stdout at the end.
@@ -314,17 +348,19 @@ pub fn run(args: LifeArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
 }
 
-/// The starting grid from --pattern, --random, --size, or the book's glider.
-fn initial_grid(args: &RunArgs) -> Result<Grid> {
-    let grid = match (&args.pattern, args.random, args.size) {
-        (Some(path), _, size) => {
-            let loaded = pattern::load_pattern(path)?;
-            let cannot = || format!("cannot use pattern {}", path.display());
+/// The starting torus from --pattern, --random, --size, or the book's glider.
+fn initial_grid(args: &RunArgs, loaded: Option<pattern::Loaded>) -> Result<Grid> {
+    let grid = match (loaded, args.random, args.size) {
+        (Some(loaded), _, size) => {
+            let cannot = || {
+                format!(
+                    "cannot use pattern {}",
+                    args.pattern.as_deref().unwrap_or(Path::new("")).display()
+                )
+            };
             match size {
                 Some((h, w)) => Grid::embed(&loaded.grid, h, w).with_context(cannot)?,
-                None => loaded.with_margin().with_context(|| {
-                    format!("{}; give --size for a grid without the margin", cannot())
-                })?,
+                None => loaded.grid,
             }
         }
         (None, Some(density), size) => {
@@ -341,6 +377,57 @@ fn initial_grid(args: &RunArgs) -> Result<Grid> {
     Ok(grid)
 }
 
+/// Whether `path` is Golly's macrocell format: `.mc` or `.mc.gz`, or a file starting
+/// with `[M2]` or gzip's magic bytes.
+fn is_macrocell(path: &Path) -> bool {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".mc") || name.ends_with(".mc.gz") {
+        return true;
+    }
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .is_ok_and(|n| head[..n].starts_with(b"[M2]") || head[..n].starts_with(&[0x1f, 0x8b]))
+}
+
+/// Reads a macrocell file (gzip'd or not) into a universe.
+fn load_macrocell(path: &Path, rule: Option<Rule>, parallel: bool) -> Result<Universe> {
+    use std::io::Read;
+    let cannot = || format!("cannot read pattern file {}", path.display());
+    let mut raw = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(pattern::MAX_FILE_BYTES + 1).read_to_end(&mut raw))
+        .with_context(cannot)?;
+    let mut text = String::new();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::GzDecoder::new(&raw[..])
+            .take(pattern::MAX_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .with_context(|| format!("{}: not a gzip'd macrocell file", path.display()))?;
+    } else {
+        text = String::from_utf8(raw)
+            .map_err(|_| UsageError(format!("{}: not a text file", path.display())))?;
+    }
+    if text.len() as u64 > pattern::MAX_FILE_BYTES {
+        return Err(UsageError(format!(
+            "{} is larger than {} MiB: not a pattern file",
+            path.display(),
+            pattern::MAX_FILE_BYTES >> 20
+        ))
+        .into());
+    }
+    Universe::read_macrocell(&text, rule, parallel)
+        .map_err(|err| UsageError(format!("{}:{err}", path.display())).into())
+}
+
+/// Parses `--step`: a generation count of at least 1.
+fn parse_generations_positive(text: &str) -> Result<u64, String> {
+    match parse_generations(text)? {
+        0 => Err("a step is at least 1 generation".to_owned()),
+        n => Ok(n),
+    }
+}
+
 /// `--print columns` keeps every generation to lay them side by side: it is for the
 /// book's short runs, so it takes at most this many generations...
 const MAX_COLUMN_GENERATIONS: usize = 1000;
@@ -353,7 +440,7 @@ fn check_columns(args: &RunArgs, cells: usize) -> Result<(), UsageError> {
     if args.json || args.print_mode() != PrintMode::Columns {
         return Ok(());
     }
-    let steps = args.steps();
+    let steps = usize::try_from(args.steps()).unwrap_or(usize::MAX);
     let shown = steps.checked_add(1).and_then(|g| g.checked_mul(cells));
     if steps > MAX_COLUMN_GENERATIONS || shown.is_none_or(|n| n > MAX_COLUMN_CELLS) {
         return Err(UsageError(format!(
@@ -402,7 +489,64 @@ fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         )
         .into());
     }
-    let grid = initial_grid(&args)?;
+    if let Some(n) = args.threads {
+        // The command runs once per process, so the global pool is still unbuilt.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.get())
+            .build_global();
+    }
+    let parallel = args.threads.is_none_or(|n| n.get() > 1);
+    if let Some(path) = args.pattern.as_deref().filter(|p| is_macrocell(p)) {
+        if args.size.is_some() {
+            return Err(UsageError(format!(
+                "{} is a macrocell file, a pattern on the unbounded plane: --size does not apply",
+                path.display()
+            ))
+            .into());
+        }
+        let universe = load_macrocell(path, args.rule, parallel)?;
+        return run_on_plane(&args, PlaneStart::Tree(universe), out);
+    }
+    let loaded = match &args.pattern {
+        Some(path) => Some(pattern::load_pattern(path)?),
+        None => None,
+    };
+    let file_gives_size = loaded
+        .as_ref()
+        .is_some_and(|l| l.torus || l.format == pattern::PatternFormat::Rows);
+    let on_plane = args.plane || (loaded.is_some() && args.size.is_none() && !file_gives_size);
+    if on_plane {
+        let rule = args.rule.or(loaded.as_ref().map(|l| l.rule)).unwrap_or_default();
+        let (grid, origin) = match (loaded, args.random) {
+            (Some(loaded), _) => {
+                if args.size.is_some() {
+                    return Err(UsageError(
+                        "--plane runs a pattern file at its own size and position; --size \
+                         is for --random (the soup's size) or a torus (without --plane)"
+                            .to_owned(),
+                    )
+                    .into());
+                }
+                (loaded.grid, loaded.origin)
+            }
+            (None, Some(density)) => {
+                let (h, w) = args.size.unwrap_or((5, 9));
+                (Grid::random(h, w, density, args.seed)?, (0, 0))
+            }
+            (None, None) => (Grid::glider(), (0, 0)),
+        };
+        return run_on_plane(&args, PlaneStart::Grid { grid, origin, rule }, out);
+    }
+    if args.step.is_some() {
+        return Err(UsageError(
+            "--step jumps generations on the unbounded plane (--mode hashlife without \
+             --size); on a torus every generation is computed"
+                .to_owned(),
+        )
+        .into());
+    }
+    let rule = args.rule.or(loaded.as_ref().map(|l| l.rule)).unwrap_or_default();
+    let grid = initial_grid(&args, loaded)?;
     check_columns(&args, grid.len())?;
     footprint::check(
         args.strategy,
@@ -424,7 +568,7 @@ fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             .into());
         }
     }
-    let mut io = SimulatedIo::new(args.latency);
+    let mut io = SimulatedIo::new(args.latency).with_rule(rule);
     if let Some((y, x)) = args.fail_at {
         if y >= grid.height() || x >= grid.width() {
             return Err(UsageError(format!(
@@ -442,11 +586,100 @@ fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         Some(server) => {
             let addr = resolve(server)?;
             let client = RulesClient::new(addr, server.clone(), args.io_timeout);
-            Simulation::new(args.strategy, args.workers, Arc::new(client))?
+            Simulation::with_rule(args.strategy, args.workers, Arc::new(client), rule)?
         }
-        None => Simulation::new(args.strategy, args.workers, Arc::new(io))?,
+        None => Simulation::with_rule(args.strategy, args.workers, Arc::new(io), rule)?,
     };
-    simulate(&args, grid, sim, out)
+    simulate(&args, grid, sim, rule, out)
+}
+
+/// Where a run on the unbounded plane starts.
+enum PlaneStart {
+    /// A pattern (or soup) and the plane position of its top-left cell.
+    Grid {
+        grid: Grid,
+        origin: (i64, i64),
+        rule: Rule,
+    },
+    /// A macrocell file's tree.
+    Tree(Universe),
+}
+
+/// Checks the options a plane run cannot take, sets it up and runs it.
+fn run_on_plane(args: &RunArgs, start: PlaneStart, out: &mut dyn Write) -> Result<Outcome> {
+    let refuse = |flag: &str, why: &str| -> Result<Outcome> {
+        Err(UsageError(format!("{flag} {why}")).into())
+    };
+    if args.fail_at.is_some() {
+        return refuse(
+            "--fail-at",
+            "names a cell of a torus; on the unbounded plane cells have no fixed place \
+             (give --size HxW)",
+        );
+    }
+    if !args.strategy.does_io() && (!args.latency.is_zero() || args.rules.is_some()) {
+        return refuse(
+            "--latency and --rules",
+            "do not apply: this strategy does no per-cell I/O",
+        );
+    }
+    if args.print_mode() == PrintMode::Columns && !args.json && args.steps() > MAX_COLUMN_GENERATIONS as u64 {
+        return refuse(
+            "--print columns",
+            &format!(
+                "(the default) keeps every generation: at most {MAX_COLUMN_GENERATIONS}; use \
+                 --print final, rle, mc or none, or --json"
+            ),
+        );
+    }
+    let parallel = args.threads.is_none_or(|n| n.get() > 1);
+    let world = match start {
+        PlaneStart::Tree(universe) if args.strategy == Strategy::Hashlife => {
+            plane::World::Tree(universe)
+        }
+        PlaneStart::Tree(universe) => {
+            let (grid, origin) = universe.to_grid()?;
+            let rule = universe.rule();
+            let generation = universe.generation();
+            drop(universe);
+            plane_world(args, grid, origin, rule, generation)?
+        }
+        PlaneStart::Grid { grid, origin, rule } if args.strategy == Strategy::Hashlife => {
+            plane::World::Tree(Universe::from_grid(&grid, origin, rule, parallel)?)
+        }
+        PlaneStart::Grid { grid, origin, rule } => plane_world(args, grid, origin, rule, 0)?,
+    };
+    plane::run(args, world, out)
+}
+
+/// A grid strategy stepping the bounding box on the plane.
+fn plane_world(
+    args: &RunArgs,
+    grid: Grid,
+    origin: (i64, i64),
+    rule: Rule,
+    generation: u64,
+) -> Result<plane::World> {
+    if rule.births_from_nothing() {
+        return Err(crate::life::hashlife::HashLifeError::BirthFromNothing(rule).into());
+    }
+    let sim = match &args.rules {
+        Some(server) => {
+            let addr = resolve(server)?;
+            let client = RulesClient::new(addr, server.clone(), args.io_timeout);
+            Simulation::with_rule(args.strategy, args.workers, Arc::new(client), rule)?
+        }
+        None => {
+            let io = SimulatedIo::new(args.latency).with_rule(rule);
+            Simulation::with_rule(args.strategy, args.workers, Arc::new(io), rule)?
+        }
+    };
+    Ok(plane::World::Boxed {
+        plane: crate::life::plane::Plane::new(grid, origin),
+        sim: Some(sim),
+        generation,
+        rule,
+    })
 }
 
 /// The first address `server` (HOST:PORT) resolves to.
@@ -464,13 +697,14 @@ fn simulate(
     args: &RunArgs,
     grid: Grid,
     mut sim: Simulation,
+    rule: Rule,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let (height, width, cells) = (grid.height(), grid.width(), grid.len());
     let threads = args
         .json
         .then(|| PeakThreads::start(Duration::from_millis(2)));
-    let steps = args.steps();
+    let steps = usize::try_from(args.steps()).unwrap_or(usize::MAX);
     let print = args.print_mode();
     let frame = Duration::from_secs(1) / u32::try_from(args.fps.get()).unwrap_or(u32::MAX);
     let mut gif = match &args.gif {
@@ -596,7 +830,13 @@ fn simulate(
         match print {
             PrintMode::Columns => writeln!(out, "{columns}")?,
             PrintMode::Final => writeln!(out, "{last}")?,
-            PrintMode::Rle => write!(out, "{}", save::to_rle(&last, last_index))?,
+            PrintMode::Rle => write!(out, "{}", save::torus_to_rle(&last, last_index, rule))?,
+            PrintMode::Mc => {
+                let universe = Universe::from_grid(&last, (0, 0), rule, false).map_err(|err| {
+                    UsageError(format!("--print mc writes the plane: {err}"))
+                })?;
+                universe.set_generation_then(last_index as u64).write_macrocell(out)?;
+            }
             PrintMode::Cells => write!(out, "{}", save::to_cells(&last, last_index))?,
             PrintMode::None => {}
         }

@@ -252,3 +252,34 @@ mod tests {
         assert!(parse_bytes("lots").is_err());
     }
 }
+
+/// Parses a generation count: a whole number, or a power of two as `2^k` (k at most 63).
+pub fn parse_generations(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if let Some(exponent) = text.strip_prefix("2^") {
+        let k: u32 = exponent
+            .parse()
+            .map_err(|_| format!("2^{exponent}: the exponent must be a whole number"))?;
+        return 1u64
+            .checked_shl(k)
+            .filter(|_| k < 64)
+            .ok_or_else(|| format!("2^{k} is more than 2^64 - 1 generations; the most is 2^63"));
+    }
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a whole number (or 2^k)"))
+}
+
+#[cfg(test)]
+mod generation_tests {
+    use super::parse_generations;
+
+    #[test]
+    fn counts_and_powers_of_two() {
+        assert_eq!(parse_generations("2^30"), Ok(1 << 30));
+        assert_eq!(parse_generations("2^0"), Ok(1));
+        assert_eq!(parse_generations("18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_generations("2^64").is_err());
+        assert!(parse_generations("2^x").is_err());
+        assert!(parse_generations("-1").is_err());
+    }
+}

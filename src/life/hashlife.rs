@@ -46,7 +46,7 @@ const LEAF_LEVEL: u32 = 3;
 const BASE_LEVEL: u32 = 4;
 /// From this level up, a node's nine (and then four) sub-results go to rayon; below,
 /// the work is too small to pay for a task.
-const PAR_LEVEL: u32 = 9;
+const PAR_LEVEL: u32 = 7;
 /// The deepest tree: `2^100` cells across, room for `2^64` generations of growth.
 pub const MAX_LEVEL: u32 = 100;
 /// About what one node costs in memory: its key and memo (32 bytes in the store) and
@@ -278,7 +278,7 @@ impl Store {
         ];
         let full = j == level - 2;
         let first = if full { j - 1 } else { j };
-        let r = self.map(level, subs, |n| self.result(n, level - 1, first));
+        let r = self.map(level, subs, first);
         let quads = [
             [r[0], r[1], r[3], r[4]],
             [r[1], r[2], r[4], r[5]],
@@ -286,29 +286,32 @@ impl Store {
             [r[4], r[5], r[7], r[8]],
         ];
         let out = if full {
-            self.map(level, quads, |q| {
-                self.result(self.intern(q), level - 1, j - 1)
-            })
+            self.map(level, quads.map(|q| self.intern(q)), j - 1)
         } else {
             quads.map(|q| self.centre(q, level - 2))
         };
         self.intern(out)
     }
 
-    /// `f` over the items, on rayon's threads for nodes high in the tree.
-    fn map<T: Copy + Send + Sync, const N: usize>(
-        &self,
-        level: u32,
-        items: [T; N],
-        f: impl Fn(T) -> u32 + Sync + Send,
-    ) -> [u32; N] {
-        if self.parallel && level >= PAR_LEVEL {
-            let out: Vec<u32> = items.par_iter().map(|&n| f(n)).collect();
+    /// Whether the result of `id` (level `level`) for `2^j` generations is at hand.
+    fn known(&self, id: u32, level: u32, j: u32) -> bool {
+        (self.empty_stays && self.is_empty_node(id, level))
+            || self.nodes[id as usize].result.load(Ordering::Acquire) >> 32 == u64::from(j) + 1
+    }
+
+    /// The results of level-`(level - 1)` nodes for `2^j` generations: on rayon's
+    /// threads for nodes high in the tree when two or more still need computing, on
+    /// this thread otherwise (a task costs more than a lookup).
+    fn map<const N: usize>(&self, level: u32, ids: [u32; N], j: u32) -> [u32; N] {
+        let result = |id: u32| self.result(id, level - 1, j);
+        let work = || ids.iter().filter(|&&id| !self.known(id, level - 1, j)).count();
+        if self.parallel && level >= PAR_LEVEL && work() >= 2 {
+            let out: Vec<u32> = ids.par_iter().map(|&id| result(id)).collect();
             let mut array = [0; N];
             array.copy_from_slice(&out);
             array
         } else {
-            items.map(f)
+            ids.map(result)
         }
     }
 
@@ -514,6 +517,12 @@ impl Universe {
     /// Sets the generation count (as read from a file).
     pub fn set_generation(&mut self, generation: u64) {
         self.generation = generation;
+    }
+
+    /// The universe with its generation count set.
+    pub fn set_generation_then(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
     }
 
     /// Nodes in the store (each about [`NODE_BYTES`]).

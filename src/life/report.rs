@@ -15,6 +15,55 @@ pub struct GenerationRecord {
     pub seconds: f64,
 }
 
+/// One line per step of a run on the unbounded plane:
+/// `{"generation":g,"alive":n,"seconds":s}`, where a HashLife step may jump many
+/// generations and the population may pass 2^64.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlaneRecord {
+    /// The generation reached by this step.
+    pub generation: u64,
+    /// Living cells in it.
+    pub alive: u128,
+    /// Seconds the step took.
+    pub seconds: f64,
+}
+
+/// The last line of a `--json` run on the unbounded plane.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlaneSummary {
+    /// Strategy name: `"hashlife"`, or the grid strategy that stepped the pattern.
+    pub strategy: String,
+    /// The rule, in B/S notation.
+    pub rule: String,
+    /// Always true: tells this summary from a torus run's.
+    pub plane: bool,
+    /// The last generation.
+    pub generations: u64,
+    /// Generations per step.
+    pub step: u64,
+    /// Living cells at the end.
+    pub alive: u128,
+    /// The pattern's bounding box at the end: x, y, width, height (absent when
+    /// nothing lives).
+    pub bounds: Option<(i128, i128, u128, u128)>,
+    /// Median seconds per step (0 when no step ran).
+    pub seconds_per_step: f64,
+    /// Seconds for the whole run, printing included.
+    pub total_seconds: f64,
+    /// HashLife's nodes in its store at the end.
+    pub nodes: Option<usize>,
+    /// The most nodes HashLife held after a step.
+    pub peak_nodes: Option<usize>,
+    /// Times the node store was collected (past `--max-memory`).
+    pub garbage_collections: usize,
+    /// The node store's budget, in MiB.
+    pub max_memory_mb: f64,
+    /// Threads computing.
+    pub threads: usize,
+    /// The most resident memory the process used, in MiB, if the OS tells.
+    pub peak_rss_mb: Option<f64>,
+}
+
 /// The last line of a `--json` run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {

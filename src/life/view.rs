@@ -160,20 +160,10 @@ impl Animation {
     /// watching the keyboard. Returns `false` when the user asked to quit (`q`, Esc or
     /// Ctrl-C).
     pub(crate) fn show(&mut self, grid: &Grid, status: &Status<'_>) -> io::Result<bool> {
-        let (cols, lines) = terminal::size().unwrap_or((80, 24));
-        let (cols, text_rows) = (usize::from(cols).max(1), usize::from(lines).max(2) - 1);
+        let (cols, text_rows) = screen();
         let window = *self
             .window
             .get_or_insert_with(|| Window::centred(grid, text_rows * 2, cols));
-        queue!(self.out, cursor::MoveTo(0, 0))?;
-        for (i, line) in half_blocks(grid, &window).iter().enumerate() {
-            queue!(
-                self.out,
-                cursor::MoveTo(0, i as u16),
-                style::Print(line),
-                terminal::Clear(terminal::ClearType::UntilNewLine)
-            )?;
-        }
         let line = format!(
             "generation {}  population {}  {:.3} s/gen  {}  {}x{} of {}x{}  (q quits)",
             status.generation,
@@ -185,7 +175,31 @@ impl Animation {
             grid.height(),
             grid.width()
         );
-        let line: String = line.chars().take(cols).collect();
+        self.draw(&half_blocks(grid, &window), &line)?;
+        self.schedule();
+        // Watch the keys until the next frame is due (at least once).
+        loop {
+            match self.key(Some(self.next_frame))? {
+                Some(Key::Quit) => return Ok(false),
+                Some(_) => {}
+                None => return Ok(true),
+            }
+        }
+    }
+
+    /// Draws the lines of cells and the status line under them.
+    fn draw(&mut self, lines: &[String], status: &str) -> io::Result<()> {
+        let (cols, text_rows) = screen();
+        queue!(self.out, cursor::MoveTo(0, 0))?;
+        for (i, line) in lines.iter().enumerate().take(text_rows) {
+            queue!(
+                self.out,
+                cursor::MoveTo(0, i as u16),
+                style::Print(line),
+                terminal::Clear(terminal::ClearType::UntilNewLine)
+            )?;
+        }
+        let line: String = status.chars().take(cols).collect();
         queue!(
             self.out,
             cursor::MoveTo(0, text_rows as u16),
@@ -194,26 +208,49 @@ impl Animation {
             style::SetAttribute(style::Attribute::Reset),
             terminal::Clear(terminal::ClearType::UntilNewLine)
         )?;
-        self.out.flush()?;
+        self.out.flush()
+    }
+
+    /// Sets when the next frame is due.
+    fn schedule(&mut self) {
         self.next_frame += self.frame;
         let now = Instant::now();
         if self.next_frame < now {
             self.next_frame = now;
         }
-        // Watch the keys until the next frame is due (at least once).
+    }
+
+    /// The next key pressed before `until` (`None` waits for ever); `Ok(None)` when
+    /// `until` comes first.
+    fn key(&mut self, until: Option<Instant>) -> io::Result<Option<Key>> {
         loop {
-            let wait = self.next_frame.saturating_duration_since(Instant::now());
+            let wait = until.map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
             if event::poll(wait)? {
-                if let Event::Key(key) = event::read()? {
+                if let Event::Key(key) = event::read()?
+                    && key.kind != KeyEventKind::Release
+                {
                     let ctrl_c = key.code == KeyCode::Char('c')
                         && key.modifiers.contains(KeyModifiers::CONTROL);
-                    let quit = matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) || ctrl_c;
-                    if quit && key.kind != KeyEventKind::Release {
-                        return Ok(false);
-                    }
+                    let pressed = match key.code {
+                        _ if ctrl_c => Key::Quit,
+                        KeyCode::Char('q') | KeyCode::Esc => Key::Quit,
+                        KeyCode::Left => Key::Pan(-1, 0),
+                        KeyCode::Right => Key::Pan(1, 0),
+                        KeyCode::Up => Key::Pan(0, -1),
+                        KeyCode::Down => Key::Pan(0, 1),
+                        KeyCode::Char('+') | KeyCode::Char('=') => Key::ZoomIn,
+                        KeyCode::Char('-') => Key::ZoomOut,
+                        KeyCode::Char(' ') => Key::Pause,
+                        KeyCode::Char('.') => Key::Step,
+                        KeyCode::Char('f') | KeyCode::Home => Key::Follow,
+                        _ => continue,
+                    };
+                    return Ok(Some(pressed));
                 }
-            } else if Instant::now() >= self.next_frame {
-                return Ok(true);
+            } else if until.is_some_and(|t| Instant::now() >= t) {
+                return Ok(None);
             }
         }
     }
@@ -229,6 +266,129 @@ impl Drop for Animation {
     fn drop(&mut self) {
         if self.active {
             restore();
+        }
+    }
+}
+
+/// The terminal's columns, and its lines less the status line.
+fn screen() -> (usize, usize) {
+    let (cols, lines) = terminal::size().unwrap_or((80, 24));
+    (usize::from(cols).max(1), usize::from(lines).max(2) - 1)
+}
+
+/// A key the viewers act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Key {
+    Quit,
+    /// Arrows: a step of the view left/right (x) or up/down (y).
+    Pan(i8, i8),
+    ZoomIn,
+    ZoomOut,
+    Pause,
+    Step,
+    Follow,
+}
+
+/// What a plane viewer tells the run to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ViewAction {
+    /// Run the next step.
+    Advance,
+    /// Stop the run.
+    Quit,
+}
+
+/// A view onto the unbounded plane: it follows the pattern's bounding box until the
+/// user pans (arrows; `f` follows again), zooms out by powers of two (`-`, `+`: a
+/// character cell then shows whether any cell of its square lives), pauses (space)
+/// and steps while paused (`.`).
+#[derive(Clone, Debug)]
+pub(crate) struct PlaneView {
+    /// The plane cell at the middle of the screen, when not following.
+    centre: Option<(i128, i128)>,
+    /// Cells per character cell, across and down: 1, 2, 4, ...
+    scale: u64,
+    paused: bool,
+}
+
+impl Default for PlaneView {
+    fn default() -> Self {
+        Self {
+            centre: None,
+            scale: 1,
+            paused: false,
+        }
+    }
+}
+
+impl PlaneView {
+    /// Draws the plane (`cells` fills a `rows` × `cols` grid with the window it is
+    /// given, at a scale), then waits for the frame, or, paused, for space or `.`.
+    pub(crate) fn show(
+        &mut self,
+        animation: &mut Animation,
+        bounds: Option<super::hashlife::Bounds>,
+        cells: &dyn Fn(super::hashlife::Bounds, u64, usize, usize) -> Grid,
+        status: &str,
+    ) -> io::Result<ViewAction> {
+        loop {
+            let (cols, text_rows) = screen();
+            let rows = text_rows * 2;
+            let centre = self.centre.unwrap_or_else(|| match bounds {
+                Some(b) => ((b.left + b.right) / 2, (b.top + b.bottom) / 2),
+                None => (0, 0),
+            });
+            let scale = i128::from(self.scale);
+            let (w, h) = (cols as i128 * scale, rows as i128 * scale);
+            let window = super::hashlife::Bounds {
+                left: centre.0 - w / 2,
+                top: centre.1 - h / 2,
+                right: centre.0 - w / 2 + w - 1,
+                bottom: centre.1 - h / 2 + h - 1,
+            };
+            let grid = cells(window, self.scale, rows, cols);
+            let whole = Window {
+                top: 0,
+                left: 0,
+                rows: grid.height(),
+                cols: grid.width(),
+            };
+            let line = format!(
+                "{status}  x {} y {}  1:{}{}  (arrows pan, +/- zoom, f follows, space pauses, . steps, q quits)",
+                window.left,
+                window.top,
+                self.scale,
+                if self.paused { "  PAUSED" } else { "" },
+            );
+            animation.draw(&half_blocks(&grid, &whole), &line)?;
+            if !self.paused {
+                animation.schedule();
+            }
+            let until = (!self.paused).then_some(animation.next_frame);
+            match animation.key(until)? {
+                None => return Ok(ViewAction::Advance),
+                Some(Key::Quit) => return Ok(ViewAction::Quit),
+                Some(Key::Step) => {
+                    self.paused = true;
+                    return Ok(ViewAction::Advance);
+                }
+                Some(Key::Pause) => {
+                    self.paused = !self.paused;
+                    if !self.paused {
+                        return Ok(ViewAction::Advance);
+                    }
+                }
+                Some(Key::Pan(dx, dy)) => {
+                    let (sx, sy) = ((w / 8).max(1), (h / 8).max(1));
+                    self.centre = Some((
+                        centre.0 + i128::from(dx) * sx,
+                        centre.1 + i128::from(dy) * sy,
+                    ));
+                }
+                Some(Key::ZoomOut) => self.scale = self.scale.saturating_mul(2).min(1 << 40),
+                Some(Key::ZoomIn) => self.scale = (self.scale / 2).max(1),
+                Some(Key::Follow) => self.centre = None,
+            }
         }
     }
 }
