@@ -205,25 +205,21 @@ fn pattern_files_in_all_three_formats() {
             .expect_success();
         assert_eq!(run.stdout(), expected, "{}", file.display());
     }
-    // Without --size, an RLE pattern is centred with max(8, its size) empty cells on
-    // each side: the glider's 3x3 box in a 19x19 grid.
-    let mut rows = vec!["-".repeat(19); 19];
-    rows[8] = format!("{}-*-{}", "-".repeat(8), "-".repeat(8));
-    rows[9] = format!("{}--*{}", "-".repeat(8), "-".repeat(8));
-    rows[10] = format!("{}***{}", "-".repeat(8), "-".repeat(8));
-    let run = dir
-        .concur([
-            "life",
-            "--generations",
-            "0",
-            "--print",
-            "final",
-            "--pattern",
-            "glider.rle",
-        ])
-        .run()
-        .expect_success();
-    assert_eq!(run.stdout(), rows.join("\n") + "\n");
+    // Without --size, an RLE pattern runs on the unbounded plane, at Golly's position
+    // (its top-left cell at 0,0): 400 generations later the glider has moved 100 cells
+    // down and right, and is the same glider.
+    for mode in ["serial", "parallel", "hashlife"] {
+        let run = dir
+            .concur(["life", "--generations", "400", "--print", "rle", "--mode", mode])
+            .args(["--pattern", "glider.rle"])
+            .run()
+            .expect_success();
+        assert_eq!(
+            run.stdout(),
+            "#CXRLE Pos=100,100 Gen=400\nx = 3, y = 3, rule = B3/S23\nbo$2bo$3o!\n",
+            "{mode}"
+        );
+    }
 }
 
 #[test]
@@ -241,14 +237,14 @@ fn bad_pattern_files_name_the_file_the_line_and_the_reason() {
             "bad.cells:3: column 3: unexpected '#'",
         ),
         (
-            "wide.rle",
-            "x = 2, y = 2\n3o!\n",
-            "wide.rle:2: row 1 is wider than the header's x = 2",
+            "rule.rle",
+            "x = 2, y = 2, rule = B3a/S23\no!\n",
+            "rule.rle:1: rule \"B3a/S23\": non-totalistic rules",
         ),
         (
-            "rule.rle",
-            "x = 2, y = 2, rule = B36/S23\no!\n",
-            "rule.rle:1: rule B36/S23 is not supported",
+            "generations.rle",
+            "x = 2, y = 2, rule = 23/3/4\no!\n",
+            "generations.rle:1: rule \"23/3/4\": Generations rules",
         ),
         (
             "cut.rle",

@@ -81,10 +81,17 @@ fn animate_and_quit(name: &str, extra: &str, quit: Option<&str>, expected_status
         screen.contains("generation") && screen.contains('▀')
     });
     assert!(screen.contains("population"), "{screen}");
-    assert!(
-        screen.contains("27x80 of 27x108"),
-        "the gun gets its margin\n{screen}"
-    );
+    if extra.contains("--size") {
+        assert!(
+            screen.contains("27x80 of 27x108"),
+            "the torus is shown as far as it fits\n{screen}"
+        );
+    } else {
+        assert!(
+            screen.contains("x -") && screen.contains("1:1"),
+            "the plane is shown around the pattern, one cell a character\n{screen}"
+        );
+    }
     if let Some(keys) = quit {
         tmux.run(&["send-keys", keys]);
     }
@@ -99,7 +106,7 @@ fn animate_and_quit(name: &str, extra: &str, quit: Option<&str>, expected_status
     assert_eq!(state.trim(), "0 1", "alternate screen off, cursor visible");
     let screen = tmux.run(&["capture-pane", "-p"]);
     assert!(
-        !screen.contains("(q quits)"),
+        !screen.contains("q quits)") && screen.contains("\n"),
         "the animation is gone\n{screen}"
     );
 }
@@ -108,6 +115,7 @@ fn animate_and_quit(name: &str, extra: &str, quit: Option<&str>, expected_status
 fn animate_draws_frames_and_q_restores_the_terminal() {
     if tmux().is_some() {
         animate_and_quit("q", "", Some("q"), "0");
+        animate_and_quit("q-torus", "--size 27x108", Some("q"), "0");
     }
 }
 
@@ -117,6 +125,53 @@ fn animate_restores_the_terminal_on_ctrl_c_and_on_a_panic() {
         animate_and_quit("ctrl-c", "", Some("C-c"), "0");
         animate_and_quit("panic", "--fault-panic-after 5", None, "101");
     }
+}
+
+#[test]
+fn animate_on_the_plane_pans_zooms_pauses_and_steps() {
+    if tmux().is_none() {
+        return;
+    }
+    let dir = Dir::new();
+    dir.create("gun.rle", GUN);
+    let exe = env!("CARGO_BIN_EXE_concur");
+    let script = format!(
+        "cd '{}' && '{exe}' life --pattern gun.rle --animate --fps 20 --mode hashlife; sleep 30",
+        dir.path().display(),
+    );
+    let tmux = Tmux::new("plane-keys");
+    tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &script]);
+    let status = |tmux: &Tmux| {
+        let screen = tmux.run(&["capture-pane", "-p"]);
+        screen.lines().rfind(|l| l.contains("generation")).unwrap_or("").to_owned()
+    };
+    let field = |line: &str, name: &str| -> i64 {
+        let mut words = line.split_whitespace();
+        words.by_ref().find(|w| *w == name);
+        words.next().and_then(|w| w.parse().ok()).unwrap_or(i64::MIN)
+    };
+    eventually("a frame", || status(&tmux).contains("1:1"));
+    // Space pauses: the generation stops moving.
+    tmux.run(&["send-keys", "Space"]);
+    eventually("the pause", || status(&tmux).contains("PAUSED"));
+    let paused = field(&status(&tmux), "generation");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(field(&status(&tmux), "generation"), paused, "paused");
+    // `.` steps one generation and stays paused.
+    tmux.run(&["send-keys", "."]);
+    eventually("one step", || field(&status(&tmux), "generation") == paused + 1);
+    assert!(status(&tmux).contains("PAUSED"));
+    // `-` zooms out to 2 cells a character; `+` back in.
+    tmux.run(&["send-keys", "-"]);
+    eventually("zoomed out", || status(&tmux).contains("1:2"));
+    let x = field(&status(&tmux), "x");
+    // An arrow pans: the window's left edge moves right by an eighth of its width.
+    tmux.run(&["send-keys", "Right"]);
+    eventually("panned", || field(&status(&tmux), "x") == x + 100 * 2 / 8);
+    tmux.run(&["send-keys", "+"]);
+    eventually("zoomed in", || status(&tmux).contains("1:1"));
+    tmux.run(&["send-keys", "q"]);
+    eventually("the animation to end", || !tmux.run(&["capture-pane", "-p"]).contains("q quits)"));
 }
 
 #[test]
@@ -228,8 +283,14 @@ fn rle_and_cells_output_read_back_to_the_same_cells() {
                 .expect_success();
             assert_eq!(run.stdout(), "", "-o takes the output");
             let saved = std::fs::read_to_string(dir.path().join(file)).unwrap();
-            let comment = format!("generation {generations}, written by concur");
+            let comment = match format {
+                "rle" => format!("#CXRLE Pos="),
+                _ => format!("generation {generations}, written by concur"),
+            };
             assert!(saved.contains(&comment), "{saved}");
+            if format == "rle" {
+                assert!(saved.contains(&format!(" Gen={generations}\n")), "{saved}");
+            }
             let back = dir
                 .concur([
                     "life",
@@ -254,11 +315,11 @@ fn rle_and_cells_output_read_back_to_the_same_cells() {
 }
 
 #[test]
-fn a_gun_with_its_margin_keeps_firing_and_the_books_format_keeps_its_size() {
+fn a_gun_on_the_plane_keeps_firing_and_the_books_format_keeps_its_size() {
     let dir = Dir::new();
     dir.create("gun.rle", GUN);
     // The gun has 36 cells; every 30 generations it adds a 5-cell glider. On its own
-    // 9x36 box it would wreck itself at once.
+    // 9x36 box as a torus it would wreck itself at once; on the plane it fires.
     let run = dir
         .concur([
             "life",
@@ -272,11 +333,13 @@ fn a_gun_with_its_margin_keeps_firing_and_the_books_format_keeps_its_size() {
         .expect_success();
     let summary: serde_json::Value =
         serde_json::from_str(run.stdout().lines().last().unwrap()).unwrap();
-    assert_eq!(
-        (summary["height"].as_u64(), summary["width"].as_u64()),
-        (Some(27), Some(108))
-    );
+    assert_eq!(summary["plane"], true, "{summary}");
     assert_eq!(summary["alive"], 36 + 2 * 5, "{summary}");
+    // Its bounding box starts where the file put it and has grown down with the gliders
+    // (Golly 3.3 writes `x = 36, y = 20` for generation 60).
+    let bounds = summary["bounds"].as_array().unwrap();
+    assert_eq!((bounds[0].as_i64(), bounds[1].as_i64()), (Some(0), Some(0)), "{summary}");
+    assert_eq!((bounds[2].as_u64(), bounds[3].as_u64()), (Some(36), Some(20)), "{summary}");
     dir.create("book.txt", "-*-\n--*\n***\n");
     let run = dir
         .concur([

@@ -8,6 +8,7 @@ mod gcd_cli;
 mod guess;
 mod injection;
 mod life_cli;
+mod life_golly;
 mod life_rules;
 mod life_strategies;
 mod life_view;

@@ -458,12 +458,8 @@ fn run_life(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     // Written beside its destination and renamed over it at the end, so a run that
     // fails (or is stopped) leaves any earlier file whole.
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let cannot = || format!("cannot write {}", path.display());
-    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(cannot)?;
+    let mut file = super::output::replacement_file(&path).with_context(cannot)?;
     let mut writer = std::io::BufWriter::new(&mut file);
     let outcome = run_life_to(args, &mut writer)?;
     writer.flush().with_context(cannot)?;
@@ -632,6 +628,16 @@ fn run_on_plane(args: &RunArgs, start: PlaneStart, out: &mut dyn Write) -> Resul
             ),
         );
     }
+    let rule = match &start {
+        PlaneStart::Grid { rule, .. } => *rule,
+        PlaneStart::Tree(universe) => universe.rule(),
+    };
+    if rule.births_from_nothing() {
+        return Err(UsageError(
+            crate::life::hashlife::HashLifeError::BirthFromNothing(rule).to_string(),
+        )
+        .into());
+    }
     let parallel = args.threads.is_none_or(|n| n.get() > 1);
     let world = match start {
         PlaneStart::Tree(universe) if args.strategy == Strategy::Hashlife => {
@@ -660,9 +666,6 @@ fn plane_world(
     rule: Rule,
     generation: u64,
 ) -> Result<plane::World> {
-    if rule.births_from_nothing() {
-        return Err(crate::life::hashlife::HashLifeError::BirthFromNothing(rule).into());
-    }
     let sim = match &args.rules {
         Some(server) => {
             let addr = resolve(server)?;

@@ -73,15 +73,31 @@ pub(crate) fn write_svg(
 /// Writes `bytes` to `path` through a temporary file beside it, so a reader never sees
 /// half a file.
 pub(crate) fn write_file_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = replacement_file(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A temporary file beside `path`, to be persisted over it when complete. It gets the
+/// permissions `path` has if it exists, else those of any new file (0666 less the
+/// umask), not a temporary file's private 0600.
+pub(crate) fn replacement_file(path: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),
     };
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    // A temp file is private (0600); a report is for reading like any other file.
-    file.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    std::io::Write::write_all(&mut file, bytes)?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let permissions = std::fs::metadata(path)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o666));
+    let file = tempfile::Builder::new()
+        .permissions(permissions.clone())
+        .tempfile_in(dir)?;
+    // The umask applied at creation is what a new file gets; an existing file's mode
+    // is kept exactly.
+    if std::fs::metadata(path).is_ok() {
+        file.as_file().set_permissions(permissions)?;
+    }
+    Ok(file)
 }

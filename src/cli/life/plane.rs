@@ -223,6 +223,9 @@ pub(super) fn run(args: &RunArgs, mut world: World, out: &mut dyn Write) -> Resu
                 ViewAction::Advance => {}
             }
         }
+        if args.fault_panic_after == Some(generation as usize) {
+            panic!("--fault-panic-after {generation}: a panic injected for testing");
+        }
         Ok(true)
     };
 
