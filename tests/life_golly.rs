@@ -112,7 +112,7 @@ fn hashlife_equals_parallel_and_serial_on_the_plane() {
         assert!(parallel.starts_with("#CXRLE Pos="), "{parallel}");
         assert_eq!(rle("hashlife", &[]), parallel, "{pattern}: hashlife in one jump");
         assert_eq!(rle("hashlife", &["--step", "7"]), parallel, "{pattern}: jumps of 7");
-        assert_eq!(rle("hashlife", &["--threads", "1"]), parallel, "{pattern}: one thread");
+        assert_eq!(rle("hashlife", &["--jobs", "1"]), parallel, "{pattern}: one thread");
         if pattern != "soup.rle" {
             assert_eq!(rle("serial", &[]), parallel, "{pattern}: serial");
         }

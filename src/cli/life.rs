@@ -200,10 +200,6 @@ struct RunArgs {
     #[arg(long, value_parser = |t: &str| parse_bytes_max(t, 1 << 40), value_name = "SIZE")]
     max_memory: Option<u64>,
 
-    /// Threads for hashlife and parallel [default: one per core]; 1 computes as Golly
-    /// does, on one core.
-    #[arg(long, value_parser = parse_positive, value_name = "N")]
-    threads: Option<NonZeroUsize>,
 
     /// Start from a random grid where each cell is alive with this probability.
     #[arg(long, value_parser = parse_density, value_name = "DENSITY", conflicts_with = "pattern")]
@@ -231,7 +227,9 @@ struct RunArgs {
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D", requires = "rules")]
     io_timeout: Duration,
 
-    /// Worker threads for pipeline, phased-pipeline (per stage) and pool.
+    /// Worker threads for pipeline, phased-pipeline (per stage) and pool; for hashlife
+    /// and parallel, the threads computing [default: one per core] (1 computes as Golly
+    /// does, on one core).
     #[arg(
         long = "jobs",
         short = 'j',
@@ -294,6 +292,16 @@ impl RunArgs {
             .unwrap_or(if self.animate { u64::MAX } else { 4 })
     }
 
+    /// The threads hashlife and parallel compute on (`--jobs`), if given.
+    fn threads(&self) -> Option<NonZeroUsize> {
+        self.workers.filter(|_| !self.strategy.does_io())
+    }
+
+    /// The worker count for the book's strategies (`--jobs`).
+    fn book_workers(&self) -> Option<NonZeroUsize> {
+        self.workers.filter(|_| self.strategy.does_io())
+    }
+
     /// What goes to stdout at the end.
     fn print_mode(&self) -> PrintMode {
         self.print.unwrap_or(if self.animate || self.gif.is_some() {
@@ -337,6 +345,21 @@ struct BenchArgs {
     /// dashed beside it, the I/O floors drawn.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+
+    /// Measure HashLife instead: the Gosper gun and breeder jumping 2^k generations
+    /// (k = 10, 15, 20, 25, 30) and a 30% 1024x1024 soup run 10,000, each a child
+    /// process on every core and on one thread, beside `bgolly -h` on the same file
+    /// when golly is installed. The breeder is Golly's own file and needs golly.
+    #[arg(long, conflicts_with_all = ["python", "rules", "svg", "max_cells", "generations"])]
+    hashlife: bool,
+
+    /// With --hashlife: runs per case (the median is reported).
+    #[arg(long, value_parser = parse_positive, default_value = "3", value_name = "N", requires = "hashlife")]
+    runs: NonZeroUsize,
+
+    /// With --hashlife: skip the soup (about 10 s a run for Golly).
+    #[arg(long, requires = "hashlife")]
+    no_soup: bool,
 }
 
 /// Runs `concur life`.
@@ -485,13 +508,13 @@ fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         )
         .into());
     }
-    if let Some(n) = args.threads {
+    if let Some(n) = args.threads() {
         // The command runs once per process, so the global pool is still unbuilt.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n.get())
             .build_global();
     }
-    let parallel = args.threads.is_none_or(|n| n.get() > 1);
+    let parallel = args.threads().is_none_or(|n| n.get() > 1);
     if let Some(path) = args.pattern.as_deref().filter(|p| is_macrocell(p)) {
         if args.size.is_some() {
             return Err(UsageError(format!(
@@ -582,9 +605,9 @@ fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         Some(server) => {
             let addr = resolve(server)?;
             let client = RulesClient::new(addr, server.clone(), args.io_timeout);
-            Simulation::with_rule(args.strategy, args.workers, Arc::new(client), rule)?
+            Simulation::with_rule(args.strategy, args.book_workers(), Arc::new(client), rule)?
         }
-        None => Simulation::with_rule(args.strategy, args.workers, Arc::new(io), rule)?,
+        None => Simulation::with_rule(args.strategy, args.book_workers(), Arc::new(io), rule)?,
     };
     simulate(&args, grid, sim, rule, out)
 }
@@ -638,7 +661,7 @@ fn run_on_plane(args: &RunArgs, start: PlaneStart, out: &mut dyn Write) -> Resul
         )
         .into());
     }
-    let parallel = args.threads.is_none_or(|n| n.get() > 1);
+    let parallel = args.threads().is_none_or(|n| n.get() > 1);
     let world = match start {
         PlaneStart::Tree(universe) if args.strategy == Strategy::Hashlife => {
             plane::World::Tree(universe)
@@ -670,11 +693,11 @@ fn plane_world(
         Some(server) => {
             let addr = resolve(server)?;
             let client = RulesClient::new(addr, server.clone(), args.io_timeout);
-            Simulation::with_rule(args.strategy, args.workers, Arc::new(client), rule)?
+            Simulation::with_rule(args.strategy, args.book_workers(), Arc::new(client), rule)?
         }
         None => {
             let io = SimulatedIo::new(args.latency).with_rule(rule);
-            Simulation::with_rule(args.strategy, args.workers, Arc::new(io), rule)?
+            Simulation::with_rule(args.strategy, args.book_workers(), Arc::new(io), rule)?
         }
     };
     Ok(plane::World::Boxed {
@@ -941,6 +964,9 @@ fn rules_server(args: RulesServerArgs, out: &mut dyn Write) -> Result<Outcome> {
 
 fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     let exe = std::env::current_exe().context("cannot find the concur executable to run cases")?;
+    if args.hashlife {
+        return run_hashlife_bench(&exe, &args, out);
+    }
     let generations = args.generations.map(NonZeroUsize::get);
     let all = if args.rules {
         bench::rules_cases(generations)
@@ -1037,6 +1063,99 @@ fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// `concur life bench --hashlife`.
+fn run_hashlife_bench(exe: &Path, args: &BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
+    use crate::life::hashlife_bench::{self as hb, HashlifeCase};
+    let golly = ["/usr/bin/bgolly", "/usr/games/bgolly", "/usr/local/bin/bgolly"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let dir = tempfile::tempdir().context("cannot make a directory for the patterns")?;
+    let gun = dir.path().join("gun.rle");
+    std::fs::write(&gun, hb::GUN).context("cannot write the gun's pattern")?;
+    let mut cases = Vec::new();
+    let breeder = PathBuf::from(hb::GOLLY_BREEDER);
+    for k in [10u32, 15, 20, 25, 30] {
+        cases.push(HashlifeCase {
+            name: "Gosper gun".to_owned(),
+            file: gun.clone(),
+            generations: 1 << k,
+        });
+    }
+    if breeder.exists() {
+        for k in [10u32, 15, 20, 25, 30] {
+            cases.push(HashlifeCase {
+                name: "Gosper breeder".to_owned(),
+                file: breeder.clone(),
+                generations: 1 << k,
+            });
+        }
+    }
+    if !args.no_soup {
+        let soup = dir.path().join("soup.rle");
+        let grid = Grid::random(1024, 1024, 0.3, 1)?;
+        std::fs::write(&soup, save::to_rle(&grid, 0)).context("cannot write the soup")?;
+        cases.push(HashlifeCase {
+            name: "30% soup 1024x1024".to_owned(),
+            file: soup,
+            generations: 10_000,
+        });
+    }
+    if !args.json {
+        writeln!(
+            out,
+            "concur life bench --hashlife: median wall seconds of {} runs, each a process; {}",
+            args.runs,
+            match &golly {
+                Some(g) => format!("Golly is {} -h", g.display()),
+                None => "bgolly not found (apt-get install golly): concur only, no breeder".to_owned(),
+            }
+        )?;
+        writeln!(
+            out,
+            "{:<20} {:>13} {:>26} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "pattern", "generations", "alive", "concur s", "1 thread", "golly s", "ratio", "MiB", "golly MiB"
+        )?;
+    }
+    let bar = progress_bar(cases.len() as u64, "cases");
+    let mut results = Vec::new();
+    for case in &cases {
+        bar.set_message(format!("{} at {}", case.name, case.generations));
+        let result = hb::measure(exe, golly.as_deref(), case, args.runs.get())?;
+        bar.inc(1);
+        if !args.json {
+            let opt = |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+            bar.suspend(|| {
+                writeln!(
+                    out,
+                    "{:<20} {:>13} {:>26} {:>9.4} {:>9.4} {:>9} {:>9} {:>8} {:>8}",
+                    result.pattern,
+                    result.generations,
+                    result.alive,
+                    result.concur_seconds,
+                    result.concur_one_thread_seconds,
+                    opt(result.golly_seconds, 4),
+                    opt(result.ratio_to_golly, 3),
+                    opt(result.concur_rss_mb, 1),
+                    opt(result.golly_rss_mb, 1),
+                )
+            })?;
+        }
+        results.push(result);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        let report = serde_json::json!({
+            "runs": args.runs.get(),
+            "golly": golly.as_ref().map(|g| g.display().to_string()),
+            "threads": rayon::current_num_threads(),
+            "cases": results,
+        });
+        writeln!(out, "{report}")?;
+    }
+    Ok(Outcome::Success)
 }
 
 fn humanize(d: Duration) -> String {

@@ -212,6 +212,14 @@ pub(crate) enum BenchError {
         /// The end of its stderr.
         stderr: String,
     },
+    /// A HashLife case (concur's or Golly's) failed, or the two disagreed.
+    #[error("{}: {reason}", program.display())]
+    Peer {
+        /// The program that failed.
+        program: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Runs one case in a child process and reads its summary line.

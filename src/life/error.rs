@@ -57,7 +57,10 @@ pub enum LifeError {
         strategy: Strategy,
     },
     /// `--jobs` was given to a strategy that has no worker count.
-    #[error("--jobs applies to pipeline, phased-pipeline and pool, not {strategy}")]
+    #[error(
+        "--jobs applies to pipeline, phased-pipeline and pool, not {strategy} (hashlife and \
+         parallel take it as their thread count)"
+    )]
     WorkersNotApplicable {
         /// The strategy that was asked.
         strategy: Strategy,

@@ -35,6 +35,8 @@ mod error;
 pub mod footprint;
 pub mod grid;
 pub mod hashlife;
+#[cfg(feature = "cli")]
+pub(crate) mod hashlife_bench;
 pub mod packed;
 pub mod pattern;
 pub mod plane;

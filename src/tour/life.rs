@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{TourCharts, TourError, TourOptions, chain, heading};
 use crate::life::remote::{self, RulesClient, RulesServerConfig};
@@ -26,6 +26,7 @@ pub(super) fn run(
     life_rules_server(out, options)?;
     life_errors(out)?;
     life_compute(out, options)?;
+    life_hashlife(out, options)?;
     if !options.quick {
         life_scale(out)?;
     }
@@ -395,6 +396,59 @@ fn life_compute(out: &mut dyn Write, options: TourOptions) -> Result<(), TourErr
         } else {
             "DIFFERENT from it"
         }
+    )?;
+    Ok(())
+}
+
+/// Past Golly: HashLife on the unbounded plane, its sub-results on both cores.
+fn life_hashlife(out: &mut dyn Write, options: TourOptions) -> Result<(), TourError> {
+    use crate::life::hashlife::Universe;
+    use crate::life::hashlife_bench::GUN;
+    use crate::life::pattern::{PatternFormat, parse};
+    use crate::life::rule::Rule;
+    heading(out, "Past Golly: HashLife, a billion generations, on every core")?;
+    writeln!(
+        out,
+        "A pattern file runs on the unbounded plane. --mode hashlife (Gosper's algorithm)\n\
+         memoises the future of every distinct square, so a glider gun's 2^30 generations\n\
+         cost a few thousand squares. The nine sub-results of a square are independent:\n\
+         here they go to rayon, which Golly's HashLife does not do.\n"
+    )?;
+    let gun = parse(GUN, PatternFormat::Rle)?;
+    let start = Instant::now();
+    let mut universe = Universe::from_grid(&gun, (0, 0), Rule::CONWAY, true)?;
+    universe.advance(1 << 30)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let alive = universe.population();
+    writeln!(
+        out,
+        "Gosper gun, 2^30 generations in one jump: {alive} cells in {:.1} ms, {} squares\n\
+         (bgolly 3.3 counts 178957021: {}).",
+        seconds * 1000.0,
+        universe.nodes(),
+        if alive == 178_957_021 { "the same" } else { "DIFFERENT" }
+    )?;
+    let (side, generations) = if options.quick { (256, 1000) } else { (1024, 10_000) };
+    let soup = Grid::random(side, side, 0.3, 1).map_err(LifeError::from)?;
+    let mut times = Vec::new();
+    let mut counts = Vec::new();
+    for parallel in [false, true] {
+        let start = Instant::now();
+        let mut universe = Universe::from_grid(&soup, (0, 0), Rule::CONWAY, parallel)?;
+        universe.advance(generations)?;
+        times.push(start.elapsed().as_secs_f64());
+        counts.push(universe.population());
+    }
+    writeln!(
+        out,
+        "A 30% {side}x{side} soup, {generations} generations: {:.2} s on one thread, {:.2} s on\n\
+         {} threads ({:.2}x), {} cells either way{}.",
+        times[0],
+        times[1],
+        rayon::current_num_threads(),
+        times[0] / times[1].max(1e-9),
+        counts[1],
+        if counts[0] == counts[1] { "" } else { " (DIFFERENT counts!)" }
     )?;
     Ok(())
 }

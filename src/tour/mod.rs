@@ -66,6 +66,12 @@ pub enum TourError {
     /// A Life demonstration failed.
     #[error("the Game of Life part failed")]
     Life(#[from] LifeError),
+    /// The HashLife demonstration failed.
+    #[error("the HashLife part failed")]
+    HashLife(#[from] crate::life::hashlife::HashLifeError),
+    /// A pattern built into the tour did not parse.
+    #[error("a built-in pattern failed to parse")]
+    Pattern(#[from] crate::life::pattern::ParseError),
     /// A child-process demonstration failed.
     #[error("the child-process part failed")]
     Process(#[from] ProcessError),

@@ -282,7 +282,7 @@ pub(super) fn run(args: &RunArgs, mut world: World, out: &mut dyn Write) -> Resu
             garbage_collections: collections,
             max_memory_mb: max_memory as f64 / (1024.0 * 1024.0),
             threads: args
-                .threads
+                .threads()
                 .map_or_else(rayon::current_num_threads, NonZeroUsize::get),
             peak_rss_mb: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
         };
