@@ -210,7 +210,15 @@ fn pattern_files_in_all_three_formats() {
     // down and right, and is the same glider.
     for mode in ["serial", "parallel", "hashlife"] {
         let run = dir
-            .concur(["life", "--generations", "400", "--print", "rle", "--mode", mode])
+            .concur([
+                "life",
+                "--generations",
+                "400",
+                "--print",
+                "rle",
+                "--mode",
+                mode,
+            ])
             .args(["--pattern", "glider.rle"])
             .run()
             .expect_success();

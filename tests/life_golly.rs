@@ -70,12 +70,19 @@ fn shape(rle: &str) -> BTreeSet<(i64, i64)> {
     }
     let left = cells.iter().map(|c| c.0).min().unwrap_or(0);
     let top = cells.iter().map(|c| c.1).min().unwrap_or(0);
-    cells.into_iter().map(|(x, y)| (x - left, y - top)).collect()
+    cells
+        .into_iter()
+        .map(|(x, y)| (x - left, y - top))
+        .collect()
 }
 
 /// `concur life ARGS` in `dir`, its stdout.
 fn life(dir: &Dir, args: &[&str]) -> String {
-    dir.concur(["life"]).args(args).run().expect_success().stdout()
+    dir.concur(["life"])
+        .args(args)
+        .run()
+        .expect_success()
+        .stdout()
 }
 
 /// Golly's RLE of `pattern` after `generations` under `rule`.
@@ -84,7 +91,15 @@ fn golly(golly: &str, dir: &Dir, pattern: &str, rule: &str, generations: u64) ->
     let _ = std::fs::remove_file(&out);
     let status = Command::new(golly)
         .current_dir(dir.path())
-        .args(["-a", "QuickLife", "-r", rule, "-m", &generations.to_string(), "-o"])
+        .args([
+            "-a",
+            "QuickLife",
+            "-r",
+            rule,
+            "-m",
+            &generations.to_string(),
+            "-o",
+        ])
         .arg(&out)
         .arg(pattern)
         .output()
@@ -100,19 +115,52 @@ fn hashlife_equals_parallel_and_serial_on_the_plane() {
     dir.create("r.rle", R_PENTOMINO);
     dir.create("acorn.lif", ACORN_LIF);
     dir.create("glider.rle", GLIDER);
-    let soup = life(&dir, &["--plane", "--random", "0.3", "--size", "40x40", "--seed", "5", "-g", "0", "--print", "rle"]);
+    let soup = life(
+        &dir,
+        &[
+            "--plane", "--random", "0.3", "--size", "40x40", "--seed", "5", "-g", "0", "--print",
+            "rle",
+        ],
+    );
     dir.create("soup.rle", &soup);
-    for (pattern, generations) in [("glider.rle", "97"), ("gun.rle", "211"), ("r.rle", "300"), ("acorn.lif", "250"), ("soup.rle", "150")] {
+    for (pattern, generations) in [
+        ("glider.rle", "97"),
+        ("gun.rle", "211"),
+        ("r.rle", "300"),
+        ("acorn.lif", "250"),
+        ("soup.rle", "150"),
+    ] {
         let rle = |mode: &str, extra: &[&str]| {
-            let mut args = vec!["--pattern", pattern, "-g", generations, "--print", "rle", "--mode", mode];
+            let mut args = vec![
+                "--pattern",
+                pattern,
+                "-g",
+                generations,
+                "--print",
+                "rle",
+                "--mode",
+                mode,
+            ];
             args.extend_from_slice(extra);
             life(&dir, &args)
         };
         let parallel = rle("parallel", &[]);
         assert!(parallel.starts_with("#CXRLE Pos="), "{parallel}");
-        assert_eq!(rle("hashlife", &[]), parallel, "{pattern}: hashlife in one jump");
-        assert_eq!(rle("hashlife", &["--step", "7"]), parallel, "{pattern}: jumps of 7");
-        assert_eq!(rle("hashlife", &["--jobs", "1"]), parallel, "{pattern}: one thread");
+        assert_eq!(
+            rle("hashlife", &[]),
+            parallel,
+            "{pattern}: hashlife in one jump"
+        );
+        assert_eq!(
+            rle("hashlife", &["--step", "7"]),
+            parallel,
+            "{pattern}: jumps of 7"
+        );
+        assert_eq!(
+            rle("hashlife", &["--jobs", "1"]),
+            parallel,
+            "{pattern}: one thread"
+        );
         if pattern != "soup.rle" {
             assert_eq!(rle("serial", &[]), parallel, "{pattern}: serial");
         }
@@ -154,11 +202,26 @@ fn the_gun_and_the_breeder_jump_as_far_as_golly_counts() {
     // Populations bgolly 3.3 prints for `-h -m 2^30` (gun) and `-h -m 2^20` (breeder).
     for (pattern, generations, alive) in cases {
         let pattern = pattern.as_str();
-        let run = life(&dir, &["--pattern", pattern, "--mode", "hashlife", "-g", generations, "--json"]);
+        let run = life(
+            &dir,
+            &[
+                "--pattern",
+                pattern,
+                "--mode",
+                "hashlife",
+                "-g",
+                generations,
+                "--json",
+            ],
+        );
         let summary: serde_json::Value = serde_json::from_str(run.lines().last().unwrap()).unwrap();
         assert_eq!(summary["alive"].to_string(), alive, "{pattern}: {summary}");
         if let Some(golly) = bgolly() {
-            let n = if generations == "2^30" { 1u64 << 30 } else { 1 << 20 };
+            let n = if generations == "2^30" {
+                1u64 << 30
+            } else {
+                1 << 20
+            };
             let out = Command::new(golly)
                 .current_dir(dir.path())
                 .args(["-h", "-m", &n.to_string(), "-i", &n.to_string(), pattern])
@@ -177,16 +240,22 @@ fn every_rule_matches_golly() {
     };
     let dir = Dir::new();
     dir.create("r.rle", R_PENTOMINO);
-    let soup = life(&dir, &["--plane", "--random", "0.4", "--size", "24x24", "--seed", "8", "-g", "0", "--print", "rle"]);
+    let soup = life(
+        &dir,
+        &[
+            "--plane", "--random", "0.4", "--size", "24x24", "--seed", "8", "-g", "0", "--print",
+            "rle",
+        ],
+    );
     dir.create("soup.rle", &soup);
     let rules = [
-        ("B36/S23", 200),   // HighLife
+        ("B36/S23", 200),      // HighLife
         ("B3678/S34678", 120), // Day & Night
-        ("B2/S", 12),       // Seeds: explodes, so few generations
+        ("B2/S", 12),          // Seeds: explodes, so few generations
         ("B34/S34", 60),
         ("B35678/S5678", 80), // Diamoeba
-        ("B3/S12345", 40),  // Maze-like
-        ("B1357/S1357", 20), // Replicator
+        ("B3/S12345", 40),    // Maze-like
+        ("B1357/S1357", 20),  // Replicator
     ];
     for (rule, generations) in rules {
         for pattern in ["r.rle", "soup.rle"] {
@@ -196,16 +265,45 @@ fn every_rule_matches_golly() {
                 if mode == "serial" && pattern == "soup.rle" {
                     continue;
                 }
-                let ours = life(&dir, &["--pattern", pattern, "--rule", rule, "-g", &g, "--print", "rle", "--mode", mode]);
+                let ours = life(
+                    &dir,
+                    &[
+                        "--pattern",
+                        pattern,
+                        "--rule",
+                        rule,
+                        "-g",
+                        &g,
+                        "--print",
+                        "rle",
+                        "--mode",
+                        mode,
+                    ],
+                );
                 assert_eq!(shape(&ours), expected, "{rule} {pattern} {mode}");
             }
         }
     }
     // The rule line of a file is used when --rule is not given.
     dir.create("highlife.rle", "x = 3, y = 3, rule = 23/36\nb2o$2o$bo!\n");
-    let ours = life(&dir, &["--pattern", "highlife.rle", "-g", "200", "--print", "rle", "--mode", "hashlife"]);
+    let ours = life(
+        &dir,
+        &[
+            "--pattern",
+            "highlife.rle",
+            "-g",
+            "200",
+            "--print",
+            "rle",
+            "--mode",
+            "hashlife",
+        ],
+    );
     assert!(ours.contains("rule = B36/S23"), "{ours}");
-    assert_eq!(shape(&ours), shape(&golly(golly_bin, &dir, "r.rle", "B36/S23", 200)));
+    assert_eq!(
+        shape(&ours),
+        shape(&golly(golly_bin, &dir, "r.rle", "B36/S23", 200))
+    );
 }
 
 #[test]
@@ -213,12 +311,38 @@ fn acorn_from_golly_s_own_file_runs_to_its_633_cells() {
     let dir = Dir::new();
     dir.create("acorn.lif", ACORN_LIF);
     // Acorn settles at generation 5206 with 633 cells (and some gliders gone away).
-    let run = life(&dir, &["--pattern", "acorn.lif", "--mode", "hashlife", "-g", "5206", "--json"]);
+    let run = life(
+        &dir,
+        &[
+            "--pattern",
+            "acorn.lif",
+            "--mode",
+            "hashlife",
+            "-g",
+            "5206",
+            "--json",
+        ],
+    );
     let summary: serde_json::Value = serde_json::from_str(run.lines().last().unwrap()).unwrap();
     assert_eq!(summary["alive"], 633, "{summary}");
     if let Some(golly) = bgolly() {
-        let ours = life(&dir, &["--pattern", "acorn.lif", "--mode", "hashlife", "-g", "5206", "--print", "rle"]);
-        assert_eq!(shape(&ours), shape(&self::golly(golly, &dir, "acorn.lif", "B3/S23", 5206)));
+        let ours = life(
+            &dir,
+            &[
+                "--pattern",
+                "acorn.lif",
+                "--mode",
+                "hashlife",
+                "-g",
+                "5206",
+                "--print",
+                "rle",
+            ],
+        );
+        assert_eq!(
+            shape(&ours),
+            shape(&self::golly(golly, &dir, "acorn.lif", "B3/S23", 5206))
+        );
     }
 }
 
@@ -226,20 +350,103 @@ fn acorn_from_golly_s_own_file_runs_to_its_633_cells() {
 fn macrocell_round_trips_and_golly_reads_it() {
     let dir = Dir::new();
     dir.create("gun.rle", GUN);
-    let direct = life(&dir, &["--pattern", "gun.rle", "--mode", "hashlife", "-g", "1000", "--print", "rle"]);
-    life(&dir, &["--pattern", "gun.rle", "--mode", "hashlife", "-g", "1000", "--print", "mc", "-o", "gun.mc"]);
+    let direct = life(
+        &dir,
+        &[
+            "--pattern",
+            "gun.rle",
+            "--mode",
+            "hashlife",
+            "-g",
+            "1000",
+            "--print",
+            "rle",
+        ],
+    );
+    life(
+        &dir,
+        &[
+            "--pattern",
+            "gun.rle",
+            "--mode",
+            "hashlife",
+            "-g",
+            "1000",
+            "--print",
+            "mc",
+            "-o",
+            "gun.mc",
+        ],
+    );
     let mc = std::fs::read_to_string(dir.path().join("gun.mc")).unwrap();
-    assert!(mc.starts_with("[M2] (concur") && mc.contains("#G 1000\n"), "{mc}");
+    assert!(
+        mc.starts_with("[M2] (concur") && mc.contains("#G 1000\n"),
+        "{mc}"
+    );
     // Reloaded, it is the same pattern at the same place and generation.
-    assert_eq!(life(&dir, &["--pattern", "gun.mc", "--mode", "hashlife", "-g", "0", "--print", "rle"]), direct);
+    assert_eq!(
+        life(
+            &dir,
+            &[
+                "--pattern",
+                "gun.mc",
+                "--mode",
+                "hashlife",
+                "-g",
+                "0",
+                "--print",
+                "rle"
+            ]
+        ),
+        direct
+    );
     // Gzip'd, too; and any strategy can start from it.
     let gz = dir.sh("gzip -c gun.mc > gun.mc.gz && echo ok");
     assert!(gz.status.success());
-    assert_eq!(life(&dir, &["--pattern", "gun.mc.gz", "--mode", "parallel", "-g", "0", "--print", "rle"]), direct);
+    assert_eq!(
+        life(
+            &dir,
+            &[
+                "--pattern",
+                "gun.mc.gz",
+                "--mode",
+                "parallel",
+                "-g",
+                "0",
+                "--print",
+                "rle"
+            ]
+        ),
+        direct
+    );
     // Running on from the file equals running straight through.
     assert_eq!(
-        life(&dir, &["--pattern", "gun.mc", "--mode", "hashlife", "-g", "500", "--print", "rle"]),
-        life(&dir, &["--pattern", "gun.rle", "--mode", "hashlife", "-g", "1500", "--print", "rle"])
+        life(
+            &dir,
+            &[
+                "--pattern",
+                "gun.mc",
+                "--mode",
+                "hashlife",
+                "-g",
+                "500",
+                "--print",
+                "rle"
+            ]
+        ),
+        life(
+            &dir,
+            &[
+                "--pattern",
+                "gun.rle",
+                "--mode",
+                "hashlife",
+                "-g",
+                "1500",
+                "--print",
+                "rle"
+            ]
+        )
     );
     if let Some(golly) = bgolly() {
         let out = dir.path().join("from-mc.rle");
@@ -251,7 +458,10 @@ fn macrocell_round_trips_and_golly_reads_it() {
             .output()
             .unwrap();
         assert!(run.status.success(), "{run:?}");
-        assert_eq!(shape(&std::fs::read_to_string(out).unwrap()), shape(&direct));
+        assert_eq!(
+            shape(&std::fs::read_to_string(out).unwrap()),
+            shape(&direct)
+        );
     }
     dir.create("bad.mc", "[M2] (x)\n#R B3/S23\n4 0 0 0 7\n");
     dir.concur(["life", "--pattern", "bad.mc", "--mode", "hashlife"])
@@ -265,9 +475,18 @@ fn golly_s_rle_quirks_are_read_as_golly_reads_them() {
     let dir = Dir::new();
     // A row wider than the header's x (Golly reads it as written).
     dir.create("wide.rle", "x = 2, y = 1, rule = B3/S23\n3o!\n");
-    assert_eq!(life(&dir, &["--pattern", "wide.rle", "-g", "0", "--print", "final"]), "***\n");
+    assert_eq!(
+        life(
+            &dir,
+            &["--pattern", "wide.rle", "-g", "0", "--print", "final"]
+        ),
+        "***\n"
+    );
     // Golly's position line places the pattern.
-    dir.create("pos.rle", "#CXRLE Pos=-7,12 Gen=3\nx = 3, y = 3, rule = B3/S23\nbo$2bo$3o!\n");
+    dir.create(
+        "pos.rle",
+        "#CXRLE Pos=-7,12 Gen=3\nx = 3, y = 3, rule = B3/S23\nbo$2bo$3o!\n",
+    );
     let out = life(&dir, &["--pattern", "pos.rle", "-g", "4", "--print", "rle"]);
     assert!(out.starts_with("#CXRLE Pos=-6,13 Gen=4\n"), "{out}");
 }
@@ -276,7 +495,9 @@ fn golly_s_rle_quirks_are_read_as_golly_reads_them() {
 fn a_torus_exported_as_rle_reloads_on_the_same_torus() {
     let dir = Dir::new();
     // A soup on a 64x48 torus, run long enough to cross its edges.
-    let args = ["--random", "0.3", "--size", "48x64", "--seed", "2", "--mode", "parallel"];
+    let args = [
+        "--random", "0.3", "--size", "48x64", "--seed", "2", "--mode", "parallel",
+    ];
     let mut first = args.to_vec();
     first.extend(["-g", "80", "--print", "rle"]);
     let rle = life(&dir, &first);
@@ -286,7 +507,10 @@ fn a_torus_exported_as_rle_reloads_on_the_same_torus() {
     straight.extend(["-g", "120", "--print", "final"]);
     let straight = life(&dir, &straight);
     // 40 more from the export: the same cells, wherever the export placed the window.
-    let resumed = life(&dir, &["--pattern", "torus.rle", "-g", "40", "--print", "rle"]);
+    let resumed = life(
+        &dir,
+        &["--pattern", "torus.rle", "-g", "40", "--print", "rle"],
+    );
     let direct = life(&dir, &{
         let mut a = args.to_vec();
         a.extend(["-g", "120", "--print", "rle"]);
@@ -295,9 +519,18 @@ fn a_torus_exported_as_rle_reloads_on_the_same_torus() {
     assert_eq!(shape(&resumed), shape(&direct));
     assert!(straight.contains('*'));
     // A pattern straddling the corner is written as its small window, not the torus.
-    dir.create("corner.rle", "x = 10, y = 10, rule = B3/S23:T10,10\no8bo$10b$10b$10b$10b$10b$10b$10b$10b$o8bo!\n");
-    let out = life(&dir, &["--pattern", "corner.rle", "-g", "0", "--print", "rle"]);
-    assert!(out.contains("x = 2, y = 2, rule = B3/S23:T10,10\n2o$2o!"), "{out}");
+    dir.create(
+        "corner.rle",
+        "x = 10, y = 10, rule = B3/S23:T10,10\no8bo$10b$10b$10b$10b$10b$10b$10b$10b$o8bo!\n",
+    );
+    let out = life(
+        &dir,
+        &["--pattern", "corner.rle", "-g", "0", "--print", "rle"],
+    );
+    assert!(
+        out.contains("x = 2, y = 2, rule = B3/S23:T10,10\n2o$2o!"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -305,16 +538,30 @@ fn output_files_get_the_umask_s_permissions_or_keep_their_own() {
     use std::os::unix::fs::PermissionsExt;
     let dir = Dir::new();
     let exe = env!("CARGO_BIN_EXE_concur");
-    let run = dir.sh(&format!("umask 022 && '{exe}' life -g 1 --print rle -o new.rle"));
+    let run = dir.sh(&format!(
+        "umask 022 && '{exe}' life -g 1 --print rle -o new.rle"
+    ));
     assert!(run.status.success(), "{run:?}");
-    let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+    let mode = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
     assert_eq!(mode("new.rle"), 0o644);
     let kept = dir.create("kept.rle", "old\n");
     std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let run = dir.sh(&format!("umask 022 && '{exe}' life -g 1 --print rle -o kept.rle"));
+    let run = dir.sh(&format!(
+        "umask 022 && '{exe}' life -g 1 --print rle -o kept.rle"
+    ));
     assert!(run.status.success(), "{run:?}");
     assert_eq!(mode("kept.rle"), 0o600);
-    assert!(std::fs::read_to_string(&kept).unwrap().contains("rule = B3/S23:T9,5\n"));
+    assert!(
+        std::fs::read_to_string(&kept)
+            .unwrap()
+            .contains("rule = B3/S23:T9,5\n")
+    );
 }
 
 #[test]
@@ -323,8 +570,14 @@ fn plane_runs_refuse_what_they_cannot_do() {
     dir.create("glider.rle", GLIDER);
     for (args, message) in [
         (vec!["--rule", "B0/S8"], "gives birth on 0 neighbours (B0)"),
-        (vec!["--fail-at", "1,1"], "--fail-at names a cell of a torus"),
-        (vec!["--step", "4"], "--step jumps generations with --mode hashlife"),
+        (
+            vec!["--fail-at", "1,1"],
+            "--fail-at names a cell of a torus",
+        ),
+        (
+            vec!["--step", "4"],
+            "--step jumps generations with --mode hashlife",
+        ),
         (vec!["--rule", "B3/S23/2"], "Generations rules"),
         (vec!["-g", "2^64"], "2^64 is more than"),
     ] {
@@ -336,4 +589,32 @@ fn plane_runs_refuse_what_they_cannot_do() {
         .run()
         .expect_code(2)
         .expect_stderr("--step jumps generations on the unbounded plane");
+}
+
+#[test]
+fn a_gif_of_the_plane_is_cropped_to_the_pattern_over_the_run() {
+    let dir = Dir::new();
+    dir.create("gun.rle", GUN);
+    life(
+        &dir,
+        &[
+            "--pattern",
+            "gun.rle",
+            "-g",
+            "60",
+            "--gif",
+            "gun.gif",
+            "--cell-px",
+            "2",
+        ],
+    );
+    let gif = std::fs::read(dir.path().join("gun.gif")).unwrap();
+    assert!(gif.starts_with(b"GIF89a"));
+    let (width, height) = (
+        u16::from_le_bytes([gif[6], gif[7]]),
+        u16::from_le_bytes([gif[8], gif[9]]),
+    );
+    // The gun's box over 60 generations is its box at 60 (it only grows down): 36 x 20
+    // cells, as Golly 3.3 writes it, at 2 pixels a cell.
+    assert_eq!((width, height), (72, 40));
 }

@@ -143,12 +143,19 @@ fn animate_on_the_plane_pans_zooms_pauses_and_steps() {
     tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &script]);
     let status = |tmux: &Tmux| {
         let screen = tmux.run(&["capture-pane", "-p"]);
-        screen.lines().rfind(|l| l.contains("generation")).unwrap_or("").to_owned()
+        screen
+            .lines()
+            .rfind(|l| l.contains("generation"))
+            .unwrap_or("")
+            .to_owned()
     };
     let field = |line: &str, name: &str| -> i64 {
         let mut words = line.split_whitespace();
         words.by_ref().find(|w| *w == name);
-        words.next().and_then(|w| w.parse().ok()).unwrap_or(i64::MIN)
+        words
+            .next()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(i64::MIN)
     };
     eventually("a frame", || status(&tmux).contains("1:1"));
     // Space pauses: the generation stops moving.
@@ -159,7 +166,9 @@ fn animate_on_the_plane_pans_zooms_pauses_and_steps() {
     assert_eq!(field(&status(&tmux), "generation"), paused, "paused");
     // `.` steps one generation and stays paused.
     tmux.run(&["send-keys", "."]);
-    eventually("one step", || field(&status(&tmux), "generation") == paused + 1);
+    eventually("one step", || {
+        field(&status(&tmux), "generation") == paused + 1
+    });
     assert!(status(&tmux).contains("PAUSED"));
     // `-` zooms out to 2 cells a character; `+` back in.
     tmux.run(&["send-keys", "-"]);
@@ -171,7 +180,9 @@ fn animate_on_the_plane_pans_zooms_pauses_and_steps() {
     tmux.run(&["send-keys", "+"]);
     eventually("zoomed in", || status(&tmux).contains("1:1"));
     tmux.run(&["send-keys", "q"]);
-    eventually("the animation to end", || !tmux.run(&["capture-pane", "-p"]).contains("q quits)"));
+    eventually("the animation to end", || {
+        !tmux.run(&["capture-pane", "-p"]).contains("q quits)")
+    });
 }
 
 #[test]
@@ -284,7 +295,7 @@ fn rle_and_cells_output_read_back_to_the_same_cells() {
             assert_eq!(run.stdout(), "", "-o takes the output");
             let saved = std::fs::read_to_string(dir.path().join(file)).unwrap();
             let comment = match format {
-                "rle" => format!("#CXRLE Pos="),
+                "rle" => "#CXRLE Pos=".to_owned(),
                 _ => format!("generation {generations}, written by concur"),
             };
             assert!(saved.contains(&comment), "{saved}");
@@ -338,8 +349,16 @@ fn a_gun_on_the_plane_keeps_firing_and_the_books_format_keeps_its_size() {
     // Its bounding box starts where the file put it and has grown down with the gliders
     // (Golly 3.3 writes `x = 36, y = 20` for generation 60).
     let bounds = summary["bounds"].as_array().unwrap();
-    assert_eq!((bounds[0].as_i64(), bounds[1].as_i64()), (Some(0), Some(0)), "{summary}");
-    assert_eq!((bounds[2].as_u64(), bounds[3].as_u64()), (Some(36), Some(20)), "{summary}");
+    assert_eq!(
+        (bounds[0].as_i64(), bounds[1].as_i64()),
+        (Some(0), Some(0)),
+        "{summary}"
+    );
+    assert_eq!(
+        (bounds[2].as_u64(), bounds[3].as_u64()),
+        (Some(36), Some(20)),
+        "{summary}"
+    );
     dir.create("book.txt", "-*-\n--*\n***\n");
     let run = dir
         .concur([

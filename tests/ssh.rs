@@ -223,8 +223,11 @@ fn inputs_intact(extra: &[String]) {
             "no job logged on {host}:\n{log}"
         );
     }
+    // This run's masters only: other tests may hold theirs, to their own sshd, at the
+    // same time. Its ssh command names this sshd's key.
+    let key = sshd.dir().join("user_key").display().to_string();
     eventually("the master connections to close", || {
-        processes_holding("ControlMaster=yes", "concur-ssh-") == 0
+        processes_holding("ControlMaster=yes", &key) == 0
     });
 }
 

@@ -17,15 +17,15 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::output::{progress_bar, seconds};
 use super::signals::{SecondSignal, SignalCancel};
 use super::value::{
-    off_if_zero, parse_bytes_max, parse_density, parse_duration, parse_position, parse_positive,
-    parse_generations, parse_positive_max, parse_size,
+    off_if_zero, parse_bytes_max, parse_density, parse_duration, parse_generations, parse_position,
+    parse_positive, parse_positive_max, parse_size,
 };
 use super::{Outcome, UsageError};
 use crate::life::bench::{self, Case, CaseResult};
-use crate::life::remote::{self, RulesClient, RulesServerConfig};
 use crate::life::hashlife::Universe;
-use crate::life::rule::Rule;
+use crate::life::remote::{self, RulesClient, RulesServerConfig};
 use crate::life::report::{GenerationRecord, RunSummary, StepTimes};
+use crate::life::rule::Rule;
 use crate::life::view::{Animation, GifWriter, Status};
 use crate::life::{
     ColumnPrinter, Grid, SimulatedIo, Simulation, Strategy, footprint, pattern, save,
@@ -199,7 +199,6 @@ struct RunArgs {
     /// (64 bytes a node) [default: half the memory available, at most 4G].
     #[arg(long, value_parser = |t: &str| parse_bytes_max(t, 1 << 40), value_name = "SIZE")]
     max_memory: Option<u64>,
-
 
     /// Start from a random grid where each cell is alive with this probability.
     #[arg(long, value_parser = parse_density, value_name = "DENSITY", conflicts_with = "pattern")]
@@ -524,7 +523,7 @@ fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
             .into());
         }
         let universe = load_macrocell(path, args.rule, parallel)?;
-        return run_on_plane(&args, PlaneStart::Tree(universe), out);
+        return run_on_plane(&args, PlaneStart::Tree(Box::new(universe)), out);
     }
     let loaded = match &args.pattern {
         Some(path) => Some(pattern::load_pattern(path)?),
@@ -535,7 +534,10 @@ fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         .is_some_and(|l| l.torus || l.format == pattern::PatternFormat::Rows);
     let on_plane = args.plane || (loaded.is_some() && args.size.is_none() && !file_gives_size);
     if on_plane {
-        let rule = args.rule.or(loaded.as_ref().map(|l| l.rule)).unwrap_or_default();
+        let rule = args
+            .rule
+            .or(loaded.as_ref().map(|l| l.rule))
+            .unwrap_or_default();
         let (grid, origin) = match (loaded, args.random) {
             (Some(loaded), _) => {
                 if args.size.is_some() {
@@ -564,7 +566,10 @@ fn run_life_to(args: RunArgs, out: &mut dyn Write) -> Result<Outcome> {
         )
         .into());
     }
-    let rule = args.rule.or(loaded.as_ref().map(|l| l.rule)).unwrap_or_default();
+    let rule = args
+        .rule
+        .or(loaded.as_ref().map(|l| l.rule))
+        .unwrap_or_default();
     let grid = initial_grid(&args, loaded)?;
     check_columns(&args, grid.len())?;
     footprint::check(
@@ -621,7 +626,7 @@ enum PlaneStart {
         rule: Rule,
     },
     /// A macrocell file's tree.
-    Tree(Universe),
+    Tree(Box<Universe>),
 }
 
 /// Checks the options a plane run cannot take, sets it up and runs it.
@@ -642,7 +647,10 @@ fn run_on_plane(args: &RunArgs, start: PlaneStart, out: &mut dyn Write) -> Resul
             "do not apply: this strategy does no per-cell I/O",
         );
     }
-    if args.print_mode() == PrintMode::Columns && !args.json && args.steps() > MAX_COLUMN_GENERATIONS as u64 {
+    if args.print_mode() == PrintMode::Columns
+        && !args.json
+        && args.steps() > MAX_COLUMN_GENERATIONS as u64
+    {
         return refuse(
             "--print columns",
             &format!(
@@ -674,7 +682,7 @@ fn run_on_plane(args: &RunArgs, start: PlaneStart, out: &mut dyn Write) -> Resul
             plane_world(args, grid, origin, rule, generation)?
         }
         PlaneStart::Grid { grid, origin, rule } if args.strategy == Strategy::Hashlife => {
-            plane::World::Tree(Universe::from_grid(&grid, origin, rule, parallel)?)
+            plane::World::Tree(Box::new(Universe::from_grid(&grid, origin, rule, parallel)?))
         }
         PlaneStart::Grid { grid, origin, rule } => plane_world(args, grid, origin, rule, 0)?,
     };
@@ -858,10 +866,11 @@ fn simulate(
             PrintMode::Final => writeln!(out, "{last}")?,
             PrintMode::Rle => write!(out, "{}", save::torus_to_rle(&last, last_index, rule))?,
             PrintMode::Mc => {
-                let universe = Universe::from_grid(&last, (0, 0), rule, false).map_err(|err| {
-                    UsageError(format!("--print mc writes the plane: {err}"))
-                })?;
-                universe.set_generation_then(last_index as u64).write_macrocell(out)?;
+                let universe = Universe::from_grid(&last, (0, 0), rule, false)
+                    .map_err(|err| UsageError(format!("--print mc writes the plane: {err}")))?;
+                universe
+                    .set_generation_then(last_index as u64)
+                    .write_macrocell(out)?;
             }
             PrintMode::Cells => write!(out, "{}", save::to_cells(&last, last_index))?,
             PrintMode::None => {}
@@ -1068,10 +1077,14 @@ fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
 /// `concur life bench --hashlife`.
 fn run_hashlife_bench(exe: &Path, args: &BenchArgs, out: &mut dyn Write) -> Result<Outcome> {
     use crate::life::hashlife_bench::{self as hb, HashlifeCase};
-    let golly = ["/usr/bin/bgolly", "/usr/games/bgolly", "/usr/local/bin/bgolly"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
+    let golly = [
+        "/usr/bin/bgolly",
+        "/usr/games/bgolly",
+        "/usr/local/bin/bgolly",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists());
     let dir = tempfile::tempdir().context("cannot make a directory for the patterns")?;
     let gun = dir.path().join("gun.rle");
     std::fs::write(&gun, hb::GUN).context("cannot write the gun's pattern")?;
@@ -1110,13 +1123,22 @@ fn run_hashlife_bench(exe: &Path, args: &BenchArgs, out: &mut dyn Write) -> Resu
             args.runs,
             match &golly {
                 Some(g) => format!("Golly is {} -h", g.display()),
-                None => "bgolly not found (apt-get install golly): concur only, no breeder".to_owned(),
+                None =>
+                    "bgolly not found (apt-get install golly): concur only, no breeder".to_owned(),
             }
         )?;
         writeln!(
             out,
             "{:<20} {:>13} {:>26} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-            "pattern", "generations", "alive", "concur s", "1 thread", "golly s", "ratio", "MiB", "golly MiB"
+            "pattern",
+            "generations",
+            "alive",
+            "concur s",
+            "1 thread",
+            "golly s",
+            "ratio",
+            "MiB",
+            "golly MiB"
         )?;
     }
     let bar = progress_bar(cases.len() as u64, "cases");
@@ -1126,7 +1148,9 @@ fn run_hashlife_bench(exe: &Path, args: &BenchArgs, out: &mut dyn Write) -> Resu
         let result = hb::measure(exe, golly.as_deref(), case, args.runs.get())?;
         bar.inc(1);
         if !args.json {
-            let opt = |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+            let opt = |v: Option<f64>, digits: usize| {
+                v.map_or("-".to_owned(), |v| format!("{v:.digits$}"))
+            };
             bar.suspend(|| {
                 writeln!(
                     out,

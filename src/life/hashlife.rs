@@ -172,13 +172,14 @@ impl Store {
             return self.empty[level as usize];
         }
         if level == LEAF_LEVEL {
-            let bits = cells.iter().fold(0u64, |bits, &(x, y)| {
-                bits | 1 << ((y - y0) * 8 + (x - x0))
-            });
+            let bits = cells
+                .iter()
+                .fold(0u64, |bits, &(x, y)| bits | 1 << ((y - y0) * 8 + (x - x0)));
             return self.leaf(bits);
         }
         let half = 1i128 << (level - 1);
-        let quadrant = |&(x, y): &(i128, i128)| usize::from(y >= y0 + half) * 2 + usize::from(x >= x0 + half);
+        let quadrant =
+            |&(x, y): &(i128, i128)| usize::from(y >= y0 + half) * 2 + usize::from(x >= x0 + half);
         cells.sort_unstable_by_key(quadrant);
         let mut counts = [0usize; 4];
         for cell in cells.iter() {
@@ -221,7 +222,8 @@ impl Store {
                 let i = i128::from(bits.trailing_zeros());
                 bits &= bits - 1;
                 let (x, y) = (x0 + i % 8, y0 + i / 8);
-                if window.is_none_or(|w| w.left <= x && x <= w.right && w.top <= y && y <= w.bottom) {
+                if window.is_none_or(|w| w.left <= x && x <= w.right && w.top <= y && y <= w.bottom)
+                {
                     f(x, y);
                 }
             }
@@ -304,7 +306,11 @@ impl Store {
     /// this thread otherwise (a task costs more than a lookup).
     fn map<const N: usize>(&self, level: u32, ids: [u32; N], j: u32) -> [u32; N] {
         let result = |id: u32| self.result(id, level - 1, j);
-        let work = || ids.iter().filter(|&&id| !self.known(id, level - 1, j)).count();
+        let work = || {
+            ids.iter()
+                .filter(|&&id| !self.known(id, level - 1, j))
+                .count()
+        };
         if self.parallel && level >= PAR_LEVEL && work() >= 2 {
             let out: Vec<u32> = ids.par_iter().map(|&id| result(id)).collect();
             let mut array = [0; N];
@@ -461,7 +467,11 @@ impl Universe {
         rule: Rule,
     ) -> Result<Self, HashLifeError> {
         let mut universe = Self::new(rule)?;
-        universe.set_cells(cells.into_iter().map(|(x, y)| (i128::from(x), i128::from(y))))?;
+        universe.set_cells(
+            cells
+                .into_iter()
+                .map(|(x, y)| (i128::from(x), i128::from(y))),
+        )?;
         Ok(universe)
     }
 
@@ -476,13 +486,21 @@ impl Universe {
         let cells = grid
             .positions()
             .filter(|&(y, x)| grid.cell_at(y, x).is_alive())
-            .map(|(y, x)| (i128::from(origin.0) + x as i128, i128::from(origin.1) + y as i128));
+            .map(|(y, x)| {
+                (
+                    i128::from(origin.0) + x as i128,
+                    i128::from(origin.1) + y as i128,
+                )
+            });
         universe.set_cells(cells)?;
         Ok(universe)
     }
 
     /// Replaces the pattern with these living cells (plane coordinates).
-    fn set_cells(&mut self, cells: impl Iterator<Item = (i128, i128)>) -> Result<(), HashLifeError> {
+    fn set_cells(
+        &mut self,
+        cells: impl Iterator<Item = (i128, i128)>,
+    ) -> Result<(), HashLifeError> {
         // Inside, y is shifted up by one, so that the tree lines up with Golly's
         // macrocell files (whose row -1 is a file's first row at y = 0).
         let mut cells: Vec<(i128, i128)> = cells.map(|(x, y)| (x, y - 1)).collect();
@@ -554,7 +572,10 @@ impl Universe {
     pub fn jump(&mut self, j: u32) -> Result<(), HashLifeError> {
         let end = self
             .generation
-            .checked_add(1u64.checked_shl(j).ok_or(HashLifeError::GenerationOverflow)?)
+            .checked_add(
+                1u64.checked_shl(j)
+                    .ok_or(HashLifeError::GenerationOverflow)?,
+            )
             .ok_or(HashLifeError::GenerationOverflow)?;
         // Room for the pattern to grow by 2^j on every side: it must sit in the middle
         // half of a root of level >= j + 2, and then the root grows once more.
@@ -615,11 +636,9 @@ impl Universe {
         if let Some(&n) = memo.get(&id) {
             return n;
         }
-        let n = self
-            .store
-            .key(id)
-            .iter()
-            .fold(0u128, |n, &c| n.saturating_add(self.count(c, level - 1, memo)));
+        let n = self.store.key(id).iter().fold(0u128, |n, &c| {
+            n.saturating_add(self.count(c, level - 1, memo))
+        });
         memo.insert(id, n);
         n
     }
@@ -643,7 +662,13 @@ impl Universe {
     }
 
     /// How far in from side `e` of the node the first living cell is.
-    fn edge(&self, id: u32, level: u32, e: Edge, memo: &mut HashMap<u32, Option<u128>>) -> Option<u128> {
+    fn edge(
+        &self,
+        id: u32,
+        level: u32,
+        e: Edge,
+        memo: &mut HashMap<u32, Option<u128>>,
+    ) -> Option<u128> {
         if self.store.is_empty_node(id, level) {
             return None;
         }
@@ -688,15 +713,23 @@ impl Universe {
             bottom: w.bottom - 1,
             ..w
         });
-        self.store
-            .visit(self.root, self.level, (-half, -half), inside, &mut |x, y| f(x, y + 1));
+        self.store.visit(
+            self.root,
+            self.level,
+            (-half, -half),
+            inside,
+            &mut |x, y| f(x, y + 1),
+        );
     }
 
     /// The pattern's bounding box as a grid, with the plane position `(x, y)` of its
     /// top-left cell. An empty plane is one empty cell at the origin.
     pub fn to_grid(&self) -> Result<(Grid, (i64, i64)), HashLifeError> {
         let Some(b) = self.bounds() else {
-            return Ok((Grid::new(1, 1).map_err(|_| HashLifeError::TooLarge)?, (0, 0)));
+            return Ok((
+                Grid::new(1, 1).map_err(|_| HashLifeError::TooLarge)?,
+                (0, 0),
+            ));
         };
         let too_large = || HashLifeError::GridTooLarge {
             height: b.height(),
@@ -726,7 +759,14 @@ impl Universe {
     pub fn collect_garbage(&mut self, keep_results: bool) -> usize {
         let fresh = Store::new(self.store.rule, self.store.parallel);
         let mut map: HashMap<u32, u32, FxBuildHasher> = HashMap::default();
-        self.root = copy(&self.store, &fresh, self.root, self.level, keep_results, &mut map);
+        self.root = copy(
+            &self.store,
+            &fresh,
+            self.root,
+            self.level,
+            keep_results,
+            &mut map,
+        );
         self.store = fresh;
         self.store.len()
     }
@@ -776,7 +816,11 @@ impl Universe {
             for (slot, &child) in children.iter_mut().zip(&self.store.key(id)) {
                 *slot = self.write_node(child, level - 1, out, lines, next)?;
             }
-            let _ = write!(text, "{level} {} {} {} {}", children[0], children[1], children[2], children[3]);
+            let _ = write!(
+                text,
+                "{level} {} {} {} {}",
+                children[0], children[1], children[2], children[3]
+            );
         }
         writeln!(out, "{text}")?;
         let line = *next;
@@ -787,7 +831,11 @@ impl Universe {
 
     /// Reads Golly's macrocell format (two-state, `[M2]`). `rule` overrides the file's
     /// `#R` line.
-    pub fn read_macrocell(text: &str, rule: Option<Rule>, parallel: bool) -> Result<Self, HashLifeError> {
+    pub fn read_macrocell(
+        text: &str,
+        rule: Option<Rule>,
+        parallel: bool,
+    ) -> Result<Self, HashLifeError> {
         let bad = |line: usize, reason: String| HashLifeError::Macrocell { line, reason };
         let mut file_rule = None;
         let mut generation = 0u64;
@@ -816,10 +864,9 @@ impl Universe {
                 continue;
             }
             if let Some(g) = line.strip_prefix("#G") {
-                generation = g
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad(number, format!("#G {} is not a generation count", g.trim())))?;
+                generation = g.trim().parse().map_err(|_| {
+                    bad(number, format!("#G {} is not a generation count", g.trim()))
+                })?;
                 continue;
             }
             if line.starts_with('#') || line.is_empty() {
@@ -860,11 +907,17 @@ impl Universe {
             let words: Vec<&str> = line.split_whitespace().collect();
             let numbers: Option<Vec<usize>> = words.iter().map(|w| w.parse().ok()).collect();
             let Some([level, children @ ..]) = numbers.as_deref() else {
-                return Err(bad(number, format!("expected `level nw ne sw se`, found {line:?}")));
+                return Err(bad(
+                    number,
+                    format!("expected `level nw ne sw se`, found {line:?}"),
+                ));
             };
             let (level, children) = (*level, children);
             if children.len() != 4 {
-                return Err(bad(number, format!("expected `level nw ne sw se`, found {line:?}")));
+                return Err(bad(
+                    number,
+                    format!("expected `level nw ne sw se`, found {line:?}"),
+                ));
             }
             if level <= LEAF_LEVEL as usize || level > MAX_LEVEL as usize {
                 return Err(bad(
@@ -889,7 +942,10 @@ impl Universe {
                             ));
                         }
                         None => {
-                            return Err(bad(number, format!("node {n} is not defined before this line")));
+                            return Err(bad(
+                                number,
+                                format!("node {n} is not defined before this line"),
+                            ));
                         }
                     },
                 };
@@ -918,8 +974,18 @@ impl Universe {
             writeln!(out, "x = 0, y = 0, rule = {}", self.store.rule)?;
             return writeln!(out, "!");
         };
-        writeln!(out, "#CXRLE Pos={},{} Gen={}", b.left, b.top, self.generation)?;
-        writeln!(out, "x = {}, y = {}, rule = {}", b.width(), b.height(), self.store.rule)?;
+        writeln!(
+            out,
+            "#CXRLE Pos={},{} Gen={}",
+            b.left, b.top, self.generation
+        )?;
+        writeln!(
+            out,
+            "x = {}, y = {}, rule = {}",
+            b.width(),
+            b.height(),
+            self.store.rule
+        )?;
         let mut rle = super::save::RleWriter::new(out);
         let mut blank = 0u128;
         let mut y = b.top;
@@ -985,7 +1051,9 @@ fn copy(
     let new = if level == LEAF_LEVEL {
         to.leaf(from.bits(id))
     } else {
-        let key = from.key(id).map(|c| copy(from, to, c, level - 1, keep_results, map));
+        let key = from
+            .key(id)
+            .map(|c| copy(from, to, c, level - 1, keep_results, map));
         to.intern(key)
     };
     map.insert(id, new);
@@ -1038,12 +1106,18 @@ impl TorusStepper {
         let result = self.store.result(root, level, 0);
         // The result covers [-quarter, quarter) both ways: read the border's inside.
         let mut next = Grid::from_cells(h, w, vec![Cell::Empty; h * w]);
-        self.store.visit(result, level - 1, (-quarter, -quarter), None, &mut |x, y| {
-            let (bx, by) = (x + quarter, y + quarter);
-            if (1..=w as i128).contains(&bx) && (1..=h as i128).contains(&by) {
-                next.set_at(by as usize - 1, bx as usize - 1, Cell::Alive);
-            }
-        });
+        self.store.visit(
+            result,
+            level - 1,
+            (-quarter, -quarter),
+            None,
+            &mut |x, y| {
+                let (bx, by) = (x + quarter, y + quarter);
+                if (1..=w as i128).contains(&bx) && (1..=h as i128).contains(&by) {
+                    next.set_at(by as usize - 1, bx as usize - 1, Cell::Alive);
+                }
+            },
+        );
         if self.store.len() * NODE_BYTES > 1 << 30 {
             self.store = Store::new(self.store.rule, true);
         }
@@ -1076,7 +1150,11 @@ mod tests {
             }
             let mut next = HashSet::new();
             for (&cell, &n) in &counts {
-                let state = if now.contains(&cell) { Cell::Alive } else { Cell::Empty };
+                let state = if now.contains(&cell) {
+                    Cell::Alive
+                } else {
+                    Cell::Empty
+                };
                 if rule.next(state, n).is_alive() {
                     next.insert(cell);
                 }
@@ -1110,7 +1188,14 @@ mod tests {
 
     #[test]
     fn hashlife_equals_an_independent_plane_for_several_rules() {
-        let rules = ["B3/S23", "B36/S23", "B3678/S34678", "B2/S", "B1357/S1357", "B35678/S5678"];
+        let rules = [
+            "B3/S23",
+            "B36/S23",
+            "B3678/S34678",
+            "B2/S",
+            "B1357/S1357",
+            "B35678/S5678",
+        ];
         for text in rules {
             let rule: Rule = text.parse().unwrap();
             for (seed, offset) in [(1, -7), (2, 100), (3, -1000)] {
@@ -1123,7 +1208,11 @@ mod tests {
                             .unwrap();
                         universe.advance(generations).unwrap();
                         let expected = oracle(&start, rule, generations as usize);
-                        assert_eq!(cells_of(&universe), expected, "{text} seed {seed} gen {generations}");
+                        assert_eq!(
+                            cells_of(&universe),
+                            expected,
+                            "{text} seed {seed} gen {generations}"
+                        );
                         assert_eq!(universe.population(), expected.len() as u128);
                     }
                 }
@@ -1167,7 +1256,12 @@ mod tests {
         let mut universe = Universe::from_cells(glider, Rule::CONWAY).unwrap();
         assert_eq!(
             universe.bounds(),
-            Some(Bounds { left: 0, top: 0, right: 2, bottom: 2 })
+            Some(Bounds {
+                left: 0,
+                top: 0,
+                right: 2,
+                bottom: 2
+            })
         );
         universe.advance(4 * 1000).unwrap();
         let (grid, origin) = universe.to_grid().unwrap();
@@ -1181,7 +1275,8 @@ mod tests {
     #[test]
     fn macrocell_round_trips_and_reads_golly() {
         let start = soup(40, 4, -20);
-        let mut universe = Universe::from_cells(start.iter().copied(), "B36/S23".parse().unwrap()).unwrap();
+        let mut universe =
+            Universe::from_cells(start.iter().copied(), "B36/S23".parse().unwrap()).unwrap();
         universe.advance(77).unwrap();
         let mut text = Vec::new();
         universe.write_macrocell(&mut text).unwrap();
@@ -1197,7 +1292,11 @@ mod tests {
         assert_eq!(cells_of(&glider), expected);
         let mut again = Vec::new();
         glider.write_macrocell(&mut again).unwrap();
-        assert!(String::from_utf8(again).unwrap().ends_with("#G 8\n$...*$....*$..***$\n4 0 0 0 1\n"));
+        assert!(
+            String::from_utf8(again)
+                .unwrap()
+                .ends_with("#G 8\n$...*$....*$..***$\n4 0 0 0 1\n")
+        );
         for (bad, why) in [
             ("[M2]\n4 0 0 0 2\n", "not defined"),
             ("[M2]\n$*$\n5 0 0 0 1\n", "level 3, not 4"),
@@ -1205,7 +1304,9 @@ mod tests {
             ("[M2]\n.........*$\n", "8 by 8"),
             ("[M2]\n1 0 0 0 1\n", "two-state"),
         ] {
-            let err = Universe::read_macrocell(bad, None, true).unwrap_err().to_string();
+            let err = Universe::read_macrocell(bad, None, true)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(why), "{bad:?}: {err}");
         }
     }
@@ -1219,7 +1320,10 @@ mod tests {
         universe.write_rle(&mut rle).unwrap();
         let rle = String::from_utf8(rle).unwrap();
         let (grid, origin) = universe.to_grid().unwrap();
-        assert!(rle.starts_with(&format!("#CXRLE Pos={},{} Gen=30\n", origin.0, origin.1)), "{rle}");
+        assert!(
+            rle.starts_with(&format!("#CXRLE Pos={},{} Gen=30\n", origin.0, origin.1)),
+            "{rle}"
+        );
         assert_eq!(parse(&rle, PatternFormat::Rle).unwrap(), grid);
     }
 

@@ -60,7 +60,11 @@ pub(crate) struct HashlifeResult {
 }
 
 /// Runs `concur life --pattern FILE --mode hashlife -g N --json [--threads 1]`.
-fn run_concur(exe: &Path, case: &HashlifeCase, one_thread: bool) -> Result<(f64, PlaneSummary), BenchError> {
+fn run_concur(
+    exe: &Path,
+    case: &HashlifeCase,
+    one_thread: bool,
+) -> Result<(f64, PlaneSummary), BenchError> {
     let mut command = Command::new(exe);
     command
         .args(["life", "--mode", "hashlife", "--json", "-g"])

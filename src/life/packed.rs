@@ -363,7 +363,11 @@ mod tests {
                 for generation in 1..=5 {
                     let mut next = Grid::new(h, w).unwrap();
                     for (y, x) in grid.positions() {
-                        next.set_at(y, x, rule.next(grid.cell_at(y, x), count_neighbors(&grid, y, x)));
+                        next.set_at(
+                            y,
+                            x,
+                            rule.next(grid.cell_at(y, x), count_neighbors(&grid, y, x)),
+                        );
                     }
                     grid = next;
                     packed = packed.step_with(rule);

@@ -471,7 +471,9 @@ fn parse_rle(text: &str) -> Result<Parsed, ParseError> {
 
 /// Golly's `#CXRLE Pos=x,y Gen=N` line: the position of the pattern's top-left cell.
 fn cxrle_pos(rest: &str) -> Option<(i64, i64)> {
-    let pos = rest.split_whitespace().find_map(|w| w.strip_prefix("Pos="))?;
+    let pos = rest
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("Pos="))?;
     let (x, y) = pos.split_once(',')?;
     Some((x.trim().parse().ok()?, y.trim().parse().ok()?))
 }
@@ -546,7 +548,9 @@ fn parse_rule(value: &str) -> Result<(Rule, Option<(usize, usize)>), String> {
         Some((rule, bounds)) => (rule.trim(), Some(bounds.trim())),
         None => (value.trim(), None),
     };
-    let rule: Rule = rule.parse().map_err(|e: super::rule::RuleError| e.to_string())?;
+    let rule: Rule = rule
+        .parse()
+        .map_err(|e: super::rule::RuleError| e.to_string())?;
     let Some(bounds) = bounds else {
         return Ok((rule, None));
     };
@@ -680,7 +684,10 @@ fn parse_life105(text: &str) -> Result<Parsed, ParseError> {
             let mut words = rest.split_whitespace();
             origin = match words.next() {
                 None => (0, 0),
-                first => (coordinate(first, number)?, coordinate(words.next(), number)?),
+                first => (
+                    coordinate(first, number)?,
+                    coordinate(words.next(), number)?,
+                ),
             };
             row = 0;
             continue;
@@ -769,7 +776,8 @@ mod tests {
         assert!(err.reason.contains("non-totalistic"), "{err}");
         let err = parse("x = 2, y = 1, rule = 23/3/2\no!", PatternFormat::Rle).unwrap_err();
         assert!(err.reason.contains("Generations"), "{err}");
-        let highlife = parse_pattern("x = 2, y = 1, rule = B36/S23\no!", PatternFormat::Rle).unwrap();
+        let highlife =
+            parse_pattern("x = 2, y = 1, rule = B36/S23\no!", PatternFormat::Rle).unwrap();
         assert_eq!(highlife.rule, Some("B36/S23".parse().unwrap()));
 
         let err = parse("x = 2, y = 1, rule = B3/S23:P72,72\no!", PatternFormat::Rle).unwrap_err();
@@ -784,7 +792,6 @@ mod tests {
 
         let err = parse("x = 2, y = 2\no$o", PatternFormat::Rle).unwrap_err();
         assert!(err.reason.contains("missing the closing `!`"), "{err}");
-
 
         let err = parse("!only a comment\n", PatternFormat::Plaintext).unwrap_err();
         assert!(err.reason.contains("no cells"), "{err}");

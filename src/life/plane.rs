@@ -88,19 +88,17 @@ impl Plane {
     /// Runs one generation with `sim`.
     pub fn step(&mut self, sim: &mut Simulation) -> Result<(), LifeError> {
         let (h, w) = (self.grid.height(), self.grid.width());
-        let padded = Grid::embed_at(&self.grid, h + 2 * MARGIN, w + 2 * MARGIN, MARGIN, MARGIN)
-            ?;
+        let padded = Grid::embed_at(&self.grid, h + 2 * MARGIN, w + 2 * MARGIN, MARGIN, MARGIN)?;
         let next = sim.step(&Arc::new(padded))?;
-        let origin = (
-            self.origin.0 - MARGIN as i64,
-            self.origin.1 - MARGIN as i64,
-        );
+        let origin = (self.origin.0 - MARGIN as i64, self.origin.1 - MARGIN as i64);
         *self = Self::cropped(&next, origin);
         Ok(())
     }
 
     /// The window `(x, y, height, width)` holding every plane in `planes`.
-    pub fn union<'a>(planes: impl IntoIterator<Item = &'a Plane>) -> Option<(i64, i64, usize, usize)> {
+    pub fn union<'a>(
+        planes: impl IntoIterator<Item = &'a Plane>,
+    ) -> Option<(i64, i64, usize, usize)> {
         let mut bounds: Option<(i64, i64, i64, i64)> = None;
         for p in planes {
             let (x, y) = p.origin;
@@ -115,12 +113,18 @@ impl Plane {
 
     /// This plane's cells in the window `(x, y, height, width)` (cells outside it are
     /// left out).
-    pub fn in_window(&self, (x, y, height, width): (i64, i64, usize, usize)) -> Result<Grid, GridError> {
+    pub fn in_window(
+        &self,
+        (x, y, height, width): (i64, i64, usize, usize),
+    ) -> Result<Grid, GridError> {
         let mut grid = Grid::new(height, width)?;
         for (gy, row) in self.grid.rows().enumerate() {
             for (gx, cell) in row.iter().enumerate() {
                 let (wx, wy) = (self.origin.0 + gx as i64 - x, self.origin.1 + gy as i64 - y);
-                if cell.is_alive() && (0..width as i64).contains(&wx) && (0..height as i64).contains(&wy) {
+                if cell.is_alive()
+                    && (0..width as i64).contains(&wx)
+                    && (0..height as i64).contains(&wy)
+                {
                     grid.set_at(wy as usize, wx as usize, Cell::Alive);
                 }
             }

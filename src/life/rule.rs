@@ -267,7 +267,13 @@ mod tests {
     #[test]
     fn rules_in_golly_notations() {
         let day_and_night = Rule::new(&[3, 6, 7, 8], &[3, 4, 6, 7, 8]);
-        for text in ["B3678/S34678", "b3678/s34678", "B3678S34678", "S34678/B3678", "34678/3678"] {
+        for text in [
+            "B3678/S34678",
+            "b3678/s34678",
+            "B3678S34678",
+            "S34678/B3678",
+            "34678/3678",
+        ] {
             assert_eq!(text.parse::<Rule>(), Ok(day_and_night), "{text}");
         }
         for text in ["B3/S23", "23/3", "Life", "life", "S23/B3"] {
@@ -276,7 +282,9 @@ mod tests {
         assert_eq!("B2/S".parse::<Rule>().unwrap().to_string(), "B2/S");
         assert_eq!("/2".parse::<Rule>().unwrap().to_string(), "B2/S");
         assert!("B0/S8".parse::<Rule>().unwrap().births_from_nothing());
-        for bad in ["", "B9/S23", "B3/S23/4", "23/3/2", "B2e3/S23", "B3", "x/y", "3"] {
+        for bad in [
+            "", "B9/S23", "B3/S23/4", "23/3/2", "B2e3/S23", "B3", "x/y", "3",
+        ] {
             let err = bad.parse::<Rule>().unwrap_err();
             assert!(!err.reason.is_empty(), "{bad}");
         }
@@ -294,7 +302,14 @@ mod tests {
     #[test]
     fn bit_sliced_rule_matches_the_cell_rule() {
         // Every (state, total) pair, one per bit: bit i has total i % 10, alive if i >= 32.
-        let rules = ["B3/S23", "B36/S23", "B3678/S34678", "B2/S", "B0/S8", "B012345678/S012345678"];
+        let rules = [
+            "B3/S23",
+            "B36/S23",
+            "B3678/S34678",
+            "B2/S",
+            "B0/S8",
+            "B012345678/S012345678",
+        ];
         for text in rules {
             let rule: Rule = text.parse().unwrap();
             let mut total = [0u64; 4];
@@ -308,7 +323,11 @@ mod tests {
             }
             let next = rule.apply_total(alive, total);
             for i in 0..64u64 {
-                let state = if alive >> i & 1 == 1 { Cell::Alive } else { Cell::Empty };
+                let state = if alive >> i & 1 == 1 {
+                    Cell::Alive
+                } else {
+                    Cell::Empty
+                };
                 let neighbours = (i % 10) as u8 - u8::from(state.is_alive());
                 if neighbours > 8 {
                     continue;

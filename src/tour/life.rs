@@ -406,7 +406,10 @@ fn life_hashlife(out: &mut dyn Write, options: TourOptions) -> Result<(), TourEr
     use crate::life::hashlife_bench::GUN;
     use crate::life::pattern::{PatternFormat, parse};
     use crate::life::rule::Rule;
-    heading(out, "Past Golly: HashLife, a billion generations, on every core")?;
+    heading(
+        out,
+        "Past Golly: HashLife, a billion generations, on every core",
+    )?;
     writeln!(
         out,
         "A pattern file runs on the unbounded plane. --mode hashlife (Gosper's algorithm)\n\
@@ -426,9 +429,17 @@ fn life_hashlife(out: &mut dyn Write, options: TourOptions) -> Result<(), TourEr
          (bgolly 3.3 counts 178957021: {}).",
         seconds * 1000.0,
         universe.nodes(),
-        if alive == 178_957_021 { "the same" } else { "DIFFERENT" }
+        if alive == 178_957_021 {
+            "the same"
+        } else {
+            "DIFFERENT"
+        }
     )?;
-    let (side, generations) = if options.quick { (256, 1000) } else { (1024, 10_000) };
+    let (side, generations) = if options.quick {
+        (256, 1000)
+    } else {
+        (1024, 10_000)
+    };
     let soup = Grid::random(side, side, 0.3, 1).map_err(LifeError::from)?;
     let mut times = Vec::new();
     let mut counts = Vec::new();
@@ -448,7 +459,11 @@ fn life_hashlife(out: &mut dyn Write, options: TourOptions) -> Result<(), TourEr
         rayon::current_num_threads(),
         times[0] / times[1].max(1e-9),
         counts[1],
-        if counts[0] == counts[1] { "" } else { " (DIFFERENT counts!)" }
+        if counts[0] == counts[1] {
+            ""
+        } else {
+            " (DIFFERENT counts!)"
+        }
     )?;
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::measure::peak_rss_bytes;
 /// The state of a plane run.
 pub(super) enum World {
     /// HashLife's quadtree.
-    Tree(Universe),
+    Tree(Box<Universe>),
     /// The bounding box, stepped by a grid strategy.
     Boxed {
         plane: Plane,
@@ -181,53 +181,58 @@ pub(super) fn run(args: &RunArgs, mut world: World, out: &mut dyn Write) -> Resu
     let mut times = StepTimes::default();
     let mut collections = 0usize;
     let mut peak_nodes = 0usize;
-    let mut observe = |world: &World, elapsed: Option<Duration>, out: &mut dyn Write| -> Result<bool> {
-        let generation = world.generation();
-        if let Some(elapsed) = elapsed {
-            bar.inc(1);
-            times.push(elapsed);
-            if args.json {
-                let record = PlaneRecord {
-                    generation,
-                    alive: world.population(),
-                    seconds: elapsed.as_secs_f64(),
+    let mut observe =
+        |world: &World, elapsed: Option<Duration>, out: &mut dyn Write| -> Result<bool> {
+            let generation = world.generation();
+            if let Some(elapsed) = elapsed {
+                bar.inc(1);
+                times.push(elapsed);
+                if args.json {
+                    let record = PlaneRecord {
+                        generation,
+                        alive: world.population(),
+                        seconds: elapsed.as_secs_f64(),
+                    };
+                    writeln!(out, "{}", serde_json::to_string(&record)?)?;
+                    out.flush()?;
+                }
+            }
+            if !args.json && print == PrintMode::Columns {
+                snapshots.push(world.snapshot()?);
+            }
+            if args.gif.is_some() && (generation / step).is_multiple_of(args.every.get() as u64) {
+                frames.push(world.snapshot()?);
+            }
+            if let Some((animation, view)) = animation.as_mut() {
+                let status = format!(
+                    "generation {generation}  population {}  {:.3} s/step  {}  {}",
+                    world.population(),
+                    elapsed.unwrap_or_default().as_secs_f64(),
+                    args.strategy,
+                    world.rule(),
+                );
+                let draw = |window: Bounds, scale: u64, rows: usize, cols: usize| {
+                    let mut grid =
+                        Grid::new(rows.max(1), cols.max(1)).unwrap_or_else(|_| Grid::glider());
+                    world.cells_in(window, &mut |x, y| {
+                        let (gy, gx) = (
+                            ((y - window.top) / i128::from(scale)) as isize,
+                            ((x - window.left) / i128::from(scale)) as isize,
+                        );
+                        grid.set(gy, gx, crate::life::Cell::Alive);
+                    });
+                    grid
                 };
-                writeln!(out, "{}", serde_json::to_string(&record)?)?;
-                out.flush()?;
+                match view.show(animation, world.bounds(), &draw, &status)? {
+                    ViewAction::Quit => return Ok(false),
+                    ViewAction::Advance => {}
+                }
             }
-        }
-        if !args.json && print == PrintMode::Columns {
-            snapshots.push(world.snapshot()?);
-        }
-        if args.gif.is_some() && (generation / step) % args.every.get() as u64 == 0 {
-            frames.push(world.snapshot()?);
-        }
-        if let Some((animation, view)) = animation.as_mut() {
-            let status = format!(
-                "generation {generation}  population {}  {:.3} s/step  {}  {}",
-                world.population(),
-                elapsed.unwrap_or_default().as_secs_f64(),
-                args.strategy,
-                world.rule(),
-            );
-            let draw = |window: Bounds, scale: u64, rows: usize, cols: usize| {
-                let mut grid = Grid::new(rows.max(1), cols.max(1)).unwrap_or_else(|_| Grid::glider());
-                world.cells_in(window, &mut |x, y| {
-                    let (gy, gx) = (((y - window.top) / i128::from(scale)) as isize, ((x - window.left) / i128::from(scale)) as isize);
-                    grid.set(gy, gx, crate::life::Cell::Alive);
-                });
-                grid
-            };
-            match view.show(animation, world.bounds(), &draw, &status)? {
-                ViewAction::Quit => return Ok(false),
-                ViewAction::Advance => {}
+            if args.fault_panic_after == Some(generation as usize) {
+                panic!("--fault-panic-after {generation}: a panic injected for testing");
             }
-        }
-        if args.fault_panic_after == Some(generation as usize) {
-            panic!("--fault-panic-after {generation}: a panic injected for testing");
-        }
-        Ok(true)
-    };
+            Ok(true)
+        };
 
     let start = Instant::now();
     let mut going = observe(&world, None, out)?;
@@ -271,7 +276,9 @@ pub(super) fn run(args: &RunArgs, mut world: World, out: &mut dyn Write) -> Resu
             generations: world.generation(),
             step,
             alive: world.population(),
-            bounds: world.bounds().map(|b| (b.left, b.top, b.width(), b.height())),
+            bounds: world
+                .bounds()
+                .map(|b| (b.left, b.top, b.width(), b.height())),
             seconds_per_step: times.median(),
             total_seconds,
             nodes: match &world {
@@ -293,7 +300,10 @@ pub(super) fn run(args: &RunArgs, mut world: World, out: &mut dyn Write) -> Resu
     match print {
         PrintMode::Columns => {
             let window = Plane::union(&snapshots).unwrap_or((0, 0, 1, 1));
-            let shown = window.2.saturating_mul(window.3).saturating_mul(snapshots.len());
+            let shown = window
+                .2
+                .saturating_mul(window.3)
+                .saturating_mul(snapshots.len());
             if shown > super::MAX_COLUMN_CELLS {
                 return Err(UsageError(format!(
                     "--print columns (the default) shows every generation in one window, here \
@@ -317,7 +327,10 @@ pub(super) fn run(args: &RunArgs, mut world: World, out: &mut dyn Write) -> Resu
         PrintMode::Cells => write!(
             out,
             "{}",
-            save::to_cells(world.snapshot()?.grid(), usize::try_from(generation).unwrap_or(usize::MAX))
+            save::to_cells(
+                world.snapshot()?.grid(),
+                usize::try_from(generation).unwrap_or(usize::MAX)
+            )
         )?,
         PrintMode::Mc => world.with_tree(|u| u.write_macrocell(out))?,
         PrintMode::None => {}
@@ -333,7 +346,12 @@ fn default_max_memory() -> u64 {
 }
 
 /// The GIF of the frames, each cropped to the window that holds them all.
-fn write_gif(path: &std::path::Path, frames: &[Plane], cell_px: usize, frame: Duration) -> Result<()> {
+fn write_gif(
+    path: &std::path::Path,
+    frames: &[Plane],
+    cell_px: usize,
+    frame: Duration,
+) -> Result<()> {
     let window = Plane::union(frames).unwrap_or((0, 0, 1, 1));
     let mut gif = GifWriter::create(path, window.2, window.3, cell_px, frame)
         .map_err(|err| UsageError(format!("--gif: {err}")))?;

@@ -34,8 +34,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
-use crate::life::rule::Rule;
 use super::protocol::{GREETING, REQUEST_LEN, decode_request, encode_reply, refusal};
+use crate::life::rule::Rule;
 use crate::sink::Sink;
 
 /// Bytes of replies one connection may have queued (1 MiB): at 8 bytes a reply and
@@ -344,7 +344,9 @@ async fn connection(
                     Ok(_) if config.fail_at == Some((request.y, request.x)) => {
                         Err("Problem with I/O")
                     }
-                    Ok((state, neighbors)) => Ok(super::protocol::answer(config.rule, state, neighbors)),
+                    Ok((state, neighbors)) => {
+                        Ok(super::protocol::answer(config.rule, state, neighbors))
+                    }
                     Err(reason) => Err(reason),
                 };
                 if outcome.is_ok() {
