@@ -682,7 +682,9 @@ fn run_on_plane(args: &RunArgs, start: PlaneStart, out: &mut dyn Write) -> Resul
             plane_world(args, grid, origin, rule, generation)?
         }
         PlaneStart::Grid { grid, origin, rule } if args.strategy == Strategy::Hashlife => {
-            plane::World::Tree(Box::new(Universe::from_grid(&grid, origin, rule, parallel)?))
+            plane::World::Tree(Box::new(Universe::from_grid(
+                &grid, origin, rule, parallel,
+            )?))
         }
         PlaneStart::Grid { grid, origin, rule } => plane_world(args, grid, origin, rule, 0)?,
     };

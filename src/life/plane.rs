@@ -24,11 +24,12 @@ const MARGIN: usize = 2;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use concur::life::{Cell, Grid, SimulatedIo, Simulation, Strategy};
+/// use concur::life::{SimulatedIo, Simulation, Strategy};
+/// use concur::life::pattern::{parse, PatternFormat};
 /// use concur::life::plane::Plane;
 ///
 /// // A glider moves one cell down and right every 4 generations, for ever.
-/// let glider = concur::life::pattern::parse("x = 3, y = 3\nbo$2bo$3o!", Default::default()).unwrap();
+/// let glider = parse("x = 3, y = 3\nbo$2bo$3o!", PatternFormat::Rle).unwrap();
 /// let mut plane = Plane::new(glider, (0, 0));
 /// let mut sim = Simulation::new(Strategy::Serial, None, Arc::new(SimulatedIo::default())).unwrap();
 /// for _ in 0..400 {
