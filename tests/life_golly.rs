@@ -172,7 +172,10 @@ fn hashlife_equals_parallel_on_tori() {
     let dir = Dir::new();
     dir.create("gun.rle", GUN);
     dir.create("r.rle", R_PENTOMINO);
+    dir.create("acorn.lif", ACORN_LIF);
     for board in [
+        vec!["--size", "12x14"],
+        vec!["--pattern", "acorn.lif", "--size", "30x40"],
         vec!["--pattern", "gun.rle", "--size", "40x60"],
         vec!["--pattern", "r.rle", "--size", "31x33"],
         vec!["--random", "0.35", "--size", "50x70", "--seed", "3"],

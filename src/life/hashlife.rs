@@ -114,7 +114,8 @@ impl Store {
     fn new(rule: Rule, parallel: bool) -> Self {
         let mut store = Self {
             nodes: boxcar::Vec::new(),
-            table: DashMap::with_hasher(FxBuildHasher),
+            // Many shards: two threads seldom want the same lock.
+            table: DashMap::with_hasher_and_shard_amount(FxBuildHasher, 256),
             empty: vec![0; LEAF_LEVEL as usize],
             rule,
             empty_stays: !rule.births_from_nothing(),
