@@ -46,6 +46,11 @@ Strategies (all give identical grids):
   pool              item 59: a thread pool with submit/result futures (default 10)
   async             item 60: a coroutine per cell, driven by one task per core, then gather
   parallel          no I/O: the grid packed 64 cells to a word, rows split across cores
+  hashlife          no I/O: Gosper's HashLife, jumping 2^k generations; its sub-results
+                    on every core
+
+A pattern file without --size runs on the unbounded plane, as in Golly (--plane for a
+--random soup); --size HxW makes a torus. --rule takes any B/S rule (B36/S23, 23/36).
 
 Exit status:
   0  the simulation ran
@@ -56,7 +61,9 @@ Exit status:
 Examples:
   concur life --mode async --latency 100ms --size 100x100 --random 0.3 --json
   concur life --pattern glider.rle --size 20x20 --generations 80 --print final
-  concur life --mode thread-per-cell --fail-at 2,3";
+  concur life --mode thread-per-cell --fail-at 2,3
+  concur life --pattern gun.rle --mode hashlife -g 2^30 --json
+  concur life --pattern gun.rle --mode hashlife -g 2^40 --print mc -o gun.mc";
 
 /// Arguments of `concur life`.
 #[derive(Debug, Args)]
@@ -70,7 +77,8 @@ pub struct LifeArgs {
 
 #[derive(Debug, Subcommand)]
 enum LifeCommand {
-    /// Measure seconds per generation, peak threads and peak RSS of every strategy.
+    /// Measure seconds per generation, peak threads and peak RSS of every strategy (or,
+    /// with --hashlife, HashLife against Golly).
     Bench(BenchArgs),
     /// Serve the game's rules over TCP, for `concur life --rules`: the book's network I/O.
     #[command(after_help = RULES_SERVER_AFTER)]

@@ -139,43 +139,6 @@ impl Parsed {
     }
 }
 
-impl Loaded {
-    /// The grid to start from when no `--size` is given: the book's rows and golly's
-    /// tori keep their exact size; any other pattern (a piece of Life's infinite plane)
-    /// is centred in a grid with `max(8, its own size)` empty cells on every side, so
-    /// that guns and spaceships do not run into themselves around the torus at once.
-    ///
-    /// ```
-    /// use concur::life::pattern::{parse, Loaded, PatternFormat};
-    ///
-    /// let grid = parse("x = 3, y = 1\n3o!", PatternFormat::Rle).unwrap();
-    /// let loaded = Loaded {
-    ///     grid,
-    ///     format: PatternFormat::Rle,
-    ///     torus: false,
-    ///     origin: (-1, 0),
-    ///     rule: Default::default(),
-    /// };
-    /// let roomy = loaded.with_margin().unwrap();
-    /// assert_eq!((roomy.height(), roomy.width()), (1 + 2 * 8, 3 + 2 * 8));
-    /// assert_eq!(roomy.alive(), 3);
-    /// ```
-    pub fn with_margin(self) -> Result<Grid, GridError> {
-        if self.torus || self.format == PatternFormat::Rows {
-            return Ok(self.grid);
-        }
-        let (h, w) = (self.grid.height(), self.grid.width());
-        let (my, mx) = (h.max(8), w.max(8));
-        let mut grid = Grid::new(h + 2 * my, w + 2 * mx)?;
-        for (y, row) in self.grid.rows().enumerate() {
-            for (x, cell) in row.iter().enumerate() {
-                grid.set_at(my + y, mx + x, *cell);
-            }
-        }
-        Ok(grid)
-    }
-}
-
 /// Reads a pattern file, choosing the format from its extension or content.
 pub fn load(path: &Path) -> Result<Grid, PatternError> {
     load_pattern(path).map(|loaded| loaded.grid)
