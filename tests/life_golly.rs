@@ -621,3 +621,126 @@ fn a_gif_of_the_plane_is_cropped_to_the_pattern_over_the_run() {
     // cells, as Golly 3.3 writes it, at 2 pixels a cell.
     assert_eq!((width, height), (72, 40));
 }
+
+#[test]
+fn a_small_memory_budget_collects_garbage_and_changes_nothing() {
+    let dir = Dir::new();
+    let soup = life(
+        &dir,
+        &[
+            "--plane", "--random", "0.35", "--size", "40x40", "--seed", "12", "-g", "0", "--print",
+            "rle",
+        ],
+    );
+    dir.create("soup.rle", &soup);
+    let run = life(
+        &dir,
+        &[
+            "--pattern",
+            "soup.rle",
+            "--mode",
+            "hashlife",
+            "-g",
+            "400",
+            "--step",
+            "50",
+            "--max-memory",
+            "64K",
+            "--json",
+        ],
+    );
+    let summary: serde_json::Value = serde_json::from_str(run.lines().last().unwrap()).unwrap();
+    assert!(
+        summary["garbage_collections"].as_u64() >= Some(1),
+        "{summary}"
+    );
+    assert_eq!(
+        run.lines().count(),
+        400 / 50 + 1,
+        "a line per step and the summary"
+    );
+    let with_budget = life(
+        &dir,
+        &[
+            "--pattern",
+            "soup.rle",
+            "--mode",
+            "hashlife",
+            "-g",
+            "400",
+            "--step",
+            "50",
+            "--max-memory",
+            "64K",
+            "--print",
+            "rle",
+        ],
+    );
+    let parallel = life(
+        &dir,
+        &[
+            "--pattern",
+            "soup.rle",
+            "--mode",
+            "parallel",
+            "-g",
+            "400",
+            "--print",
+            "rle",
+        ],
+    );
+    assert_eq!(with_budget, parallel);
+}
+
+#[test]
+fn the_last_generation_a_u64_can_count() {
+    let dir = Dir::new();
+    dir.create("glider.rle", GLIDER);
+    // A glider moves one cell down and right every 4 generations, and 2^64 - 1 is
+    // 4 * (2^62 - 1) + 3: the shape of generation 3, moved 2^62 - 1 cells.
+    let three = life(
+        &dir,
+        &[
+            "--pattern",
+            "glider.rle",
+            "--mode",
+            "hashlife",
+            "-g",
+            "3",
+            "--print",
+            "rle",
+        ],
+    );
+    let last = life(
+        &dir,
+        &[
+            "--pattern",
+            "glider.rle",
+            "--mode",
+            "hashlife",
+            "-g",
+            "18446744073709551615",
+            "--print",
+            "rle",
+        ],
+    );
+    let pos = |rle: &str| -> (i128, i128) {
+        let pos = rle
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap();
+        let (x, y) = pos.trim_start_matches("Pos=").split_once(',').unwrap();
+        (x.parse().unwrap(), y.parse().unwrap())
+    };
+    let shift = (1i128 << 62) - 1;
+    assert_eq!(
+        pos(&last),
+        (pos(&three).0 + shift, pos(&three).1 + shift),
+        "{last}"
+    );
+    assert_eq!(shape(&last), shape(&three));
+    assert!(last.contains("Gen=18446744073709551615"), "{last}");
+}
