@@ -177,7 +177,14 @@ fn animate_on_the_plane_pans_zooms_pauses_and_steps() {
     // An arrow pans: the window's left edge moves right by an eighth of its width.
     tmux.run(&["send-keys", "Right"]);
     eventually("panned", || field(&status(&tmux), "x") == x + 100 * 2 / 8);
-    tmux.run(&["send-keys", "+"]);
+    // At 8 cells a character, HashLife draws a square per character from its tree:
+    // the gun is still there.
+    tmux.run(&["send-keys", "-", "-"]);
+    eventually("zoomed out to 1:8", || status(&tmux).contains("1:8"));
+    eventually("the gun drawn at 1:8", || {
+        tmux.run(&["capture-pane", "-p"]).contains(['▀', '▄', '█'])
+    });
+    tmux.run(&["send-keys", "+", "+", "+"]);
     eventually("zoomed in", || status(&tmux).contains("1:1"));
     tmux.run(&["send-keys", "q"]);
     eventually("the animation to end", || {

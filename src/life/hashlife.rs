@@ -199,13 +199,16 @@ impl Store {
     }
 
     /// Calls `f(x, y)` (inside coordinates) for every living cell of node `id`, whose
-    /// top-left cell is `(x0, y0)`, that lies in `window` (inside coordinates).
+    /// top-left cell is `(x0, y0)`, that lies in `window` (inside coordinates). With
+    /// `blocks: Some(b)` it stops at non-empty nodes of level `b` (or the root, if
+    /// smaller) and reports their top-left cells instead.
     fn visit(
         &self,
         id: u32,
         level: u32,
         (x0, y0): (i128, i128),
         window: Option<Bounds>,
+        blocks: Option<u32>,
         f: &mut dyn FnMut(i128, i128),
     ) {
         if self.is_empty_node(id, level) {
@@ -215,6 +218,10 @@ impl Store {
         if let Some(w) = window
             && (x0 > w.right || x0 + side <= w.left || y0 > w.bottom || y0 + side <= w.top)
         {
+            return;
+        }
+        if blocks.is_some_and(|b| level <= b) {
+            f(x0, y0);
             return;
         }
         if level == LEAF_LEVEL {
@@ -232,10 +239,10 @@ impl Store {
         }
         let half = side / 2;
         let [nw, ne, sw, se] = self.key(id);
-        self.visit(nw, level - 1, (x0, y0), window, f);
-        self.visit(ne, level - 1, (x0 + half, y0), window, f);
-        self.visit(sw, level - 1, (x0, y0 + half), window, f);
-        self.visit(se, level - 1, (x0 + half, y0 + half), window, f);
+        self.visit(nw, level - 1, (x0, y0), window, blocks, f);
+        self.visit(ne, level - 1, (x0 + half, y0), window, blocks, f);
+        self.visit(sw, level - 1, (x0, y0 + half), window, blocks, f);
+        self.visit(se, level - 1, (x0 + half, y0 + half), window, blocks, f);
     }
 
     /// The centre of a level-`level` node, `2^j` generations on (`j <= level - 2`).
@@ -719,6 +726,27 @@ impl Universe {
             self.level,
             (-half, -half),
             inside,
+            None,
+            &mut |x, y| f(x, y + 1),
+        );
+    }
+
+    /// Calls `f(x, y)` with the top-left cell of every aligned `2^k × 2^k` square
+    /// (k ≥ 3) that holds a living cell and meets `window`: a view zoomed out to one
+    /// character per square costs a visit per square, not per cell.
+    pub fn for_each_block(&self, window: Bounds, k: u32, f: &mut dyn FnMut(i128, i128)) {
+        let half = 1i128 << (self.level - 1);
+        let inside = Bounds {
+            top: window.top - 1,
+            bottom: window.bottom - 1,
+            ..window
+        };
+        self.store.visit(
+            self.root,
+            self.level,
+            (-half, -half),
+            Some(inside),
+            Some(k.max(LEAF_LEVEL)),
             &mut |x, y| f(x, y + 1),
         );
     }
@@ -1112,6 +1140,7 @@ impl TorusStepper {
             level - 1,
             (-quarter, -quarter),
             None,
+            None,
             &mut |x, y| {
                 let (bx, by) = (x + quarter, y + quarter);
                 if (1..=w as i128).contains(&bx) && (1..=h as i128).contains(&by) {
@@ -1341,6 +1370,38 @@ mod tests {
                     assert_eq!(next, grid, "{text} {h}x{w} gen {generation}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn blocks_are_the_squares_that_hold_cells() {
+        let cells = [(0, 0), (7, 7), (8, 8), (-1, -1), (100, -50)];
+        let universe = Universe::from_cells(cells, Rule::CONWAY).unwrap();
+        let everything = Bounds {
+            left: -1000,
+            top: -1000,
+            right: 1000,
+            bottom: 1000,
+        };
+        for k in [3u32, 4, 6] {
+            let side = 1i128 << k;
+            let mut blocks = HashSet::new();
+            universe.for_each_block(everything, k, &mut |x, y| {
+                blocks.insert((x, y));
+            });
+            // Each cell's aligned square; the plane's y runs one row below the tree's,
+            // so squares start at rows 1 mod the side.
+            let expected: HashSet<(i128, i128)> = cells
+                .iter()
+                .map(|&(x, y)| {
+                    let (x, y) = (i128::from(x), i128::from(y));
+                    (
+                        x.div_euclid(side) * side,
+                        (y - 1).div_euclid(side) * side + 1,
+                    )
+                })
+                .collect();
+            assert_eq!(blocks, expected, "k = {k}");
         }
     }
 

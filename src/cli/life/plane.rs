@@ -103,9 +103,12 @@ impl World {
         }
     }
 
-    /// Calls `f(x, y)` for the living cells in `window`.
-    fn cells_in(&self, window: Bounds, f: &mut dyn FnMut(i128, i128)) {
+    /// Calls `f(x, y)` for the living cells in `window`, or, at a scale of 8 or more
+    /// cells a character, for the top-left cell of each square of that side that holds
+    /// one (HashLife: a visit per square, not per cell).
+    fn cells_in(&self, window: Bounds, scale: u64, f: &mut dyn FnMut(i128, i128)) {
         match self {
+            World::Tree(u) if scale >= 8 => u.for_each_block(window, scale.ilog2(), f),
             World::Tree(u) => u.for_each_cell(Some(window), f),
             World::Boxed { plane, .. } => {
                 let (ox, oy) = plane.origin();
@@ -212,9 +215,12 @@ pub(super) fn run(args: &RunArgs, mut world: World, out: &mut dyn Write) -> Resu
                     world.rule(),
                 );
                 let draw = |window: Bounds, scale: u64, rows: usize, cols: usize| {
+                    let (rows, cols) = (rows.max(1), cols.max(1));
                     let mut grid =
-                        Grid::new(rows.max(1), cols.max(1)).unwrap_or_else(|_| Grid::glider());
-                    world.cells_in(window, &mut |x, y| {
+                        Grid::from_cells(rows, cols, vec![crate::life::Cell::Empty; rows * cols]);
+                    world.cells_in(window, scale, &mut |x, y| {
+                        // A square may start above or left of the window.
+                        let (x, y) = (x.max(window.left), y.max(window.top));
                         let (gy, gx) = (
                             ((y - window.top) / i128::from(scale)) as isize,
                             ((x - window.left) / i128::from(scale)) as isize,
