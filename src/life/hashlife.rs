@@ -16,8 +16,9 @@
 //!
 //! **What this chapter adds.** The nine sub-results of a node do not depend on one
 //! another, and neither do the four that follow. Golly computes them one after
-//! another; here the nodes near the top of the tree hand them to rayon, so every core
-//! works, and the node table is concurrent (a sharded [`DashMap`] over a lock-free
+//! another; here the nodes near the top of the tree hand the nine to rayon, so every
+//! core works (the four overlap at the middle, so sharing them out made two threads
+//! compute the same squares: they stay on one thread), and the node table is concurrent (a sharded [`DashMap`] over a lock-free
 //! append-only [`boxcar::Vec`]). Two threads that race to the same result compute the
 //! same node (the table makes it one node), so no lock is held while computing.
 //!
@@ -44,7 +45,7 @@ const LEAF: u32 = u32::MAX;
 const LEAF_LEVEL: u32 = 3;
 /// The smallest node whose result is computed directly from cells (16 × 16).
 const BASE_LEVEL: u32 = 4;
-/// From this level up, a node's nine (and then four) sub-results go to rayon; below,
+/// From this level up, a node's nine sub-results go to rayon; below,
 /// the work is too small to pay for a task.
 const PAR_LEVEL: u32 = 7;
 /// The deepest tree: `2^100` cells across, room for `2^64` generations of growth.
@@ -295,8 +296,11 @@ impl Store {
             [r[3], r[4], r[6], r[7]],
             [r[4], r[5], r[7], r[8]],
         ];
+        // The four squares all overlap at the middle: computed at once, two threads
+        // would often compute the same sub-squares (measured: 1.20x the results on a
+        // soup, against 1.08x with this phase on one thread, and 9% slower).
         let out = if full {
-            self.map(level, quads.map(|q| self.intern(q)), j - 1)
+            quads.map(|q| self.result(self.intern(q), level - 1, j - 1))
         } else {
             quads.map(|q| self.centre(q, level - 2))
         };
@@ -309,9 +313,9 @@ impl Store {
             || self.nodes[id as usize].result.load(Ordering::Acquire) >> 32 == u64::from(j) + 1
     }
 
-    /// The results of level-`(level - 1)` nodes for `2^j` generations: on rayon's
-    /// threads for nodes high in the tree when two or more still need computing, on
-    /// this thread otherwise (a task costs more than a lookup).
+    /// The results of level-`(level - 1)` nodes for `2^j` generations (the nine
+    /// sub-squares): on rayon's threads for nodes high in the tree when two or more
+    /// still need computing, on this thread otherwise (a task costs more than a lookup).
     fn map<const N: usize>(&self, level: u32, ids: [u32; N], j: u32) -> [u32; N] {
         let result = |id: u32| self.result(id, level - 1, j);
         let work = || {
