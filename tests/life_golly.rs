@@ -633,9 +633,8 @@ fn a_small_memory_budget_collects_garbage_and_changes_nothing() {
         ],
     );
     dir.create("soup.rle", &soup);
-    let run = life(
-        &dir,
-        &[
+    let budgeted = |last: &[&str]| {
+        let mut args = vec![
             "--pattern",
             "soup.rle",
             "--mode",
@@ -646,9 +645,11 @@ fn a_small_memory_budget_collects_garbage_and_changes_nothing() {
             "50",
             "--max-memory",
             "64K",
-            "--json",
-        ],
-    );
+        ];
+        args.extend_from_slice(last);
+        life(&dir, &args)
+    };
+    let run = budgeted(&["--json"]);
     let summary: serde_json::Value = serde_json::from_str(run.lines().last().unwrap()).unwrap();
     assert!(
         summary["garbage_collections"].as_u64() >= Some(1),
@@ -659,23 +660,7 @@ fn a_small_memory_budget_collects_garbage_and_changes_nothing() {
         400 / 50 + 1,
         "a line per step and the summary"
     );
-    let with_budget = life(
-        &dir,
-        &[
-            "--pattern",
-            "soup.rle",
-            "--mode",
-            "hashlife",
-            "-g",
-            "400",
-            "--step",
-            "50",
-            "--max-memory",
-            "64K",
-            "--print",
-            "rle",
-        ],
-    );
+    let with_budget = budgeted(&["--print", "rle"]);
     let parallel = life(
         &dir,
         &[

@@ -876,11 +876,10 @@ fn simulate(
             PrintMode::Final => writeln!(out, "{last}")?,
             PrintMode::Rle => write!(out, "{}", save::torus_to_rle(&last, last_index, rule))?,
             PrintMode::Mc => {
-                let universe = Universe::from_grid(&last, (0, 0), rule, false)
+                let mut universe = Universe::from_grid(&last, (0, 0), rule, false)
                     .map_err(|err| UsageError(format!("--print mc writes the plane: {err}")))?;
-                universe
-                    .set_generation_then(last_index as u64)
-                    .write_macrocell(out)?;
+                universe.set_generation(last_index as u64);
+                universe.write_macrocell(out)?;
             }
             PrintMode::Cells => write!(out, "{}", save::to_cells(&last, last_index))?,
             PrintMode::None => {}

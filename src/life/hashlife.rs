@@ -549,12 +549,6 @@ impl Universe {
         self.generation = generation;
     }
 
-    /// The universe with its generation count set.
-    pub fn set_generation_then(mut self, generation: u64) -> Self {
-        self.generation = generation;
-        self
-    }
-
     /// Nodes in the store (each about [`NODE_BYTES`]).
     pub fn nodes(&self) -> usize {
         self.store.len()
@@ -718,8 +712,24 @@ impl Universe {
     /// Calls `f(x, y)` for every living cell inside `window` (all of them for `None`),
     /// in no particular order.
     pub fn for_each_cell(&self, window: Option<Bounds>, f: &mut dyn FnMut(i128, i128)) {
+        self.visit_plane(window, None, f);
+    }
+
+    /// Calls `f(x, y)` with the top-left cell of every aligned `2^k × 2^k` square
+    /// (k ≥ 3) that holds a living cell and meets `window`: a view zoomed out to one
+    /// character per square costs a visit per square, not per cell.
+    pub fn for_each_block(&self, window: Bounds, k: u32, f: &mut dyn FnMut(i128, i128)) {
+        self.visit_plane(Some(window), Some(k.max(LEAF_LEVEL)), f);
+    }
+
+    /// [`Store::visit`] from the root, in plane coordinates: inside, y is one less.
+    fn visit_plane(
+        &self,
+        window: Option<Bounds>,
+        blocks: Option<u32>,
+        f: &mut dyn FnMut(i128, i128),
+    ) {
         let half = 1i128 << (self.level - 1);
-        // Inside, y is one less than on the plane.
         let inside = window.map(|w| Bounds {
             top: w.top - 1,
             bottom: w.bottom - 1,
@@ -730,27 +740,7 @@ impl Universe {
             self.level,
             (-half, -half),
             inside,
-            None,
-            &mut |x, y| f(x, y + 1),
-        );
-    }
-
-    /// Calls `f(x, y)` with the top-left cell of every aligned `2^k × 2^k` square
-    /// (k ≥ 3) that holds a living cell and meets `window`: a view zoomed out to one
-    /// character per square costs a visit per square, not per cell.
-    pub fn for_each_block(&self, window: Bounds, k: u32, f: &mut dyn FnMut(i128, i128)) {
-        let half = 1i128 << (self.level - 1);
-        let inside = Bounds {
-            top: window.top - 1,
-            bottom: window.bottom - 1,
-            ..window
-        };
-        self.store.visit(
-            self.root,
-            self.level,
-            (-half, -half),
-            Some(inside),
-            Some(k.max(LEAF_LEVEL)),
+            blocks,
             &mut |x, y| f(x, y + 1),
         );
     }
