@@ -264,6 +264,11 @@ impl ServerProcess {
         cpu_seconds(Some(self.child.id()))
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Asks it to stop (SIGTERM), waits for it, and returns the last line it printed
     /// on stdout (empty for none).
     pub fn stop(mut self) -> std::io::Result<String> {
@@ -403,5 +408,150 @@ mod tests {
         // The 8 sleepers and this test's own thread were alive for 20+ ms of samples.
         assert!(peak >= 9, "peak {peak}");
         assert!(peak_rss_bytes().unwrap() > 0);
+    }
+}
+
+/// System calls a process made while it was traced, by name, as `strace -c` counts
+/// them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyscallCounts {
+    /// Calls by system call name (failed ones included).
+    pub calls: std::collections::BTreeMap<String, u64>,
+    /// Of those, the calls that failed (`EAGAIN` and the like), by name.
+    pub errors: std::collections::BTreeMap<String, u64>,
+}
+
+impl SyscallCounts {
+    /// Every call counted.
+    pub fn total(&self) -> u64 {
+        self.calls.values().sum()
+    }
+
+    /// Reads the summary table `strace -c` writes: one row per system call with
+    /// `% time, seconds, usecs/call, calls, [errors,] syscall`; the header, the rules and
+    /// the `total` row are skipped.
+    pub fn parse_strace_summary(text: &str) -> Self {
+        let mut counts = Self::default();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (calls, errors, name) = match fields.as_slice() {
+                [_, _, _, calls, name] => (calls, None, name),
+                [_, _, _, calls, errors, name] => (calls, Some(errors), name),
+                _ => continue,
+            };
+            let (Ok(calls), Some(name)) = (calls.parse::<u64>(), Some(*name)) else {
+                continue;
+            };
+            if name == "total" {
+                continue;
+            }
+            counts.calls.insert(name.to_owned(), calls);
+            if let Some(errors) = errors.and_then(|e| e.parse::<u64>().ok())
+                && errors > 0
+            {
+                counts.errors.insert(name.to_owned(), errors);
+            }
+        }
+        counts
+    }
+}
+
+/// `strace -c -f` attached to a running process: counts its system calls (every
+/// thread's, and those of threads it starts) until [`SyscallTrace::finish`].
+#[derive(Debug)]
+pub struct SyscallTrace {
+    child: std::process::Child,
+    summary: tempfile::NamedTempFile,
+}
+
+/// A system-call trace that could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// strace could not be run (is it installed?).
+    #[error("cannot run strace (it counts the server's system calls; apt-get install strace)")]
+    Spawn(#[source] std::io::Error),
+    /// It did not attach.
+    #[error("strace did not attach to process {pid}: {said}")]
+    Attach {
+        /// The process.
+        pid: u32,
+        /// What strace said instead.
+        said: String,
+    },
+    /// Its summary could not be read.
+    #[error("cannot read strace's summary")]
+    Summary(#[source] std::io::Error),
+}
+
+impl SyscallTrace {
+    /// Attaches to `pid` and returns once every thread of it is traced.
+    pub fn attach(pid: u32) -> Result<Self, TraceError> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let summary = tempfile::NamedTempFile::new().map_err(TraceError::Spawn)?;
+        let mut child = Command::new("strace")
+            .args(["-c", "-f", "-o"])
+            .arg(summary.path())
+            .args(["-p", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(TraceError::Spawn)?;
+        // strace says `Process N attached` (with `with K threads` for several) once
+        // it holds them all; later lines are drained so it never blocks on stderr.
+        let mut stderr = child.stderr.take().map(std::io::BufReader::new);
+        let mut line = String::new();
+        if let Some(stderr) = &mut stderr {
+            let _ = stderr.read_line(&mut line);
+        }
+        if !line.contains("attached") {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(TraceError::Attach {
+                pid,
+                said: line.trim().to_owned(),
+            });
+        }
+        if let Some(mut stderr) = stderr {
+            thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        }
+        Ok(Self { child, summary })
+    }
+
+    /// Detaches (SIGINT, on which strace writes its summary) and returns the counts.
+    pub fn finish(mut self) -> Result<SyscallCounts, TraceError> {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::INT)
+            .map_err(|e| TraceError::Summary(e.into()))?;
+        self.child.wait().map_err(TraceError::Summary)?;
+        let text = std::fs::read_to_string(self.summary.path()).map_err(TraceError::Summary)?;
+        Ok(SyscallCounts::parse_strace_summary(&text))
+    }
+}
+
+#[cfg(test)]
+mod syscall_tests {
+    use super::*;
+
+    #[test]
+    fn reads_an_strace_summary() {
+        let text = "\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 35.16    0.437227          34     12629           sendto
+ 27.63    0.343623          20     16657        28 recvfrom
+  7.28    0.090484          45      2001         1 accept4
+------ ----------- ----------- --------- --------- ----------------
+100.00    1.243515          28     31287        29 total
+";
+        let counts = SyscallCounts::parse_strace_summary(text);
+        assert_eq!(counts.calls.len(), 3);
+        assert_eq!(counts.calls["sendto"], 12629);
+        assert_eq!(counts.calls["recvfrom"], 16657);
+        assert_eq!(counts.errors["recvfrom"], 28);
+        assert_eq!(counts.errors["accept4"], 1);
+        assert!(!counts.errors.contains_key("sendto"));
+        assert_eq!(counts.total(), 12629 + 16657 + 2001);
     }
 }

@@ -16,7 +16,12 @@ use crate::util::{Dir, KillOnDrop, Watchdog, eventually, many_threads};
 enum Mode {
     Threads,
     Async,
+    /// The bare-epoll floor: the same answers, without timeouts or limits.
+    Epoll,
 }
+
+/// Every server.
+const ALL: [Mode; 3] = [Mode::Threads, Mode::Async, Mode::Epoll];
 
 /// A server running in this process on an ephemeral port.
 struct Server {
@@ -50,6 +55,17 @@ impl Server {
         let listener = guess::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop: Box<dyn FnOnce() -> ServerStats + Send> = match mode {
+            Mode::Epoll => {
+                let token = CancelToken::new().unwrap();
+                let server_token = token.clone();
+                let handle = thread::spawn(move || {
+                    guess::serve_epoll(listener, config, 2, &server_token).unwrap()
+                });
+                Box::new(move || {
+                    token.cancel();
+                    handle.join().unwrap()
+                })
+            }
             Mode::Threads => {
                 let token = CancelToken::new().unwrap();
                 let server_token = token.clone();
@@ -182,15 +198,15 @@ fn conformance(mode: Mode) {
 }
 
 #[test]
-fn both_servers_pass_the_conformance_suite() {
-    for mode in [Mode::Threads, Mode::Async] {
+fn every_server_passes_the_conformance_suite() {
+    for mode in ALL {
         conformance(mode);
     }
 }
 
 #[test]
 fn the_server_transcript_records_each_report() {
-    for mode in [Mode::Threads, Mode::Async] {
+    for mode in ALL {
         let server = Server::default(mode);
         let mut c = Raw::connect(server.addr);
         c.send("PARAMS 7 7");
@@ -230,7 +246,7 @@ fn bad_input_ends_only_its_own_session_with_one_error_line() {
         ),
         (b"PARAMS \xff\xfe 5\n", "ERROR line is not valid UTF-8"),
     ];
-    for mode in [Mode::Threads, Mode::Async] {
+    for mode in ALL {
         let server = Server::default(mode);
         // A well-behaved session stays open through all of it.
         let mut good = Raw::connect(server.addr);
@@ -262,7 +278,7 @@ fn bad_input_ends_only_its_own_session_with_one_error_line() {
 
 #[test]
 fn an_oversized_line_is_cut_off_at_the_limit() {
-    for mode in [Mode::Threads, Mode::Async] {
+    for mode in ALL {
         let server = Server::start(mode, 64, Duration::from_secs(5));
         let mut bad = Raw::connect(server.addr);
         // 1 MiB without a newline: the server stops reading after 64 bytes.
@@ -340,7 +356,7 @@ fn every_client_works_against_every_server() {
         .enable_all()
         .build()
         .unwrap();
-    for mode in [Mode::Threads, Mode::Async] {
+    for mode in ALL {
         for client in ["threads", "async"] {
             let server = Server::default(mode);
             let rounds = match client {
@@ -374,7 +390,7 @@ fn five_hundred_concurrent_clients_all_complete() {
         .enable_all()
         .build()
         .unwrap();
-    for mode in [Mode::Threads, Mode::Async] {
+    for mode in ALL {
         let server = Server::default(mode);
         let report = runtime.block_on(guess::load::run(server.addr, 500, 500));
         assert_eq!(report.failures, 0, "{mode:?}: {:?}", report.errors);
@@ -971,7 +987,7 @@ fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
 
 #[test]
 fn error_replies_and_log_lines_quote_at_most_80_bytes_of_a_bad_line() {
-    for mode in [Mode::Threads, Mode::Async] {
+    for mode in ALL {
         let server = Server::start(mode, 4 << 20, Duration::from_secs(5));
         for line in ["\u{1}".repeat(1000), "x".repeat(3 << 20)] {
             let mut bad = Raw::connect(server.addr);
@@ -996,6 +1012,150 @@ fn error_replies_and_log_lines_quote_at_most_80_bytes_of_a_bad_line() {
                 entry.len() <= 700,
                 "{mode:?}: a {}-byte log line",
                 entry.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_last_line_without_its_newline_is_answered_before_the_close() {
+    for mode in ALL {
+        let server = Server::default(mode);
+        let mut c = Raw::connect(server.addr);
+        // Split mid-word, then ended by a half-close instead of a newline.
+        c.stream.write_all(b"PARAMS 3 3\nNUM").unwrap();
+        c.stream.flush().unwrap();
+        c.stream.write_all(b"BER").unwrap();
+        c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(c.reply(), "3", "{mode:?}");
+        assert!(c.closed(), "{mode:?}");
+        server.stop();
+    }
+}
+
+#[test]
+fn accepted_sockets_have_no_nagle_delay_without_a_call_of_their_own() {
+    // The servers set no socket option per connection: TCP_NODELAY comes from the
+    // listener `bind` makes.
+    let listener = guess::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    assert!(accepted.nodelay().unwrap());
+    assert!(
+        !client.nodelay().unwrap(),
+        "the client's own default is Nagle"
+    );
+}
+
+#[test]
+fn the_epoll_floor_serves_others_while_one_client_floods_without_reading() {
+    let server = Server::default(Mode::Epoll);
+    // NUMBER requests, never reading a reply (each a distinct 18-digit number): the
+    // server stops reading from this client once its replies back up, instead of
+    // holding them all, so the client's writes stall long before 32 MiB.
+    let mut flood = Raw::connect(server.addr);
+    rustix::net::sockopt::set_socket_recv_buffer_size(&flood.stream, 4096).unwrap();
+    flood.send("PARAMS 100000000000000000 999999999999999999");
+    let writer = {
+        let mut stream = flood.stream.try_clone().unwrap();
+        thread::spawn(move || {
+            let chunk = b"NUMBER\n".repeat(1 << 12);
+            let mut written = 0usize;
+            stream
+                .set_write_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            while written < 32 << 20 {
+                match stream.write(&chunk) {
+                    Ok(n) => written += n,
+                    Err(_) => break,
+                }
+            }
+            written
+        })
+    };
+    let written = writer.join().unwrap();
+    assert!(written < 32 << 20, "the server read all {written} bytes");
+    let mut good = Raw::connect(server.addr);
+    good.send("PARAMS 5 5");
+    assert_eq!(good.ask("NUMBER"), "5");
+    drop(good);
+    // The flooder's replies are there when it reads.
+    let first: i64 = flood.reply().parse().unwrap();
+    assert!((100_000_000_000_000_000..=999_999_999_999_999_999).contains(&first));
+    let stats = server.stop();
+    // The floor has no grace period: shutdown closes the flooder at once.
+    assert_eq!(stats.forced_closes, 1);
+    assert_eq!(stats.sessions, 2);
+}
+
+#[test]
+fn cli_load_counts_the_servers_system_calls() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "strace is required under CI=true (.ci/run installs it)"
+        );
+        eprintln!("skipped: strace is not installed (apt-get install strace)");
+        return;
+    }
+    let dir = Dir::new();
+    let run = dir
+        .concur([
+            "guess",
+            "load",
+            "--syscalls",
+            "--mode",
+            "epoll,async",
+            "--clients",
+            "100",
+            "--json",
+        ])
+        .run()
+        .expect_success();
+    let reports: Vec<serde_json::Value> = run
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 2);
+    for report in &reports {
+        let server = report["server"].as_str().unwrap();
+        assert_eq!(report["failures"], 0, "{report}");
+        assert!(report["server_cpu_us_per_session"].as_f64().unwrap() > 0.0);
+        let calls = report["server_syscalls"].as_object().unwrap();
+        // Every connection (two sessions) is accepted, read to its end and closed:
+        // one accept4 and one close per connection (the trace ends with the load, when
+        // the server may not have closed the last few yet), and at least one read and
+        // one send per NUMBER round trip (each game takes one at least).
+        for (name, least) in [
+            ("accept4", 0.5),
+            ("close", 0.4),
+            ("recvfrom", 1.0),
+            ("sendto", 1.0),
+        ] {
+            let per = calls
+                .get(name)
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0);
+            assert!(per >= least, "{server}: {name} {per} per session: {report}");
+        }
+        let total = report["server_syscalls_per_session"].as_f64().unwrap();
+        let sum: f64 = calls.values().filter_map(serde_json::Value::as_f64).sum();
+        assert!((total - sum).abs() < 1e-6, "{server}: {total} vs {sum}");
+    }
+    // The floor makes no per-connection socket-option or shutdown calls; since the
+    // change, neither does the async server.
+    for report in &reports {
+        let calls = report["server_syscalls"].as_object().unwrap();
+        for name in ["setsockopt", "shutdown"] {
+            assert!(
+                !calls.contains_key(name),
+                "{}: {name}: {report}",
+                report["server"]
             );
         }
     }

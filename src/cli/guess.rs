@@ -37,6 +37,17 @@ pub enum Mode {
     Async,
 }
 
+/// Which server to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ServerMode {
+    /// One OS thread per connection (the book's first version).
+    Threads,
+    /// One tokio task per connection (the book's asyncio port).
+    Async,
+    /// The measuring stick: bare epoll, a thread per core, no timeouts, no limits.
+    Epoll,
+}
+
 /// Arguments of `concur guess`.
 #[derive(Debug, Args)]
 #[command(about = "The book's number-guessing game over TCP, threaded and async (item 61)")]
@@ -73,9 +84,10 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:1234")]
     addr: SocketAddr,
 
-    /// Threads or async.
-    #[arg(long, value_enum, default_value_t = Mode::Async)]
-    mode: Mode,
+    /// Threads, async, or epoll (the floor for benchmarks: no idle or write timeout,
+    /// no session limit, shutdown closes at once).
+    #[arg(long, value_enum, default_value_t = ServerMode::Async)]
+    mode: ServerMode,
 
     /// Do not print the `Server: N is DECISION` lines.
     #[arg(long)]
@@ -141,7 +153,7 @@ struct PlayArgs {
 )]
 struct LoadArgs {
     /// The server to load [default: start one].
-    #[arg(long, conflicts_with_all = ["server", "server_process", "svg"])]
+    #[arg(long, conflicts_with_all = ["server", "server_process", "svg", "syscalls"])]
     addr: Option<SocketAddr>,
 
     /// The started server's mode; a list runs each.
@@ -153,7 +165,7 @@ struct LoadArgs {
         default_value = "async",
         value_name = "MODE"
     )]
-    server: Vec<Mode>,
+    server: Vec<ServerMode>,
 
     /// Clients to run; a list runs each count (each at most 10000000).
     #[arg(long, value_delimiter = ',', default_value = "10000", value_name = "N", value_parser = |t: &str| parse_count_max(t, MAX_CLIENTS).map(|n| n as usize))]
@@ -171,6 +183,12 @@ struct LoadArgs {
     /// per session and its peak RSS.
     #[arg(long)]
     server_process: bool,
+
+    /// Also count the server's system calls per session: each run is repeated against
+    /// a fresh server with `strace -c -f` attached (so the CPU time stays untraced).
+    /// Needs strace; implies --server-process.
+    #[arg(long)]
+    syscalls: bool,
 
     /// Also draw sessions/s and the server's CPU µs per session against clients, a
     /// line per server, as an SVG chart in FILE (implies --server-process).
@@ -255,12 +273,21 @@ fn serve(args: ServeArgs) -> Result<Outcome> {
     let startup = Instant::now() + Duration::from_secs(1);
     let serving_from;
     let stats = match args.mode {
-        Mode::Threads => {
+        ServerMode::Threads => {
             log.send_until(format!("listening on {local} (threaded server)"), startup);
             serving_from = process_cpu_seconds();
             guess::serve_threads(listener, config, signals.token())
         }
-        Mode::Async => {
+        ServerMode::Epoll => {
+            let threads = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+            log.send_until(
+                format!("listening on {local} (bare epoll server, {threads} threads)"),
+                startup,
+            );
+            serving_from = process_cpu_seconds();
+            guess::serve_epoll(listener, config, threads, signals.token())
+        }
+        ServerMode::Async => {
             log.send_until(format!("listening on {local} (async server)"), startup);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -357,9 +384,9 @@ fn load_command(args: LoadArgs, out: &mut dyn Write) -> Result<Outcome> {
     if let Some(&zero) = args.clients.iter().find(|&&n| n == 0) {
         return Err(UsageError(format!("--clients must be above 0, not {zero}")).into());
     }
-    let separate = args.server_process || args.svg.is_some();
+    let separate = args.server_process || args.svg.is_some() || args.syscalls;
     let exe = std::env::current_exe().context("cannot find the concur executable")?;
-    let servers: Vec<Option<Mode>> = match args.addr {
+    let servers: Vec<Option<ServerMode>> = match args.addr {
         Some(_) => vec![None],
         None => args.server.iter().copied().map(Some).collect(),
     };
@@ -379,9 +406,10 @@ fn load_command(args: LoadArgs, out: &mut dyn Write) -> Result<Outcome> {
                         server_kind(mode),
                         clients,
                         concurrency,
+                        args.syscalls,
                     )?,
                     (None, mode) => {
-                        let mode = mode.unwrap_or(Mode::Async);
+                        let mode = mode.unwrap_or(ServerMode::Async);
                         load_in_process(&runtime, mode, clients, concurrency, fd_limit)?
                     }
                 };
@@ -408,14 +436,15 @@ fn load_command(args: LoadArgs, out: &mut dyn Write) -> Result<Outcome> {
     })
 }
 
-fn server_kind(mode: Mode) -> load::Server {
+fn server_kind(mode: ServerMode) -> load::Server {
     match mode {
-        Mode::Async => load::Server::Async,
-        Mode::Threads => load::Server::Threads,
+        ServerMode::Async => load::Server::Async,
+        ServerMode::Threads => load::Server::Threads,
+        ServerMode::Epoll => load::Server::Epoll,
     }
 }
 
-fn mode_name(mode: Mode) -> &'static str {
+fn mode_name(mode: ServerMode) -> &'static str {
     server_kind(mode).name()
 }
 
@@ -443,13 +472,29 @@ fn write_load_line(out: &mut dyn Write, report: &load::LoadReport) -> std::io::R
             "; server {cpu:.1} µs CPU per session, peak RSS {rss:.1} MB"
         )?;
     }
+    if let (Some(total), Some(calls)) =
+        (report.server_syscalls_per_session, &report.server_syscalls)
+    {
+        // The calls, most frequent first.
+        let mut calls: Vec<(&String, &f64)> = calls.iter().collect();
+        calls.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        let listed: Vec<String> = calls
+            .iter()
+            .map(|(name, n)| format!("{name} {n:.2}"))
+            .collect();
+        write!(
+            out,
+            "; {total:.2} system calls per session ({})",
+            listed.join(", ")
+        )?;
+    }
     writeln!(out)
 }
 
 /// One load run against a server in this process.
 fn load_in_process(
     runtime: &tokio::runtime::Runtime,
-    mode: Mode,
+    mode: ServerMode,
     clients: usize,
     mut concurrency: usize,
     fd_limit: u64,
@@ -468,7 +513,7 @@ fn load_in_process(
     let listener = guess::bind("127.0.0.1:0".parse()?)?;
     let addr = listener.local_addr()?;
     let mut report = match mode {
-        Mode::Async => runtime.block_on(async {
+        ServerMode::Async => runtime.block_on(async {
             listener.set_nonblocking(true)?;
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let stop = tokio_util::sync::CancellationToken::new();
@@ -482,11 +527,16 @@ fn load_in_process(
             let _ = server.await;
             Ok::<_, anyhow::Error>(report)
         })?,
-        Mode::Threads => {
+        ServerMode::Threads | ServerMode::Epoll => {
             let stop = CancelToken::new()?;
             let server_stop = stop.clone();
             let server = thread::spawn(move || {
-                guess::serve_threads(listener, ServerConfig::default(), &server_stop)
+                if mode == ServerMode::Epoll {
+                    let threads = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+                    guess::serve_epoll(listener, ServerConfig::default(), threads, &server_stop)
+                } else {
+                    guess::serve_threads(listener, ServerConfig::default(), &server_stop)
+                }
             });
             let report = runtime.block_on(load::run(addr, clients, concurrency));
             stop.cancel();

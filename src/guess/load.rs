@@ -8,7 +8,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::client::play_async_at;
-use crate::measure::{ServerProcess, ServerStartError, peak_rss_bytes};
+use crate::measure::{
+    ServerProcess, ServerStartError, SyscallCounts, SyscallTrace, TraceError, peak_rss_bytes,
+};
 #[cfg(feature = "cli")]
 use crate::report::{Axis, LineChart, Panel, Point, Provenance, Series, Stroke, first_seen};
 
@@ -45,6 +47,18 @@ pub struct LoadReport {
     /// The server's peak resident memory, MiB, when it ran in a process of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_peak_rss_mb: Option<f64>,
+    /// With `--syscalls`: the server's system calls per session, counted by `strace -c
+    /// -f` over a second run of the same load (tracing slows the server, so the CPU
+    /// time comes from the untraced run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_syscalls_per_session: Option<f64>,
+    /// With `--syscalls`: the same, by system call name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_syscalls: Option<std::collections::BTreeMap<String, f64>>,
+    /// With `--syscalls`: of those, the calls that failed (`EAGAIN` and the like) per
+    /// session, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_failed_syscalls: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 /// The server a load run starts.
@@ -54,6 +68,8 @@ pub enum Server {
     Threads,
     /// A tokio task per connection.
     Async,
+    /// Bare epoll, a thread per core: the floor.
+    Epoll,
 }
 
 impl Server {
@@ -62,6 +78,7 @@ impl Server {
         match self {
             Server::Threads => "threads",
             Server::Async => "async",
+            Server::Epoll => "epoll",
         }
     }
 }
@@ -90,6 +107,15 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// Its system calls could not be counted.
+    #[error("cannot count the {server} server's system calls")]
+    Trace {
+        /// Its mode.
+        server: &'static str,
+        /// Why.
+        #[source]
+        source: TraceError,
+    },
     /// Its last line was not its `--json` report.
     #[error("the {server} server's last line is not its --json report: {line:?}")]
     Report {
@@ -104,13 +130,64 @@ pub enum LoadError {
 /// serve` started as a child process, so that the server's CPU time and memory are its
 /// own: its `--json` report, printed as it stops, gives its CPU time from listening
 /// on (to the nanosecond) and its peak RSS.
+///
+/// With `syscalls`, the same load runs a second time against a fresh server with
+/// `strace -c -f` attached for the whole load, and the report gains the server's
+/// system calls per session.
 pub fn against_process(
     runtime: &tokio::runtime::Runtime,
     program: &Path,
     server: Server,
     clients: usize,
     concurrency: usize,
+    syscalls: bool,
 ) -> Result<LoadReport, LoadError> {
+    let name = server.name();
+    let (mut report, stats, _) =
+        process_run(runtime, program, server, clients, concurrency, false)?;
+    report.server = Some(name.to_owned());
+    if report.sessions > 0 {
+        report.server_cpu_us_per_session = stats["serving_cpu_seconds"]
+            .as_f64()
+            .map(|s| s * 1e6 / report.sessions as f64);
+    }
+    report.server_peak_rss_mb = stats["peak_rss_mb"].as_f64();
+    if syscalls {
+        let (traced, _, counts) =
+            process_run(runtime, program, server, clients, concurrency, true)?;
+        if let Some(counts) = counts
+            && traced.sessions > 0
+        {
+            let per = |map: &std::collections::BTreeMap<String, u64>| {
+                map.iter()
+                    .map(|(k, &v)| (k.clone(), v as f64 / traced.sessions as f64))
+                    .collect()
+            };
+            report.server_syscalls_per_session =
+                Some(counts.total() as f64 / traced.sessions as f64);
+            report.server_syscalls = Some(per(&counts.calls));
+            report.server_failed_syscalls = Some(per(&counts.errors));
+        }
+        report.failures += traced.failures;
+        for error in traced.errors {
+            if report.errors.len() < 5 && !report.errors.contains(&error) {
+                report.errors.push(error);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// One load against a fresh server process, traced or not: the load's report, the
+/// server's `--json` report, and its system calls if traced.
+fn process_run(
+    runtime: &tokio::runtime::Runtime,
+    program: &Path,
+    server: Server,
+    clients: usize,
+    concurrency: usize,
+    trace: bool,
+) -> Result<(LoadReport, serde_json::Value, Option<SyscallCounts>), LoadError> {
     let name = server.name();
     let args = [
         "guess",
@@ -130,21 +207,28 @@ pub fn against_process(
         .addr()
         .parse()
         .map_err(|_| LoadError::Address(process.addr().to_owned()))?;
-    let mut report = runtime.block_on(run(addr, clients, concurrency));
+    let tracer = trace
+        .then(|| SyscallTrace::attach(process.pid()))
+        .transpose()
+        .map_err(|source| LoadError::Trace {
+            server: name,
+            source,
+        })?;
+    let report = runtime.block_on(run(addr, clients, concurrency));
+    let counts = tracer
+        .map(SyscallTrace::finish)
+        .transpose()
+        .map_err(|source| LoadError::Trace {
+            server: name,
+            source,
+        })?;
     let line = process.stop().map_err(|source| LoadError::Stop {
         server: name,
         source,
     })?;
     let stats: serde_json::Value =
         serde_json::from_str(&line).map_err(|_| LoadError::Report { server: name, line })?;
-    report.server = Some(name.to_owned());
-    if report.sessions > 0 {
-        report.server_cpu_us_per_session = stats["serving_cpu_seconds"]
-            .as_f64()
-            .map(|s| s * 1e6 / report.sessions as f64);
-    }
-    report.server_peak_rss_mb = stats["peak_rss_mb"].as_f64();
-    Ok(report)
+    Ok((report, stats, counts))
 }
 
 #[cfg(feature = "cli")]
@@ -274,5 +358,8 @@ pub async fn run(addr: SocketAddr, clients: usize, concurrency: usize) -> LoadRe
         server: None,
         server_cpu_us_per_session: None,
         server_peak_rss_mb: None,
+        server_syscalls_per_session: None,
+        server_syscalls: None,
+        server_failed_syscalls: None,
     }
 }

@@ -20,6 +20,7 @@
 //! raises, and the book's endless loop on an exhausted range is an error reply.
 
 pub mod client;
+mod epoll;
 pub mod lines;
 pub mod load;
 mod player;
@@ -28,6 +29,7 @@ pub mod server;
 mod session;
 
 pub use client::{ClientError, Round, play_async, play_async_at, play_threaded};
+pub use epoll::serve_epoll;
 pub use player::{BOOK_GAMES, Player};
 pub use protocol::{Command, Decision, ProtocolError, parse};
 pub use server::{

@@ -51,6 +51,9 @@ pub const SESSION_STACK: usize = 128 << 10;
 /// signal thread, the allocator's needs) out of the budget the OS gives it.
 const THREAD_RESERVE: usize = 64;
 
+/// The read buffer of an async session, in bytes.
+const SESSION_BUFFER: usize = 1024;
+
 /// The reply to a connection past the session limit.
 pub const SERVER_FULL: &str = "ERROR server full";
 
@@ -114,30 +117,30 @@ pub struct ServerStats {
 }
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     sessions: AtomicU64,
     protocol_errors: AtomicU64,
     idle_closes: AtomicU64,
     write_timeouts: AtomicU64,
     refused: AtomicU64,
-    accept_errors: AtomicU64,
-    forced_closes: AtomicU64,
+    pub(super) accept_errors: AtomicU64,
+    pub(super) forced_closes: AtomicU64,
     open: AtomicUsize,
     peak: AtomicUsize,
 }
 
 impl Counters {
-    fn opened(&self) {
+    pub(super) fn opened(&self) {
         self.sessions.fetch_add(1, Ordering::Relaxed);
         let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(open, Ordering::Relaxed);
     }
 
-    fn closed(&self) {
+    pub(super) fn closed(&self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn stats(&self, limit: Option<usize>) -> ServerStats {
+    pub(super) fn stats(&self, limit: Option<usize>) -> ServerStats {
         ServerStats {
             sessions: self.sessions.load(Ordering::Relaxed),
             protocol_errors: self.protocol_errors.load(Ordering::Relaxed),
@@ -178,8 +181,10 @@ pub fn thread_session_limit(max_sessions: Option<usize>) -> Option<SessionLimit>
         .min_by_key(|l| l.sessions)
 }
 
-/// Binds a listening socket with a large backlog and `SO_REUSEADDR` (so a restarted
-/// server can take its port back while old connections sit in TIME_WAIT).
+/// Binds a listening socket with a large backlog, `SO_REUSEADDR` (so a restarted
+/// server can take its port back while old connections sit in TIME_WAIT) and
+/// `TCP_NODELAY`, which Linux copies to every accepted socket: every reply is one small
+/// line the client waits for, and setting it here saves a `setsockopt` per connection.
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let family = if addr.is_ipv4() {
         AddressFamily::INET
@@ -188,19 +193,20 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     };
     let socket: OwnedFd = rustix::net::socket(family, SocketType::STREAM, None)?;
     rustix::net::sockopt::set_socket_reuseaddr(&socket, true)?;
+    rustix::net::sockopt::set_tcp_nodelay(&socket, true)?;
     rustix::net::bind(&socket, &addr)?;
     rustix::net::listen(&socket, BACKLOG)?;
     Ok(std::net::TcpListener::from(socket))
 }
 
 /// What to do after a line: the reply to send, and whether to hang up.
-struct Step {
-    reply: Option<String>,
-    close: bool,
+pub(super) struct Step {
+    pub(super) reply: Option<String>,
+    pub(super) close: bool,
 }
 
 /// One line through the session, with the transcript and the error log.
-fn step(
+pub(super) fn step(
     session: &mut Session,
     line: &str,
     peer: SocketAddr,
@@ -228,7 +234,7 @@ fn step(
     }
 }
 
-fn protocol_failure(
+pub(super) fn protocol_failure(
     err: &ProtocolError,
     peer: SocketAddr,
     config: &ServerConfig,
@@ -500,10 +506,8 @@ pub fn serve_threads(
         }
         next_id += 1;
         let id = next_id;
-        // Accepted sockets are blocking on Linux; make sure, as the listener is not.
-        // No Nagle delay: every reply is one small line that the client is waiting for.
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_nodelay(true);
+        // Accepted sockets are blocking (Linux's accept does not pass on the listener's
+        // O_NONBLOCK), and have no Nagle delay (`TCP_NODELAY` does pass on, see [`bind`]).
         // The registry shares the socket (no second descriptor) so shutdown can close it.
         let stream = Arc::new(stream);
         registry.lock().insert(id, Arc::clone(&stream));
@@ -558,12 +562,12 @@ pub fn serve_threads(
 /// Writes a reply within the write timeout. The reply almost always fits the socket's
 /// buffer at once, so that is tried first, without a timer.
 async fn write_reply(
-    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    writer: &mut AsyncBufReader<tokio::net::TcpStream>,
     reply: &str,
     timeout: Option<Duration>,
 ) -> io::Result<()> {
     let line = format!("{reply}\n");
-    let written = match writer.try_write(line.as_bytes()) {
+    let written = match writer.get_ref().try_write(line.as_bytes()) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(e),
@@ -585,7 +589,7 @@ async fn write_reply(
 /// `idle` of `started`. The timer is armed once per connection and moved only when it
 /// fires early, so a busy connection pays no timer operation per line.
 async fn next_line(
-    reader: &mut AsyncBufReader<tokio::net::tcp::OwnedReadHalf>,
+    reader: &mut AsyncBufReader<tokio::net::TcpStream>,
     max_line: usize,
     idle: Option<(Duration, Instant)>,
     timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
@@ -618,22 +622,25 @@ async fn session_task(
     config: Arc<ServerConfig>,
     counters: Arc<Counters>,
 ) {
-    let (read_half, mut writer) = stream.into_split();
-    let mut reader = AsyncBufReader::new(read_half);
+    // One stream for both directions, not `into_split`: dropping an owned write half
+    // calls `shutdown` before the `close`, a system call the close makes needless. The
+    // buffer is small (lines are short; a longer one takes several reads) so that
+    // thousands of connections stay within the allocator's reused memory.
+    let mut stream = AsyncBufReader::with_capacity(SESSION_BUFFER, stream);
     let mut session = Session::new(seed);
     let first = config.idle_timeout.unwrap_or(Duration::from_secs(3600));
     let timer = tokio::time::sleep(first);
     tokio::pin!(timer);
     loop {
         let idle = config.idle_timeout.map(|idle| (idle, Instant::now()));
-        let line = next_line(&mut reader, config.max_line, idle, &mut timer).await;
+        let line = next_line(&mut stream, config.max_line, idle, &mut timer).await;
         let step = match line {
             Ok(Some(line)) => step(&mut session, &line, peer, &config, &counters),
             Ok(None) | Err(ReadError::Io(_)) => return,
             Err(ReadError::Protocol(err)) => protocol_failure(&err, peer, &config, &counters),
         };
         if let Some(reply) = step.reply
-            && let Err(e) = write_reply(&mut writer, &reply, config.write_timeout).await
+            && let Err(e) = write_reply(&mut stream, &reply, config.write_timeout).await
         {
             write_failed(&e, peer, &config, &counters);
             return;
@@ -702,7 +709,7 @@ pub async fn serve_async(
                         let _ = stream.try_write(format!("{SERVER_FULL}\n").as_bytes());
                         continue;
                     }
-                    let _ = stream.set_nodelay(true);
+                    // No `set_nodelay`: the socket has it from the listener (see [`bind`]).
                     counters.opened();
                     let (config, counters, force) = (Arc::clone(&config), Arc::clone(&counters), force.clone());
                     let seed = rand::random();

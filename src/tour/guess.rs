@@ -127,8 +127,8 @@ fn under_load(
     let mut reports = Vec::new();
     for server in [load::Server::Async, load::Server::Threads] {
         for &clients in counts {
-            let report =
-                load::against_process(runtime, &exe, server, clients, clients).map_err(io_error)?;
+            let report = load::against_process(runtime, &exe, server, clients, clients, false)
+                .map_err(io_error)?;
             if report.failures > 0 {
                 return Err(TourError::Demo(std::io::Error::other(format!(
                     "{} of {clients} clients failed against the {} server: {}",
