@@ -29,6 +29,8 @@ const DRAIN_AFTER_KILL: Duration = Duration::from_millis(500);
 pub(crate) struct Member {
     child: std::process::Child,
     pidfd: Option<OwnedFd>,
+    /// Its pidfd polled readable: it has exited and `wait4` will reap it.
+    pidfd_ready: bool,
     status: Option<ExitStatus>,
 }
 
@@ -38,6 +40,7 @@ impl Member {
         Self {
             child,
             pidfd,
+            pidfd_ready: false,
             status: None,
         }
     }
@@ -205,10 +208,15 @@ impl Group {
     }
 
     /// Reaps whatever has exited; true when every member has.
+    /// A member with a pidfd is waited for only once the pidfd says it exited, so a
+    /// running job costs no `wait4` that finds nothing; one without is tried each time.
     fn reap_exited(&mut self) -> io::Result<bool> {
         let mut all = true;
         for member in &mut self.members {
-            all &= member.try_reap()?.is_some();
+            if member.pidfd.is_none() || member.pidfd_ready {
+                member.try_reap()?;
+            }
+            all &= member.status.is_some();
         }
         Ok(all)
     }
@@ -331,9 +339,11 @@ impl Group {
                     reader_slots.push((i, fds.len() - 1));
                 }
             }
-            for member in &self.members {
+            let mut pidfd_slots = Vec::new();
+            for (i, member) in self.members.iter().enumerate() {
                 if let (None, Some(pidfd)) = (member.status, &member.pidfd) {
                     fds.push(PollFd::new(pidfd, PollFlags::IN));
+                    pidfd_slots.push((i, fds.len() - 1));
                 }
             }
             if let (Phase::Running, Some(token)) = (&phase, cancel) {
@@ -350,6 +360,9 @@ impl Group {
             }
             let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
             drop(fds);
+            for (i, slot) in pidfd_slots {
+                self.members[i].pidfd_ready |= ready[slot];
+            }
 
             if stdin_slot.is_some_and(|slot| ready[slot])
                 && let Some((file, feed)) = &mut stdin

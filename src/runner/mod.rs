@@ -1091,6 +1091,12 @@ pub fn retries_after_first(n: u32) -> u32 {
 }
 
 /// Runs one job (with its retries) and says how it went.
+/// This process's id as text, for `PARALLEL_PID`: asked of the kernel once, not per job.
+fn runner_pid() -> &'static str {
+    static PID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PID.get_or_init(|| std::process::id().to_string())
+}
+
 fn run_job(
     options: &RunOptions,
     slot: usize,
@@ -1166,7 +1172,7 @@ fn run_job(
     cmd = cmd
         .env("PARALLEL_SEQ", job.seq.to_string())
         .env("PARALLEL_JOBSLOT", slot.to_string())
-        .env("PARALLEL_PID", std::process::id().to_string());
+        .env("PARALLEL_PID", runner_pid());
     if let Some(n) = options.nice {
         cmd = cmd.nice(n);
     }
@@ -1189,7 +1195,7 @@ fn run_job(
             ("PARALLEL_JOBSLOT".to_owned(), slot.to_string().into_bytes()),
             (
                 "PARALLEL_PID".to_owned(),
-                std::process::id().to_string().into_bytes(),
+                runner_pid().as_bytes().to_vec(),
             ),
         ];
         env.extend(hosts.env.iter().cloned());
