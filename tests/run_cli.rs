@@ -793,3 +793,58 @@ fn an_exported_function_runs_even_when_an_argument_names_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue 31: with `-k`, a slow first job held back the *running* of every job past a
+/// window of `clamp(4 × j, 64, 1024)`. Now it holds back only the printing: the other
+/// slot runs everything behind it, and their outputs (each past 64 KiB, so each had a
+/// temporary file of its own) wait in one shared file instead of a descriptor apiece.
+#[test]
+fn keep_order_behind_a_slow_first_job_keeps_every_slot_busy_and_parks_output() {
+    let dir = Dir::new();
+    let behind = 200; // past the old window at -j 2 (64)
+    let mut script = String::from("while [ ! -e go ]; do sleep 0.01; done; echo first\n");
+    for i in 1..=behind {
+        script.push_str(&format!(
+            "echo job {i}; printf '%070000d\\n' {i}; : > done.{i}\n"
+        ));
+    }
+    let child = dir
+        .concur(["run", "-k", "-j", "2", "--shell"])
+        .stdin(script)
+        .spawn();
+    let pid = child.id();
+    let finished = |dir: &Dir| {
+        (1..=behind)
+            .filter(|i| dir.path().join(format!("done.{i}")).exists())
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while finished(&dir) < behind {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "only {} of the {behind} jobs behind the slow one ran",
+            finished(&dir)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Every output waits, but not in a descriptor of its own: 200 spilled outputs
+    // held 200 temporary files before.
+    let descriptors = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    assert!(
+        descriptors < 40,
+        "{descriptors} descriptors open while {behind} outputs wait"
+    );
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let mut expected = String::from("first\n");
+    for i in 1..=behind {
+        let digits = i.to_string();
+        let zeros = "0".repeat(70_000 - digits.len());
+        expected.push_str(&format!("job {i}\n{zeros}{digits}\n"));
+    }
+    assert!(stdout == expected, "the outputs differ from input order");
+}

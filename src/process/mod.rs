@@ -48,7 +48,7 @@ pub use error::ProcessError;
 pub use manager::{ProcessManager, ProcessResult};
 pub use pipeline::{Pipeline, PipelineOutput};
 pub use quote::{quote, quote_backslash, quote_backslash_bytes, quote_command};
-pub use spool::Spool;
+pub use spool::{Backlog, Spool};
 
 /// A duration the way concur prints them: `100ms`, `1.5s`, `2s`.
 pub fn format_duration(d: Duration) -> String {

@@ -27,6 +27,81 @@ pub struct Spool {
     limit: usize,
     len: u64,
     compressing: Option<Compressing>,
+    /// Parked in a [`Backlog`]: the file and where its bytes start there (the spool
+    /// then holds neither memory nor a descriptor of its own).
+    parked: Option<(Arc<File>, u64)>,
+}
+
+/// One unnamed temporary file that many finished spools are parked in while they wait
+/// their turn (`concur run -k` behind a slow job): each waiting job then costs neither
+/// memory for its output nor a descriptor, however many wait. Parked bytes are read
+/// back at their place with `pread`; [`Backlog::reset`] empties the file once nothing
+/// parked is left.
+#[derive(Debug)]
+pub struct Backlog {
+    dir: PathBuf,
+    file: Option<Arc<File>>,
+    end: u64,
+}
+
+impl Backlog {
+    /// A backlog whose file will be made in `dir` when first needed.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            file: None,
+            end: 0,
+        }
+    }
+
+    /// Bytes parked since the last reset.
+    pub fn len(&self) -> u64 {
+        self.end
+    }
+
+    /// Whether nothing was parked since the last reset.
+    pub fn is_empty(&self) -> bool {
+        self.end == 0
+    }
+
+    /// Empties the file. Call it only when no parked spool is left to read.
+    pub fn reset(&mut self) -> io::Result<()> {
+        if let Some(file) = &self.file
+            && self.end > 0
+        {
+            file.set_len(0)?;
+        }
+        self.end = 0;
+        Ok(())
+    }
+
+    fn file(&mut self) -> io::Result<Arc<File>> {
+        if let Some(file) = &self.file {
+            return Ok(Arc::clone(file));
+        }
+        let file = Arc::new(tempfile::tempfile_in(&self.dir)?);
+        self.file = Some(Arc::clone(&file));
+        Ok(file)
+    }
+}
+
+/// Appends to a backlog's file at its end, with `pwrite`.
+struct Appender<'a> {
+    file: &'a File,
+    at: &'a mut u64,
+}
+
+impl Write for Appender<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.write_at(buf, *self.at)?;
+        *self.at += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A spool's compressor and what became of it.
@@ -65,6 +140,7 @@ impl Spool {
             limit,
             len: 0,
             compressing: None,
+            parked: None,
         }
     }
 
@@ -114,9 +190,46 @@ impl Spool {
         self.len == 0
     }
 
-    /// Whether the spool moved to disk.
+    /// Whether the spool moved to disk (a file of its own, or a [`Backlog`]).
     pub fn spilled(&self) -> bool {
+        self.file.is_some() || self.parked.is_some()
+    }
+
+    /// Bytes held in memory.
+    pub fn in_memory(&self) -> usize {
+        self.memory.len()
+    }
+
+    /// Whether the spool holds a descriptor of its own (it spilled, or compresses).
+    pub fn holds_file(&self) -> bool {
         self.file.is_some()
+    }
+
+    /// Moves what the spool holds (memory and its own file) to the end of `backlog`,
+    /// freeing both; its bytes read back the same afterwards. A compressing spool
+    /// stays as it is (its file is the compressor's output), and so does an empty
+    /// or already parked one.
+    pub fn park(&mut self, backlog: &mut Backlog) -> io::Result<()> {
+        if self.compressing.is_some() || self.parked.is_some() || self.len == 0 {
+            return Ok(());
+        }
+        let file = backlog.file()?;
+        let start = backlog.end;
+        let mut at = start;
+        let copied = self.copy_stored_to(&mut Appender {
+            file: &file,
+            at: &mut at,
+        });
+        if let Err(err) = copied {
+            // The backlog's end stays where it was: a partial copy is overwritten by
+            // the next, and this spool keeps its own bytes.
+            return Err(err);
+        }
+        backlog.end = at;
+        self.memory = Vec::new();
+        self.file = None;
+        self.parked = Some((file, start));
+        Ok(())
     }
 
     /// Writes everything spooled to `out`, in order (decompressed, if compressed).
@@ -137,6 +250,9 @@ impl Spool {
     /// is finished first; if it failed, what it stored is copied all the same.
     pub fn copy_stored_to(&mut self, out: &mut dyn Write) -> io::Result<()> {
         let _ = self.finish();
+        if let Some((file, start)) = &self.parked {
+            return copy_range(file, *start, self.len, out);
+        }
         out.write_all(&self.memory)?;
         if let Some(file) = &mut self.file {
             file.seek(SeekFrom::Start(0))?;
@@ -199,6 +315,12 @@ impl Spool {
             let from = last.bytes.len().saturating_sub(max);
             return last.bytes.split_off(from);
         }
+        if let Some((file, start)) = &self.parked {
+            let from = self.len.saturating_sub(max as u64);
+            let mut tail = Vec::new();
+            let _ = copy_range(file, start + from, self.len - from, &mut tail);
+            return tail;
+        }
         let in_memory =
             |memory: &[u8], max: usize| memory[memory.len().saturating_sub(max)..].to_vec();
         let Some(file) = &mut self.file else {
@@ -217,6 +339,31 @@ impl Spool {
         tail.extend_from_slice(&read);
         tail
     }
+}
+
+/// Copies `len` bytes of `file` from `start` to `out`, with `pread` (the file is shared).
+fn copy_range(file: &File, start: u64, len: u64, out: &mut dyn Write) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; (64 * 1024).min(len as usize)];
+    let (mut at, end) = (start, start + len);
+    while at < end {
+        let want = buf.len().min((end - at) as usize);
+        match file.read_at(&mut buf[..want], at) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "a parked output is shorter than it was",
+                ));
+            }
+            Ok(n) => {
+                out.write_all(&buf[..n])?;
+                at += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the last `max` bytes written to it.
@@ -282,6 +429,9 @@ impl Spool {
 
 impl Write for Spool {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.parked.is_some() {
+            return Err(io::Error::other("a parked spool takes no more output"));
+        }
         if self.compressing.is_some() {
             self.compress(buf)?;
             self.len += buf.len() as u64;
@@ -306,6 +456,44 @@ impl Write for Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parked_spools_share_one_file_and_read_back_the_same() {
+        let mut backlog = Backlog::new(std::env::temp_dir());
+        let mut small = Spool::with_limit(16);
+        small.write_all(b"first\n").unwrap();
+        let mut big = Spool::with_limit(16);
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        big.write_all(&data).unwrap();
+        assert!(big.holds_file());
+        let mut empty = Spool::with_limit(16);
+        for spool in [&mut small, &mut big, &mut empty] {
+            spool.park(&mut backlog).unwrap();
+            assert!(!spool.holds_file());
+            assert_eq!(spool.in_memory(), 0);
+        }
+        assert_eq!(backlog.len(), 6 + 100_000);
+        // Read back in any order, twice.
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            big.copy_to(&mut out).unwrap();
+            assert_eq!(out, data);
+            let mut out = Vec::new();
+            small.copy_to(&mut out).unwrap();
+            assert_eq!(out, b"first\n");
+            let mut out = Vec::new();
+            empty.copy_to(&mut out).unwrap();
+            assert!(out.is_empty());
+        }
+        assert_eq!(big.tail(3), data[data.len() - 3..]);
+        assert!(big.write_all(b"more").is_err(), "a parked spool is closed");
+        // Parking again is a no-op; resetting the backlog empties its file.
+        big.park(&mut backlog).unwrap();
+        assert_eq!(backlog.len(), 100_006);
+        drop((small, big));
+        backlog.reset().unwrap();
+        assert!(backlog.is_empty());
+    }
 
     #[test]
     fn small_output_stays_in_memory_large_output_spills_and_round_trips() {

@@ -79,6 +79,17 @@ const LOGIN_FILE_CHECK: Duration = Duration::from_secs(1);
 /// How often `--load` and `--memfree` are read while they hold jobs back.
 const GATE_REFRESH: Duration = Duration::from_millis(100);
 
+/// With `-k`, the most jobs that run or wait behind the oldest unprinted one: a bound
+/// on the memory of a run whose first job never ends (about 0.5 KiB a job), far past
+/// what keeps every slot busy.
+pub const KEEP_ORDER_WINDOW: usize = 1 << 18;
+
+/// With `-k`, the bytes of finished jobs' output that wait in memory for an earlier job;
+/// past them, and for any output that spilled to a file of its own, waiting output is
+/// parked in one temporary file (see [`crate::process::Backlog`]), so neither memory
+/// nor descriptors grow with the jobs that wait.
+pub const WAITING_MEMORY: usize = 16 << 20;
+
 /// How long output from a job's leftover processes is still collected after the job's
 /// own process exits.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(100);
@@ -227,9 +238,11 @@ impl RunOptions {
     }
 
     /// With `keep_order`, how many jobs may run or wait, counting from the oldest job
-    /// whose output is not printed yet: 4 per worker, at least 64 and at most 1,024.
+    /// whose output is not printed yet: [`KEEP_ORDER_WINDOW`], so that a slow job holds
+    /// back the printing, never the running. What waits costs a few hundred bytes a job
+    /// in memory (its outputs go to one file past [`WAITING_MEMORY`]).
     pub fn window(&self) -> usize {
-        (4 * self.jobs.get()).clamp(64, 1024)
+        KEEP_ORDER_WINDOW
     }
 
     /// A spool for one job's stdout or stderr: compressed with `--compress`.
@@ -1193,10 +1206,7 @@ fn run_job(
         let mut env = vec![
             ("PARALLEL_SEQ".to_owned(), job.seq.to_string().into_bytes()),
             ("PARALLEL_JOBSLOT".to_owned(), slot.to_string().into_bytes()),
-            (
-                "PARALLEL_PID".to_owned(),
-                runner_pid().as_bytes().to_vec(),
-            ),
+            ("PARALLEL_PID".to_owned(), runner_pid().as_bytes().to_vec()),
         ];
         env.extend(hosts.env.iter().cloned());
         let per_job = hosts.workdir == crate::remote::Workdir::PerJob;
@@ -1603,6 +1613,12 @@ struct Scheduler<'a> {
     next_print: usize,
     /// Finished jobs waiting for earlier ones, with `keep_order`.
     waiting: BTreeMap<usize, Finished>,
+    /// Bytes of their output held in memory.
+    waiting_memory: usize,
+    /// Where waiting output goes past `WAITING_MEMORY` (made when first needed).
+    backlog: Option<crate::process::Backlog>,
+    /// The backlog failed once (and that was said).
+    backlog_failed: bool,
     running: usize,
     done: usize,
     input_ended: bool,
@@ -1645,6 +1661,9 @@ impl<'a> Scheduler<'a> {
             next_seq: 1,
             next_print: 1,
             waiting: BTreeMap::new(),
+            waiting_memory: 0,
+            backlog: None,
+            backlog_failed: false,
             running: 0,
             done: 0,
             input_ended: false,
@@ -2000,8 +2019,13 @@ impl<'a> Scheduler<'a> {
             self.account(&mut finished);
         }
         if self.options.keep_order {
+            if finished.seq != self.next_print {
+                self.hold(&mut finished);
+            }
+            self.waiting_memory += finished.stdout.in_memory() + finished.stderr.in_memory();
             self.waiting.insert(finished.seq, finished);
             while let Some(next) = self.waiting.remove(&self.next_print) {
+                self.waiting_memory -= next.stdout.in_memory() + next.stderr.in_memory();
                 self.next_print += 1;
                 self.print(next);
                 // With -k --line-buffer, the next job writes live from now on.
@@ -2009,10 +2033,47 @@ impl<'a> Scheduler<'a> {
                     live.advance_to(self.next_print);
                 }
             }
+            if self.waiting.is_empty()
+                && let Some(backlog) = &mut self.backlog
+                && !backlog.is_empty()
+            {
+                // Nothing parked is left to read: the file starts over.
+                let _ = backlog.reset();
+            }
         } else {
             self.print(finished);
         }
         self.progress();
+    }
+
+    /// With `-k`, before a finished job waits for an earlier one: its output moves to
+    /// the backlog file if it has a file of its own (a descriptor per waiting job would
+    /// run out) or if memory already holds `WAITING_MEMORY` of waiting output. If the
+    /// backlog cannot take it, it waits where it is: nothing is lost.
+    fn hold(&mut self, finished: &mut Finished) {
+        let memory = finished.stdout.in_memory() + finished.stderr.in_memory();
+        let own_file = finished.stdout.holds_file() || finished.stderr.holds_file();
+        if own_file || self.waiting_memory + memory > WAITING_MEMORY {
+            let backlog = self
+                .backlog
+                .get_or_insert_with(|| crate::process::Backlog::new(self.options.tmpdir.clone()));
+            let parked = finished
+                .stdout
+                .park(backlog)
+                .and_then(|()| finished.stderr.park(backlog));
+            if let Err(err) = parked
+                && !self.backlog_failed
+            {
+                self.backlog_failed = true;
+                let note = format!(
+                    "cannot park waiting output in {}: {err}; it waits in memory instead",
+                    self.options.tmpdir.display()
+                );
+                if let Err(err) = self.reporter.note(&note) {
+                    self.fail(RunError::Output(err));
+                }
+            }
+        }
     }
 
     /// Counts the outcome, writes its joblog line and notes, and halts if asked to.
@@ -2283,12 +2344,14 @@ mod tests {
     }
 
     #[test]
-    fn keep_order_window_is_bounded() {
+    fn keep_order_window_is_bounded_but_never_by_the_slots() {
         let mut options =
             RunOptions::new(Template::parse::<String>(&[], &TemplateOptions::default()).unwrap());
+        // It was clamp(4 × j, 64, 1024): a slow first job stopped new starts after 64
+        // jobs at -j 2.
         options.jobs = NonZeroUsize::new(2).unwrap();
-        assert_eq!(options.window(), 64);
+        assert_eq!(options.window(), 262_144);
         options.jobs = NonZeroUsize::new(10_000).unwrap();
-        assert_eq!(options.window(), 1024);
+        assert_eq!(options.window(), 262_144);
     }
 }
