@@ -16,7 +16,7 @@
 //! out), every request waiting on it fails with the reason, and so does every later
 //! one: nothing waits forever.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -29,26 +29,70 @@ use super::protocol::{GREETING, STATUS_REFUSED, decode_reply, encode_request};
 use crate::life::cell_io::{AsyncCellLogic, CellLogic, CellQuery};
 use crate::life::grid::Cell;
 
-/// Where a waiting request's answer goes.
+/// Where a waiting batch's answers go, all at once when the last one is in.
 enum Waiter {
-    Blocking(crossbeam_channel::Sender<io::Result<Cell>>),
-    Async(tokio::sync::oneshot::Sender<io::Result<Cell>>),
+    Blocking(crossbeam_channel::Sender<Vec<io::Result<Cell>>>),
+    Async(tokio::sync::oneshot::Sender<Vec<io::Result<Cell>>>),
 }
 
 impl Waiter {
-    fn answer(self, outcome: io::Result<Cell>) {
+    fn answer(self, outcomes: Vec<io::Result<Cell>>) {
         // A waiter that gave up (its generation already failed) needs no answer.
         match self {
-            Waiter::Blocking(tx) => drop(tx.send(outcome)),
-            Waiter::Async(tx) => drop(tx.send(outcome)),
+            Waiter::Blocking(tx) => drop(tx.send(outcomes)),
+            Waiter::Async(tx) => drop(tx.send(outcomes)),
         }
     }
 }
 
-/// A request's answer, waited for in either style.
+/// Requests sent together: consecutive ids, one deadline, and one waiter for all of
+/// them. A generation of a million cells in batches of 1,024 costs a thousand of these,
+/// not a million channels, table entries and timeout entries.
+struct Batch {
+    /// The id of its first request, before wrapping to 32 bits.
+    first: u64,
+    /// Each request's answer, once in.
+    outcomes: Vec<Option<io::Result<Cell>>>,
+    /// Requests not answered yet.
+    left: usize,
+    deadline: Instant,
+    /// `None` once the batch is complete (answered, timed out or broken).
+    waiter: Option<Waiter>,
+}
+
+impl Batch {
+    /// Answers every request still open with `error`, and completes the batch.
+    fn fail_open(
+        &mut self,
+        error: impl Fn() -> io::Error,
+    ) -> Option<(Waiter, Vec<io::Result<Cell>>)> {
+        for outcome in &mut self.outcomes {
+            if outcome.is_none() {
+                *outcome = Some(Err(error()));
+            }
+        }
+        self.left = 0;
+        self.complete()
+    }
+
+    /// The waiter and the answers, once every request has one.
+    fn complete(&mut self) -> Option<(Waiter, Vec<io::Result<Cell>>)> {
+        if self.left > 0 {
+            return None;
+        }
+        let waiter = self.waiter.take()?;
+        let outcomes = std::mem::take(&mut self.outcomes)
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(stopped())))
+            .collect();
+        Some((waiter, outcomes))
+    }
+}
+
+/// A batch's answers, waited for in either style.
 enum Pending {
-    Blocking(crossbeam_channel::Receiver<io::Result<Cell>>),
-    Async(tokio::sync::oneshot::Receiver<io::Result<Cell>>),
+    Blocking(crossbeam_channel::Receiver<Vec<io::Result<Cell>>>),
+    Async(tokio::sync::oneshot::Receiver<Vec<io::Result<Cell>>>),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,11 +118,35 @@ impl Broken {
 
 #[derive(Default)]
 struct Waiting {
-    by_id: HashMap<u32, Waiter>,
-    /// Ids in the order they were sent, with the instant each times out. Answered ids
-    /// are skipped lazily when they reach the front.
-    order: VecDeque<(u32, Instant)>,
+    /// Batches in the order of their ids (ids are taken under this lock), so a reply
+    /// finds its batch by binary search and the oldest deadline is at the front.
+    /// Complete batches are dropped when they reach the front.
+    batches: VecDeque<Batch>,
+    /// Requests not answered yet, over every batch.
+    unanswered: usize,
     broken: Option<Broken>,
+}
+
+impl Waiting {
+    /// The batch and the place in it of the request whose id is `id` on the wire (ids
+    /// wrap at 2^32; fewer than that are ever in flight).
+    fn locate(&self, id: u32) -> Option<(usize, usize)> {
+        let base = self.batches.front()?.first;
+        let full = base + u64::from(id.wrapping_sub(base as u32));
+        let index = self
+            .batches
+            .partition_point(|b| b.first + b.outcomes.len() as u64 <= full);
+        let batch = self.batches.get(index)?;
+        (full >= batch.first && batch.waiter.is_some())
+            .then(|| (index, (full - batch.first) as usize))
+    }
+
+    /// Drops the complete batches at the front.
+    fn trim(&mut self) {
+        while self.batches.front().is_some_and(|b| b.waiter.is_none()) {
+            self.batches.pop_front();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -100,28 +168,34 @@ struct Link {
 }
 
 impl Link {
-    /// Registers `queries` and queues their requests in one go.
-    fn send(&self, queries: &[CellQuery], mut waiter: impl FnMut() -> Waiter) -> io::Result<()> {
+    /// Registers `queries` as one batch with one waiter, and queues their requests in
+    /// one go. `queries` must not be empty.
+    fn send(&self, queries: &[CellQuery], waiter: Waiter) -> io::Result<()> {
         let deadline = Instant::now() + self.timeout;
-        // Ids are the request count wrapped to 32 bits (`as` keeps the low bits).
-        let first = self
-            .next_id
-            .fetch_add(queries.len() as u64, Ordering::Relaxed) as u32;
-        {
+        let first = {
             let mut waiting = lock(&self.waiting);
             if let Some(broken) = &waiting.broken {
                 return Err(broken.error());
             }
-            for i in 0..queries.len() {
-                let id = first.wrapping_add(i as u32);
-                waiting.by_id.insert(id, waiter());
-                waiting.order.push_back((id, deadline));
-            }
-        }
+            // Taken under the lock, so batches queue in the order of their ids.
+            let first = self
+                .next_id
+                .fetch_add(queries.len() as u64, Ordering::Relaxed);
+            waiting.batches.push_back(Batch {
+                first,
+                outcomes: (0..queries.len()).map(|_| None).collect(),
+                left: queries.len(),
+                deadline,
+                waiter: Some(waiter),
+            });
+            waiting.unanswered += queries.len();
+            first
+        };
         let mut outbox = lock(&self.outbox);
         let was_empty = outbox.bytes.is_empty();
         for (i, query) in queries.iter().enumerate() {
-            encode_request(first.wrapping_add(i as u32), query, &mut outbox.bytes);
+            // Ids are the request count wrapped to 32 bits (`as` keeps the low bits).
+            encode_request((first + i as u64) as u32, query, &mut outbox.bytes);
         }
         if was_empty {
             self.outbox_ready.notify_one();
@@ -160,7 +234,7 @@ impl Link {
             io::ErrorKind::BrokenPipe => io::ErrorKind::ConnectionAborted,
             kind => kind,
         };
-        let (broken, waiters): (Broken, Vec<Waiter>) = {
+        let complete: Vec<(Waiter, Vec<io::Result<Cell>>)> = {
             let mut waiting = lock(&self.waiting);
             let broken = waiting
                 .broken
@@ -170,11 +244,15 @@ impl Link {
                     reopen,
                 })
                 .clone();
-            waiting.order.clear();
-            (broken, waiting.by_id.drain().map(|(_, w)| w).collect())
+            waiting.unanswered = 0;
+            waiting
+                .batches
+                .drain(..)
+                .filter_map(|mut batch| batch.fail_open(|| broken.error()))
+                .collect()
         };
-        for waiter in waiters {
-            waiter.answer(Err(broken.error()));
+        for (waiter, outcomes) in complete {
+            waiter.answer(outcomes);
         }
         lock(&self.outbox).closed = true;
         self.outbox_ready.notify_all();
@@ -227,7 +305,7 @@ impl Link {
         loop {
             match stream.read(&mut buf[filled..]) {
                 Ok(0) => {
-                    let unanswered = lock(&self.waiting).by_id.len();
+                    let unanswered = lock(&self.waiting).unanswered;
                     self.break_as(Broken {
                         kind: io::ErrorKind::ConnectionAborted,
                         message: format!(
@@ -294,29 +372,38 @@ impl Link {
             used += len;
             answers.push(reply);
         }
-        let mut ready = Vec::with_capacity(answers.len());
+        let mut complete = Vec::new();
         let mut stray = None;
         {
             let mut waiting = lock(&self.waiting);
             for reply in answers {
-                let Some(waiter) = waiting.by_id.remove(&reply.id) else {
+                let place = waiting
+                    .locate(reply.id)
+                    .filter(|&(batch, slot)| waiting.batches[batch].outcomes[slot].is_none());
+                let Some((batch, slot)) = place else {
                     stray = Some(reply.id);
                     break;
                 };
-                ready.push((waiter, reply.outcome));
+                let outcome = reply.outcome.map_err(|reason| {
+                    // The server's words, escaped and cut: they may be anything.
+                    io::Error::other(format!(
+                        "rules server {} failed the cell: {}",
+                        self.peer,
+                        crate::lines::excerpt(&reason, SERVER_TEXT_MAX)
+                    ))
+                });
+                waiting.unanswered -= 1;
+                let batch = &mut waiting.batches[batch];
+                batch.outcomes[slot] = Some(outcome);
+                batch.left -= 1;
+                complete.extend(batch.complete());
             }
+            waiting.trim();
         }
         // The replies before a stray one are good: they are answered, not dropped
         // (a dropped waiter would read as the client having stopped).
-        for (waiter, outcome) in ready {
-            waiter.answer(outcome.map_err(|reason| {
-                // The server's words, escaped and cut: they may be anything.
-                io::Error::other(format!(
-                    "rules server {} failed the cell: {}",
-                    self.peer,
-                    crate::lines::excerpt(&reason, SERVER_TEXT_MAX)
-                ))
-            }));
+        for (waiter, outcomes) in complete {
+            waiter.answer(outcomes);
         }
         match stray {
             None => Ok(used),
@@ -330,31 +417,36 @@ impl Link {
         }
     }
 
-    /// Fails the requests that have waited longer than the timeout.
+    /// Fails the requests that have waited longer than the timeout (a batch's answered
+    /// requests keep their answers).
     fn expire(&self) {
         let now = Instant::now();
-        let mut expired = Vec::new();
-        {
-            let mut waiting = lock(&self.waiting);
-            while let Some(&(id, deadline)) = waiting.order.front() {
-                if !waiting.by_id.contains_key(&id) {
-                    waiting.order.pop_front();
-                } else if deadline <= now {
-                    waiting.order.pop_front();
-                    expired.extend(waiting.by_id.remove(&id));
-                } else {
-                    break;
-                }
-            }
-        }
-        for waiter in expired {
-            waiter.answer(Err(io::Error::new(
+        let timed_out = || {
+            io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
                     "no reply from rules server {} within {:?} (--io-timeout)",
                     self.peer, self.timeout
                 ),
-            )));
+            )
+        };
+        let mut expired = Vec::new();
+        {
+            let mut waiting = lock(&self.waiting);
+            waiting.trim();
+            let mut failed = 0;
+            for batch in &mut waiting.batches {
+                if batch.deadline > now {
+                    break;
+                }
+                failed += batch.left;
+                expired.extend(batch.fail_open(timed_out));
+            }
+            waiting.unanswered -= failed;
+            waiting.trim();
+        }
+        for (waiter, outcomes) in expired {
+            waiter.answer(outcomes);
         }
     }
 }
@@ -567,20 +659,26 @@ impl RulesClient {
         }
     }
 
-    fn ask(&self, query: CellQuery, blocking: bool) -> io::Result<Pending> {
+    fn ask(&self, queries: &[CellQuery], blocking: bool) -> io::Result<Pending> {
         let link = self.link()?;
         if blocking {
             let (tx, rx) = crossbeam_channel::bounded(1);
-            let mut tx = Some(tx);
-            link.send(&[query], || Waiter::Blocking(tx.take().expect("one query")))?;
+            link.send(queries, Waiter::Blocking(tx))?;
             Ok(Pending::Blocking(rx))
         } else {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let mut tx = Some(tx);
-            link.send(&[query], || Waiter::Async(tx.take().expect("one query")))?;
+            link.send(queries, Waiter::Async(tx))?;
             Ok(Pending::Async(rx))
         }
     }
+}
+
+/// The one answer of a batch of one.
+fn only(outcomes: Vec<io::Result<Cell>>) -> io::Result<Cell> {
+    outcomes
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(stopped()))
 }
 
 fn stopped() -> io::Error {
@@ -589,8 +687,8 @@ fn stopped() -> io::Error {
 
 impl CellLogic for RulesClient {
     fn next_state(&self, query: CellQuery) -> io::Result<Cell> {
-        match self.ask(query, true)? {
-            Pending::Blocking(rx) => rx.recv().unwrap_or_else(|_| Err(stopped())),
+        match self.ask(&[query], true)? {
+            Pending::Blocking(rx) => rx.recv().map_or_else(|_| Err(stopped()), only),
             Pending::Async(_) => unreachable!("asked for a blocking reply"),
         }
     }
@@ -598,34 +696,88 @@ impl CellLogic for RulesClient {
 
 impl AsyncCellLogic for RulesClient {
     async fn next_state_async(&self, query: CellQuery) -> io::Result<Cell> {
-        match self.ask(query, false)? {
-            Pending::Async(rx) => rx.await.unwrap_or_else(|_| Err(stopped())),
+        match self.ask(&[query], false)? {
+            Pending::Async(rx) => rx.await.map_or_else(|_| Err(stopped()), only),
             Pending::Blocking(_) => unreachable!("asked for an async reply"),
         }
     }
 
-    /// The batch goes out in one write on one connection; then each reply is awaited.
+    /// The batch goes out in one write on one connection, with one waiter: the
+    /// reader hands over all its answers once the last is in.
     async fn next_states_async(&self, queries: Vec<CellQuery>) -> Vec<io::Result<Cell>> {
-        let mut receivers = Vec::with_capacity(queries.len());
-        let sent = self.link().and_then(|link| {
-            link.send(&queries, || {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                receivers.push(rx);
-                Waiter::Async(tx)
-            })
-        });
-        if let Err(err) = sent {
-            let broken = Broken {
-                kind: err.kind(),
-                message: err.to_string(),
-                reopen: false,
-            };
-            return queries.iter().map(|_| Err(broken.error())).collect();
+        if queries.is_empty() {
+            return Vec::new();
         }
-        let mut outcomes = Vec::with_capacity(receivers.len());
-        for rx in receivers {
-            outcomes.push(rx.await.unwrap_or_else(|_| Err(stopped())));
+        let outcomes = match self.ask(&queries, false) {
+            Ok(Pending::Async(rx)) => rx.await.map_err(|_| stopped()),
+            Ok(Pending::Blocking(_)) => unreachable!("asked for an async reply"),
+            Err(err) => Err(err),
+        };
+        match outcomes {
+            Ok(outcomes) => outcomes,
+            Err(err) => {
+                let broken = Broken {
+                    kind: err.kind(),
+                    message: err.to_string(),
+                    reopen: false,
+                };
+                queries.iter().map(|_| Err(broken.error())).collect()
+            }
         }
-        outcomes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first: u64, len: usize) -> Batch {
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        Batch {
+            first,
+            outcomes: (0..len).map(|_| None).collect(),
+            left: len,
+            deadline: Instant::now(),
+            waiter: Some(Waiter::Blocking(tx)),
+        }
+    }
+
+    #[test]
+    fn replies_find_their_batch_across_the_32_bit_wrap() {
+        let mut waiting = Waiting::default();
+        let near = (1u64 << 32) - 3;
+        waiting.batches.push_back(batch(near, 2)); // wire ids 2^32-3, 2^32-2
+        waiting.batches.push_back(batch(near + 2, 4)); // 2^32-1, 0, 1, 2
+        assert_eq!(waiting.locate(u32::MAX - 2), Some((0, 0)));
+        assert_eq!(waiting.locate(u32::MAX - 1), Some((0, 1)));
+        assert_eq!(waiting.locate(u32::MAX), Some((1, 0)));
+        assert_eq!(waiting.locate(0), Some((1, 1)));
+        assert_eq!(waiting.locate(2), Some((1, 3)));
+        // Past the last batch, and before the first: nothing.
+        assert_eq!(waiting.locate(3), None);
+        assert_eq!(waiting.locate(u32::MAX - 3), None);
+        // A complete batch answers nothing more.
+        waiting.batches[0].waiter = None;
+        assert_eq!(waiting.locate(u32::MAX - 2), None);
+        waiting.trim();
+        assert_eq!(waiting.batches.len(), 1);
+        assert_eq!(waiting.locate(0), Some((0, 1)));
+    }
+
+    #[test]
+    fn a_batch_completes_once_every_request_has_an_answer() {
+        let mut one = batch(0, 2);
+        one.outcomes[1] = Some(Ok(Cell::Alive));
+        one.left = 1;
+        assert!(one.complete().is_none());
+        let (_, outcomes) = one
+            .fail_open(|| io::Error::new(io::ErrorKind::TimedOut, "late"))
+            .expect("complete");
+        assert_eq!(
+            outcomes[0].as_ref().unwrap_err().kind(),
+            io::ErrorKind::TimedOut
+        );
+        assert_eq!(*outcomes[1].as_ref().unwrap(), Cell::Alive);
+        assert!(one.complete().is_none(), "answered once");
     }
 }
