@@ -245,6 +245,11 @@ impl Grid {
         self.cells[y * self.width + x] = state;
     }
 
+    /// Sets an in-range position by row-major index.
+    pub(crate) fn set_index(&mut self, index: usize, state: Cell) {
+        self.cells[index] = state;
+    }
+
     /// Every (y, x) position in row-major order: the order the book's loops visit.
     pub fn positions(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
         let width = self.width;

@@ -53,12 +53,14 @@ const STATUS_ERROR: u8 = 2;
 pub fn encode_request(id: u32, query: &CellQuery, out: &mut Vec<u8>) {
     // Grids hold at most MAX_CELLS (10^8) cells, so a coordinate fits in a u32.
     let coordinate = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-    out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&coordinate(query.y).to_le_bytes());
-    out.extend_from_slice(&coordinate(query.x).to_le_bytes());
-    out.push(u8::from(query.state.is_alive()));
-    out.push(query.neighbors);
-    out.extend_from_slice(&[0, 0]);
+    // Built on the stack and appended once: one capacity check per frame, not six.
+    let mut frame = [0u8; REQUEST_LEN];
+    frame[0..4].copy_from_slice(&id.to_le_bytes());
+    frame[4..8].copy_from_slice(&coordinate(query.y).to_le_bytes());
+    frame[8..12].copy_from_slice(&coordinate(query.x).to_le_bytes());
+    frame[12] = u8::from(query.state.is_alive());
+    frame[13] = query.neighbors;
+    out.extend_from_slice(&frame);
 }
 
 /// A request as the server reads it.

@@ -106,7 +106,7 @@ pub async fn simulate<L: AsyncCellLogic>(
         match task.await {
             Ok(outcomes) => {
                 for (i, outcome) in range.zip(outcomes) {
-                    fan_in.record(i / width, i % width, outcome);
+                    fan_in.record_index(i, outcome);
                 }
             }
             Err(err) => {
