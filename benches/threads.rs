@@ -3,7 +3,8 @@
 //! * `factorize`: the book's numbers, serial against a thread per number (the speed-up
 //!   Rust gets where CPython gets a slow-down).
 //! * `pipeline_noop`: 1,000,000 items through three stages that do nothing, as a
-//!   `concur::queue::Pipeline` (ClosableQueue: a mutex and condvars) and as a raw chain
+//!   `concur::queue::Pipeline` (ClosableQueue: a lock-free ring, a mutex and condvars
+//!   only to sleep on) and as a raw chain
 //!   of three crossbeam bounded channels, built the same way: one thread per stage, a
 //!   feeder thread, the caller collecting, capacity 64. The target is >= 0.8x the raw
 //!   chain's throughput.
