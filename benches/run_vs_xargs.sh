@@ -5,6 +5,8 @@
 # --pipe on a $PIPE_MB MB file against GNU parallel's --pipe and --pipepart.
 # Reports the median wall time of $RUNS runs and ratios to a baseline from the same run.
 # Needs a release build; installs hyperfine and GNU parallel from Debian if missing.
+# rust-parallel (the Rust peer: `cargo install rust-parallel`) is added when it is on
+# PATH. NO_GNU=1 leaves GNU parallel's two slow rows out; NO_PIPE=1 the --pipe part.
 #
 # Usage: benches/run_vs_xargs.sh [--svg FILE] [JOBS] [RUNS] [PIPE_MB]   (defaults: 20000, 5, 1000)
 set -euo pipefail
@@ -23,16 +25,27 @@ concur=$PWD/target/release/concur
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$out/run.json" \
-  -n "concur run" "sh -c 'seq 1 $JOBS | $concur run -j 2 echo {} >/dev/null'" \
-  -n "concur run -k" "sh -c 'seq 1 $JOBS | $concur run -j 2 -k echo {} >/dev/null'" \
-  -n "concur run --tag" "sh -c 'seq 1 $JOBS | $concur run -j 2 --tag echo {} >/dev/null'" \
-  -n "concur run --line-buffer" "sh -c 'seq 1 $JOBS | $concur run -j 2 --line-buffer echo {} >/dev/null'" \
-  -n "xargs -P 2" "sh -c 'seq 1 $JOBS | xargs -P 2 -I{} echo {} >/dev/null'" \
-  -n "GNU parallel -j 2" "sh -c 'seq 1 $JOBS | parallel --will-cite -j 2 echo {} >/dev/null'" \
-  -n "GNU parallel -j 2 -k" "sh -c 'seq 1 $JOBS | parallel --will-cite -j 2 -k echo {} >/dev/null'" \
-  >&2
+runners=(
+  -n "concur run" "sh -c 'seq 1 $JOBS | $concur run -j 2 echo {} >/dev/null'"
+  -n "concur run -k" "sh -c 'seq 1 $JOBS | $concur run -j 2 -k echo {} >/dev/null'"
+  -n "concur run --tag" "sh -c 'seq 1 $JOBS | $concur run -j 2 --tag echo {} >/dev/null'"
+  -n "concur run --line-buffer" "sh -c 'seq 1 $JOBS | $concur run -j 2 --line-buffer echo {} >/dev/null'"
+  -n "xargs -P 2" "sh -c 'seq 1 $JOBS | xargs -P 2 -I{} echo {} >/dev/null'"
+)
+if command -v rust-parallel >/dev/null; then
+  runners+=(-n "rust-parallel -j 2" "sh -c 'seq 1 $JOBS | rust-parallel -j 2 echo >/dev/null'")
+fi
+if [ -z "${NO_GNU:-}" ]; then
+  runners+=(
+    -n "GNU parallel -j 2" "sh -c 'seq 1 $JOBS | parallel --will-cite -j 2 echo {} >/dev/null'"
+    -n "GNU parallel -j 2 -k" "sh -c 'seq 1 $JOBS | parallel --will-cite -j 2 -k echo {} >/dev/null'"
+  )
+fi
+hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$out/run.json" "${runners[@]}" >&2
 
+if [ -n "${NO_PIPE:-}" ]; then
+  echo '{"results": []}' > "$out/pipe.json"
+else
 (seq 1 200000000 || true) | head -c "${PIPE_MB}000000" > "$out/big.txt"
 hyperfine -N --warmup 1 --runs 3 --export-json "$out/pipe.json" \
   -n "concur run --pipe" "sh -c '$concur run --pipe --block 1M wc -l < $out/big.txt >/dev/null'" \
@@ -40,6 +53,7 @@ hyperfine -N --warmup 1 --runs 3 --export-json "$out/pipe.json" \
   -n "GNU parallel --pipe" "sh -c 'parallel --will-cite --pipe --block 1M wc -l < $out/big.txt >/dev/null'" \
   -n "GNU parallel --pipepart" "sh -c 'parallel --will-cite --pipepart -a $out/big.txt --block 1M wc -l >/dev/null'" \
   >&2
+fi
 
 jobs_chart "$concur" "$out/run.json" "$JOBS" \
   "concur run against xargs -P and GNU parallel" \
@@ -57,6 +71,8 @@ for r in run:
     print(f"{r['command']:<26} {r['median']:>9.3f} {jobs / r['median']:>8.0f} "
           f"{med['xargs -P 2'] / r['median']:>8.2f}x {r['median'] / med['concur run']:>9.2f}x "
           f"{min(r['times']):>6.2f}-{max(r['times']):<6.2f}")
+if not pipe:
+    sys.exit(0)
 print(f"\n--pipe: {mb} MB through `wc -l`, median of {len(pipe[0]['times'])} runs")
 base = next(r["median"] for r in pipe if r["command"] == "GNU parallel --pipe")
 for r in pipe:

@@ -246,6 +246,7 @@ impl Grid {
     }
 
     /// Sets an in-range position by row-major index.
+    #[cfg(feature = "async")]
     pub(crate) fn set_index(&mut self, index: usize, state: Cell) {
         self.cells[index] = state;
     }

@@ -220,11 +220,9 @@ impl Spool {
             file: &file,
             at: &mut at,
         });
-        if let Err(err) = copied {
-            // The backlog's end stays where it was: a partial copy is overwritten by
-            // the next, and this spool keeps its own bytes.
-            return Err(err);
-        }
+        // On an error the backlog's end stays where it was (a partial copy is
+        // overwritten by the next), and this spool keeps its own bytes.
+        copied?;
         backlog.end = at;
         self.memory = Vec::new();
         self.file = None;

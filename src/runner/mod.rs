@@ -80,8 +80,8 @@ const LOGIN_FILE_CHECK: Duration = Duration::from_secs(1);
 const GATE_REFRESH: Duration = Duration::from_millis(100);
 
 /// With `-k`, the most jobs that run or wait behind the oldest unprinted one: a bound
-/// on the memory of a run whose first job never ends (about 0.5 KiB a job), far past
-/// what keeps every slot busy.
+/// on the memory of a run whose first job never ends (about 1.4 KiB a waiting job was
+/// measured, so some 360 MB at the bound), far past what keeps every slot busy.
 pub const KEEP_ORDER_WINDOW: usize = 1 << 18;
 
 /// With `-k`, the bytes of finished jobs' output that wait in memory for an earlier job;
@@ -239,8 +239,8 @@ impl RunOptions {
 
     /// With `keep_order`, how many jobs may run or wait, counting from the oldest job
     /// whose output is not printed yet: [`KEEP_ORDER_WINDOW`], so that a slow job holds
-    /// back the printing, never the running. What waits costs a few hundred bytes a job
-    /// in memory (its outputs go to one file past [`WAITING_MEMORY`]).
+    /// back the printing, never the running. What waits costs about 1.4 KiB a job in
+    /// memory (its outputs go to one file past [`WAITING_MEMORY`]).
     pub fn window(&self) -> usize {
         KEEP_ORDER_WINDOW
     }

@@ -273,6 +273,7 @@ impl FanIn {
 
     /// Records one cell's outcome by its row-major index: no division unless it failed
     /// (a million-cell gather is otherwise two divisions a cell, on one thread).
+    #[cfg(feature = "async")]
     pub(crate) fn record_index(&mut self, index: usize, outcome: io::Result<Cell>) {
         match outcome {
             Ok(state) => self.next.set_index(index, state),
