@@ -16,11 +16,8 @@ CLIENTS=${1:-2000}
 RUNS=${2:-9}
 . benches/need.sh
 need strace
-cargo build --release --quiet
-concur=$PWD/target/release/concur
+bench_start
 ulimit -n "$(ulimit -Hn)"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
 
 servers=(epoll async threads)
 for _ in $(seq "$RUNS"); do

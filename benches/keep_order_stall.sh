@@ -14,10 +14,7 @@ RUNS=${2:-3}
 SLOW=${3:-10}
 . benches/need.sh
 need hyperfine parallel
-cargo build --release --quiet
-concur=$PWD/target/release/concur
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+bench_start
 { echo "$SLOW"; seq "$N" | sed "s/.*/0/"; } > "$out/input"
 
 commands=(

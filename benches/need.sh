@@ -8,3 +8,12 @@ need() {
     fi
   done
 }
+
+# `bench_start`: builds the release binary, sets $concur to it, and $out to a
+# temporary directory removed when the script exits.
+bench_start() {
+  cargo build --release --quiet
+  concur=$PWD/target/release/concur
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+}

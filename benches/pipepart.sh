@@ -13,10 +13,7 @@ SIZE_MB=${1:-2000}
 RUNS=${2:-5}
 . benches/need.sh
 need hyperfine parallel
-cargo build --release --quiet
-concur=$PWD/target/release/concur
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+bench_start
 big=$out/big.txt
 (seq 1 400000000 || true) | head -c "${SIZE_MB}000000" > "$big"
 lines=$(wc -l < "$big")

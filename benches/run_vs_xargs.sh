@@ -20,10 +20,7 @@ PIPE_MB=${3:-1000}
 
 . benches/need.sh
 need hyperfine parallel
-cargo build --release --quiet
-concur=$PWD/target/release/concur
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+bench_start
 
 runners=(
   -n "concur run" "sh -c 'seq 1 $JOBS | $concur run -j 2 echo {} >/dev/null'"

@@ -122,8 +122,6 @@ struct Waiting {
     /// finds its batch by binary search and the oldest deadline is at the front.
     /// Complete batches are dropped when they reach the front.
     batches: VecDeque<Batch>,
-    /// Requests not answered yet, over every batch.
-    unanswered: usize,
     broken: Option<Broken>,
 }
 
@@ -146,6 +144,12 @@ impl Waiting {
         let batch = self.batches.get(index)?;
         (full >= batch.first && batch.waiter.is_some())
             .then(|| (index, (full - batch.first) as usize))
+    }
+
+    /// Requests not answered yet, over every batch (counted when the connection
+    /// closes, for its message).
+    fn unanswered(&self) -> usize {
+        self.batches.iter().map(|b| b.left).sum()
     }
 
     /// Drops the complete batches at the front.
@@ -195,7 +199,6 @@ impl Link {
                 deadline,
                 waiter: Some(waiter),
             });
-            waiting.unanswered += queries.len();
             first
         };
         let mut outbox = lock(&self.outbox);
@@ -252,7 +255,6 @@ impl Link {
                     reopen,
                 })
                 .clone();
-            waiting.unanswered = 0;
             waiting
                 .batches
                 .drain(..)
@@ -313,7 +315,7 @@ impl Link {
         loop {
             match stream.read(&mut buf[filled..]) {
                 Ok(0) => {
-                    let unanswered = lock(&self.waiting).unanswered;
+                    let unanswered = lock(&self.waiting).unanswered();
                     self.break_as(Broken {
                         kind: io::ErrorKind::ConnectionAborted,
                         message: format!(
@@ -402,7 +404,6 @@ impl Link {
                         crate::lines::excerpt(&reason, SERVER_TEXT_MAX)
                     ))
                 });
-                waiting.unanswered -= 1;
                 let batch = &mut waiting.batches[batch];
                 batch.outcomes[slot] = Some(outcome);
                 batch.left -= 1;
@@ -444,15 +445,12 @@ impl Link {
         {
             let mut waiting = lock(&self.waiting);
             waiting.trim();
-            let mut failed = 0;
             for batch in &mut waiting.batches {
                 if batch.deadline > now {
                     break;
                 }
-                failed += batch.left;
                 expired.extend(batch.fail_open(timed_out));
             }
-            waiting.unanswered -= failed;
             waiting.trim();
         }
         for (waiter, outcomes) in expired {
