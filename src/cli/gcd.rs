@@ -105,6 +105,11 @@ pub struct GcdArgs {
     #[arg(long, hide = true, value_name = "INDEX")]
     fault_abort_on: Option<u64>,
 
+    /// Fault injection for tests: workers hang (never answer) on the task with this
+    /// index, as a task stuck on a lock or a dead disk would.
+    #[arg(long, hide = true, value_name = "INDEX")]
+    fault_hang_on: Option<u64>,
+
     /// Fault injection for tests: one worker (the first to create FILE) exits when sent
     /// its second request, as if killed while idle.
     #[arg(long, hide = true, value_name = "FILE")]
@@ -148,6 +153,10 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "INDEX")]
     abort_on_item: Option<u64>,
 
+    /// Hang on the task with this index (fault injection).
+    #[arg(long, value_name = "INDEX")]
+    hang_on_item: Option<u64>,
+
     /// Exit when sent a second request, if FILE can be created (fault injection).
     #[arg(long, value_name = "FILE")]
     idle_death_marker: Option<PathBuf>,
@@ -157,6 +166,7 @@ pub struct WorkerArgs {
 pub fn worker(args: WorkerArgs) -> Result<Outcome> {
     let faults = WorkerFaults {
         abort_on: args.abort_on_item,
+        hang_on: args.hang_on_item,
         idle_death_marker: args.idle_death_marker,
     };
     pool::serve_named(&args.task, faults).context("worker failed")?;
@@ -250,6 +260,11 @@ pub fn run(args: GcdArgs, out: &mut dyn Write) -> Result<Outcome> {
         options
             .worker_args
             .extend(["--abort-on-item".to_owned(), index.to_string()]);
+    }
+    if let Some(index) = args.fault_hang_on {
+        options
+            .worker_args
+            .extend(["--hang-on-item".to_owned(), index.to_string()]);
     }
     if let Some(marker) = &args.fault_idle_death {
         options.worker_args.extend([

@@ -135,6 +135,9 @@ pub fn read_frame<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<Opti
 pub struct WorkerFaults {
     /// Abort (as a crash would) on reaching the task with this index.
     pub abort_on: Option<u64>,
+    /// Hang (never answer) on reaching the task with this index, as a task stuck on a
+    /// lock or a dead disk would: only the end of the worker's input ends it then.
+    pub hang_on: Option<u64>,
     /// Exit without a word on receiving a second request, as a worker killed while idle
     /// between requests would, if this file can still be created: once per run, for
     /// the first worker to create it.
@@ -173,6 +176,9 @@ pub fn serve<T: Task>(
         for (index, task) in request.items {
             if faults.abort_on == Some(index) {
                 std::process::abort();
+            }
+            while faults.hang_on == Some(index) {
+                thread::park();
             }
             write_frame(
                 &mut output,
@@ -246,11 +252,8 @@ pub fn worker_main<T: Task>() {
     if first != "worker" || flag != "--task" || name.to_str() != Some(T::NAME) {
         return;
     }
-    let served = serve::<T>(
-        io::stdin().lock(),
-        io::stdout().lock(),
-        WorkerFaults::default(),
-    );
+    let served = watched_stdin()
+        .and_then(|input| serve::<T>(input, io::stdout().lock(), WorkerFaults::default()));
     if let Err(err) = served {
         eprintln!("pool worker for {:?}: {err}", T::NAME);
         std::process::exit(1);
@@ -263,12 +266,46 @@ pub fn worker_main<T: Task>() {
 pub fn serve_named(name: &str, faults: WorkerFaults) -> io::Result<()> {
     match name {
         super::gcd::GcdTask::NAME => {
-            serve::<super::gcd::GcdTask>(io::stdin().lock(), io::stdout().lock(), faults)
+            serve::<super::gcd::GcdTask>(watched_stdin()?, io::stdout().lock(), faults)
         }
         other => Err(io::Error::other(format!(
             "no task named {other:?} is registered"
         ))),
     }
+}
+
+/// The worker process's stdin, read by a thread of its own that ends the process as
+/// soon as the input ends, even in the middle of a task.
+///
+/// The pool lets go of a worker's input only when it wants nothing more from it: it was
+/// cancelled (Ctrl-C, SIGTERM), the task timed out, or the pool is done. Here that
+/// shows only as the end of the input, and a worker busy with a long task would not
+/// read it until the task was over. On another machine (`--hosts`), that is the only
+/// sign there is: the local `ssh` is killed, and sshd closes the session's input.
+/// So the tasks read the other end of a pipe this thread fills, and the end of the
+/// real input exits the process (status 0) at once: nothing waits for its answers.
+fn watched_stdin() -> io::Result<io::PipeReader> {
+    let (reader, mut writer) = io::pipe()?;
+    thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(move || {
+            let mut stdin = io::stdin().lock();
+            let mut buf = [0u8; 64 * 1024];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => std::process::exit(0),
+                    Ok(n) => {
+                        if writer.write_all(&buf[..n]).is_err() {
+                            // The tasks' side is gone: the worker is ending anyway.
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => std::process::exit(0),
+                }
+            }
+        })?;
+    Ok(reader)
 }
 
 /// By default, a task still running after this long is reported once.
