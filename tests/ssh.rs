@@ -1089,3 +1089,263 @@ fn remote_agent_answers_as_a_session_per_job_does() {
         .expect_code(255)
         .expect_stderr("its agent (/nonexistent/concur agent) did not start");
 }
+
+/// A remote gcd worker stops with the run: Ctrl-C, SIGTERM and `--task-timeout` each
+/// leave nothing running on the host, though the worker is in the middle of a task
+/// that never ends (a hidden fault: the worker hangs on task 0). Before, a worker ran
+/// on until its next write, at the end of its task: here, for ever.
+#[test]
+fn remote_gcd_workers_stop_with_ctrl_c_sigterm_and_the_task_timeout() {
+    let Some(sshd) = Sshd::start_on(&["127.0.0.2"]) else {
+        return;
+    };
+    let dir = Dir::new();
+    // A name of this test's own, so that pgrep over SSH sees only its workers.
+    let program = dir.path().join("concur-gcd-orphan-check");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_concur"), &program).unwrap();
+    let program = program.to_str().unwrap().to_owned();
+    let worker = format!("{program} worker --task gcd --hang-on-item 0");
+    dir.create("pairs", "12 18\n");
+    let gcd = || {
+        dir.concur(["gcd", "--pairs", "pairs", "--fault-hang-on", "0"])
+            .args(["--ssh", &sshd.ssh()])
+            .args(["--remote-concur", &program, "--hosts"])
+            .arg(sshd.login("127.0.0.2", 1))
+    };
+
+    gcd()
+        .args(["--task-timeout", "1s"])
+        .run_within(Duration::from_secs(60))
+        .expect_code(1)
+        .expect_stderr("ran past the task timeout of 1s");
+    eventually("the timed-out remote worker to be gone", || {
+        !remote_running(&sshd, &worker)
+    });
+
+    for (signal, code) in [
+        (rustix::process::Signal::INT, 130),
+        (rustix::process::Signal::TERM, 143),
+    ] {
+        let child = gcd().spawn();
+        let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
+        eventually("the remote worker to start", || {
+            remote_running(&sshd, &worker)
+        });
+        rustix::process::kill_process(rustix::process::Pid::from_child(&child), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(watchdog);
+        assert_eq!(out.status.code(), Some(code), "{out:?}");
+        eventually("the interrupted remote worker to be gone", || {
+            !remote_running(&sshd, &worker)
+        });
+    }
+}
+
+/// A `--pipe` job's stdin is its data, so it cannot be watched through it: it leaves
+/// its process group in a file on the host, and a timeout or Ctrl-C stops that group
+/// from another session. The job reads all its input, then sleeps: before, the sleep
+/// ran on after the timeout.
+#[test]
+fn timed_out_and_interrupted_pipe_jobs_are_stopped_on_the_host() {
+    let Some(sshd) = Sshd::start_on(&["127.0.0.2"]) else {
+        return;
+    };
+    let dir = Dir::new();
+    let login = sshd.login("127.0.0.2", 1);
+    let (timed, interrupted) = ("sleep 3317", "sleep 3318");
+    dir.concur(["run", "--pipe", "--ssh", &sshd.ssh(), "-S", &login])
+        .args(["--timeout", "2", "--grace", "1"])
+        .arg(format!("cat >/dev/null; {timed}; echo never"))
+        .stdin("a\nb\n")
+        .run_within(Duration::from_secs(60))
+        .expect_code(1)
+        .expect_stderr("timed out");
+    eventually("the timed-out remote pipe job to be gone", || {
+        !remote_running(&sshd, timed)
+    });
+
+    let child = dir
+        .concur(["run", "--pipe", "--ssh", &sshd.ssh(), "-S", &login])
+        .arg(format!("cat >/dev/null; {interrupted}; echo never"))
+        .stdin("c\n")
+        .spawn();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(60));
+    eventually("the remote pipe job to start", || {
+        remote_running(&sshd, interrupted)
+    });
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+    eventually("the interrupted remote pipe job to be gone", || {
+        !remote_running(&sshd, interrupted)
+    });
+}
+
+/// A host added to `--slf` that does not answer (it accepts the TCP connection and
+/// says nothing, so `ssh` waits for its banner until its 10 s connect timeout) holds up
+/// no other host: it is connected beside the scheduler. A job given while `ssh` still
+/// waits on the silent host runs and prints on the host that works; had the scheduler
+/// waited, that output would have come only after `ssh` gave up, which closes the
+/// silent host's connection. When the input ends, the connection under way is given
+/// up, and the run ends.
+#[test]
+fn a_silent_host_added_to_the_login_file_holds_up_no_other() {
+    use std::io::{BufRead, Read, Write};
+    let Some(sshd) = Sshd::start_on(&["127.0.0.2"]) else {
+        return;
+    };
+    let silent = std::net::TcpListener::bind("127.0.0.4:0").unwrap();
+    let silent_login = format!("127.0.0.4:{}", silent.local_addr().unwrap().port());
+    let dir = Dir::new();
+    let working = sshd.login("127.0.0.2", 1);
+    dir.create("hosts", format!("{working}\n"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concur"))
+        .args(["run", "--ssh", &sshd.ssh(), "--slf", "hosts", "echo", "job"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(90));
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdin.write_all(b"1\n").unwrap();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "job 1\n");
+
+    dir.create("hosts", format!("{working}\n{silent_login}\n"));
+    // The event: ssh has connected to the silent host and waits for its banner.
+    let (mut held, _) = silent.accept().unwrap();
+    stdin.write_all(b"2\n").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "job 2\n");
+    // Still open: what ssh sent (its own banner) is there, and no end of stream.
+    held.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let still_open = loop {
+        match held.read(&mut buf) {
+            Ok(0) => break false,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(
+        still_open,
+        "ssh gave up on the silent host before the other host's job printed"
+    );
+
+    drop(stdin);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    drop(watchdog);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    // The connection under way was given up with the run, not left to time out.
+    held.set_nonblocking(false).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(
+        held.read(&mut buf).unwrap(),
+        0,
+        "the silent host's ssh is gone"
+    );
+}
+
+/// With live output (`--line-buffer`, `-u`), a job lost with its host has printed part
+/// of its output already; it runs again on the other host from the start. The lines
+/// the lost attempt printed are not printed again: every line appears once. (`--tag`
+/// names the host: the lost attempt's first line is tagged with the lost host.)
+#[test]
+fn line_buffer_output_of_a_lost_attempt_is_not_printed_twice() {
+    live_output_of_a_lost_attempt("--line-buffer");
+}
+
+#[test]
+fn ungrouped_output_of_a_lost_attempt_is_not_printed_twice() {
+    live_output_of_a_lost_attempt("-u");
+}
+
+fn live_output_of_a_lost_attempt(mode: &str) {
+    use std::io::BufRead;
+    let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
+        return;
+    };
+    let Some(mut dying) = Sshd::start_on(&["127.0.0.3"]) else {
+        return;
+    };
+    alive.authorize(&dying);
+    let dir = Dir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concur"))
+        .args([
+            "run",
+            mode,
+            "--tagstring",
+            "{host}",
+            "--ssh",
+            &dying.ssh(),
+            "-S",
+        ])
+        .arg(format!(
+            "{},{}",
+            alive.login("127.0.0.2", 1),
+            dying.login("127.0.0.3", 1)
+        ))
+        .args(["echo {}-a; sleep 3; echo {}-b", ":::", "1", "2", "3", "4"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(120));
+    let dying_host = format!("127.0.0.3:{}", dying.port);
+    let mut lines = Vec::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // The event: a job on the host to kill has printed its first line, and sleeps.
+    loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "{lines:?}");
+        let first_on_dying = line.starts_with(&format!("{dying_host}\t")) && line.ends_with("-a\n");
+        lines.push(line);
+        if first_on_dying {
+            break;
+        }
+    }
+    dying.kill_all();
+    for line in stdout.lines() {
+        lines.push(line.unwrap() + "\n");
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    drop(watchdog);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("was lost with {dying_host}")),
+        "{stderr}"
+    );
+    let mut untagged: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_once('\t').map_or(l.as_str(), |(_, rest)| rest))
+        .collect();
+    untagged.sort_unstable();
+    let expected: Vec<String> = (1..=4)
+        .flat_map(|i| [format!("{i}-a\n"), format!("{i}-b\n")])
+        .collect();
+    assert_eq!(untagged, expected, "{lines:?}\n{stderr}");
+    assert!(!stderr.contains("ran again:"), "{stderr}");
+}

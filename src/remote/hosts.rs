@@ -301,13 +301,12 @@ impl Hosts {
         Ok(hosts)
     }
 
-    /// Connects to one more host and gives it the next job slots. Returns its
-    /// slot count.
-    pub fn add(&self, login: SshLogin) -> Result<usize, String> {
-        let host = self.open(login, None)?;
+    /// Gives a host connected beside the run ([`Joining`]) the next job slots.
+    /// Returns its slot count.
+    pub fn admit(&self, host: Host) -> usize {
         let slots = host.slots;
         self.list().push(Arc::new(host));
-        Ok(slots)
+        slots
     }
 
     /// Opens the master connection to `login` and asks the host what it has.
@@ -442,27 +441,28 @@ impl Hosts {
         Some(errors.join("; "))
     }
 
-    /// Brings the hosts in line with `logins` (a `--slf` file read again): connects
-    /// to the new ones and retires those no longer listed. Returns the job slots
-    /// added and removed, and a note for each host that could not join.
-    pub fn update(&self, logins: &[SshLogin]) -> (usize, usize, Vec<String>) {
-        let (mut added, mut removed, mut notes) = (0, 0, Vec::new());
+    /// Brings the hosts in line with `logins` (a `--slf` file read again): retires
+    /// those no longer listed, at once. Returns the job slots removed, and the logins
+    /// that are new, for the caller to connect beside the run ([`Joining`]): connecting
+    /// here would hold the caller for as long as a host takes not to answer.
+    pub fn update(&self, logins: &[SshLogin]) -> (usize, Vec<SshLogin>) {
+        let mut removed = 0;
         let present = self.all();
         for host in &present {
             if !logins.contains(&host.login) && host.retire() {
                 removed += host.slots;
             }
         }
-        for login in logins {
-            if present.iter().any(|h| h.login == *login && !h.is_retired()) {
-                continue;
-            }
-            match self.add(login.clone()) {
-                Ok(slots) => added += slots,
-                Err(err) => notes.push(format!("{login} is unreachable, not added: {err}")),
-            }
-        }
-        (added, removed, notes)
+        let new = logins
+            .iter()
+            .filter(|login| {
+                !present
+                    .iter()
+                    .any(|h| h.login == **login && !h.is_retired())
+            })
+            .cloned()
+            .collect();
+        (removed, new)
     }
 
     /// The work directory of remote jobs on `host`.
@@ -481,6 +481,96 @@ impl Hosts {
             dir.extend_from_slice(format!("/job-{seq}").as_bytes());
         }
         dir
+    }
+}
+
+/// A host connected beside the run: the login, and the host or why it could not be.
+pub type Joined = (SshLogin, Result<Host, String>);
+
+/// Hosts being connected while a run goes on (`--slf` files that gained a host): each
+/// on a thread of its own, so that one that does not answer holds up nothing else. The
+/// results come on [`receiver`](Self::receiver). Dropping this gives up the
+/// connections still under way (at once: they are cancelled) and waits for their
+/// threads; a host that connected meanwhile is admitted retired, so that its master and
+/// run directory are closed and removed with the rest.
+pub struct Joining {
+    hosts: Arc<Hosts>,
+    cancel: CancelToken,
+    threads: Vec<(SshLogin, std::thread::JoinHandle<()>)>,
+    sender: crossbeam_channel::Sender<Joined>,
+    receiver: crossbeam_channel::Receiver<Joined>,
+}
+
+impl Joining {
+    /// Connections to hosts of `hosts`.
+    pub fn new(hosts: Arc<Hosts>) -> std::io::Result<Self> {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        Ok(Self {
+            hosts,
+            cancel: CancelToken::new()?,
+            threads: Vec::new(),
+            sender,
+            receiver,
+        })
+    }
+
+    /// Where the connected hosts (or their errors) come, one message per
+    /// [`start`](Self::start); pass each to [`done`](Self::done).
+    pub fn receiver(&self) -> &crossbeam_channel::Receiver<Joined> {
+        &self.receiver
+    }
+
+    /// Whether `login` is being connected now.
+    pub fn is_pending(&self, login: &SshLogin) -> bool {
+        self.threads.iter().any(|(l, _)| l == login)
+    }
+
+    /// Starts connecting to `login` (unless that is under way already).
+    pub fn start(&mut self, login: SshLogin) -> std::io::Result<()> {
+        if self.is_pending(&login) {
+            return Ok(());
+        }
+        let (hosts, cancel, sender) = (
+            Arc::clone(&self.hosts),
+            self.cancel.clone(),
+            self.sender.clone(),
+        );
+        let name = login.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("connect {login}"))
+            .spawn(move || {
+                let opened = hosts.open(name.clone(), Some(&cancel));
+                if opened.is_err() && cancel.is_cancelled() {
+                    // A master that had just put itself in the background.
+                    hosts.ssh.stop_master(&name);
+                }
+                let _ = sender.send((name, opened));
+            })?;
+        self.threads.push((login, thread));
+        Ok(())
+    }
+
+    /// Reaps the thread that connected `login`, once its result came.
+    pub fn done(&mut self, login: &SshLogin) {
+        if let Some(at) = self.threads.iter().position(|(l, _)| l == login) {
+            let (_, thread) = self.threads.swap_remove(at);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Joining {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        for (_, thread) in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        while let Ok((_, opened)) = self.receiver.try_recv() {
+            if let Ok(host) = opened {
+                host.retire();
+                self.hosts.admit(host);
+            }
+        }
     }
 }
 
@@ -573,7 +663,8 @@ impl Drop for Hosts {
                     .ssh
                     .remove(host, &self.basefiles, self.workdir_on(host));
             }
-            if host.is_up() && !host.run_dir.is_empty() && !host.run_dir_gone() {
+            // Up, or retired from the run (its master is still there): not lost.
+            if host.error().is_none() && !host.run_dir.is_empty() && !host.run_dir_gone() {
                 let mut script = b"rm -rf -- ".to_vec();
                 script.extend_from_slice(&quote_backslash_bytes(&host.run_dir));
                 if let Some(name) = &host.login.host {

@@ -28,6 +28,6 @@ mod ssh;
 pub mod sshd;
 pub mod transfer;
 
-pub use hosts::{Host, Hosts, SlotRule, Workdir};
+pub use hosts::{Host, Hosts, Joined, Joining, SlotRule, Workdir};
 pub use login::{LoginFile, MAX_LOGIN_FILE, SshLogin, read_login_file};
 pub use ssh::{RemoteLine, Ssh};

@@ -176,13 +176,16 @@ impl Ssh {
     ///
     /// With `watch`, the job gets a held stdin (see [`RemoteLine`]): when this `ssh`
     /// ends (a timeout, Ctrl-C, or this process dying), the remote process group is
-    /// stopped too. A job that reads its own stdin (`--pipe`) cannot be watched so.
+    /// stopped too. A job that reads its own stdin (`--pipe`) cannot be watched so:
+    /// give it a `pid_file` instead, and [`stop_group`](Self::stop_group) it.
+    #[allow(clippy::too_many_arguments)]
     pub fn wrap(
         &self,
         host: &Host,
         line: &[u8],
         workdir: &[u8],
         watch: Option<Duration>,
+        pid_file: Option<&[u8]>,
         env: &[(String, Vec<u8>)],
         create: bool,
     ) -> Cmd {
@@ -194,6 +197,7 @@ impl Ssh {
                     line,
                     workdir,
                     watch,
+                    pid_file,
                     env,
                     create,
                 };
@@ -209,6 +213,43 @@ impl Ssh {
                 }
             }
         }
+    }
+
+    /// Stops, from a session of its own over the master connection, the process group
+    /// of a job that was started with `pid_file` ([`RemoteLine::pid_file`]): SIGTERM,
+    /// then SIGKILL if it is still there after `grace` (rounded up to whole seconds).
+    /// Returns as soon as the group is gone. Nothing is done if the job is over (its
+    /// file is gone) or never wrote the file. This is how a job whose stdin is its data
+    /// (`--pipe`), and so cannot be watched through it, is stopped on its host when it
+    /// times out or the run is interrupted.
+    pub fn stop_group(&self, host: &Host, pid_file: &[u8], grace: Duration) -> Result<(), String> {
+        let file = quote_backslash_bytes(pid_file);
+        let mut script = b"p=$(cat ".to_vec();
+        script.extend_from_slice(&file);
+        script.extend_from_slice(
+            format!(
+                " 2>/dev/null) && [ -n \"$p\" ] || exit 0\n\
+                 kill -TERM -\"$p\" 2>/dev/null || exit 0\n\
+                 n={}\n\
+                 while kill -0 -\"$p\" 2>/dev/null; do\n\
+                 if [ \"$n\" -le 0 ]; then kill -KILL -\"$p\" 2>/dev/null; break; fi\n\
+                 sleep 1; n=$((n - 1))\n\
+                 done\n\
+                 rm -f ",
+                whole_seconds(grace)
+            )
+            .as_bytes(),
+        );
+        script.extend_from_slice(&file);
+        let Some(name) = &host.login.host else {
+            return Ok(());
+        };
+        let cmd = self
+            .base(&host.login)
+            .args(["--", name])
+            .arg(os_from_bytes(&script))
+            .timeout(grace + Duration::from_secs(30));
+        checked(cmd.output()).map_err(|e| format!("cannot stop the job on {}: {e}", host.login))
     }
 
     /// Copies local `path` to `host`, under `workdir` if it is relative (as
@@ -470,6 +511,10 @@ pub struct RemoteLine<'a> {
     pub workdir: &'a [u8],
     /// The grace between SIGTERM and SIGKILL, if the job is watched.
     pub watch: Option<Duration>,
+    /// A file (on the host) to write the job's process group into first, and to
+    /// remove when its shell exits, so that [`Ssh::stop_group`] can stop it from
+    /// another session. For jobs that cannot be watched through stdin (`--pipe`).
+    pub pid_file: Option<&'a [u8]>,
     /// Variables to set and export first (`--env`, `PARALLEL_SEQ`, …): name, value.
     /// A value that is an exported bash function (`() {…`) defines the function.
     pub env: &'a [(String, Vec<u8>)],
@@ -488,6 +533,7 @@ impl RemoteLine<'_> {
     ///     line: b"echo hi",
     ///     workdir: b"/tmp/w d",
     ///     watch: None,
+    ///     pid_file: None,
     ///     env: &env,
     ///     create: false,
     /// };
@@ -495,8 +541,17 @@ impl RemoteLine<'_> {
     /// ```
     pub fn render(&self) -> Vec<u8> {
         let mut text = Vec::with_capacity(self.line.len() + 200);
+        if let Some(file) = self.pid_file {
+            // sshd makes the session's shell a process group leader: $$ is the group.
+            text.extend_from_slice(b"concur_pid_file=");
+            text.extend_from_slice(&quote_backslash_bytes(file));
+            text.extend_from_slice(
+                b"\necho $$ > \"$concur_pid_file\" || exit 255\n\
+                  trap 'rm -f \"$concur_pid_file\"' EXIT\n",
+            );
+        }
         if let Some(grace) = self.watch {
-            let grace = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+            let grace = whole_seconds(grace);
             text.extend_from_slice(
                 format!(
                     "exec 3<&0 </dev/null\n\
@@ -537,6 +592,11 @@ impl RemoteLine<'_> {
     }
 }
 
+/// `grace` in whole seconds, rounded up (what `sleep` and a count of seconds take).
+fn whole_seconds(grace: Duration) -> u64 {
+    grace.as_secs() + u64::from(grace.subsec_nanos() > 0)
+}
+
 pub(super) fn os_from_bytes(bytes: &[u8]) -> OsString {
     use std::os::unix::ffi::OsStringExt;
     OsString::from_vec(bytes.to_vec())
@@ -559,6 +619,7 @@ mod tests {
             line: b"echo 'a b' $HOME",
             workdir: b"w",
             watch: Some(Duration::from_millis(1500)),
+            pid_file: None,
             env: &[],
             create: false,
         }
@@ -570,6 +631,33 @@ mod tests {
         );
         assert!(text.contains("sleep 2;"), "the grace is rounded up: {text}");
         assert!(text.starts_with("exec 3<&0 </dev/null\n"), "{text}");
+    }
+
+    #[test]
+    fn a_pid_file_holds_the_shell_while_it_runs_and_is_removed_after() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job 1's.pgid");
+        let line = RemoteLine {
+            line: b"cat \"$concur_pid_file\"; exit 3",
+            workdir: b".",
+            watch: None,
+            pid_file: Some(file.as_os_str().as_bytes()),
+            env: &[],
+            create: false,
+        }
+        .render();
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(std::ffi::OsStr::from_bytes(&line))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "the job's status is kept");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pid.to_string());
+        assert!(!file.exists(), "removed when the shell exits");
     }
 
     #[test]
@@ -586,6 +674,7 @@ mod tests {
             line: b"greet \"$V\"",
             workdir: b".",
             watch: None,
+            pid_file: None,
             env: &env,
             create: false,
         }

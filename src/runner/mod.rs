@@ -59,7 +59,7 @@ pub use joblog::{
     HEADER as JOBLOG_HEADER, JobLog, JobRecord, Logged, MAX_JOBLOG_LINE, MAX_JOBLOG_RECORDS,
     read_joblog,
 };
-pub use live::{JobWriter, Live, LiveOutput};
+pub use live::{JobWriter, Live, LiveOutput, MAX_RECORDED_LINES, Printed, PrintedStream, Replayed};
 pub use part::{DEFAULT_PART_SIZE, PartSize, Parts};
 pub use perl::{Filter, Perl};
 pub use pipe::{Blocks, PipeOptions};
@@ -734,6 +734,8 @@ struct Job {
     stdin: Option<crate::process::Input>,
     /// Attempts lost with their host (`-S`), for the joblog once it has run.
     lost: Vec<JobRecord>,
+    /// With live output: what those attempts printed, for the next one to skip.
+    printed: Option<Box<Printed>>,
 }
 
 /// How one job ended, after retries.
@@ -774,6 +776,7 @@ impl Finished {
             stdout: Spool::default(),
             stderr: Spool::default(),
             codec_error: None,
+            replayed: None,
             failed: false,
         }
     }
@@ -801,6 +804,9 @@ struct Finished {
     stderr: Spool,
     /// `--compress`: a compressor that failed; the job counts as failed.
     codec_error: Option<crate::process::CodecError>,
+    /// Run again after a lost attempt, with live output: how it went against what
+    /// that attempt printed, when worth a note.
+    replayed: Option<String>,
     /// Counted as failed (set by `account`).
     failed: bool,
 }
@@ -1197,11 +1203,18 @@ fn run_job(
         .zip(host)
         .filter(|(_, host)| !host.login.is_local());
     let mut agent_job = None;
+    let mut pid_file: Option<Vec<u8>> = None;
     if let Some((hosts, host)) = remote {
         let workdir = hosts.workdir_for(host, job.seq);
         let workdir = workdir.as_slice();
-        // A job that reads its own stdin (--pipe) cannot have it watched.
+        // A job that reads its own stdin (--pipe) cannot have it watched: it leaves
+        // its process group in a file instead, to be stopped from another session.
         let watch = job.stdin.is_none().then_some(options.grace);
+        pid_file = (watch.is_none() && !host.run_dir.is_empty()).then(|| {
+            let mut file = host.run_dir.clone();
+            file.extend_from_slice(format!("/job-{}.pgid", job.seq).as_bytes());
+            file
+        });
         // GNU parallel's variables, then --env's.
         let mut env = vec![
             ("PARALLEL_SEQ".to_owned(), job.seq.to_string().into_bytes()),
@@ -1223,7 +1236,15 @@ fn run_job(
                 ..JobSpec::default()
             });
         } else {
-            cmd = hosts.ssh.wrap(host, &line, workdir, watch, &env, per_job);
+            cmd = hosts.ssh.wrap(
+                host,
+                &line,
+                workdir,
+                watch,
+                pid_file.as_deref(),
+                &env,
+                per_job,
+            );
         }
     }
     // --workdir here: the job runs there, with $OLDPWD where concur started (GNU
@@ -1283,6 +1304,7 @@ fn run_job(
         stdout: Spool::default(),
         stderr: Spool::default(),
         codec_error: None,
+        replayed: None,
         failed: false,
     };
     if options.dry_run {
@@ -1384,87 +1406,85 @@ fn run_job(
             Err(AgentError::Output(source)) => Ok(Err(failed(source))),
         }
     };
+    // With live output, a remote job keeps what its lost attempts printed.
+    let mut printed = match (remote, &options.live) {
+        (Some(_), Some(_)) => Some(job.printed.take().unwrap_or_default()),
+        _ => None,
+    };
     loop {
         finished.attempts += 1;
         let (mut stdout, mut stderr) = (options.spool(), options.spool());
         let tag = finished.tag.as_deref();
-        let executed = match options.live.as_deref() {
+        // How the attempt went, and whether its host was lost under it (why).
+        let (executed, lost) = match options.live.as_deref() {
             Some(live) => {
                 let mut out = live.writer(finished.seq, false, tag);
                 let mut err = live.writer(finished.seq, true, tag);
+                if let Some(printed) = &mut printed {
+                    let (out_record, err_record) = printed.streams();
+                    out = out.replaying(out_record);
+                    err = err.replaying(err_record);
+                }
                 let shown = show(options.verbose, &line, &mut out);
                 let executed = shown.map(|()| execute(&mut out, &mut err));
-                // A closed output is recorded in `live` and ends the run there.
-                let _ = (out.finish(), err.finish());
-                executed
+                let lost = lost_with_host(remote, &executed, &mut stderr);
+                if lost.is_some() {
+                    // Its unfinished last lines are the next attempt's to print.
+                    out.abandon();
+                    err.abandon();
+                } else {
+                    // A closed output is recorded in `live` and ends the run there.
+                    let _ = (out.finish(), err.finish());
+                    finished.replayed = replay_note(out.replayed(), err.replayed());
+                }
+                (executed, lost)
             }
-            None => show(options.verbose, &line, &mut stdout)
-                .map(|()| execute(&mut stdout, &mut stderr)),
+            None => {
+                let executed = show(options.verbose, &line, &mut stdout)
+                    .map(|()| execute(&mut stdout, &mut stderr));
+                let lost = lost_with_host(remote, &executed, &mut stderr);
+                (executed, lost)
+            }
         };
+        if let (Some((_, host)), Some(error)) = (remote, lost) {
+            // The host is lost: the job goes back to the queue, this attempt logged.
+            let (start, runtime, send, receive) = match &executed {
+                Ok(Ok(Ok(run))) => (run.started, run.runtime, run.sent, run.received),
+                _ => (std::time::SystemTime::now(), Duration::ZERO, 0, 0),
+            };
+            let mut lost_job = job;
+            lost_job.lost.push(JobRecord {
+                seq: lost_job.seq,
+                host: finished.host.clone(),
+                start,
+                runtime,
+                send,
+                receive,
+                exitval: 255,
+                signal: 0,
+                command: finished.command.clone(),
+            });
+            lost_job.printed = printed.take();
+            host.mark_down(error.clone());
+            finished.outcome = Outcome::Lost(Box::new(lost_job), error);
+            return finished;
+        }
         let outcome = match executed {
             Ok(Ok(Ok(run))) => Outcome::Ran(run),
             Ok(Ok(Err(err))) => Outcome::Error(err),
-            Ok(Err(lost)) => {
-                // The agent's session ended: the host is lost, the job goes back.
-                let Some((_, host)) = remote else {
-                    unreachable!("only remote jobs have an agent")
-                };
-                let mut lost_job = job;
-                lost_job.lost.push(JobRecord {
-                    seq: lost_job.seq,
-                    host: finished.host.clone(),
-                    start: std::time::SystemTime::now(),
-                    runtime: Duration::ZERO,
-                    send: 0,
-                    receive: 0,
-                    exitval: 255,
-                    signal: 0,
-                    command: finished.command.clone(),
-                });
-                host.mark_down(lost.clone());
-                finished.outcome = Outcome::Lost(Box::new(lost_job), lost);
-                return finished;
-            }
+            Ok(Err(lost)) => unreachable!("a lost agent session was handled above: {lost}"),
             Err(source) => Outcome::Error(ProcessError::Io {
                 command: finished.command.clone(),
                 source,
             }),
         };
-        // ssh exits 255 when the connection fails; so may the job itself. A master
-        // connection that is gone tells them apart.
-        if let (Some((hosts, host)), Outcome::Ran(run)) = (remote, &outcome)
-            && run.ending == Ending::Exited
-            && hosts.ssh.connection_lost(&host.login, run.status.code())
+        // A --pipe job that timed out or was interrupted: only the local ssh was
+        // stopped. Stop its process group on the host too.
+        if let (Some((hosts, host)), Some(file), Outcome::Ran(run)) = (remote, &pid_file, &outcome)
+            && matches!(run.ending, Ending::TimedOut | Ending::Cancelled)
+            && let Err(err) = hosts.ssh.stop_group(host, file, options.grace)
         {
-            let said = String::from_utf8_lossy(&stderr.tail(400)).trim().to_owned();
-            let error = if said.is_empty() {
-                "the connection was lost".to_owned()
-            } else {
-                crate::lines::excerpt(&said, 200)
-            };
-            let mut lost = job.lost;
-            lost.push(JobRecord {
-                seq: job.seq,
-                host: finished.host.clone(),
-                start: run.started,
-                runtime: run.runtime,
-                send: run.sent,
-                receive: run.received,
-                exitval: 255,
-                signal: 0,
-                command: finished.command.clone(),
-            });
-            host.mark_down(error.clone());
-            finished.outcome = Outcome::Lost(
-                Box::new(Job {
-                    seq: job.seq,
-                    args: job.args,
-                    stdin: job.stdin,
-                    lost,
-                }),
-                error,
-            );
-            return finished;
+            let _ = writeln!(stderr, "concur: {err}");
         }
         let retry = finished.attempts <= retries && !cancel.is_cancelled() && !succeeded(&outcome);
         if !retry {
@@ -1598,6 +1618,53 @@ fn succeeded(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Ran(run) if run.ending == Ending::Exited && run.status.success())
 }
 
+/// Why a remote attempt's host was lost under it, if it was: the host's agent session
+/// ended (`Err` from `execute`), or `ssh` exited 255 and the master connection is gone
+/// (the job itself may exit 255; a master that is still there tells them apart).
+fn lost_with_host(
+    remote: Option<(&Hosts, &Host)>,
+    executed: &io::Result<Result<Result<Execution, ProcessError>, String>>,
+    stderr: &mut Spool,
+) -> Option<String> {
+    let (hosts, host) = remote?;
+    match executed {
+        Ok(Err(lost)) => Some(lost.clone()),
+        Ok(Ok(Ok(run)))
+            if run.ending == Ending::Exited
+                && hosts.ssh.connection_lost(&host.login, run.status.code()) =>
+        {
+            let said = String::from_utf8_lossy(&stderr.tail(400)).trim().to_owned();
+            Some(if said.is_empty() {
+                "the connection was lost".to_owned()
+            } else {
+                crate::lines::excerpt(&said, 200)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The note for a job run again after a lost attempt with live output, when its output
+/// was not simply the rest of what that attempt printed.
+fn replay_note(out: Option<Replayed>, err: Option<Replayed>) -> Option<String> {
+    let mut said = Vec::new();
+    for (name, replayed) in [("stdout", out), ("stderr", err)] {
+        let Some(replayed) = replayed else { continue };
+        if let Some(line) = replayed.diverged_at {
+            said.push(format!(
+                "its {name} differed from the lost attempt's at line {line}: \
+                 from there on, both were printed"
+            ));
+        } else if replayed.overflowed {
+            said.push(format!(
+                "its {name} had more than {MAX_RECORDED_LINES} lines printed by the lost \
+                 attempt: those past them were printed again"
+            ));
+        }
+    }
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
 /// The calling thread's side: dispatching, ordering, printing, logging.
 struct Scheduler<'a> {
     options: &'a RunOptions,
@@ -1639,6 +1706,10 @@ struct Scheduler<'a> {
     jobs_file_seen: Option<std::time::SystemTime>,
     /// With --slf: each file's modification time when last read.
     login_files_seen: Vec<Option<std::time::SystemTime>>,
+    /// With --slf: the logins the files named when last read, and the new ones being
+    /// connected beside this thread (`Err`: that cannot be, and why).
+    logins_wanted: Vec<SshLogin>,
+    joining: Option<Result<crate::remote::Joining, String>>,
     /// The first error of the runner itself; once set, nothing new starts.
     error: Option<RunError>,
 }
@@ -1680,6 +1751,14 @@ impl<'a> Scheduler<'a> {
                 .iter()
                 .map(LoginFile::modified)
                 .collect(),
+            logins_wanted: Vec::new(),
+            joining: match &options.hosts {
+                Some(hosts) if !options.login_files.is_empty() => Some(
+                    crate::remote::Joining::new(std::sync::Arc::clone(hosts))
+                        .map_err(|e| format!("cannot connect new hosts during the run: {e}")),
+                ),
+                _ => None,
+            },
             error: None,
         }
     }
@@ -1757,7 +1836,7 @@ impl<'a> Scheduler<'a> {
 
     /// With --slf: reads the files again if one changed; new hosts get workers for
     /// their slots, and hosts taken out start no more jobs.
-    fn reread_login_files(&mut self, grow: &mut dyn FnMut(usize) -> io::Result<()>) {
+    fn reread_login_files(&mut self) {
         let (Some(hosts), false) = (&self.options.hosts, self.options.login_files.is_empty())
         else {
             return;
@@ -1787,23 +1866,66 @@ impl<'a> Scheduler<'a> {
         }
         if notes.is_empty() {
             logins.extend(self.options.fixed_logins.iter().cloned());
-            let (added, removed, more) = hosts.update(&logins);
-            notes.extend(more);
-            let total = hosts.slots();
-            while self.workers < total {
-                if let Err(err) = grow(self.workers + 1) {
-                    notes.push(format!(
-                        "cannot start more than {} workers: {err}",
-                        self.workers
-                    ));
-                    break;
+            let (removed, new) = hosts.update(&logins);
+            self.jobs = self.jobs.saturating_sub(removed);
+            // New hosts are connected beside this thread: one that does not answer
+            // must not hold the output and the starts of the others.
+            match &mut self.joining {
+                Some(Ok(joining)) => {
+                    for login in new {
+                        if let Err(err) = joining.start(login.clone()) {
+                            notes.push(format!("{login} is not added: cannot connect: {err}"));
+                        }
+                    }
                 }
-                self.workers += 1;
+                Some(Err(err)) if !new.is_empty() => notes.push(err.clone()),
+                _ => {}
             }
-            self.jobs = (self.jobs + added)
-                .saturating_sub(removed)
-                .min(self.workers);
+            self.logins_wanted = logins;
         }
+        self.say(notes);
+    }
+
+    /// A host connected beside the run (`--slf`): it gets workers for its slots, or
+    /// its error is said. A host taken out of the files meanwhile is not added.
+    fn host_joined(
+        &mut self,
+        (login, opened): crate::remote::Joined,
+        grow: &mut dyn FnMut(usize) -> io::Result<()>,
+    ) {
+        let (Some(hosts), Some(Ok(joining))) = (&self.options.hosts, &mut self.joining) else {
+            return;
+        };
+        joining.done(&login);
+        let mut notes = Vec::new();
+        match opened {
+            Err(err) => notes.push(format!("{login} is unreachable, not added: {err}")),
+            Ok(host) if !self.logins_wanted.contains(&login) || self.stopping() => {
+                // Retired at once: closed and cleaned up with the others at the end.
+                host.retire();
+                hosts.admit(host);
+            }
+            Ok(host) => {
+                let added = hosts.admit(host);
+                let total = hosts.slots();
+                while self.workers < total {
+                    if let Err(err) = grow(self.workers + 1) {
+                        notes.push(format!(
+                            "cannot start more than {} workers: {err}",
+                            self.workers
+                        ));
+                        break;
+                    }
+                    self.workers += 1;
+                }
+                self.jobs = (self.jobs + added).min(self.workers);
+            }
+        }
+        self.say(notes);
+    }
+
+    /// Says each note; a closed output ends the run.
+    fn say(&mut self, notes: Vec<String>) {
         for note in notes {
             if let Err(err) = self.reporter.note(&note) {
                 self.fail(RunError::Output(err));
@@ -1837,6 +1959,11 @@ impl<'a> Scheduler<'a> {
         let cancelled = self.cancel.subscribe();
         let mut cancel_seen = false;
         let hangup = self.options.hangup.as_ref().map(CancelToken::subscribe);
+        // With --slf: hosts connected beside this loop.
+        let joined = match &self.joining {
+            Some(Ok(joining)) => Some(joining.receiver().clone()),
+            _ => None,
+        };
         // With --delay: the next line, read while the delay runs, so that the run
         // ends when the input does rather than one delay later.
         let mut held: Option<(usize, Line)> = None;
@@ -1877,6 +2004,10 @@ impl<'a> Scheduler<'a> {
                 Some(hangup) if !self.summary.hung_up => hangup,
                 _ => &never(),
             };
+            let joined_rx = match &joined {
+                Some(rx) if !self.stopping() => rx,
+                _ => &never(),
+            };
             // --slf files are looked at every second as well as after each job.
             let login_tick = if self.options.login_files.is_empty() || self.stopping() {
                 never()
@@ -1902,14 +2033,17 @@ impl<'a> Scheduler<'a> {
                         self.running -= 1;
                         self.finish(finished);
                         self.reread_jobs_file(grow);
-                        self.reread_login_files(grow);
+                        self.reread_login_files();
                     }
                     // Every worker is gone: nothing more can finish.
                     Err(_) => break,
                 },
                 recv(cancelled_rx) -> _ => cancel_seen = true,
                 recv(hangup_rx) -> _ => self.hang_up(),
-                recv(login_tick) -> _ => self.reread_login_files(grow),
+                recv(login_tick) -> _ => self.reread_login_files(),
+                recv(joined_rx) -> joined => if let Ok(joined) = joined {
+                    self.host_joined(joined, grow);
+                },
             }
         }
         self.summary.interrupted_by = self.cancel.reason();
@@ -1963,6 +2097,7 @@ impl<'a> Scheduler<'a> {
                     args,
                     stdin,
                     lost: Vec::new(),
+                    printed: None,
                 });
                 if let Some(delay) = self.delay {
                     self.next_start = Some(Instant::now() + delay);
@@ -2010,6 +2145,9 @@ impl<'a> Scheduler<'a> {
             .and_then(LiveOutput::take_error)
         {
             self.fail(RunError::Output(err));
+        }
+        if let Some(note) = finished.replayed.take() {
+            self.say(vec![format!("job {} ran again: {note}", finished.seq)]);
         }
         if matches!(finished.outcome, Outcome::Skipped) {
             // Never started: not a job, but its place in the order must still pass.
