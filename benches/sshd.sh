@@ -35,3 +35,11 @@ CFG
   done
   SSH="ssh -i $dir/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 }
+
+# `ssh_bench_start ADDRESS...`: bench_start (the release build, $concur, $out), then a
+# private sshd on the ADDRESSes; both are stopped and removed when the script exits.
+ssh_bench_start() {
+  bench_start
+  start_sshd "$out" "$@"
+  trap 'kill $sshd_pid 2>/dev/null; rm -rf "$out"' EXIT
+}

@@ -37,7 +37,8 @@ Pairs file: one pair per line, `a b`, `a, b` or `(a, b)`; `#` starts a comment.
 --hosts starts the pool's workers on other machines: `ssh HOST concur worker`, over one
 master connection per host, speaking the same frames over the SSH channel. A host whose
 connection drops mid-chunk costs no task: the chunk goes back to the queue, the host is
-tried again after a back-off (1 s, doubling), and the others carry on.
+tried again after a back-off (1 s, doubling), and the others carry on. Ctrl-C, SIGTERM
+and --task-timeout stop a remote worker even mid-task: it ends when its input does.
 
 Exit status: 0 done; 1 some tasks failed; 2 bad arguments or pairs file; 130/143
 interrupted by Ctrl-C/SIGTERM (every worker is stopped and reaped first); 255 no --hosts

@@ -218,7 +218,8 @@ impl Ssh {
     /// Stops, from a session of its own over the master connection, the process group
     /// of a job that was started with `pid_file` ([`RemoteLine::pid_file`]): SIGTERM,
     /// then SIGKILL if it is still there after `grace` (rounded up to whole seconds).
-    /// Returns as soon as the group is gone. Nothing is done if the job is over (its
+    /// Returns as soon as the group is gone (it looks every 0.1 s, or every second
+    /// where `sleep` takes whole seconds only). Nothing is done if the job is over (its
     /// file is gone) or never wrote the file. This is how a job whose stdin is its data
     /// (`--pipe`), and so cannot be watched through it, is stopped on its host when it
     /// times out or the run is interrupted.
@@ -233,10 +234,10 @@ impl Ssh {
                  n={}\n\
                  while kill -0 -\"$p\" 2>/dev/null; do\n\
                  if [ \"$n\" -le 0 ]; then kill -KILL -\"$p\" 2>/dev/null; break; fi\n\
-                 sleep 1; n=$((n - 1))\n\
+                 sleep 0.1 2>/dev/null || {{ sleep 1; n=$((n - 9)); }}; n=$((n - 1))\n\
                  done\n\
                  rm -f ",
-                whole_seconds(grace)
+                whole_seconds(grace) * 10
             )
             .as_bytes(),
         );

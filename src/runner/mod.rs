@@ -1388,9 +1388,26 @@ fn run_job(
     }
     // Runs the job once: here or through ssh (`cmd`), or by the host's agent.
     // `Err` is a host lost before or while it ran.
+    let timeout = finished.timeout;
     let execute = |out: &mut dyn Write,
                    err: &mut dyn Write|
      -> Result<Result<Execution, ProcessError>, String> {
+        if let (Some((hosts, host)), Some(file)) = (remote, &pid_file) {
+            // A --pipe job on another host: stopped there too when it is due.
+            let watch = RemoteStop {
+                hosts,
+                host,
+                pid_file: file,
+                timeout,
+                grace: options.grace,
+            };
+            let (run, failed) =
+                watch.around(cancel, || cmd.execute(&mut *out, &mut *err, Some(cancel)));
+            if let Some(failed) = failed {
+                let _ = writeln!(err, "concur: {failed}");
+            }
+            return Ok(run);
+        }
         let (Some(spec), Some((hosts, host))) = (&agent_job, remote) else {
             return Ok(cmd.execute(out, err, Some(cancel)));
         };
@@ -1478,14 +1495,6 @@ fn run_job(
                 source,
             }),
         };
-        // A --pipe job that timed out or was interrupted: only the local ssh was
-        // stopped. Stop its process group on the host too.
-        if let (Some((hosts, host)), Some(file), Outcome::Ran(run)) = (remote, &pid_file, &outcome)
-            && matches!(run.ending, Ending::TimedOut | Ending::Cancelled)
-            && let Err(err) = hosts.ssh.stop_group(host, file, options.grace)
-        {
-            let _ = writeln!(stderr, "concur: {err}");
-        }
         let retry = finished.attempts <= retries && !cancel.is_cancelled() && !succeeded(&outcome);
         if !retry {
             halt.count(options.halt, succeeded(&outcome));
@@ -1616,6 +1625,46 @@ fn show(verbose: bool, line: &[u8], out: &mut dyn Write) -> io::Result<()> {
 
 fn succeeded(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Ran(run) if run.ending == Ending::Exited && run.status.success())
+}
+
+/// A `--pipe` job on another host, started with a pid file ([`RemoteLine::pid_file`]):
+/// its stdin is its data, so it cannot be watched through it, and stopping the local
+/// `ssh` does not end it there (the master connection even holds its pipes open until
+/// the remote side ends). So a thread waits beside it for its timeout or the run's
+/// cancel, and then stops its process group on the host from a session of its own
+/// ([`Ssh::stop_group`]), while the local `ssh` is being stopped.
+struct RemoteStop<'a> {
+    hosts: &'a Hosts,
+    host: &'a Host,
+    pid_file: &'a [u8],
+    timeout: Option<Duration>,
+    grace: Duration,
+}
+
+impl RemoteStop<'_> {
+    /// Runs `run` (the job) with the watch beside it. Returns its result, and why the
+    /// job could not be stopped on the host, if that was tried and failed.
+    fn around<T>(&self, cancel: &CancelToken, run: impl FnOnce() -> T) -> (T, Option<String>) {
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+        let cancelled = cancel.subscribe();
+        thread::scope(|scope| {
+            let watch = scope.spawn(move || {
+                let due = self.timeout.map_or_else(never, after);
+                select! {
+                    recv(done_rx) -> _ => return None,
+                    recv(due) -> _ => {},
+                    recv(cancelled) -> _ => {},
+                }
+                self.hosts
+                    .ssh
+                    .stop_group(self.host, self.pid_file, self.grace)
+                    .err()
+            });
+            let result = run();
+            drop(done_tx);
+            (result, watch.join().ok().flatten())
+        })
+    }
 }
 
 /// Why a remote attempt's host was lost under it, if it was: the host's agent session
