@@ -1046,7 +1046,8 @@ fn remote_agent_answers_as_a_session_per_job_does() {
             "v  al 1 0\nv  al 2 3\nv  al 3 0\n",
         ),
         (
-            &["--pipe", "-N2", "wc -l"],
+            // Run there, not here (where no SSH_CONNECTION is set).
+            &["--pipe", "-N2", "test -n \"$SSH_CONNECTION\" && wc -l"],
             "1\n2\n3\n4\n5\n",
             0,
             "2\n2\n1\n",

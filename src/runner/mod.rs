@@ -1209,8 +1209,10 @@ fn run_job(
         let workdir = workdir.as_slice();
         // A job that reads its own stdin (--pipe) cannot have it watched: it leaves
         // its process group in a file instead, to be stopped from another session.
+        // (A host's agent stops its jobs itself.)
         let watch = job.stdin.is_none().then_some(options.grace);
-        pid_file = (watch.is_none() && !host.run_dir.is_empty()).then(|| {
+        let by_agent = hosts.agent_program.is_some();
+        pid_file = (watch.is_none() && !by_agent && !host.run_dir.is_empty()).then(|| {
             let mut file = host.run_dir.clone();
             file.extend_from_slice(format!("/job-{}.pgid", job.seq).as_bytes());
             file
