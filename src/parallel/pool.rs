@@ -202,7 +202,9 @@ pub fn serve<T: Task>(
 /// [`map`] starts each worker as `PROGRAM worker --task NAME` (with
 /// [`PoolOptions::program`] your program, and `NAME` your [`Task::NAME`]). Started so,
 /// this serves `T`'s tasks on stdin and stdout until the pool is done, then exits the
-/// process (status 0, or 1 after saying why on stderr). With other arguments it returns
+/// process (status 0, or 1 after saying why on stderr). It exits as soon as its stdin
+/// ends, even in the middle of a task: the pool lets go of a worker only when it wants
+/// nothing more from it (cancelled, timed out, or done). With other arguments it returns
 /// at once, and `main` goes on. For several kinds of task, call it once for each: a
 /// worker for another name returns, to be served by the next call.
 ///
