@@ -101,9 +101,9 @@ fn number_before(line: &str, marker: &str) -> Option<f64> {
 }
 
 /// No comparative word in the tour contradicts the figure it sits beside: "faster"
-/// only beside a speed-up of at least 1, "slower" below 1, "exact" where the count
-/// matches, "N increments lost" where N is what is missing, threads "scaling" only at
-/// 1.2x or more.
+/// only beside a speed-up of at least 1, "slower" below 1, "about the same" within 5%,
+/// "exact" where the count matches, "N increments lost" where N is what is missing,
+/// threads "scaling" only at 1.2x or more.
 fn check_comparisons(terminal: &str) {
     let mut checked = 0;
     for line in terminal.lines() {
@@ -113,6 +113,11 @@ fn check_comparisons(terminal: &str) {
         }
         if let Some(x) = number_before(line, "x, slower") {
             assert!(x < 1.0, "{line}");
+            checked += 1;
+        }
+        // Within 5% either way (as printed, to two places): neither word.
+        if let Some(x) = number_before(line, "x, about the same") {
+            assert!((0.95..=1.05).contains(&x), "{line}");
             checked += 1;
         }
         if let Some(rest) = line.strip_prefix("Counter should be ") {
