@@ -779,8 +779,10 @@ fn an_exported_function_runs_even_when_an_argument_names_it() {
     let script = format!(
         "greet_x() {{ echo \"hi $1\"; }}; export -f greet_x; \
          {concur} run -k {{}}_x a ::: greet; {concur} run -q -k {{}}_x b ::: greet; \
-         {concur} run -k -q --header : {{name}}_x c ::: name greet"
+         {concur} run -k -q --header : {{name}}_x c ::: name greet; exit $?"
     );
+    // (`exit` last: bash would exec a last command, and concur's parent would be
+    // whatever started the test, not this bash.)
     let out = std::process::Command::new("bash")
         .args(["-c", &script])
         .current_dir(dir.path())

@@ -680,7 +680,9 @@ fn jobs_run_in_the_users_shell() {
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "myf() {{ echo \"f $1\"; }}; export -f myf; '{exe}' run -k myf ::: 1 2"
+            // `exit` last: bash would exec a last command, and concur's parent would
+            // be whatever started the test, not this bash.
+            "myf() {{ echo \"f $1\"; }}; export -f myf; '{exe}' run -k myf ::: 1 2; exit $?"
         ))
         .current_dir(dir.path())
         .output()
