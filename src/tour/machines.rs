@@ -109,35 +109,53 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
         p = sshd.port,
     )?;
 
-    // A timeout stops the remote job's process group, not only the local ssh.
-    let words: Vec<String> = ["sleep 3109; echo {}"].map(String::from).to_vec();
-    let mut options =
-        RunOptions::new(Template::parse(&words, &TemplateOptions::default()).map_err(demo)?);
-    options.jobs = NonZeroUsize::MIN;
-    options.timeout = Some(Timeout::Fixed(Duration::from_millis(500)));
-    options.grace = Duration::from_millis(500);
-    options.hosts = Some(connect(logins[..1].to_vec())?);
-    options.input.inputs = vec![Input {
-        source: Source::List(vec![b"x".to_vec()]),
-        linked: false,
-    }];
-    let jobs = Jobs::open(&options.input, None).map_err(demo)?;
-    let summary = runner::run_jobs(&options, JobSource::Args(jobs), &mut streams, &cancel)?;
-    // Asked over SSH, as the remote machine's owner would.
-    let argv = hosts
-        .ssh
-        .argv(&logins[0], b"sleep 0.3; pgrep -c -f '^sleep 3109$' || true");
-    let left = Cmd::new(&argv[0])
-        .args(&argv[1..])
-        .timeout(Duration::from_secs(10))
-        .output()?;
+    // A timeout stops the remote job's process group, not only the local ssh: an
+    // ordinary job through its watched stdin; a --pipe job (its stdin is its data)
+    // from a second session that stops the group its pid file names.
+    let mut timed_out = Vec::new();
+    for (line, sleep, pipe) in [
+        ("sleep 3109; echo {}", "sleep 3109", false),
+        ("cat >/dev/null; sleep 3110", "sleep 3110", true),
+    ] {
+        let words = vec![line.to_owned()];
+        let mut options =
+            RunOptions::new(Template::parse(&words, &TemplateOptions::default()).map_err(demo)?);
+        options.jobs = NonZeroUsize::MIN;
+        options.timeout = Some(Timeout::Fixed(Duration::from_millis(500)));
+        options.grace = Duration::from_millis(500);
+        options.hosts = Some(connect(logins[..1].to_vec())?);
+        let summary = if pipe {
+            options.pipe = Some(runner::PipeOptions::default());
+            let stdin: Box<dyn std::io::BufRead + Send> = Box::new(&b"x\n"[..]);
+            runner::run(&options, Some(stdin), &mut streams, &cancel)?
+        } else {
+            options.input.inputs = vec![Input {
+                source: Source::List(vec![b"x".to_vec()]),
+                linked: false,
+            }];
+            let jobs = Jobs::open(&options.input, None).map_err(demo)?;
+            runner::run_jobs(&options, JobSource::Args(jobs), &mut streams, &cancel)?
+        };
+        // Asked over SSH, as the remote machine's owner would.
+        let ask = format!("sleep 0.3; pgrep -c -f '^{sleep}$' || true");
+        let argv = hosts.ssh.argv(&logins[0], ask.as_bytes());
+        let left = Cmd::new(&argv[0])
+            .args(&argv[1..])
+            .timeout(Duration::from_secs(10))
+            .output()?;
+        timed_out.push((
+            summary.timed_out,
+            String::from_utf8_lossy(&left.stdout).trim().to_owned(),
+        ));
+    }
     writeln!(
         out,
         "\n`--timeout 0.5 'sleep 3109; echo {{}}'` on 127.0.0.2: {} timed out; `pgrep` over SSH\n  \
          then finds {} such process there (the remote job watches its session's stdin and\n  \
-         stops its whole process group when the local ssh goes)",
-        summary.timed_out,
-        String::from_utf8_lossy(&left.stdout).trim()
+         stops its whole process group when the local ssh goes)\n\
+         `--pipe --timeout 0.5 'cat >/dev/null; sleep 3110'`: {} timed out; {} such process\n  \
+         left (its stdin is its data: a second session stops the group it wrote down)",
+        timed_out[0].0, timed_out[0].1, timed_out[1].0, timed_out[1].1,
     )?;
 
     // The login shell per job, or once per host: sessions against the agent.
