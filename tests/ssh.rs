@@ -115,6 +115,17 @@ impl Sshd {
     }
 }
 
+/// `concur` in `dir` with stdin, stdout and stderr piped, for tests that feed it or
+/// read it while it runs.
+fn piped_concur(dir: &Dir) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_concur"));
+    cmd.current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
 /// Processes whose command line holds both pieces (the masters of a run).
 fn processes_holding(a: &str, b: &str) -> usize {
     std::fs::read_dir("/proc")
@@ -441,7 +452,7 @@ fn host_comes_back(extra: &[String]) {
     alive.authorize(&flaky);
     let dir = Dir::new();
     let log = dir.path().join("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concur"))
+    let mut child = piped_concur(&dir)
         .args(["run", "--joblog", "log", "--ssh", &flaky.ssh(), "-S"])
         .arg(format!(
             "{},{}",
@@ -450,10 +461,6 @@ fn host_comes_back(extra: &[String]) {
         ))
         .args(extra)
         .arg("sleep 0.3; echo {}")
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(180));
@@ -1203,12 +1210,8 @@ fn a_silent_host_added_to_the_login_file_holds_up_no_other() {
     let dir = Dir::new();
     let working = sshd.login("127.0.0.2", 1);
     dir.create("hosts", format!("{working}\n"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concur"))
+    let mut child = piped_concur(&dir)
         .args(["run", "--ssh", &sshd.ssh(), "--slf", "hosts", "echo", "job"])
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(90));
@@ -1291,7 +1294,7 @@ fn live_output_of_a_lost_attempt(mode: &str) {
     };
     alive.authorize(&dying);
     let dir = Dir::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concur"))
+    let mut child = piped_concur(&dir)
         .args([
             "run",
             mode,
@@ -1307,9 +1310,6 @@ fn live_output_of_a_lost_attempt(mode: &str) {
             dying.login("127.0.0.3", 1)
         ))
         .args(["echo {}-a; sleep 3; echo {}-b", ":::", "1", "2", "3", "4"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(120));
