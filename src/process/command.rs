@@ -37,7 +37,35 @@ pub enum Input {
     /// The read end of a pipe that another thread writes (`run --round-robin`,
     /// `--tee`). The first child spawned with it takes it, so the parent keeps no copy:
     /// once that child is gone, the writer gets EPIPE. A later spawn reads nothing.
-    Pipe(Arc<std::sync::Mutex<Option<OwnedFd>>>),
+    Pipe(Arc<ReadEnd>),
+}
+
+/// The read end of a pipe that another thread writes, for the first child spawned
+/// with it ([`Input::Pipe`]).
+///
+/// The writer may ask to hear when the end is taken: `taken`, a sender the writer
+/// keeps the receiver of, is dropped when a child takes the end or when the end is
+/// dropped untaken (no child will). Once every such sender is gone, every job that
+/// shares the writer has taken its end, which `--tee` waits for before it writes, so
+/// that no job ends (and frees its slot) before the last one has started.
+#[derive(Debug)]
+pub struct ReadEnd(std::sync::Mutex<Option<(OwnedFd, Option<crossbeam_channel::Sender<()>>)>>);
+
+impl ReadEnd {
+    /// `fd`, with the sender to drop when it is taken.
+    pub fn new(fd: OwnedFd, taken: Option<crossbeam_channel::Sender<()>>) -> Self {
+        Self(std::sync::Mutex::new(Some((fd, taken))))
+    }
+
+    /// The read end, the first time: later calls get `None`.
+    pub fn take(&self) -> Option<OwnedFd> {
+        let end = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        end.map(|(fd, _taken)| fd)
+    }
 }
 
 /// Bytes `offset..offset + len` of a file, after a `head` of other bytes (a header).
@@ -400,17 +428,11 @@ impl Cmd {
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
-        command.stdin(stdin.unwrap_or_else(|| {
-            match &self.input {
-                Input::Null => Stdio::null(),
-                Input::Inherit => Stdio::inherit(),
-                Input::Bytes(_) | Input::Range(_) | Input::Held => Stdio::piped(),
-                Input::Pipe(fd) => fd
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take()
-                    .map_or_else(Stdio::null, Stdio::from),
-            }
+        command.stdin(stdin.unwrap_or_else(|| match &self.input {
+            Input::Null => Stdio::null(),
+            Input::Inherit => Stdio::inherit(),
+            Input::Bytes(_) | Input::Range(_) | Input::Held => Stdio::piped(),
+            Input::Pipe(end) => end.take().map_or_else(Stdio::null, Stdio::from),
         }));
         command.stdout(stdio(self.stdout));
         command.stderr(stdio(self.stderr));

@@ -41,7 +41,7 @@ use std::time::Duration;
 pub use cancel::CancelToken;
 pub use child::Child;
 pub use command::{
-    Cmd, DEFAULT_GRACE, Ending, Execution, FileRange, Input, Output, Stream, returncode,
+    Cmd, DEFAULT_GRACE, Ending, Execution, FileRange, Input, Output, ReadEnd, Stream, returncode,
 };
 pub use compress::{Codec, CodecError, Side};
 pub use error::ProcessError;

@@ -9,6 +9,8 @@
 //!   exits early loses only what it read and did not want.
 //! - **tee**: every block goes to every job; the next block is read once every job has
 //!   taken this one, so memory stays at one block however slow the slowest job is.
+//!   Nothing is written until every job has started (taken its pipe), so no job can
+//!   end and free its slot (`{%}`) before the last has taken one, as in GNU parallel.
 //!
 //! When the input ends (and every block is written), the write ends are closed and the
 //! jobs see end of input.
@@ -16,7 +18,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rustix::event::{PollFd, PollFlags, poll};
 
 use super::pipe::Blocks;
-use crate::process::Input;
+use crate::process::{Input, ReadEnd};
 
 /// How blocks are shared among the jobs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +47,9 @@ enum Message {
 /// The feeder thread, and the way to give it pipes.
 pub struct Feeder {
     messages: Option<Sender<Message>>,
+    /// Tee: given to each job's pipe and dropped when the job takes it (see
+    /// [`ReadEnd`]); the feeder writes once every copy is gone.
+    taken: Option<Sender<()>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -52,11 +57,19 @@ impl Feeder {
     /// Starts the feeder thread.
     pub fn start(sharing: Sharing) -> io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let (taken, all_taken) = match sharing {
+            Sharing::Tee => {
+                let (taken, all_taken) = crossbeam_channel::bounded(0);
+                (Some(taken), Some(all_taken))
+            }
+            Sharing::RoundRobin => (None, None),
+        };
         let thread = std::thread::Builder::new()
             .name("run-feeder".into())
-            .spawn(move || feed(sharing, &rx))?;
+            .spawn(move || feed(sharing, &rx, all_taken.as_ref()))?;
         Ok(Self {
             messages: Some(tx),
+            taken,
             thread: Some(thread),
         })
     }
@@ -72,7 +85,10 @@ impl Feeder {
                 .send(Message::Outlet(write, first))
                 .map_err(|_| io::Error::other("the feeder thread ended early"))?;
         }
-        Ok(Input::Pipe(Arc::new(Mutex::new(Some(read)))))
+        Ok(Input::Pipe(Arc::new(ReadEnd::new(
+            read,
+            self.taken.clone(),
+        ))))
     }
 
     /// Hands the rest of the input to the feeder: no job is added after this.
@@ -81,6 +97,7 @@ impl Feeder {
             let _ = messages.send(Message::Blocks(Box::new(blocks)));
         }
         self.messages = None;
+        self.taken = None;
     }
 
     /// [`finish_later`](Self::finish_later), then waits until the input is all
@@ -106,7 +123,13 @@ struct Outlet {
 /// How long to wait on the pipes before looking for new ones again.
 const TICK: Duration = Duration::from_millis(20);
 
-fn feed(sharing: Sharing, messages: &Receiver<Message>) -> io::Result<()> {
+/// `all_taken` (tee): a channel no one sends on, closed once every job has taken its
+/// pipe.
+fn feed(
+    sharing: Sharing,
+    messages: &Receiver<Message>,
+    all_taken: Option<&Receiver<()>>,
+) -> io::Result<()> {
     let mut outlets: Vec<Outlet> = Vec::new();
     let mut blocks: Option<Blocks> = None;
     // Every job is known: the channel closed or the blocks came.
@@ -177,6 +200,10 @@ fn feed(sharing: Sharing, messages: &Receiver<Message>) -> io::Result<()> {
                 }
             }
             Sharing::Tee => {
+                if let Some(all_taken) = all_taken.filter(|_| all_known) {
+                    // Returns (disconnected) once every job has started.
+                    let _ = all_taken.recv();
+                }
                 if all_known && !input_done && outlets.iter().all(|o| o.pending.is_none()) {
                     match blocks.as_mut().map(Blocks::next_block).transpose()? {
                         Some(Some(block)) => {
@@ -262,10 +289,10 @@ mod tests {
 
     /// Reads a job's whole stdin, as a child would.
     fn drain(input: Input) -> std::thread::JoinHandle<Vec<u8>> {
-        let Input::Pipe(fd) = input else {
+        let Input::Pipe(end) = input else {
             panic!("not a pipe")
         };
-        let fd = fd.lock().unwrap().take().unwrap();
+        let fd = end.take().unwrap();
         std::thread::spawn(move || {
             let mut out = Vec::new();
             File::from(fd).read_to_end(&mut out).unwrap();
@@ -319,10 +346,10 @@ mod tests {
         let mut input = blocks(data, 100);
         let mut feeder = Feeder::start(Sharing::RoundRobin).unwrap();
         // This job reads nothing and goes away.
-        let Input::Pipe(fd) = feeder.outlet(input.next_block().unwrap()).unwrap() else {
+        let Input::Pipe(end) = feeder.outlet(input.next_block().unwrap()).unwrap() else {
             panic!()
         };
-        let quitter = fd.lock().unwrap().take().unwrap();
+        let quitter = end.take().unwrap();
         let reader = drain(feeder.outlet(input.next_block().unwrap()).unwrap());
         drop(quitter);
         feeder.finish(Some(input)).unwrap();
@@ -346,6 +373,40 @@ mod tests {
         feeder.finish(Some(blocks(data, 4096))).unwrap();
         for reader in readers {
             assert!(reader.join().unwrap() == data);
+        }
+    }
+
+    /// Whether `fd` has something to read within `wait`.
+    fn readable(fd: &std::os::fd::OwnedFd, wait: Duration) -> bool {
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let wait = rustix::time::Timespec::try_from(wait).unwrap();
+        poll(&mut fds, Some(&wait)).unwrap() == 1
+    }
+
+    #[test]
+    fn tee_writes_nothing_until_every_job_has_taken_its_pipe() {
+        let mut feeder = Feeder::start(Sharing::Tee).unwrap();
+        let ends: Vec<Arc<ReadEnd>> = (0..3)
+            .map(|_| match feeder.outlet(None).unwrap() {
+                Input::Pipe(end) => end,
+                _ => panic!("not a pipe"),
+            })
+            .collect();
+        let first = ends[0].take().unwrap();
+        feeder.finish_later(Some(blocks(b"a\nb\n", 4096)));
+        // Two jobs have not started: had the feeder written, the first job could read
+        // its input, end, and free its slot before they take theirs.
+        assert!(!readable(&first, Duration::from_millis(300)));
+        let second = ends[1].take().unwrap();
+        assert!(!readable(&first, Duration::from_millis(100)));
+        // The third job never starts (it was skipped): its end is dropped untaken.
+        drop(ends);
+        assert!(readable(&first, Duration::from_secs(60)));
+        feeder.finish(None).unwrap();
+        for fd in [first, second] {
+            let mut got = Vec::new();
+            File::from(fd).read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"a\nb\n");
         }
     }
 }
