@@ -730,6 +730,9 @@ impl JobSource {
 
 struct Job {
     seq: usize,
+    /// Its place in the order jobs were queued (from 0): without `-S`, jobs take their
+    /// slots (`{%}`) in this order.
+    ticket: u64,
     args: JobArgs,
     stdin: Option<crate::process::Input>,
     /// Attempts lost with their host (`-S`), for the joblog once it has run.
@@ -1052,17 +1055,20 @@ fn work(
             return;
         }
         let Ok(job) = jobs.recv() else { return };
-        if halt.halted.load(Ordering::SeqCst) || cancel.is_cancelled() {
+        let stopping = halt.stopping(cancel);
+        // {%} is the lowest slot free when the job starts, as in GNU parallel (not
+        // this worker's number), taken in the order the jobs were queued: jobs that
+        // start together get theirs in the order of their numbers. With -S a slot is
+        // its host's, so it stays the worker's.
+        let shown = match host {
+            Some(_) => (!stopping).then_some(slot),
+            None => halt.take_slot(job.ticket, !stopping),
+        };
+        let Some(shown) = shown else {
             if done.send(Finished::skipped(job.seq)).is_err() {
                 return;
             }
             continue;
-        }
-        // {%} is the lowest slot free when the job starts, as in GNU parallel (not
-        // this worker's number). With -S a slot is its host's, so it stays the worker's.
-        let shown = match host {
-            Some(_) => slot,
-            None => halt.take_slot(),
         };
         let finished = run_job(
             options,
@@ -1560,26 +1566,66 @@ struct WorkerShared {
     closed: AtomicBool,
     counted: std::sync::atomic::AtomicUsize,
     runtimes: std::sync::Mutex<RunningMedian>,
-    /// Which job slots (`{%}`, from 1) are in use now.
-    busy: std::sync::Mutex<Vec<bool>>,
+    /// Which job slots (`{%}`, from 1) are in use now, and whose turn it is to take
+    /// one.
+    slots: std::sync::Mutex<Slots>,
+    /// Signalled when the turn passes while a worker waits for it.
+    turn: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Slots {
+    busy: Vec<bool>,
+    /// The ticket of the next job to take a slot (or pass its turn).
+    next: u64,
+    /// Workers waiting for their job's turn.
+    waiting: usize,
 }
 
 impl WorkerShared {
-    /// The lowest job slot not in use, now taken.
-    fn take_slot(&self) -> usize {
-        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Waits for the turn of the job with this ticket (every job queued before it has
+    /// taken its slot or passed), then takes the lowest slot not in use; or, if not
+    /// `take` (the job is skipped), only passes the turn on.
+    ///
+    /// Workers usually come in turn already: one that took a later job first waits
+    /// the moment it takes the other to get here.
+    fn take_slot(&self, ticket: u64, take: bool) -> Option<usize> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if slots.next != ticket {
+            slots.waiting += 1;
+            while slots.next != ticket {
+                slots = self
+                    .turn
+                    .wait(slots)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            slots.waiting -= 1;
+        }
+        slots.next += 1;
+        if slots.waiting > 0 {
+            self.turn.notify_all();
+        }
+        if !take {
+            return None;
+        }
+        let busy = &mut slots.busy;
         let free = busy.iter().position(|b| !b).unwrap_or(busy.len());
         if free == busy.len() {
             busy.push(true);
         } else {
             busy[free] = true;
         }
-        free + 1
+        Some(free + 1)
+    }
+
+    /// Whether the run has halted or been cancelled: jobs still queued are skipped.
+    fn stopping(&self, cancel: &CancelToken) -> bool {
+        self.halted.load(Ordering::SeqCst) || cancel.is_cancelled()
     }
 
     fn release_slot(&self, slot: usize) {
-        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(b) = busy.get_mut(slot - 1) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = slots.busy.get_mut(slot - 1) {
             *b = false;
         }
     }
@@ -1727,6 +1773,8 @@ struct Scheduler<'a> {
     summary: Summary,
     /// Next input sequence number to hand out (1-based).
     next_seq: usize,
+    /// Jobs queued for the workers so far (each job's ticket).
+    queued: u64,
     /// Next sequence number to print, with `keep_order`.
     next_print: usize,
     /// Finished jobs waiting for earlier ones, with `keep_order`.
@@ -1781,6 +1829,7 @@ impl<'a> Scheduler<'a> {
             halted,
             summary: Summary::default(),
             next_seq: 1,
+            queued: 0,
             next_print: 1,
             waiting: BTreeMap::new(),
             waiting_memory: 0,
@@ -2142,9 +2191,12 @@ impl<'a> Scheduler<'a> {
             }),
             Ok(JobInput { args, stdin }) => {
                 self.running += 1;
+                let ticket = self.queued;
+                self.queued += 1;
                 // Workers outlive this loop, so the channel cannot be closed.
                 let _ = jobs.send(Job {
                     seq,
+                    ticket,
                     args,
                     stdin,
                     lost: Vec::new(),
@@ -2483,6 +2535,43 @@ impl<'a> Scheduler<'a> {
 
 #[cfg(test)]
 mod tests {
+    /// Workers that take jobs at once get their slots in the jobs' order: with no slot
+    /// given back, the job numbered k (the k-th to leave the queue) has slot k.
+    #[test]
+    fn slots_are_taken_in_the_order_jobs_leave_the_queue() {
+        const JOBS: usize = 5_000;
+        let shared = WorkerShared::default();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for seq in 1..=JOBS {
+            tx.send(Job {
+                seq,
+                ticket: seq as u64 - 1,
+                args: JobArgs::default(),
+                stdin: None,
+                lost: Vec::new(),
+                printed: None,
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let taken = std::sync::Mutex::new(Vec::new());
+        thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    while let Ok(job) = rx.recv() {
+                        let slot = shared.take_slot(job.ticket, true);
+                        taken.lock().unwrap().push((job.seq, slot));
+                    }
+                });
+            }
+        });
+        let taken = taken.into_inner().unwrap();
+        assert_eq!(taken.len(), JOBS);
+        for (seq, slot) in taken {
+            assert_eq!(slot, Some(seq), "job {seq}");
+        }
+    }
+
     /// A `--fifo` block whose job never opened it is let go however the writer
     /// thread and the drop interleave: dropped at once, the writer has usually not
     /// reached its open yet (the drop must not leave it waiting there for ever).
