@@ -262,6 +262,29 @@ fn a_delay_spaces_starts_but_is_not_waited_after_the_last_job() {
 }
 
 #[test]
+fn tee_jobs_read_whole_before_any_is_queued_still_run() {
+    // `total_jobs()` makes the reader take every job before it queues one. The feeder
+    // waits for every job to take its pipe; when the reader also waited for the
+    // feeder before queuing, this hung.
+    let dir = Dir::new();
+    let run = dir
+        .concur([
+            "run",
+            "--pipe",
+            "--tee",
+            "-k",
+            "echo {#} of {= $_ = total_jobs() =}; wc -l",
+            ":::",
+            "a",
+            "b",
+        ])
+        .stdin("1\n2\n3\n")
+        .run_within(std::time::Duration::from_secs(60))
+        .expect_success();
+    assert_eq!(run.stdout(), "1 of 2\n3\n2 of 2\n3\n");
+}
+
+#[test]
 fn halt_now_names_the_running_jobs_it_stopped_apart_from_the_failures() {
     let dir = Dir::new();
     // Job 1 fails once job 2 is running; `now` stops job 2, which did not fail itself.

@@ -9,8 +9,10 @@
 //!   exits early loses only what it read and did not want.
 //! - **tee**: every block goes to every job; the next block is read once every job has
 //!   taken this one, so memory stays at one block however slow the slowest job is.
-//!   Nothing is written until every job has started (taken its pipe), so no job can
-//!   end and free its slot (`{%}`) before the last has taken one, as in GNU parallel.
+//!
+//! The jobs' input ends only once every job has started (taken its pipe), and with
+//! `--tee` nothing is written before that: no job can end and free its slot (`{%}`)
+//! before the last has taken one, as in GNU parallel.
 //!
 //! When the input ends (and every block is written), the write ends are closed and the
 //! jobs see end of input.
@@ -47,8 +49,8 @@ enum Message {
 /// The feeder thread, and the way to give it pipes.
 pub struct Feeder {
     messages: Option<Sender<Message>>,
-    /// Tee: given to each job's pipe and dropped when the job takes it (see
-    /// [`ReadEnd`]); the feeder writes once every copy is gone.
+    /// Given to each job's pipe and dropped when the job takes it (see [`ReadEnd`]):
+    /// every copy is gone once every job has started.
     taken: Option<Sender<()>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -57,19 +59,13 @@ impl Feeder {
     /// Starts the feeder thread.
     pub fn start(sharing: Sharing) -> io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let (taken, all_taken) = match sharing {
-            Sharing::Tee => {
-                let (taken, all_taken) = crossbeam_channel::bounded(0);
-                (Some(taken), Some(all_taken))
-            }
-            Sharing::RoundRobin => (None, None),
-        };
+        let (taken, all_taken) = crossbeam_channel::bounded(0);
         let thread = std::thread::Builder::new()
             .name("run-feeder".into())
-            .spawn(move || feed(sharing, &rx, all_taken.as_ref()))?;
+            .spawn(move || feed(sharing, &rx, &all_taken))?;
         Ok(Self {
             messages: Some(tx),
-            taken,
+            taken: Some(taken),
             thread: Some(thread),
         })
     }
@@ -123,12 +119,11 @@ struct Outlet {
 /// How long to wait on the pipes before looking for new ones again.
 const TICK: Duration = Duration::from_millis(20);
 
-/// `all_taken` (tee): a channel no one sends on, closed once every job has taken its
-/// pipe.
+/// `all_taken`: a channel no one sends on, closed once every job has taken its pipe.
 fn feed(
     sharing: Sharing,
     messages: &Receiver<Message>,
-    all_taken: Option<&Receiver<()>>,
+    all_taken: &Receiver<()>,
 ) -> io::Result<()> {
     let mut outlets: Vec<Outlet> = Vec::new();
     let mut blocks: Option<Blocks> = None;
@@ -200,7 +195,7 @@ fn feed(
                 }
             }
             Sharing::Tee => {
-                if let Some(all_taken) = all_taken.filter(|_| all_known) {
+                if all_known {
                     // Returns (disconnected) once every job has started.
                     let _ = all_taken.recv();
                 }
@@ -222,7 +217,9 @@ fn feed(
             return Ok(());
         }
         if input_done && again.is_empty() && outlets.iter().all(|o| o.pending.is_none()) {
-            // Dropping the write ends gives each job its end of input.
+            // Dropping the write ends gives each job its end of input: not before
+            // every job has started.
+            let _ = all_taken.recv();
             return Ok(());
         }
         // Write what the pipes take.
@@ -408,5 +405,32 @@ mod tests {
             File::from(fd).read_to_end(&mut got).unwrap();
             assert_eq!(got, b"a\nb\n");
         }
+    }
+
+    #[test]
+    fn round_robin_ends_no_job_s_input_before_every_job_has_taken_its_pipe() {
+        let mut feeder = Feeder::start(Sharing::RoundRobin).unwrap();
+        let end = |input| match input {
+            Input::Pipe(end) => end,
+            _ => panic!("not a pipe"),
+        };
+        let first = end(feeder.outlet(Some(b"1\n".to_vec())).unwrap());
+        let second = end(feeder.outlet(Some(b"2\n".to_vec())).unwrap());
+        feeder.finish_later(None);
+        let first = first.take().unwrap();
+        let mut got = [0; 2];
+        File::from(first.try_clone().unwrap())
+            .read_exact(&mut got)
+            .unwrap();
+        assert_eq!(&got, b"1\n");
+        // Its block is written, and the input is over, but the second job has not
+        // started: the first must not see its end (and end, and free its slot) yet.
+        assert!(!readable(&first, Duration::from_millis(300)));
+        drop(second);
+        assert!(readable(&first, Duration::from_secs(60)));
+        feeder.finish(None).unwrap();
+        let mut rest = Vec::new();
+        File::from(first).read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
     }
 }

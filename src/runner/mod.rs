@@ -668,7 +668,7 @@ impl Shared {
                     })))
                 }
                 None => {
-                    self.feeder.finish(self.blocks.take()).map_err(read_error)?;
+                    self.feeder.finish_later(self.blocks.take());
                     Ok(None)
                 }
             };
@@ -690,12 +690,32 @@ impl Shared {
             }
             self.blocks = None;
         }
-        self.feeder.finish(self.blocks.take()).map_err(read_error)?;
+        self.feeder.finish_later(self.blocks.take());
         Ok(None)
+    }
+
+    /// Waits until the input is all written (or no job takes more): its error, if
+    /// reading failed. Only once every job is queued: the feeder waits for each job to
+    /// start before it ends their input (and, with `--tee`, before it writes).
+    fn end(&mut self) -> Result<(), InputError> {
+        self.feeder.finish(None).map_err(|source| InputError::Read {
+            name: "standard input".into(),
+            record: 0,
+            source,
+        })
     }
 }
 
 impl JobSource {
+    /// After the last job has been queued: for input shared by running jobs, waits
+    /// until it is all written, and gives its read error.
+    fn end(&mut self) -> Result<(), InputError> {
+        match self {
+            JobSource::Shared(shared) => shared.end(),
+            _ => Ok(()),
+        }
+    }
+
     fn next(&mut self) -> Result<Option<Line>, InputError> {
         match self {
             JobSource::Args(jobs) => Ok(jobs
@@ -1017,18 +1037,21 @@ fn read_jobs(
                 return;
             }
         }
-        return;
-    }
-    for seq in 1.. {
-        let item = match input.next() {
-            Ok(Some(job)) => Ok((seq, job)),
-            Ok(None) => return,
-            Err(err) => Err(err),
-        };
-        let stop = item.is_err();
-        if out.send(item).is_err() || stop {
-            return;
+    } else {
+        for seq in 1.. {
+            let item = match input.next() {
+                Ok(Some(job)) => Ok((seq, job)),
+                Ok(None) => break,
+                Err(err) => Err(err),
+            };
+            let stop = item.is_err();
+            if out.send(item).is_err() || stop {
+                return;
+            }
         }
+    }
+    if let Err(err) = input.end() {
+        let _ = out.send(Err(err));
     }
 }
 
