@@ -473,7 +473,7 @@ fn quick_tour_covers_items_52_to_64() {
             "through one `concur agent` session (--remote-agent),",
             "jobs/s (0 failed):",
             // A timeout leaves nothing on the host, --pipe job or not.
-            "on 127.0.0.2: 1 timed out; `pgrep` over SSH\n  then finds 0 such process there",
+            "on 127.0.0.2: 1 timed out; `pgrep` over SSH\n  (looking for up to 10 s) then finds 0 such process there",
             "`--pipe --timeout 0.5 'cat >/dev/null; sleep 3110'`: 1 timed out; 0 such process\n  left",
         ] {
             assert!(out.contains(needle), "tour lacks {needle:?}\n{out}");

@@ -136,8 +136,12 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
             let jobs = Jobs::open(&options.input, None).map_err(demo)?;
             runner::run_jobs(&options, JobSource::Args(jobs), &mut streams, &cancel)?
         };
-        // Asked over SSH, as the remote machine's owner would.
-        let ask = format!("sleep 0.3; pgrep -c -f '^{sleep}$' || true");
+        // Asked over SSH, as the remote machine's owner would: the stop takes a
+        // moment on the host (a busy one, longer), so it looks for up to 10 s.
+        let ask = format!(
+            "i=0; while pgrep -f '^{sleep}$' >/dev/null && [ $i -lt 100 ]; do sleep 0.1; \
+             i=$((i + 1)); done; pgrep -c -f '^{sleep}$' || true"
+        );
         let argv = hosts.ssh.argv(&logins[0], ask.as_bytes());
         let left = Cmd::new(&argv[0])
             .args(&argv[1..])
@@ -151,10 +155,11 @@ pub(super) fn run(out: &mut dyn Write) -> Result<(), TourError> {
     writeln!(
         out,
         "\n`--timeout 0.5 'sleep 3109; echo {{}}'` on 127.0.0.2: {} timed out; `pgrep` over SSH\n  \
-         then finds {} such process there (the remote job watches its session's stdin and\n  \
-         stops its whole process group when the local ssh goes)\n\
+         (looking for up to 10 s) then finds {} such process there (the remote job watches\n  \
+         its session's stdin and stops its whole process group when the local ssh goes)\n\
          `--pipe --timeout 0.5 'cat >/dev/null; sleep 3110'`: {} timed out; {} such process\n  \
-         left (its stdin is its data: a second session stops the group it wrote down)",
+         left (its stdin is its data: a second session stops the group it wrote down; looked\n  \
+         for the same way)",
         timed_out[0].0, timed_out[0].1, timed_out[1].0, timed_out[1].1,
     )?;
 
