@@ -441,6 +441,10 @@ fn a_stopped_worker_is_reported_once_and_the_run_goes_on_when_it_resumes() {
 
 #[test]
 fn a_task_past_the_task_timeout_fails_and_its_worker_is_replaced() {
+    // The one worker never answers task 0 (a hidden fault), as a stopped or stuck one
+    // would not; the 149 tasks after it need a new worker. (Stopping one of two
+    // workers with SIGSTOP from here raced the run: on a release build the other
+    // could do every task before the signal landed or the timeout fired.)
     let dir = Dir::new();
     let child = dir
         .concur([
@@ -448,20 +452,19 @@ fn a_task_past_the_task_timeout_fails_and_its_worker_is_replaced() {
             "--mode",
             "processes",
             "-j",
-            "2",
+            "1",
             "--chunk",
             "1",
             "--scale",
             "15",
             "--task-timeout",
             "1s",
+            "--fault-hang-on",
+            "0",
             "--json",
         ])
         .spawn();
     let watchdog = crate::util::Watchdog::new(&child, Duration::from_secs(120));
-    let workers = two_workers(&child);
-    thread::sleep(Duration::from_millis(100));
-    signal(workers[0], rustix::process::Signal::STOP);
     let output = child.wait_with_output().unwrap();
     drop(watchdog);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -470,26 +473,16 @@ fn a_task_past_the_task_timeout_fails_and_its_worker_is_replaced() {
     assert!(report["respawns"].as_u64().unwrap() >= 1, "{report}");
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 150);
-    // The stopped worker's task fails, naming the timeout; or, if it was stopped
-    // between requests, it was replaced before taking one, and nothing is lost.
-    let failed = results.iter().filter(|r| r.is_null()).count();
-    assert!(failed <= 1, "{failed} failures: {stderr}");
-    assert_eq!(output.status.code(), Some(failed as i32), "{stderr}");
-    if failed == 1 {
-        assert!(
-            stderr.contains("ran past the task timeout of 1s; the worker was killed"),
-            "{stderr}"
-        );
-    }
-    for (i, r) in results.iter().enumerate() {
-        if !r.is_null() {
-            assert_eq!(r, &Value::from(BOOK_GCDS[i % 10]), "task {i}");
-        }
-    }
+    assert!(results[0].is_null(), "{}", results[0]);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        !std::path::Path::new(&format!("/proc/{}", workers[0])).exists(),
-        "the stopped worker was left behind"
+        stderr.contains("ran past the task timeout of 1s; the worker was killed"),
+        "{stderr}"
     );
+    // Every other task was done by the worker that replaced it.
+    for (i, r) in results.iter().enumerate().skip(1) {
+        assert_eq!(r, &Value::from(BOOK_GCDS[i % 10]), "task {i}");
+    }
 }
 
 #[test]
