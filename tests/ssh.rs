@@ -56,6 +56,16 @@ impl Sshd {
         self.inner.dir()
     }
 
+    /// Two servers for tests where one host fails: one on 127.0.0.2 that stays, and
+    /// one on 127.0.0.3 that the test may stop or kill. Both accept the second's key,
+    /// the one the run logs in with.
+    fn pair() -> Option<(Self, Self)> {
+        let alive = Self::start_on(&["127.0.0.2"])?;
+        let other = Self::start_on(&["127.0.0.3"])?;
+        alive.authorize(&other);
+        Some((alive, other))
+    }
+
     /// Lets `other`'s user key log in here too.
     fn authorize(&self, other: &Sshd) {
         let key = std::fs::read(other.dir().join("user_key.pub")).unwrap();
@@ -336,8 +346,6 @@ fn run_through_a_fault(
     (slots, secs, extra): (usize, &str, &[String]),
     fault: impl FnOnce(&mut Sshd),
 ) -> (String, String, String) {
-    // Both servers accept the same key: the other's.
-    alive.authorize(other);
     let dir = Dir::new();
     let log = dir.path().join("log");
     let child = dir
@@ -387,10 +395,7 @@ fn remote_agent_host_lost_mid_run_has_its_jobs_run_again_elsewhere() {
 }
 
 fn host_lost_mid_run(extra: &[String]) {
-    let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
-        return;
-    };
-    let Some(mut dying) = Sshd::start_on(&["127.0.0.3"]) else {
+    let Some((alive, mut dying)) = Sshd::pair() else {
         return;
     };
     let (log, stderr, dying_host) =
@@ -443,13 +448,9 @@ fn host_comes_back(extra: &[String]) {
     use std::io::Write;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
+    let Some((alive, mut flaky)) = Sshd::pair() else {
         return;
     };
-    let Some(mut flaky) = Sshd::start_on(&["127.0.0.3"]) else {
-        return;
-    };
-    alive.authorize(&flaky);
     let dir = Dir::new();
     let log = dir.path().join("log");
     let mut child = piped_concur(&dir)
@@ -740,13 +741,9 @@ fn hosts_added_to_the_login_file_join_the_run() {
 /// `--mode serial`. With every host gone, it exits 255.
 #[test]
 fn gcd_workers_over_ssh_survive_a_lost_host() {
-    let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
+    let Some((alive, mut dying)) = Sshd::pair() else {
         return;
     };
-    let Some(mut dying) = Sshd::start_on(&["127.0.0.3"]) else {
-        return;
-    };
-    alive.authorize(&dying);
     let dir = Dir::new();
     let concur = env!("CARGO_BIN_EXE_concur");
     let serial = dir
@@ -1286,13 +1283,9 @@ fn ungrouped_output_of_a_lost_attempt_is_not_printed_twice() {
 
 fn live_output_of_a_lost_attempt(mode: &str) {
     use std::io::BufRead;
-    let Some(alive) = Sshd::start_on(&["127.0.0.2"]) else {
+    let Some((alive, mut dying)) = Sshd::pair() else {
         return;
     };
-    let Some(mut dying) = Sshd::start_on(&["127.0.0.3"]) else {
-        return;
-    };
-    alive.authorize(&dying);
     let dir = Dir::new();
     let mut child = piped_concur(&dir)
         .args([
