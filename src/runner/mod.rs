@@ -652,16 +652,11 @@ impl Shared {
     }
 
     fn next(&mut self) -> Result<Option<Line>, InputError> {
-        let read_error = |source| InputError::Read {
-            name: "standard input".into(),
-            record: 0,
-            source,
-        };
         if let Some(jobs) = &mut self.tee {
             return match jobs.pop_front() {
                 Some(Err(reason)) => Ok(Some(Err(reason))),
                 Some(Ok(args)) => {
-                    let stdin = self.feeder.outlet(None).map_err(read_error)?;
+                    let stdin = self.feeder.outlet(None).map_err(stdin_read_error)?;
                     Ok(Some(Ok(JobInput {
                         args,
                         stdin: Some(stdin),
@@ -676,9 +671,9 @@ impl Shared {
         if self.slots > 0
             && let Some(blocks) = &mut self.blocks
         {
-            if let Some(first) = blocks.next_block().map_err(read_error)? {
+            if let Some(first) = blocks.next_block().map_err(stdin_read_error)? {
                 self.slots -= 1;
-                let stdin = self.feeder.outlet(Some(first)).map_err(read_error)?;
+                let stdin = self.feeder.outlet(Some(first)).map_err(stdin_read_error)?;
                 if self.slots == 0 {
                     // Every job is started: the feeder takes the rest.
                     self.feeder.finish_later(self.blocks.take());
@@ -698,11 +693,16 @@ impl Shared {
     /// reading failed. Only once every job is queued: the feeder waits for each job to
     /// start before it ends their input (and, with `--tee`, before it writes).
     fn end(&mut self) -> Result<(), InputError> {
-        self.feeder.finish(None).map_err(|source| InputError::Read {
-            name: "standard input".into(),
-            record: 0,
-            source,
-        })
+        self.feeder.finish(None).map_err(stdin_read_error)
+    }
+}
+
+/// A failed read of standard input (`--pipe` blocks), for the run's error.
+fn stdin_read_error(source: io::Error) -> InputError {
+    InputError::Read {
+        name: "standard input".into(),
+        record: 0,
+        source,
     }
 }
 
@@ -722,11 +722,7 @@ impl JobSource {
                 .next_job()?
                 .map(|job| job.map(|args| JobInput { args, stdin: None }))),
             JobSource::Pipe(blocks) => {
-                let block = blocks.next_block().map_err(|source| InputError::Read {
-                    name: "standard input".into(),
-                    record: 0,
-                    source,
-                })?;
+                let block = blocks.next_block().map_err(stdin_read_error)?;
                 Ok(block.map(|data| {
                     Ok(JobInput {
                         args: JobArgs::default(),
